@@ -1,0 +1,172 @@
+/* backend.h: the ops table every chip implements.
+ *
+ * A backend owns device memory and runs kernels on it. Model code calls only
+ * these functions, so a new chip is a new folder under src/backend/ that
+ * fills this table and passes tests/conformance. All tensors are row-major,
+ * fp32 unless a dtype says otherwise; pointers are device pointers from
+ * alloc(). Shapes are explicit in every call. Kernels do not fail: callers
+ * check shapes and ids before calling. "+=" below means the op accumulates
+ * into its output (gradients), "=" that it overwrites.
+ */
+#ifndef LMC_BACKEND_H
+#define LMC_BACKEND_H
+
+#include "lmc/core.h"
+
+typedef enum { LMC_F32 = 0, LMC_BF16 = 1 } lmc_dtype;
+
+typedef enum {
+    LMC_OP_MATMUL,
+    LMC_OP_BIAS_GRAD,
+    LMC_OP_EMBED,
+    LMC_OP_LAYERNORM,
+    LMC_OP_RMSNORM,
+    LMC_OP_GELU,
+    LMC_OP_SWIGLU,
+    LMC_OP_ROPE,
+    LMC_OP_ATTENTION,
+    LMC_OP_ATTENTION_DECODE,
+    LMC_OP_ADD,
+    LMC_OP_XENT,
+    LMC_OP_SUM,
+    LMC_OP_ADAMW,
+    LMC_OP_CAST,
+    LMC_OP_COUNT
+} lmc_op;
+
+/* C (m,n) = op(A) (m,k) . op(B) (k,n) [+ bias (n)] [then GELU].
+ * op(A) = A if !trans_a (A stored (m,k)) else A^T (A stored (k,m)).
+ * op(B) = B if !trans_b (B stored (k,n)) else B^T (B stored (n,k)).
+ * prec: the precision the inputs are rounded to before multiplying
+ * (LMC_BF16 = bf16 inputs with fp32 accumulation); C is always fp32.
+ * With gelu set, `pre` (if not NULL) receives the pre-activation. */
+typedef struct {
+    int m, n, k;
+    int trans_a, trans_b;
+    int accumulate; /* C += result (+ bias) instead of C = ...; not with gelu */
+    lmc_dtype prec;
+    const float *bias;
+    int gelu;
+    float *pre;
+} lmc_gemm;
+
+/* torch.optim.AdamW on one tensor: p -= lr*wd*p; m,v moments; p -= lr/bc1 *
+ * m / (sqrt(v)/sqrt(bc2) + eps). Gradients are multiplied by grad_scale
+ * first (clipping and averaging). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    float bias_corr1, bias_corr2; /* 1 - beta^t */
+    float grad_scale;
+} lmc_adamw_hp;
+
+typedef struct lmc_backend lmc_backend;
+typedef struct lmc_backend_ops lmc_backend_ops;
+
+struct lmc_backend {
+    const lmc_backend_ops *ops;
+    const char *name; /* "cpu", "cuda:0" */
+    int threads;
+    void *impl; /* backend private state */
+};
+
+struct lmc_backend_ops {
+    /* ---- memory ---- */
+    void *(*alloc)(lmc_backend *be, size_t bytes); /* zeroed; NULL + error on failure */
+    void (*free)(lmc_backend *be, void *p);
+    void (*upload)(lmc_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(lmc_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(lmc_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(lmc_backend *be, void *p, size_t bytes);
+    void (*sync)(lmc_backend *be);
+    void (*destroy)(lmc_backend *be);
+    int (*supports)(lmc_backend *be, lmc_op op, lmc_dtype dtype);
+    /* Peak dense FLOP/s of this device at the given matmul precision, for
+     * MFU: measured (CPU: an FMA loop on all threads) or from the vendor. */
+    double (*peak_flops)(lmc_backend *be, lmc_dtype prec);
+
+    /* ---- linear algebra ---- */
+    void (*matmul)(lmc_backend *be, float *c, const float *a, const float *b, const lmc_gemm *g);
+    /* dbias (n) += column sums of dout (m,n) */
+    void (*bias_grad)(lmc_backend *be, float *dbias, const float *dout, int m, int n);
+
+    /* ---- embeddings ---- out (B,T,C) = wte[tokens] + wpe[pos0[b] + t]
+     * wpe may be NULL (rotary models); pos0 (B) may be NULL (= 0). */
+    void (*embed_forward)(lmc_backend *be, float *out, const int *tokens, const int *pos0,
+                          const float *wte, const float *wpe, int B, int T, int C);
+    /* dwte (V,C) +=, dwpe (maxT,C) += (if not NULL), dout (B,T,C) */
+    void (*embed_backward)(lmc_backend *be, float *dwte, float *dwpe, const float *dout,
+                           const int *tokens, int B, int T, int C);
+
+    /* ---- normalisation over the last dim C of N rows ----
+     * mean/rstd (N) are saved for backward; NULL in inference. b may be NULL. */
+    void (*layernorm_forward)(lmc_backend *be, float *out, float *mean, float *rstd,
+                              const float *inp, const float *w, const float *b,
+                              int N, int C, float eps);
+    /* dinp +=, dw +=, db += (if not NULL) */
+    void (*layernorm_backward)(lmc_backend *be, float *dinp, float *dw, float *db,
+                               const float *dout, const float *inp, const float *w,
+                               const float *mean, const float *rstd, int N, int C);
+    void (*rmsnorm_forward)(lmc_backend *be, float *out, float *rstd, const float *inp,
+                            const float *w, int N, int C, float eps);
+    /* dinp +=, dw += */
+    void (*rmsnorm_backward)(lmc_backend *be, float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w, const float *rstd, int N, int C);
+
+    /* ---- activations ---- GELU is the tanh approximation (GPT-2's gelu_new) */
+    void (*gelu_forward)(lmc_backend *be, float *out, const float *inp, size_t n);
+    /* dinp = gelu'(inp) * dout; dinp may alias dout */
+    void (*gelu_backward)(lmc_backend *be, float *dinp, const float *inp, const float *dout, size_t n);
+    /* inp (N, 2H) holds [gate | up] per row; out (N,H) = silu(gate) * up */
+    void (*swiglu_forward)(lmc_backend *be, float *out, const float *inp, int N, int H);
+    /* dinp (N,2H) = */
+    void (*swiglu_backward)(lmc_backend *be, float *dinp, const float *inp, const float *dout, int N, int H);
+
+    /* ---- attention ----
+     * qkv (B,T,(NH+2*NKV)*HS): per token the NH query heads, then NKV key
+     * heads, then NKV value heads. Query head h attends with kv head
+     * h / (NH/NKV). Causal, scale 1/sqrt(HS). */
+    /* Rotary embedding in place on the q and k heads of qkv, rotating the two
+     * halves of each head (Hugging Face convention), position pos0[b] + t;
+     * inverse rotates back (the backward pass). */
+    void (*rope)(lmc_backend *be, float *qkv, const int *pos0, int B, int T, int NH, int NKV,
+                 int HS, float theta, int inverse);
+    /* out (B,T,NH*HS) =, lse (B,NH,T) = log-sum-exp of each score row (NULL: not saved) */
+    void (*attention_forward)(lmc_backend *be, float *out, float *lse, const float *qkv,
+                              int B, int T, int NH, int NKV, int HS);
+    /* dqkv (B,T,(NH+2NKV)*HS) = */
+    void (*attention_backward)(lmc_backend *be, float *dqkv, const float *dout, const float *out,
+                               const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
+    /* Decode against a KV cache. q (B,NH*HS) holds one new query per sequence;
+     * kcache/vcache (B, maxT, NKV*HS); sequence b attends to its first
+     * len[b] cached positions (len is a device array). out (B,NH*HS) = */
+    void (*attention_decode)(lmc_backend *be, float *out, const float *q, const float *kcache,
+                             const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
+
+    /* ---- elementwise and reductions ---- */
+    void (*add)(lmc_backend *be, float *out, const float *a, const float *b, size_t n);
+    void (*scale)(lmc_backend *be, float *x, float s, size_t n);
+    /* Fused softmax + cross-entropy over the first V of Vp columns:
+     * losses (N) = logsumexp(logits) - logits[target]. With backward set the
+     * logits are overwritten in place by dloss * (softmax - onehot), and the
+     * padded columns V..Vp by 0. targets are valid ids < V. */
+    void (*xent)(lmc_backend *be, float *losses, float *logits, const int *targets,
+                 int N, int V, int Vp, float dloss, int backward);
+    /* out[0] = sum of x (squares: of x^2), accumulated in double */
+    void (*sum)(lmc_backend *be, float *out, const float *x, size_t n, int squares);
+    void (*adamw)(lmc_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                  const lmc_adamw_hp *hp);
+    /* dst = src converted (F32 <-> BF16, round to nearest even) */
+    void (*cast)(lmc_backend *be, void *dst, lmc_dtype dst_type, const void *src,
+                 lmc_dtype src_type, size_t n);
+};
+
+/* Opens a backend by name: "cpu", "cuda", "cuda:N". threads <= 0: all cores. */
+lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out);
+void lmc_backend_close(lmc_backend *be);
+
+/* CPU backend with a forced instruction set: "auto", "avx512", "avx2", "c". */
+lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out);
+/* Names of the CPU instruction-set paths this machine can run, best first. */
+int lmc_cpu_isa_list(const char **names, int max);
+
+#endif

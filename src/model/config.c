@@ -1,0 +1,290 @@
+/* config.c: model presets, validation, parameter and FLOP counts, and
+ * Hugging Face config.json in both directions. */
+#include "lmc/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void gpt2(lmc_model_config *c, int layers, int heads, int dim)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->family, "gpt2");
+    c->n_layer = layers;
+    c->n_head = c->n_kv_head = heads;
+    c->dim = dim;
+    c->ffn_dim = 4 * dim;
+    c->vocab = 50257;
+    c->max_seq = 1024;
+    c->norm = LMC_NORM_LAYER;
+    c->pos = LMC_POS_LEARNED;
+    c->mlp = LMC_MLP_GELU;
+    c->bias = 1;
+    c->tied = 1;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+}
+
+static void llama(lmc_model_config *c, int layers, int heads, int kv, int dim, int ffn, int tied)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->family, "llama");
+    c->n_layer = layers;
+    c->n_head = heads;
+    c->n_kv_head = kv;
+    c->dim = dim;
+    c->ffn_dim = ffn;
+    c->vocab = 32000;
+    c->max_seq = 2048;
+    c->norm = LMC_NORM_RMS;
+    c->pos = LMC_POS_ROPE;
+    c->mlp = LMC_MLP_SWIGLU;
+    c->bias = 0;
+    c->tied = tied;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+}
+
+static const char *const preset_names[] = {
+    "d6", "d12", "d24", "d36", "d48", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl",
+    "llama-15m", "llama-42m", "llama-110m", "llama-1b", NULL,
+};
+
+const char *const *lmc_config_preset_names(void) { return preset_names; }
+
+lmc_status lmc_config_preset(const char *name, lmc_model_config *c)
+{
+    if (!strcmp(name, "d6"))
+        gpt2(c, 6, 6, 384);
+    else if (!strcmp(name, "d12") || !strcmp(name, "gpt2"))
+        gpt2(c, 12, 12, 768);
+    else if (!strcmp(name, "d24") || !strcmp(name, "gpt2-medium"))
+        gpt2(c, 24, 16, 1024);
+    else if (!strcmp(name, "d36") || !strcmp(name, "gpt2-large"))
+        gpt2(c, 36, 20, 1280);
+    else if (!strcmp(name, "d48") || !strcmp(name, "gpt2-xl"))
+        gpt2(c, 48, 25, 1600);
+    else if (!strcmp(name, "llama-15m")) /* llama2.c's stories15M shape */
+        llama(c, 6, 6, 6, 288, 768, 1);
+    else if (!strcmp(name, "llama-42m")) /* stories42M */
+        llama(c, 8, 8, 8, 512, 1376, 1);
+    else if (!strcmp(name, "llama-110m")) /* stories110M */
+        llama(c, 12, 12, 12, 768, 2048, 1);
+    else if (!strcmp(name, "llama-1b")) /* TinyLlama 1.1B */
+        llama(c, 22, 32, 4, 2048, 5632, 0);
+    else {
+        char list[512] = "";
+        for (int i = 0; preset_names[i]; i++) {
+            strcat(list, i ? ", " : "");
+            strcat(list, preset_names[i]);
+        }
+        return lmc_err(LMC_EINVAL, "--model: unknown preset '%s' (known: %s; or a config.json path)", name, list);
+    }
+    return lmc_config_finish(c);
+}
+
+int lmc_config_head_dim(const lmc_model_config *c) { return c->n_head > 0 ? c->dim / c->n_head : 0; }
+
+static lmc_status bad(const char *field, long long v, const char *why)
+{
+    return lmc_err(LMC_EINVAL, "model config: %s = %lld %s", field, v, why);
+}
+
+lmc_status lmc_config_finish(lmc_model_config *c)
+{
+    if (strcmp(c->family, "gpt2") && strcmp(c->family, "llama"))
+        return lmc_err(LMC_EINVAL, "model config: family '%s' is not gpt2 or llama", c->family);
+    if (c->n_layer < 1 || c->n_layer > 1024)
+        return bad("layers", c->n_layer, "must be in [1, 1024]");
+    if (c->n_head < 1 || c->n_head > 1024)
+        return bad("heads", c->n_head, "must be in [1, 1024]");
+    if (c->n_kv_head < 1 || c->n_head % c->n_kv_head)
+        return bad("kv_heads", c->n_kv_head, "must divide the number of heads");
+    if (c->dim < 1 || c->dim > 65536 || c->dim % c->n_head)
+        return bad("dim", c->dim, "must be a positive multiple of the number of heads (at most 65536)");
+    if (c->pos == LMC_POS_ROPE && (c->dim / c->n_head) % 2)
+        return bad("head_dim", c->dim / c->n_head, "must be even for rotary embeddings");
+    if (c->ffn_dim < 1 || c->ffn_dim > 1 << 20)
+        return bad("ffn_dim", c->ffn_dim, "must be in [1, 1048576]");
+    if (c->vocab < 2 || c->vocab > 1 << 24)
+        return bad("vocab", c->vocab, "must be in [2, 16777216]");
+    if (c->max_seq < 1 || c->max_seq > 1 << 20)
+        return bad("max_seq", c->max_seq, "must be in [1, 1048576]");
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        return lmc_err(LMC_EINVAL, "model config: norm_eps = %g must be in (0, 1)", c->norm_eps);
+    if (!(c->rope_theta > 1))
+        return lmc_err(LMC_EINVAL, "model config: rope_theta = %g must be > 1", c->rope_theta);
+    c->vocab_padded = (c->vocab + 63) / 64 * 64;
+    return LMC_OK;
+}
+
+static double layer_matmul_params(const lmc_model_config *c)
+{
+    double C = c->dim, hs = lmc_config_head_dim(c);
+    double qkv = C * (c->n_head + 2.0 * c->n_kv_head) * hs, proj = C * c->n_head * hs;
+    double mlp = (c->mlp == LMC_MLP_SWIGLU ? 3.0 : 2.0) * C * c->ffn_dim;
+    return qkv + proj + mlp;
+}
+
+double lmc_config_matmul_params(const lmc_model_config *c)
+{
+    return c->n_layer * layer_matmul_params(c) + (double)c->vocab * c->dim;
+}
+
+double lmc_config_num_params(const lmc_model_config *c)
+{
+    double C = c->dim, hs = lmc_config_head_dim(c);
+    double norms = c->norm == LMC_NORM_LAYER && c->bias ? 2 * C : C;
+    double biases = 0;
+    if (c->bias)
+        biases = (c->n_head + 2.0 * c->n_kv_head) * hs + C +
+                 (c->mlp == LMC_MLP_SWIGLU ? 2.0 : 1.0) * c->ffn_dim + C;
+    double layer = layer_matmul_params(c) + 2 * norms + biases;
+    double emb = (double)c->vocab * C * (c->tied ? 1 : 2);
+    double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * C : 0;
+    return c->n_layer * layer + emb + pos + norms;
+}
+
+double lmc_config_train_flops_per_token(const lmc_model_config *c, int T)
+{
+    return 6.0 * lmc_config_matmul_params(c) + 12.0 * c->n_layer * (double)c->dim * T;
+}
+
+void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *o)
+{
+    if (!strcmp(c->family, "gpt2")) {
+        lmc_sb_printf(o, "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n"
+                         "  \"n_layer\": %d,\n  \"n_head\": %d,\n  \"n_embd\": %d,\n  \"n_inner\": %d,\n"
+                         "  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n"
+                         "  \"activation_function\": \"gelu_new\",\n  \"layer_norm_epsilon\": ",
+                      c->n_layer, c->n_head, c->dim, c->ffn_dim, c->max_seq, c->max_seq, c->vocab);
+        lmc_sb_json_num(o, c->norm_eps);
+        lmc_sb_printf(o, ",\n  \"tie_word_embeddings\": %s\n}\n", c->tied ? "true" : "false");
+        return;
+    }
+    lmc_sb_printf(o, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+                     "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
+                     "  \"num_key_value_heads\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+                     "  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n  \"vocab_size\": %d,\n"
+                     "  \"hidden_act\": \"silu\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
+                     "  \"rms_norm_eps\": ",
+                  c->n_layer, c->n_head, c->n_kv_head, c->dim, c->ffn_dim, lmc_config_head_dim(c), c->max_seq,
+                  c->vocab);
+    lmc_sb_json_num(o, c->norm_eps);
+    lmc_sb_puts(o, ",\n  \"rope_theta\": ");
+    lmc_sb_json_num(o, c->rope_theta);
+    lmc_sb_printf(o, ",\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"float32\"\n}\n",
+                  c->tied ? "true" : "false");
+}
+
+static lmc_status get_int(const lmc_json *j, const char *key, const char *what, int *out)
+{
+    long long v = *out;
+    LMC_TRY(lmc_json_get_int(j, key, what, &v));
+    if (v < 0 || v > 1 << 30)
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' = %lld is out of range", what, key, v);
+    *out = (int)v;
+    return LMC_OK;
+}
+
+static lmc_status get_float(const lmc_json *j, const char *key, const char *what, float *out)
+{
+    double v = *out;
+    LMC_TRY(lmc_json_get_num(j, key, what, &v));
+    *out = (float)v;
+    return LMC_OK;
+}
+
+lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_model_config *c)
+{
+    if (!j || j->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: expected a JSON object", what);
+    const char *type = NULL;
+    LMC_TRY(lmc_json_get_str(j, "model_type", what, &type));
+    if (!type)
+        return lmc_err(LMC_EFORMAT, "%s: missing field 'model_type' (gpt2 or llama)", what);
+    int tied = -1;
+    if (!strcmp(type, "gpt2")) {
+        gpt2(c, 0, 0, 0);
+        c->vocab = 0;
+        LMC_TRY(get_int(j, "n_layer", what, &c->n_layer));
+        LMC_TRY(get_int(j, "n_head", what, &c->n_head));
+        LMC_TRY(get_int(j, "n_embd", what, &c->dim));
+        LMC_TRY(get_int(j, "n_positions", what, &c->max_seq));
+        LMC_TRY(get_int(j, "vocab_size", what, &c->vocab));
+        LMC_TRY(get_float(j, "layer_norm_epsilon", what, &c->norm_eps));
+        c->n_kv_head = c->n_head;
+        c->ffn_dim = 4 * c->dim;
+        lmc_json *inner = lmc_json_get(j, "n_inner");
+        if (inner && inner->type != LMC_JSON_NULL)
+            LMC_TRY(get_int(j, "n_inner", what, &c->ffn_dim));
+        const char *act = NULL;
+        LMC_TRY(lmc_json_get_str(j, "activation_function", what, &act));
+        if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
+            return lmc_err(LMC_EUNSUPPORTED, "%s: activation_function '%s' is not supported (gelu_new)", what, act);
+    } else if (!strcmp(type, "llama")) {
+        llama(c, 0, 0, 0, 0, 0, 0);
+        c->vocab = 0;
+        c->n_kv_head = -1;
+        LMC_TRY(get_int(j, "num_hidden_layers", what, &c->n_layer));
+        LMC_TRY(get_int(j, "num_attention_heads", what, &c->n_head));
+        c->n_kv_head = c->n_head;
+        LMC_TRY(get_int(j, "num_key_value_heads", what, &c->n_kv_head));
+        LMC_TRY(get_int(j, "hidden_size", what, &c->dim));
+        LMC_TRY(get_int(j, "intermediate_size", what, &c->ffn_dim));
+        LMC_TRY(get_int(j, "max_position_embeddings", what, &c->max_seq));
+        LMC_TRY(get_int(j, "vocab_size", what, &c->vocab));
+        LMC_TRY(get_float(j, "rms_norm_eps", what, &c->norm_eps));
+        LMC_TRY(get_float(j, "rope_theta", what, &c->rope_theta));
+        int hd = c->n_head ? c->dim / c->n_head : 0;
+        LMC_TRY(get_int(j, "head_dim", what, &hd));
+        if (c->n_head && hd != c->dim / c->n_head)
+            return lmc_err(LMC_EUNSUPPORTED, "%s: head_dim %d != hidden_size / num_attention_heads", what, hd);
+        int ab = 0, mb = 0;
+        LMC_TRY(lmc_json_get_bool(j, "attention_bias", what, &ab));
+        LMC_TRY(lmc_json_get_bool(j, "mlp_bias", what, &mb));
+        if (ab || mb)
+            return lmc_err(LMC_EUNSUPPORTED, "%s: attention_bias/mlp_bias are not supported", what);
+        const char *act = NULL;
+        LMC_TRY(lmc_json_get_str(j, "hidden_act", what, &act));
+        if (act && strcmp(act, "silu"))
+            return lmc_err(LMC_EUNSUPPORTED, "%s: hidden_act '%s' is not supported (silu)", what, act);
+        lmc_json *rs = lmc_json_get(j, "rope_scaling");
+        if (rs && rs->type != LMC_JSON_NULL)
+            return lmc_err(LMC_EUNSUPPORTED, "%s: rope_scaling is not supported", what);
+    } else {
+        return lmc_err(LMC_EUNSUPPORTED, "%s: model_type '%s' is not supported (gpt2 or llama)", what, type);
+    }
+    LMC_TRY(lmc_json_get_bool(j, "tie_word_embeddings", what, &tied));
+    if (tied >= 0)
+        c->tied = tied;
+    lmc_status s = lmc_config_finish(c);
+    return s ? lmc_err_wrap(s, "%s", what) : LMC_OK;
+}
+
+lmc_status lmc_config_load(const char *preset_or_path, lmc_model_config *c)
+{
+    if (!strchr(preset_or_path, '/') && !strstr(preset_or_path, ".json"))
+        return lmc_config_preset(preset_or_path, c);
+    char *text;
+    size_t n;
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", preset_or_path, lmc_is_dir(preset_or_path) ? "/config.json" : "");
+    LMC_TRY(lmc_read_file(path, &text, &n));
+    lmc_json *j;
+    lmc_status s = lmc_json_parse(text, n, path, &j);
+    free(text);
+    if (s)
+        return s;
+    s = lmc_config_from_hf_json(j, path, c);
+    lmc_json_free(j);
+    return s;
+}
+
+void lmc_config_describe(const lmc_model_config *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s: %d layers, %d heads (%d kv), dim %d, ffn %d, vocab %d, ctx %d, %.1fM params",
+             c->family, c->n_layer, c->n_head, c->n_kv_head, c->dim, c->ffn_dim, c->vocab, c->max_seq,
+             lmc_config_num_params(c) / 1e6);
+}
