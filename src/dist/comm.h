@@ -1,0 +1,66 @@
+/* comm.h: the communicator, the only place that knows about MPI or NCCL.
+ *
+ * The trainer calls these collectives and never a vendor API. Buffers are
+ * memory of the kind the communicator declares: host memory for the
+ * single-process and MPI communicators, device memory for NCCL. All
+ * collectives are in place and sum (averaging is the caller's scale).
+ * Shards: element range [shard_begin(r), shard_begin(r) + shard_count(r))
+ * of an n-element buffer, as lmc_comm_shard defines, for every rank r.
+ */
+#ifndef LMC_COMM_H
+#define LMC_COMM_H
+
+#include "lmc/core.h"
+
+typedef struct lmc_comm lmc_comm;
+typedef struct lmc_comm_ops lmc_comm_ops;
+
+struct lmc_comm {
+    const lmc_comm_ops *ops;
+    const char *name; /* "single", "mpi", "nccl" */
+    int rank, size;
+    int device_memory; /* buffers are device pointers (NCCL) */
+    void *impl;
+};
+
+struct lmc_comm_ops {
+    /* buf (n floats) = sum over ranks */
+    lmc_status (*allreduce)(lmc_comm *c, float *buf, size_t n);
+    /* non-blocking allreduce: *req identifies it until wait(req) */
+    lmc_status (*allreduce_start)(lmc_comm *c, float *buf, size_t n, int *req);
+    lmc_status (*wait)(lmc_comm *c, int req);
+    /* buf (n floats): afterwards rank r's shard holds the sum of every
+     * rank's shard r; the rest of buf is undefined */
+    lmc_status (*reduce_scatter)(lmc_comm *c, float *buf, size_t n);
+    /* buf (n floats): each rank contributes its shard; afterwards all hold all */
+    lmc_status (*allgather)(lmc_comm *c, float *buf, size_t n);
+    lmc_status (*broadcast)(lmc_comm *c, void *buf, size_t bytes, int root);
+    /* small host-memory reductions for scalars (loss, timings, counts) */
+    lmc_status (*allreduce_host)(lmc_comm *c, double *x, int n, int op_max);
+    /* gather `bytes` from every rank into out (size * bytes) on all ranks (host memory) */
+    lmc_status (*allgather_host)(lmc_comm *c, const void *in, void *out, size_t bytes);
+    lmc_status (*barrier)(lmc_comm *c);
+    void (*destroy)(lmc_comm *c);
+};
+
+/* Shard r of n elements over size ranks: equal blocks of ceil(n/size),
+ * rounded up to 16 elements (64 bytes) so every shard starts aligned; the
+ * last shards may be shorter or empty. */
+static inline void lmc_comm_shard(size_t n, int size, int r, size_t *begin, size_t *count)
+{
+    size_t blk = (n + (size_t)size - 1) / (size_t)size;
+    blk = (blk + 15) / 16 * 16;
+    size_t b = blk * (size_t)r;
+    *begin = b < n ? b : n;
+    *count = b < n ? (n - b < blk ? n - b : blk) : 0;
+}
+
+/* The single-process communicator: every collective is the identity. */
+lmc_status lmc_comm_single(lmc_comm **out);
+/* Picks the communicator from how the process was started: under mpirun
+ * (OMPI_COMM_WORLD_SIZE / PMI_SIZE set) MPI, else single. kind: "auto",
+ * "single", "mpi", "nccl". */
+lmc_status lmc_comm_open(const char *kind, lmc_comm **out);
+void lmc_comm_close(lmc_comm *c);
+
+#endif

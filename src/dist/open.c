@@ -1,0 +1,41 @@
+/* open.c: choosing the communicator. */
+#include "dist/comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef LMC_HAVE_MPI
+lmc_status lmc_comm_mpi(lmc_comm **out);
+#endif
+#ifdef LMC_HAVE_NCCL
+lmc_status lmc_comm_nccl(lmc_comm **out);
+#endif
+
+static int launched_by_mpi(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+lmc_status lmc_comm_open(const char *kind, lmc_comm **out)
+{
+    *out = NULL;
+    if (!kind || !strcmp(kind, "auto"))
+        kind = launched_by_mpi() ? "mpi" : "single";
+    if (!strcmp(kind, "single"))
+        return lmc_comm_single(out);
+    if (!strcmp(kind, "mpi")) {
+#ifdef LMC_HAVE_MPI
+        return lmc_comm_mpi(out);
+#else
+        return lmc_err(LMC_EUNSUPPORTED, "--dist mpi: this lmc was built without MPI (mpicc was not found)");
+#endif
+    }
+    if (!strcmp(kind, "nccl")) {
+#ifdef LMC_HAVE_NCCL
+        return lmc_comm_nccl(out);
+#else
+        return lmc_err(LMC_EUNSUPPORTED, "--dist nccl: this lmc was built without NCCL");
+#endif
+    }
+    return lmc_err(LMC_EINVAL, "--dist: unknown communicator '%s' (use auto, single, mpi, nccl)", kind);
+}
