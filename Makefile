@@ -6,7 +6,7 @@ CC      ?= gcc
 OPT     ?= -O3
 SAN     ?=
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp -fno-math-errno \
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -fno-math-errno \
            -Iinclude -Isrc $(SAN) -MMD -MP
 LDLIBS  += -lopenblas -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)

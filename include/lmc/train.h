@@ -1,0 +1,55 @@
+/* train.h: the training loop: options, events for a progress display, and
+ * the pieces it is built from (schedule, optimizer, checkpoints). */
+#ifndef LMC_TRAIN_H
+#define LMC_TRAIN_H
+
+#include "lmc/model.h"
+
+typedef struct {
+    /* model: a preset or config (with overrides), or weights to start from */
+    const char *model, *init;
+    int layers, heads, kv_heads, dim, ffn, vocab, max_seq; /* 0 = keep */
+    /* data */
+    const char *data, *val_data, *tokenizer;
+    int batch, seq, grad_accum, steps, shuffle;
+    uint64_t seed;
+    /* optimizer and schedule */
+    double lr, min_lr_frac, weight_decay, beta1, beta2, eps, clip;
+    int warmup;
+    const char *schedule; /* cosine | linear | constant */
+    /* execution */
+    const char *device, *precision, *dist;
+    int threads, zero;
+    const char *balance;   /* off | auto */
+    double slowdown;       /* test-only: this rank sleeps to run this many times slower */
+    int slow_rank;
+    /* outputs */
+    const char *save, *out_dir, *resume, *log;
+    int save_every, keep, eval_every, eval_batches, sample_every, sample_tokens;
+} lmc_train_opts;
+
+void lmc_train_defaults(lmc_train_opts *o);
+
+typedef enum { LMC_EV_START, LMC_EV_STEP, LMC_EV_EVAL, LMC_EV_SAMPLE, LMC_EV_SAVE, LMC_EV_DONE } lmc_event_kind;
+
+typedef struct {
+    lmc_event_kind kind;
+    int step, steps;        /* step just finished (1-based), total */
+    float loss, lr, grad_norm;
+    double tokens_per_s, mfu, ms, elapsed_s, eta_s;
+    float val_loss, val_bpb; /* EVAL; bpb < 0 when unknown */
+    const char *text;       /* START: description; SAMPLE: the sample; SAVE: path */
+    int rank, world;
+} lmc_train_event;
+
+typedef void (*lmc_train_cb)(void *ctx, const lmc_train_event *ev);
+
+/* Runs a whole training job; events go to cb (on every rank; printers
+ * usually act on rank 0 only). */
+lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx);
+
+/* Learning rate at 0-based step: linear warmup from lr/warmup to lr over
+ * `warmup` steps, then the schedule decays to lr * min_lr_frac at the end. */
+double lmc_lr_at(const lmc_train_opts *o, int step);
+
+#endif

@@ -1,0 +1,185 @@
+/* model.c: allocation of parameters, gradients and activations, and batch upload. */
+#include "model/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { A_LN1, A_LN1M, A_LN1R, A_QKV, A_ATTY, A_LSE, A_RES2, A_LN2, A_LN2M, A_LN2R, A_FCH, A_FCA, A_RES3, A_NLAYER };
+
+static void layer_sizes(const lmc_model *m, int B, int T, size_t *sz)
+{
+    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim;
+    size_t s[A_NLAYER] = {N * C, N, N, N * m->qkv_dim, N * C, N * m->cfg.n_head, N * C,
+                          N * C, N, N, N * m->fc_dim, N * m->act_dim, N * C};
+    for (int i = 0; i < A_NLAYER; i++)
+        sz[i] = (s[i] + 15) / 16 * 16;
+}
+
+static size_t scratch_width(const lmc_model *m)
+{
+    size_t x = (size_t)m->cfg.dim;
+    if ((size_t)m->qkv_dim > x)
+        x = (size_t)m->qkv_dim;
+    if ((size_t)m->fc_dim > x)
+        x = (size_t)m->fc_dim;
+    return x;
+}
+
+/* Lays the activations out in one block; with base NULL only counts. */
+static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
+{
+    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layer;
+    size_t sz[A_NLAYER], off = 0, reps = training ? L : 1;
+    layer_sizes(m, B, T, sz);
+    float **per_layer[A_NLAYER] = {&m->a.ln1, &m->a.ln1_mean, &m->a.ln1_rstd, &m->a.qkv, &m->a.atty, &m->a.lse,
+                                   &m->a.res2, &m->a.ln2, &m->a.ln2_mean, &m->a.ln2_rstd, &m->a.fch,
+                                   &m->a.fch_act, &m->a.res3};
+#define TAKE(ptr, n) (ptr = base ? base + off : NULL, off += ((n) + 15) / 16 * 16)
+    for (int i = 0; i < A_NLAYER; i++) {
+        TAKE(*per_layer[i], sz[i] * reps);
+        m->layer_stride[i] = training ? sz[i] : 0;
+    }
+    TAKE(m->a.encoded, N * C);
+    TAKE(m->a.lnf, N * C);
+    TAKE(m->a.lnf_mean, N);
+    TAKE(m->a.lnf_rstd, N);
+    TAKE(m->a.logits, N * (size_t)m->cfg.vocab_padded);
+    TAKE(m->a.losses, N);
+    TAKE(m->a.scalar, 16);
+    if (training) {
+        TAKE(m->a.dres, N * C);
+        TAKE(m->a.dbuf_a, N * scratch_width(m));
+        TAKE(m->a.dbuf_b, N * scratch_width(m));
+    }
+#undef TAKE
+    return off;
+}
+
+void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la)
+{
+    const lmc_acts *a = &m->a;
+    const size_t *st = m->layer_stride, l = (size_t)layer;
+    la->ln1 = a->ln1 + l * st[A_LN1];
+    la->ln1_mean = a->ln1_mean + l * st[A_LN1M];
+    la->ln1_rstd = a->ln1_rstd + l * st[A_LN1R];
+    la->qkv = a->qkv + l * st[A_QKV];
+    la->atty = a->atty + l * st[A_ATTY];
+    la->lse = a->lse + l * st[A_LSE];
+    la->res2 = a->res2 + l * st[A_RES2];
+    la->ln2 = a->ln2 + l * st[A_LN2];
+    la->ln2_mean = a->ln2_mean + l * st[A_LN2M];
+    la->ln2_rstd = a->ln2_rstd + l * st[A_LN2R];
+    la->fch = a->fch + l * st[A_FCH];
+    la->fch_act = a->fch_act + l * st[A_FCA];
+    la->res3 = a->res3 + l * st[A_RES3];
+}
+
+size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training)
+{
+    lmc_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *cfg;
+    m.hs = lmc_config_head_dim(cfg);
+    m.qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m.hs;
+    m.fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
+    m.act_dim = cfg->ffn_dim;
+    return layout_acts(&m, NULL, B, T, training) * sizeof(float);
+}
+
+lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
+                          int training)
+{
+    *out = NULL;
+    if (B < 1 || T < 1 || T > cfg->max_seq)
+        return lmc_err(LMC_ERANGE, "--seq %d must be in [1, %d] (the model's max_seq) and --batch %d >= 1", T,
+                       cfg->max_seq, B);
+    lmc_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    m->cfg = *cfg;
+    m->be = be;
+    m->B = B;
+    m->T = T;
+    m->training = training;
+    m->prec = LMC_F32;
+    m->hs = lmc_config_head_dim(cfg);
+    m->qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m->hs;
+    m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
+    m->act_dim = cfg->ffn_dim;
+    lmc_status s = lmc_layout_build(cfg, &m->layout);
+    if (s) {
+        free(m);
+        return s;
+    }
+    size_t pbytes = m->layout.total * sizeof(float);
+    m->act_floats = layout_acts(m, NULL, B, T, training);
+    m->params = be->ops->alloc(be, pbytes);
+    m->grads = training ? be->ops->alloc(be, pbytes) : NULL;
+    m->act_mem = be->ops->alloc(be, m->act_floats * sizeof(float));
+    m->tokens = be->ops->alloc(be, (size_t)B * T * sizeof(int));
+    m->targets = be->ops->alloc(be, (size_t)B * T * sizeof(int));
+    if (!m->params || (training && !m->grads) || !m->act_mem || !m->tokens || !m->targets) {
+        double act_mb = m->act_floats * 4 / 1e6;
+        lmc_model_close(m);
+        return lmc_err(LMC_ENOMEM, "out of memory: model needs %.1f MB of parameters%s and %.1f MB of activations "
+                       "for batch %d x %d", pbytes / 1e6, training ? " (x2 with gradients)" : "", act_mb, B, T);
+    }
+    layout_acts(m, m->act_mem, B, T, training);
+    *out = m;
+    return LMC_OK;
+}
+
+void lmc_model_close(lmc_model *m)
+{
+    if (!m)
+        return;
+    lmc_backend *be = m->be;
+    void *bufs[] = {m->params, m->grads, m->act_mem, m->tokens, m->targets};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i])
+            be->ops->free(be, bufs[i]);
+    lmc_layout_free(&m->layout);
+    free(m);
+}
+
+void lmc_model_upload_params(lmc_model *m, const float *host)
+{
+    m->be->ops->upload(m->be, m->params, host, m->layout.total * sizeof(float));
+}
+
+void lmc_model_download_params(lmc_model *m, float *host)
+{
+    m->be->ops->download(m->be, host, m->params, m->layout.total * sizeof(float));
+}
+
+void lmc_model_zero_grads(lmc_model *m)
+{
+    m->be->ops->zero(m->be, m->grads, m->layout.total * sizeof(float));
+}
+
+lmc_status lmc_model_set_batch(lmc_model *m, const int *tokens, const int *targets, int B, int T, const char *what)
+{
+    if (B > m->B || T > m->T)
+        return lmc_err(LMC_ERANGE, "%s: batch %d x %d exceeds the allocated %d x %d", what, B, T, m->B, m->T);
+    size_t n = (size_t)B * T;
+    for (size_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab)
+            return lmc_err(LMC_ERANGE, "%s: token id %d at position %zu is outside the vocabulary [0, %d)", what,
+                           tokens[i], i, m->cfg.vocab);
+        if (targets && (targets[i] < 0 || targets[i] >= m->cfg.vocab))
+            return lmc_err(LMC_ERANGE, "%s: target id %d at position %zu is outside the vocabulary [0, %d)", what,
+                           targets[i], i, m->cfg.vocab);
+    }
+    m->be->ops->upload(m->be, m->tokens, tokens, n * sizeof(int));
+    if (targets)
+        m->be->ops->upload(m->be, m->targets, targets, n * sizeof(int));
+    return LMC_OK;
+}
+
+float lmc_model_mean_loss(lmc_model *m, int B, int T)
+{
+    float sum;
+    m->be->ops->sum(m->be, m->a.scalar, m->a.losses, (size_t)B * T, 0);
+    m->be->ops->download(m->be, &sum, m->a.scalar, sizeof sum);
+    return sum / ((float)B * T);
+}

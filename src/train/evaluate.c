@@ -1,0 +1,65 @@
+/* evaluate.c: validation loss and text samples during training. */
+#include "lmc/sampler.h"
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Mean loss over eval_batches micro-batches of the validation stream, in
+ * order, micro-batch i on rank i % world. */
+lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
+{
+    const lmc_train_opts *o = tr->o;
+    int B = o->batch, T = o->seq, M = o->eval_batches > 0 ? o->eval_batches : 1;
+    double acc[2] = {0, 0};
+    for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
+        LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
+        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
+        lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
+        acc[0] += lmc_model_mean_loss(tr->m, B, T);
+    }
+    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, acc, 2, 0));
+    *val_loss = (float)(acc[0] / M);
+    *val_bpb = -1;
+    return LMC_OK;
+}
+
+/* Generates sample_tokens tokens after an end-of-text token by full
+ * recomputation, rank 0 only (the fast engine is src/infer). */
+lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
+{
+    const lmc_train_opts *o = tr->o;
+    int T = o->seq, V = tr->cfg.vocab, n = 1, want = o->sample_tokens;
+    int *ids = calloc((size_t)T, sizeof(int));
+    float *logits = malloc((size_t)tr->cfg.vocab_padded * sizeof(float)), *scratch = malloc(2 * (size_t)V * sizeof(float));
+    if (!ids || !logits || !scratch) {
+        free(ids), free(logits), free(scratch);
+        return lmc_err(LMC_ENOMEM, "out of memory sampling");
+    }
+    ids[0] = V > 50256 ? 50256 : 0; /* GPT-2's <|endoftext|> when the vocabulary has it */
+    lmc_rng rng;
+    lmc_rng_seed(&rng, lmc_hash64(tr->seed ^ (uint64_t)tr->step));
+    lmc_sampling s = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
+    lmc_status st = LMC_OK;
+    for (int produced = 0; produced < want && st == LMC_OK; produced++) {
+        int start = n > T ? n - T : 0, len = n - start;
+        st = lmc_model_set_batch(tr->m, ids + start, NULL, 1, len, "sample");
+        if (st)
+            break;
+        lmc_model_forward(tr->m, 1, len, LMC_FWD_LAST_LOGITS, 0);
+        tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
+        int next = lmc_sample_token(logits, V, &s, &rng, scratch);
+        lmc_sb_printf(text, "%s%d", produced ? " " : "", next);
+        if (n < T)
+            ids[n++] = next;
+        else {
+            for (int i = 1; i < T; i++)
+                ids[i - 1] = ids[i];
+            ids[T - 1] = next;
+        }
+    }
+    free(ids);
+    free(logits);
+    free(scratch);
+    return st;
+}
