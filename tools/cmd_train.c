@@ -120,9 +120,9 @@ int lmc_cmd_train(int argc, char **argv)
     o.vocab = (int)vocab, o.max_seq = (int)maxseq, o.save_every = (int)save_every, o.keep = (int)keep;
     o.eval_every = (int)eval_every, o.eval_batches = (int)eval_batches, o.sample_every = (int)sample_every;
     o.sample_tokens = (int)sample_tokens, o.zero = (int)zero, o.slow_rank = (int)slow_rank;
-    if ((o.init || o.resume) && (layers || heads || kv || dim || ffn || vocab || maxseq))
+    if (o.init && (layers || heads || kv || dim || ffn || vocab || maxseq))
         return cli_fail("train", lmc_err(LMC_EINVAL, "--layers/--heads/--dim/... override a --model preset; "
-                                                     "--init and --resume take the model from the file"));
+                                                     "--init takes the model from the file"));
     printer pr = {.quiet = quiet};
     lmc_progress_init(&pr.p);
     return cli_fail("train", lmc_train(&o, on_event, &pr));

@@ -1,26 +1,45 @@
 /* evaluate.c: validation loss and text samples during training. */
 #include "lmc/sampler.h"
+#include "lmc/tokenizer.h"
 #include "train/trainer.h"
 
 #include <math.h>
 #include <stdlib.h>
 
+/* Bytes of text the targets stand for (bits per byte needs a tokenizer). */
+static double target_bytes(const lmc_trainer *tr, const int *targets, size_t n)
+{
+    double bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        lmc_tok_token_bytes(tr->tok, targets[i], &len);
+        bytes += (double)len;
+    }
+    return bytes;
+}
+
 /* Mean loss over eval_batches micro-batches of the validation stream, in
- * order, micro-batch i on rank i % world. */
+ * order, micro-batch i on rank i % world; bits per byte when a tokenizer
+ * says how many bytes the targets were. */
 lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
 {
     const lmc_train_opts *o = tr->o;
     int B = o->batch, T = o->seq, M = o->eval_batches > 0 ? o->eval_batches : 1;
-    double acc[2] = {0, 0};
+    double acc[3] = {0, 0, 0};
     for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
         LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
         LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
         lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
-        acc[0] += lmc_model_mean_loss(tr->m, B, T);
+        float loss = lmc_model_mean_loss(tr->m, B, T);
+        acc[0] += loss;
+        if (tr->tok) {
+            acc[1] += (double)loss * B * T;
+            acc[2] += target_bytes(tr, tr->targets, (size_t)B * T);
+        }
     }
-    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, acc, 2, 0));
+    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, acc, 3, 0));
     *val_loss = (float)(acc[0] / M);
-    *val_bpb = -1;
+    *val_bpb = acc[2] > 0 ? (float)(acc[1] / (acc[2] * M_LN2)) : -1;
     return LMC_OK;
 }
 
@@ -36,7 +55,8 @@ lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
         free(ids), free(logits), free(scratch);
         return lmc_err(LMC_ENOMEM, "out of memory sampling");
     }
-    ids[0] = V > 50256 ? 50256 : 0; /* GPT-2's <|endoftext|> when the vocabulary has it */
+    int eot = tr->tok ? lmc_tok_special_id(tr->tok, "<|endoftext|>") : -1;
+    ids[0] = eot >= 0 ? eot : 0; /* a sample starts a new document */
     lmc_rng rng;
     lmc_rng_seed(&rng, lmc_hash64(tr->seed ^ (uint64_t)tr->step));
     lmc_sampling s = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
@@ -49,7 +69,10 @@ lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
         lmc_model_forward(tr->m, 1, len, LMC_FWD_LAST_LOGITS, 0);
         tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
         int next = lmc_sample_token(logits, V, &s, &rng, scratch);
-        lmc_sb_printf(text, "%s%d", produced ? " " : "", next);
+        if (tr->tok)
+            st = lmc_tok_decode(tr->tok, &next, 1, text);
+        else
+            lmc_sb_printf(text, "%s%d", produced ? " " : "", next);
         if (n < T)
             ids[n++] = next;
         else {

@@ -1,5 +1,6 @@
 /* trainer.c: setting up a training job and running its steps. */
 #include "train/trainer.h"
+#include "lmc/tokenizer.h"
 #include "train/checkpoint.h"
 
 #include <math.h>
@@ -15,7 +16,7 @@ void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev)
         tr->cb(tr->ctx, ev);
 }
 
-static lmc_status apply_overrides(const lmc_train_opts *o, lmc_model_config *c)
+static lmc_status apply_overrides(const lmc_train_opts *o, lmc_model_config *c, int tok_vocab)
 {
     int *dst[] = {&c->n_layer, &c->n_head, &c->n_kv_head, &c->dim, &c->ffn_dim, &c->vocab, &c->max_seq};
     const int src[] = {o->layers, o->heads, o->kv_heads, o->dim, o->ffn, o->vocab, o->max_seq};
@@ -23,6 +24,8 @@ static lmc_status apply_overrides(const lmc_train_opts *o, lmc_model_config *c)
     for (int i = 0; i < 7; i++)
         if (src[i] > 0)
             *dst[i] = src[i];
+    if (o->vocab <= 0 && tok_vocab > 0)
+        c->vocab = tok_vocab; /* a fresh model takes its tokenizer's vocabulary */
     if (heads_set && o->kv_heads <= 0 && c->n_kv_head > c->n_head)
         c->n_kv_head = c->n_head;
     if (heads_set && o->kv_heads <= 0 && !strcmp(c->family, "gpt2"))
@@ -30,6 +33,25 @@ static lmc_status apply_overrides(const lmc_train_opts *o, lmc_model_config *c)
     if (dim_set && o->ffn <= 0 && c->mlp == LMC_MLP_GELU)
         c->ffn_dim = 4 * c->dim;
     return lmc_config_finish(c);
+}
+
+/* With --resume the checkpoint defines the model; model flags given as well
+ * (rerunning the same command line) must describe the same model. */
+static lmc_status check_resume_model(const lmc_train_opts *o, const lmc_model_config *ck, const char *path)
+{
+    if (!o->model)
+        return LMC_OK;
+    lmc_model_config want;
+    LMC_TRY(lmc_config_load(o->model, &want));
+    LMC_TRY(apply_overrides(o, &want, ck->vocab));
+    if (want.n_layer == ck->n_layer && want.n_head == ck->n_head && want.n_kv_head == ck->n_kv_head &&
+        want.dim == ck->dim && want.ffn_dim == ck->ffn_dim && want.vocab == ck->vocab &&
+        want.max_seq == ck->max_seq && !strcmp(want.family, ck->family))
+        return LMC_OK;
+    char a[256], b[256];
+    lmc_config_describe(&want, a, sizeof a);
+    lmc_config_describe(ck, b, sizeof b);
+    return lmc_err(LMC_EINVAL, "--resume %s holds a different model (%s) than the model flags say (%s)", path, b, a);
 }
 
 /* The starting point: a checkpoint, weights from a file, or a fresh init. */
@@ -44,12 +66,15 @@ static lmc_status initial_state(lmc_trainer *tr, float **params, float **m, floa
         LMC_TRY(lmc_ckpt_resolve(o->resume, path, sizeof path));
         LMC_TRY(lmc_ckpt_load(path, st, &tr->cfg, &layout, params, m, v));
         lmc_layout_free(&layout);
-        if (st->seq != o->seq) {
+        lmc_status s = check_resume_model(o, &tr->cfg, path);
+        if (s == LMC_OK && st->seq != o->seq)
+            s = lmc_err(LMC_EINVAL, "--seq %d differs from the checkpoint's %d (%s): the data position is counted "
+                        "in sequences of that length", o->seq, st->seq, path);
+        if (s) {
             lmc_free(*params), lmc_free(*m), lmc_free(*v);
-            return lmc_err(LMC_EINVAL, "--seq %d differs from the checkpoint's %d (%s): the data position is counted "
-                           "in sequences of that length", o->seq, st->seq, path);
+            *params = *m = *v = NULL;
         }
-        return LMC_OK;
+        return s;
     }
     if (o->init) {
         if (o->model)
@@ -61,7 +86,7 @@ static lmc_status initial_state(lmc_trainer *tr, float **params, float **m, floa
     if (!o->model)
         return lmc_err(LMC_EINVAL, "give --model PRESET (e.g. d6), --init FILE.safetensors or --resume DIR");
     LMC_TRY(lmc_config_load(o->model, &tr->cfg));
-    LMC_TRY(apply_overrides(o, &tr->cfg));
+    LMC_TRY(apply_overrides(o, &tr->cfg, tr->tok ? lmc_tok_vocab_size(tr->tok) : 0));
     LMC_TRY(lmc_layout_build(&tr->cfg, &layout));
     *params = lmc_alloc(layout.total * sizeof(float), "model parameters");
     if (*params)
@@ -128,7 +153,14 @@ static lmc_status setup(lmc_trainer *tr)
     tr->shuffle = o->shuffle;
     float *params = NULL, *m = NULL, *v = NULL;
     lmc_ckpt_state st;
+    if (o->tokenizer)
+        LMC_TRY(lmc_tok_load(o->tokenizer, &tr->tok));
     LMC_TRY(initial_state(tr, &params, &m, &v, &st));
+    if (tr->tok && lmc_tok_vocab_size(tr->tok) > tr->cfg.vocab) {
+        lmc_free(params), lmc_free(m), lmc_free(v);
+        return lmc_err(LMC_EINVAL, "--tokenizer %s has %d tokens but the model's vocabulary is %d", o->tokenizer,
+                       lmc_tok_vocab_size(tr->tok), tr->cfg.vocab);
+    }
     if (o->resume) {
         tr->step = st.step;
         tr->consumed = st.consumed;
@@ -172,6 +204,7 @@ static void teardown(lmc_trainer *tr)
         lmc_tokens_close(&tr->val);
     lmc_backend_close(tr->be);
     lmc_comm_close(tr->comm);
+    lmc_tok_free(tr->tok);
 }
 
 /* Forward and backward over this rank's micro-batches; returns the mean loss. */
@@ -381,7 +414,6 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
         ev.elapsed_s = lmc_now() - tr.start_time;
         lmc_trainer_emit(&tr, &ev);
     }
-    if (tr.comm || tr.be)
-        teardown(&tr);
+    teardown(&tr);
     return s;
 }

@@ -5,6 +5,7 @@
 
 #include "dist/comm.h"
 #include "lmc/data.h"
+#include "lmc/tokenizer.h"
 #include "lmc/train.h"
 #include "model/model.h"
 #include "train/optim.h"
@@ -20,7 +21,7 @@ typedef struct {
     lmc_optim opt;
     lmc_tokens train, val;
     int have_val;
-    struct lmc_tokenizer *tok;
+    lmc_tokenizer *tok;
     int *inputs, *targets; /* host (B,T) */
     int step;              /* optimizer steps done */
     uint64_t consumed;     /* training sequences consumed by all ranks */

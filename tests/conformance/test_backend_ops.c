@@ -1,0 +1,480 @@
+/* test_backend_ops.c: every op of every backend against the CPU reference
+ * (the portable C path on one thread) over many shapes: odd sizes, size 1,
+ * and model-sized ones. A new chip passes this and nothing else changes.
+ * Backends tested: each CPU instruction-set path on 2 threads, and CUDA when
+ * a GPU is present (skipped, with the reason, otherwise).
+ * Tolerance: max |got - want| <= TOL * (max |want| + 1e-3); fp32 results
+ * differ only by summation order, so TOL is 1e-4 (bf16 matmul: inputs are
+ * rounded identically, so the same bound holds). */
+#include "backend/backend.h"
+#include "test.h"
+
+#include <stdint.h>
+
+#define TOL 1e-4
+
+static lmc_backend *REF;
+static int QUICK;
+static uint64_t rng_state = 1;
+
+static float frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static float *hrand(size_t n, float scale)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand() * scale;
+    return p;
+}
+
+static int *hints(size_t n, int hi)
+{
+    int *p = malloc((n ? n : 1) * sizeof(int));
+    for (size_t i = 0; i < n; i++)
+        p[i] = (int)((frand() * 0.5f + 0.5f) * hi) % hi;
+    return p;
+}
+
+/* device copies of host arrays, freed together */
+typedef struct {
+    lmc_backend *be;
+    void *p[32];
+    int n;
+} devs;
+
+static void *up(devs *d, const void *host, size_t bytes)
+{
+    void *p = d->be->ops->alloc(d->be, bytes ? bytes : 4);
+    if (bytes)
+        d->be->ops->upload(d->be, p, host, bytes);
+    d->p[d->n++] = p;
+    return p;
+}
+
+static float *upf(devs *d, const float *h, size_t n) { return up(d, h, n * sizeof(float)); }
+
+static void down(devs *d, float *host, const void *dev, size_t n)
+{
+    d->be->ops->sync(d->be);
+    d->be->ops->download(d->be, host, dev, n * sizeof(float));
+}
+
+static void release(devs *d)
+{
+    for (int i = 0; i < d->n; i++)
+        d->be->ops->free(d->be, d->p[i]);
+    d->n = 0;
+}
+
+static void compare(const char *be, const char *what, const float *got, const float *want, size_t n)
+{
+    double maxw = 0, maxe = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double w = fabs(want[i]), e = fabs((double)got[i] - want[i]);
+        if (w > maxw)
+            maxw = w;
+        if (!(e <= maxe)) /* also catches NaN */
+            maxe = e, at = i;
+    }
+    CHECK_MSG(maxe <= TOL * (maxw + 1e-3), "%s %s: max error %.3g at %zu (got %g want %g), max |want| %.3g", be,
+              what, maxe, at, got[at], want[at], maxw);
+}
+
+/* ---- matmul ---- */
+
+static void run_matmul(lmc_backend *be, const lmc_gemm *g0, const float *a, const float *b, const float *bias,
+                       const float *c0, float *c, float *pre)
+{
+    devs d = {be};
+    size_t M = (size_t)g0->m, N = (size_t)g0->n, K = (size_t)g0->k;
+    lmc_gemm g = *g0;
+    float *da = upf(&d, a, M * K), *db = upf(&d, b, K * N), *dc = upf(&d, c0, M * N);
+    g.bias = bias ? upf(&d, bias, N) : NULL;
+    g.pre = g.gelu ? upf(&d, c0, M * N) : NULL;
+    be->ops->matmul(be, dc, da, db, &g);
+    down(&d, c, dc, M * N);
+    if (g.gelu)
+        down(&d, pre, g.pre, M * N);
+    release(&d);
+}
+
+static void t_matmul(lmc_backend *be, int m, int n, int k)
+{
+    float *a = hrand((size_t)m * k, 1), *b = hrand((size_t)k * n, 1), *bias = hrand((size_t)n, 1);
+    float *c0 = hrand((size_t)m * n, 1);
+    float *want = malloc((size_t)m * n * 4 + 4), *got = malloc((size_t)m * n * 4 + 4);
+    float *pw = malloc((size_t)m * n * 4 + 4), *pg = malloc((size_t)m * n * 4 + 4);
+    for (int v = 0; v < 16; v++) {
+        lmc_gemm g = {.m = m, .n = n, .k = k, .trans_a = v & 1, .trans_b = (v >> 1) & 1, .prec = (v >> 3) & 1};
+        int mode = (v >> 2) & 1; /* 0: plain/accumulate, 1: bias (+gelu) */
+        g.accumulate = !mode && (v & 8) == 0;
+        g.gelu = mode && (v & 8);
+        run_matmul(REF, &g, a, b, mode ? bias : NULL, c0, want, pw);
+        run_matmul(be, &g, a, b, mode ? bias : NULL, c0, got, pg);
+        char what[128];
+        snprintf(what, sizeof what, "matmul m%d n%d k%d ta%d tb%d acc%d bias%d gelu%d %s", m, n, k, g.trans_a,
+                 g.trans_b, g.accumulate, mode, g.gelu, g.prec ? "bf16" : "f32");
+        compare(be->name, what, got, want, (size_t)m * n);
+        if (g.gelu)
+            compare(be->name, what, pg, pw, (size_t)m * n);
+    }
+    free(a), free(b), free(bias), free(c0), free(want), free(got), free(pw), free(pg);
+}
+
+static void t_bias_grad(lmc_backend *be, int m, int n)
+{
+    float *dout = hrand((size_t)m * n, 1), *db0 = hrand((size_t)n, 1), out[2][4096];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *dd = upf(&d, dout, (size_t)m * n), *dbias = upf(&d, db0, (size_t)n);
+        bs[i]->ops->bias_grad(bs[i], dbias, dd, m, n);
+        down(&d, out[i], dbias, (size_t)n);
+        release(&d);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "bias_grad %dx%d", m, n);
+    compare(be->name, what, out[1], out[0], (size_t)n);
+    free(dout), free(db0);
+}
+
+/* ---- embeddings ---- */
+
+static void t_embed(lmc_backend *be, int B, int T, int C, int V, int learned)
+{
+    size_t N = (size_t)B * T;
+    float *wte = hrand((size_t)V * C, 1), *wpe = hrand((size_t)(T + 8) * C, 1), *dout = hrand(N * C, 1);
+    float *g0 = hrand((size_t)V * C, 1), *p0 = hrand((size_t)(T + 8) * C, 1);
+    int *tok = hints(N, V), pos0[64];
+    for (int b = 0; b < B; b++)
+        pos0[b] = b % 5;
+    float *res[2][3];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *o = upf(&d, dout, N * C), *dwte = upf(&d, g0, (size_t)V * C), *dwpe = upf(&d, p0, (size_t)(T + 8) * C);
+        int *dt = up(&d, tok, N * sizeof(int)), *dp = up(&d, pos0, (size_t)B * sizeof(int));
+        bs[i]->ops->embed_forward(bs[i], o, dt, dp, upf(&d, wte, (size_t)V * C),
+                                  learned ? upf(&d, wpe, (size_t)(T + 8) * C) : NULL, B, T, C);
+        res[i][0] = malloc(N * C * 4), res[i][1] = malloc((size_t)V * C * 4), res[i][2] = malloc((size_t)(T + 8) * C * 4);
+        down(&d, res[i][0], o, N * C);
+        float *dd = upf(&d, dout, N * C);
+        bs[i]->ops->embed_backward(bs[i], dwte, learned ? dwpe : NULL, dd, dt, B, T, C);
+        down(&d, res[i][1], dwte, (size_t)V * C);
+        down(&d, res[i][2], dwpe, (size_t)(T + 8) * C);
+        release(&d);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "embed B%d T%d C%d V%d wpe%d", B, T, C, V, learned);
+    compare(be->name, what, res[1][0], res[0][0], N * C);
+    compare(be->name, what, res[1][1], res[0][1], (size_t)V * C);
+    compare(be->name, what, res[1][2], res[0][2], (size_t)(T + 8) * C);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            free(res[i][j]);
+    free(wte), free(wpe), free(dout), free(g0), free(p0), free(tok);
+}
+
+/* ---- norms ---- */
+
+static void t_norm(lmc_backend *be, int N, int C, int rms, int bias)
+{
+    size_t n = (size_t)N * C;
+    float *x = hrand(n, 2), *w = hrand((size_t)C, 1), *b = hrand((size_t)C, 1), *dout = hrand(n, 1);
+    float *di0 = hrand(n, 1), *dw0 = hrand((size_t)C, 1), *db0 = hrand((size_t)C, 1);
+    float *r[2][6];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *k = bs[i];
+        devs d = {k};
+        float *dx = upf(&d, x, n), *dw = upf(&d, w, (size_t)C), *dbias = bias ? upf(&d, b, (size_t)C) : NULL;
+        float *out = upf(&d, di0, n), *mean = upf(&d, di0, (size_t)N), *rstd = upf(&d, di0, (size_t)N);
+        float *dinp = upf(&d, di0, n), *gw = upf(&d, dw0, (size_t)C), *gb = upf(&d, db0, (size_t)C);
+        float *dd = upf(&d, dout, n);
+        if (rms) {
+            k->ops->rmsnorm_forward(k, out, rstd, dx, dw, N, C, 1e-5f);
+            k->ops->rmsnorm_backward(k, dinp, gw, dd, dx, dw, rstd, N, C);
+        } else {
+            k->ops->layernorm_forward(k, out, mean, rstd, dx, dw, dbias, N, C, 1e-5f);
+            k->ops->layernorm_backward(k, dinp, gw, bias ? gb : NULL, dd, dx, dw, mean, rstd, N, C);
+        }
+        size_t sz[6] = {n, (size_t)N, (size_t)N, n, (size_t)C, (size_t)C};
+        float *src[6] = {out, mean, rstd, dinp, gw, gb};
+        for (int j = 0; j < 6; j++) {
+            r[i][j] = malloc(sz[j] * 4);
+            down(&d, r[i][j], src[j], sz[j]);
+        }
+        release(&d);
+    }
+    static const char *const names[6] = {"out", "mean", "rstd", "dinp", "dw", "db"};
+    for (int j = 0; j < 6; j++) {
+        if (rms && j == 1)
+            continue;
+        size_t sz = j == 0 || j == 3 ? n : j < 3 ? (size_t)N : (size_t)C;
+        char what[96];
+        snprintf(what, sizeof what, "%s N%d C%d bias%d %s", rms ? "rmsnorm" : "layernorm", N, C, bias, names[j]);
+        compare(be->name, what, r[1][j], r[0][j], sz);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 6; j++)
+            free(r[i][j]);
+    free(x), free(w), free(b), free(dout), free(di0), free(dw0), free(db0);
+}
+
+/* ---- activations ---- */
+
+static void t_act(lmc_backend *be, int N, int H, int swiglu)
+{
+    size_t nin = (size_t)N * H * (swiglu ? 2 : 1), nout = (size_t)N * H;
+    float *x = hrand(nin, 4), *dout = hrand(nout, 1), *r[2][2];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *k = bs[i];
+        devs d = {k};
+        float *dx = upf(&d, x, nin), *out = upf(&d, dout, nout), *dd = upf(&d, dout, nout), *din = upf(&d, x, nin);
+        if (swiglu) {
+            k->ops->swiglu_forward(k, out, dx, N, H);
+            k->ops->swiglu_backward(k, din, dx, dd, N, H);
+        } else {
+            k->ops->gelu_forward(k, out, dx, nout);
+            k->ops->gelu_backward(k, dd, dx, dd, nout); /* in place, as the model uses it */
+            din = dd;
+        }
+        r[i][0] = malloc(nout * 4), r[i][1] = malloc(nin * 4);
+        down(&d, r[i][0], out, nout);
+        down(&d, r[i][1], din, nin);
+        release(&d);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "%s N%d H%d", swiglu ? "swiglu" : "gelu", N, H);
+    compare(be->name, what, r[1][0], r[0][0], nout);
+    compare(be->name, what, r[1][1], r[0][1], nin);
+    for (int i = 0; i < 2; i++)
+        free(r[i][0]), free(r[i][1]);
+    free(x), free(dout);
+}
+
+/* ---- rope and attention ---- */
+
+static void t_rope(lmc_backend *be, int B, int T, int NH, int NKV, int HS, int inverse)
+{
+    size_t n = (size_t)B * T * (NH + 2 * NKV) * HS;
+    float *x = hrand(n, 1), *r[2];
+    int pos0[16];
+    for (int b = 0; b < B; b++)
+        pos0[b] = 1000 * b + 3;
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *dx = upf(&d, x, n);
+        bs[i]->ops->rope(bs[i], dx, up(&d, pos0, (size_t)B * 4), B, T, NH, NKV, HS, 10000.0f, inverse);
+        r[i] = malloc(n * 4);
+        down(&d, r[i], dx, n);
+        release(&d);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "rope B%d T%d NH%d NKV%d HS%d inv%d", B, T, NH, NKV, HS, inverse);
+    compare(be->name, what, r[1], r[0], n);
+    free(r[0]), free(r[1]), free(x);
+}
+
+static void t_attention(lmc_backend *be, int B, int T, int NH, int NKV, int HS)
+{
+    size_t nq = (size_t)B * T * (NH + 2 * NKV) * HS, no = (size_t)B * T * NH * HS, nl = (size_t)B * NH * T;
+    float *qkv = hrand(nq, 1.5f), *dout = hrand(no, 1), *r[2][3];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *k = bs[i];
+        devs d = {k};
+        float *dq = upf(&d, qkv, nq), *out = upf(&d, dout, no), *lse = upf(&d, dout, nl), *dd = upf(&d, dout, no);
+        float *dqkv = upf(&d, qkv, nq);
+        k->ops->attention_forward(k, out, lse, dq, B, T, NH, NKV, HS);
+        k->ops->attention_backward(k, dqkv, dd, out, lse, dq, B, T, NH, NKV, HS);
+        r[i][0] = malloc(no * 4), r[i][1] = malloc(nl * 4), r[i][2] = malloc(nq * 4);
+        down(&d, r[i][0], out, no);
+        down(&d, r[i][1], lse, nl);
+        down(&d, r[i][2], dqkv, nq);
+        release(&d);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "attention B%d T%d NH%d NKV%d HS%d", B, T, NH, NKV, HS);
+    compare(be->name, what, r[1][0], r[0][0], no);
+    compare(be->name, what, r[1][1], r[0][1], nl);
+    compare(be->name, what, r[1][2], r[0][2], nq);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            free(r[i][j]);
+    free(qkv), free(dout);
+}
+
+static void t_decode(lmc_backend *be, int B, int maxT, int NH, int NKV, int HS)
+{
+    size_t nq = (size_t)B * NH * HS, nc = (size_t)B * maxT * NKV * HS;
+    float *q = hrand(nq, 1.5f), *kc = hrand(nc, 1), *vc = hrand(nc, 1), *r[2];
+    int len[16];
+    for (int b = 0; b < B; b++)
+        len[b] = 1 + (b * 7) % maxT;
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *out = upf(&d, q, nq);
+        bs[i]->ops->attention_decode(bs[i], out, upf(&d, q, nq), upf(&d, kc, nc), upf(&d, vc, nc),
+                                     up(&d, len, (size_t)B * 4), B, maxT, NH, NKV, HS);
+        r[i] = malloc(nq * 4);
+        down(&d, r[i], out, nq);
+        release(&d);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "attention_decode B%d maxT%d NH%d NKV%d HS%d", B, maxT, NH, NKV, HS);
+    compare(be->name, what, r[1], r[0], nq);
+    free(r[0]), free(r[1]), free(q), free(kc), free(vc);
+}
+
+/* ---- loss, reductions, optimizer, casts ---- */
+
+static void t_xent(lmc_backend *be, int N, int V, int Vp, int backward)
+{
+    size_t n = (size_t)N * Vp;
+    float *logits = hrand(n, 5), *r[2][2];
+    int *tg = hints((size_t)N, V);
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *lg = upf(&d, logits, n), *loss = upf(&d, logits, (size_t)N);
+        bs[i]->ops->xent(bs[i], loss, lg, up(&d, tg, (size_t)N * 4), N, V, Vp, 1.0f / N, backward);
+        r[i][0] = malloc((size_t)N * 4), r[i][1] = malloc(n * 4);
+        down(&d, r[i][0], loss, (size_t)N);
+        down(&d, r[i][1], lg, n);
+        release(&d);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "xent N%d V%d Vp%d bwd%d", N, V, Vp, backward);
+    compare(be->name, what, r[1][0], r[0][0], (size_t)N);
+    compare(be->name, what, r[1][1], r[0][1], n);
+    for (int i = 0; i < 2; i++)
+        free(r[i][0]), free(r[i][1]);
+    free(logits), free(tg);
+}
+
+static void t_elementwise(lmc_backend *be, size_t n)
+{
+    float *a = hrand(n, 1), *b = hrand(n, 1), *absb = hrand(n, 1), *r[2][8];
+    for (size_t i = 0; i < n; i++)
+        absb[i] = fabsf(absb[i]); /* a second moment is never negative */
+    lmc_backend *bs[2] = {REF, be};
+    lmc_adamw_hp hp = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f,
+                       .bias_corr1 = 0.1f, .bias_corr2 = 0.05f, .grad_scale = 0.7f};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *k = bs[i];
+        devs d = {k};
+        float *da = upf(&d, a, n), *db = upf(&d, b, n), *out = upf(&d, a, n), *s = upf(&d, a, 4);
+        k->ops->add(k, out, da, db, n);
+        r[i][0] = malloc(n * 4 + 4);
+        down(&d, r[i][0], out, n);
+        k->ops->scale(k, out, -1.5f, n);
+        r[i][1] = malloc(n * 4 + 4);
+        down(&d, r[i][1], out, n);
+        r[i][2] = malloc(8);
+        k->ops->sum(k, s, da, n, 0);
+        k->ops->sum(k, s + 1, da, n, 1);
+        down(&d, r[i][2], s, 2);
+        float *p = upf(&d, a, n), *m = upf(&d, b, n), *v = upf(&d, absb, n), *g = upf(&d, b, n);
+        k->ops->adamw(k, p, g, m, v, n, &hp);
+        r[i][3] = malloc(n * 4 + 4), r[i][4] = malloc(n * 4 + 4), r[i][5] = malloc(n * 4 + 4);
+        down(&d, r[i][3], p, n);
+        down(&d, r[i][4], m, n);
+        down(&d, r[i][5], v, n);
+        uint16_t *h = up(&d, a, n * 2 + 4);
+        k->ops->cast(k, h, LMC_BF16, da, LMC_F32, n);
+        k->ops->cast(k, out, LMC_F32, h, LMC_BF16, n);
+        r[i][6] = malloc(n * 4 + 4);
+        down(&d, r[i][6], out, n);
+        release(&d);
+    }
+    const char *names[7] = {"add", "scale", "sum", "adamw p", "adamw m", "adamw v", "cast bf16 round trip"};
+    size_t sz[7] = {n, n, 2, n, n, n, n};
+    for (int j = 0; j < 7; j++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s n%zu", names[j], n);
+        compare(be->name, what, r[1][j], r[0][j], sz[j]);
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 7; j++)
+            free(r[i][j]);
+    free(a), free(b), free(absb);
+}
+
+static void all_ops(lmc_backend *be)
+{
+    static const int mm[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 64, 64}, {100, 37, 200}, {1, 300, 17},
+                                {129, 1, 31}, {256, 768, 768}, {64, 2304, 768}};
+    int nmm = QUICK ? 6 : 9;
+    for (int i = 0; i < nmm; i++)
+        t_matmul(be, mm[i][0], mm[i][1], mm[i][2]);
+    t_bias_grad(be, 1, 1);
+    t_bias_grad(be, 77, 300);
+    t_bias_grad(be, 256, 2304);
+    t_embed(be, 1, 1, 1, 2, 1);
+    t_embed(be, 2, 9, 33, 50, 1);
+    t_embed(be, 3, 16, 64, 7, 0);
+    static const int nm[][2] = {{1, 1}, {3, 7}, {5, 1000}, {64, 768}};
+    for (int i = 0; i < 4; i++)
+        for (int v = 0; v < 3; v++)
+            t_norm(be, nm[i][0], nm[i][1], v == 2, v == 0);
+    t_act(be, 1, 1, 0);
+    t_act(be, 7, 333, 0);
+    t_act(be, 1, 1, 1);
+    t_act(be, 7, 333, 1);
+    t_rope(be, 1, 1, 1, 1, 2, 0);
+    t_rope(be, 2, 13, 4, 2, 16, 0);
+    t_rope(be, 2, 13, 4, 1, 64, 1);
+    static const int at[][5] = {{1, 1, 1, 1, 1}, {2, 7, 4, 2, 8}, {1, 65, 3, 1, 16}, {2, 33, 2, 2, 64},
+                                {1, 130, 4, 4, 32}};
+    for (int i = 0; i < (QUICK ? 4 : 5); i++)
+        t_attention(be, at[i][0], at[i][1], at[i][2], at[i][3], at[i][4]);
+    t_decode(be, 1, 1, 1, 1, 4);
+    t_decode(be, 3, 40, 4, 2, 16);
+    t_decode(be, 2, 200, 6, 6, 64);
+    t_xent(be, 1, 2, 2, 1);
+    t_xent(be, 5, 97, 128, 1);
+    t_xent(be, 5, 97, 128, 0);
+    t_xent(be, 3, 5000, 5056, 1);
+    t_elementwise(be, 1);
+    t_elementwise(be, 1000);
+    t_elementwise(be, 100003);
+}
+
+int main(void)
+{
+    QUICK = getenv("LMC_TEST_QUICK") != NULL;
+    CHECK_OK(lmc_cpu_backend_open(1, "c", &REF));
+    const char *isas[4];
+    int n = lmc_cpu_isa_list(isas, 4);
+    for (int i = 0; i < n; i++) {
+        lmc_backend *be = NULL;
+        CHECK_OK(lmc_cpu_backend_open(2, isas[i], &be));
+        char name[32];
+        snprintf(name, sizeof name, "cpu-%s-2t", isas[i]);
+        be->name = name;
+        test_current = name;
+        all_ops(be);
+        fprintf(stderr, "%s %s\n", test_failures ? "FAIL" : "ok  ", name);
+        lmc_backend_close(be);
+    }
+    lmc_backend *gpu = NULL;
+    if (lmc_backend_open("cuda", 0, &gpu) == LMC_OK) {
+        test_current = "cuda";
+        all_ops(gpu);
+        fprintf(stderr, "%s cuda\n", test_failures ? "FAIL" : "ok  ");
+        lmc_backend_close(gpu);
+    } else {
+        fprintf(stderr, "skip cuda: %s\n", lmc_errmsg());
+    }
+    lmc_backend_close(REF);
+    return test_summary();
+}
