@@ -28,6 +28,15 @@ run() { # name, command...
     rm -f "$log"
 }
 
+# set-up on a fresh machine: Debian packages, then the Node packages the
+# tests compare against (skipped when already there)
+if [ -z "${LMC_SKIP_SETUP:-}" ]; then
+    bash scripts/bootstrap.sh
+    if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
+        (cd tests/node && npm ci --no-audit --no-fund --silent)
+    fi
+fi
+
 echo "== build"
 make -j"$JOBS" all >/dev/null || { echo "build failed"; make all 2>&1 | tail -30; exit 1; }
 ASAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
