@@ -22,7 +22,7 @@ SRC := $(filter-out src/dist/mpi.c src/dist/nccl.c,$(SRC))
 ifneq ($(and $(MPICC),$(wildcard src/dist/mpi.c)),)
   SRC     += src/dist/mpi.c
   CFLAGS  += -DLMC_HAVE_MPI $(shell $(MPICC) --showme:compile)
-  LDFLAGS += $(shell $(MPICC) --showme:link)
+  LDLIBS  += $(shell $(MPICC) --showme:link)
 endif
 
 ifneq ($(MHD),)
@@ -88,3 +88,72 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d)
+
+# ---- planner ----------------------------------------------------------------
+# `lmc plan` reads its chip catalogue and model shapes from share/; they are
+# compiled into the binary (a generated C file of bytes) so lmc works from any
+# directory. Edit share/chips.json or add share/models/NAME.json and rebuild.
+PLAN_SHARE   := share/chips.json $(sort $(wildcard share/models/*.json))
+PLAN_EMBED_C := $(BUILD)/gen/plan_embed.c
+PLAN_EMBED_O := $(BUILD)/gen/plan_embed.o
+
+$(PLAN_EMBED_C): $(PLAN_SHARE)
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from share/ by the Makefile (planner section): do not edit */'; \
+	   echo '#include <stddef.h>'; \
+	   echo 'struct lmc_plan_embed_file { const char *path; const char *data; size_t len; };'; \
+	   i=0; for f in $(PLAN_SHARE); do \
+	     echo "static const char f$$i[] = {"; \
+	     od -An -v -tx1 "$$f" | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	     echo '0};'; i=$$((i+1)); \
+	   done; \
+	   echo 'extern const struct lmc_plan_embed_file lmc_plan_embed_files[];'; \
+	   echo 'const struct lmc_plan_embed_file lmc_plan_embed_files[] = {'; \
+	   i=0; for f in $(PLAN_SHARE); do \
+	     echo "    {\"$$f\", f$$i, sizeof f$$i - 1},"; i=$$((i+1)); \
+	   done; \
+	   echo '    {0, 0, 0}};'; } > $@.tmp && mv $@.tmp $@
+
+$(PLAN_EMBED_O): $(PLAN_EMBED_C)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(PLAN_EMBED_O)
+
+# ---- bench: GEMM (bench/bench_gemm.c) --------------------------------------
+# `make bench` builds the benchmarks; `make bench-gemm` runs the GEMM one
+# (BENCH_ARGS, e.g. "--quick --threads 2", are passed through).
+.PHONY: bench bench-gemm
+bench: $(BUILD)/bench/bench_gemm
+
+$(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lopenblas
+
+bench-gemm: $(BUILD)/bench/bench_gemm
+	$< $(BENCH_ARGS)
+
+# ---- fuzz: the tokenizer (tests/fuzz/fuzz_tokenizer.c) ---------------------
+# `make fuzz` builds $(FUZZ_BUILD)/fuzz_tokenizer with clang's libFuzzer and
+# ASan+UBSan (core + tokenizer sources only) and runs it for FUZZ_SECONDS
+# (default 60), keeping the corpus in $(FUZZ_BUILD)/corpus between runs.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -Iinclude -Isrc
+FUZZ_SRC     := $(wildcard src/core/*.c src/tokenizer/*.c)
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BUILD)/fuzz_tokenizer
+
+$(FUZZ_BUILD)/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) $(wildcard src/tokenizer/*.h include/lmc/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) -lm -lpthread
+
+fuzz: $(FUZZ_BUILD)/fuzz_tokenizer
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	@{ printf '\004{"format": "lmc-bpe", "version": 1, "pretokenizer": "gpt2", "vocab_size": 258, "byte_ids": ['; \
+	   seq -s, 0 255 | tr -d '\n'; \
+	   printf '], "merges": [[97, 98, 256]], "special_tokens": [{"id": 257, "content": "<s>"}]}'; \
+	 } > $(FUZZ_BUILD)/corpus/seed-lmc-json
+	@printf '\000Hello world, it'"'"'s 12:30 \303\251 \344\270\255\n\n  x' > $(FUZZ_BUILD)/corpus/seed-text
+	$(FUZZ_BUILD)/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(FUZZ_BUILD)/corpus

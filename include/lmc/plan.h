@@ -1,0 +1,302 @@
+/* plan.h: the planner. For a model, a token budget and a fleet of chips it
+ * answers which parallel layout fits in memory, how fast it runs and when
+ * training ends as chips arrive. Pieces, one file each under src/plan/:
+ *   catalog.c   chip catalogue (share/chips.json, embedded at build time)
+ *   measure.c   the `cpu` chip, measured on this machine
+ *   fleet.c     fleets (FLEET.json or NxCHIP), dates, planner model shapes
+ *   cost.c      the cost model: memory, compute, communication per layout
+ *   search.c    layouts: enumerate, evaluate, rank; unequal-rank balancing
+ *   timeline.c  deliveries: re-plans, tokens done by date, finish date
+ *   svg.c       the timeline as a plot
+ *   calib.c     training logs (JSONL) against predictions; random shards
+ *   report.c    text and JSON reports
+ * The formulas and their sources are in docs/planner.md. */
+#ifndef LMC_PLAN_H
+#define LMC_PLAN_H
+
+#include "lmc/core.h"
+#include "lmc/model.h"
+
+/* ---------- chips ---------- */
+
+#define LMC_PLAN_NAME 48
+#define LMC_PLAN_MAX_ALIASES 8
+
+typedef struct {
+    char name[LMC_PLAN_NAME];
+    char vendor[LMC_PLAN_NAME];
+    char aliases[LMC_PLAN_MAX_ALIASES][LMC_PLAN_NAME];
+    int n_aliases;
+    double bf16_tflops;    /* dense bf16/fp16 matmul peak */
+    double fp32_tflops;    /* dense fp32 matmul peak (TF32 on NVIDIA) */
+    double memory_gb;      /* capacity, 1e9 bytes */
+    double memory_bw_gbs;  /* memory bandwidth, GB/s */
+    double intra_node_gbs; /* per chip, one direction, inside a node */
+    double network_gbs;    /* per chip, one direction, between nodes */
+    int chips_per_node;
+    double matmul_eff;     /* fraction of the bf16 peak large GEMMs reach */
+    double attn_eff;       /* fraction of the bf16 peak fused (flash) attention reaches */
+    double matmul_eff_fp32, attn_eff_fp32; /* the same at fp32 */
+    double latency_us;     /* per-hop collective latency between nodes */
+    double kernel_us;      /* fixed cost of one kernel launch (or parallel region) */
+    double gemm_m0;        /* GEMM efficiency halves when its smallest dimension is this */
+    double sfu_gops;       /* exp/tanh evaluations per second (1e9); 0: never the limit */
+    double optim_ns;       /* measured AdamW + grad-norm ns per parameter; 0: from bandwidth */
+    int measure;           /* figures come from measuring this machine (cpu) */
+    int measured;          /* measure done */
+} lmc_plan_chip;
+
+typedef struct {
+    lmc_plan_chip *chips;
+    int n, cap;
+} lmc_plan_catalog;
+
+/* The catalogue built into the binary (share/chips.json). */
+lmc_status lmc_plan_catalog_load_default(lmc_plan_catalog *cat);
+/* Adds chips from JSON text ({"chips": [...]}); a chip whose name (or
+ * alias) matches an existing one replaces it. `what` names the source. */
+lmc_status lmc_plan_catalog_add_json(lmc_plan_catalog *cat, const char *text, size_t n, const char *what);
+lmc_status lmc_plan_catalog_add_file(lmc_plan_catalog *cat, const char *path);
+/* Case-insensitive; "Ascend 910B2", "nvidia-h100" and "H100-SXM" all work
+ * (vendor words and punctuation are ignored). NULL when unknown. */
+const lmc_plan_chip *lmc_plan_catalog_find(const lmc_plan_catalog *cat, const char *name);
+/* As find, but an unknown name is an error naming `what` and the known chips. */
+lmc_status lmc_plan_catalog_get(const lmc_plan_catalog *cat, const char *name, const char *what,
+                                const lmc_plan_chip **out);
+void lmc_plan_catalog_free(lmc_plan_catalog *cat);
+/* Canonical comparison key of a chip name: lower case, no vendor prefix,
+ * letters and digits only. */
+void lmc_plan_chip_key(const char *name, char *key, size_t n);
+
+/* Files embedded at build time (share/chips.json, share/models/ *.json). */
+const char *lmc_plan_embedded(const char *path, size_t *len);
+/* The i-th embedded model shape's name ("llama3-405b"); 0 past the end. */
+int lmc_plan_embedded_model(int i, char *name, size_t n);
+
+/* Fills a chip marked "measure" from this machine: peak FLOP/s of the CPU
+ * backend (an FMA loop), sgemm efficiency, attention efficiency, memory
+ * bandwidth and capacity. threads <= 0: all cores. */
+lmc_status lmc_plan_chip_measure_cpu(lmc_plan_chip *c, int threads);
+
+/* ---------- models ---------- */
+
+/* A preset (model.h), a planner shape embedded from share/models/NAME.json
+ * ("llama3-405b", "gpt3-175b", "pangu-ultra-135b"), or a config.json path. */
+lmc_status lmc_plan_model_load(const char *name, lmc_model_config *c);
+
+/* ---------- dates (whole days since 1970-01-01, UTC) ---------- */
+
+lmc_status lmc_plan_parse_date(const char *s, const char *what, int *day);
+void lmc_plan_format_date(double day, char out[16]);
+int lmc_plan_today(void);
+
+/* ---------- fleets ---------- */
+
+#define LMC_PLAN_NOW (-2147483647)
+
+typedef struct {
+    lmc_plan_chip chip; /* a copy: measurement and per-pool overrides stay local */
+    long long count;
+    int chips_per_node;
+    int arrives; /* day, or LMC_PLAN_NOW (available at the start) */
+    char name[64];
+} lmc_plan_pool;
+
+typedef struct {
+    lmc_plan_pool *pools;
+    int n;
+} lmc_plan_fleet;
+
+/* "8xH100", "8xH100,16xA100" or a FLEET.json path:
+ *   {"pools": [{"chip": "910B2", "count": 30000, "chips_per_node": 8,
+ *               "arrives": "2026-03-01", "name": "phase 2"}, ...]}
+ * Arrival dates before start_day are an error. */
+lmc_status lmc_plan_fleet_load(const lmc_plan_catalog *cat, const char *spec, int start_day, lmc_plan_fleet *f);
+lmc_status lmc_plan_fleet_parse_json(const lmc_plan_catalog *cat, const char *text, size_t n, const char *what,
+                                     int start_day, lmc_plan_fleet *f);
+void lmc_plan_fleet_free(lmc_plan_fleet *f);
+/* The pools on hand by `day` (INFINITY: all), merged by chip kind and node
+ * size, since replicas of one kind may span deliveries. Fills groups and
+ * counts (LMC_PLAN_MAX_POOLS each); returns the number of groups. */
+int lmc_plan_fleet_on_hand(const lmc_plan_fleet *f, double day, lmc_plan_pool *groups, long long *counts);
+
+/* ---------- the job and a layout ---------- */
+
+typedef enum { LMC_RECOMPUTE_NONE = 0, LMC_RECOMPUTE_SELECTIVE = 1, LMC_RECOMPUTE_FULL = 2 } lmc_plan_recompute;
+
+typedef struct {
+    lmc_model_config model;
+    int seq;                   /* tokens per sequence */
+    long long global_batch;    /* sequences per optimizer step */
+    int bf16;                  /* 1: bf16 mixed precision (fp32 master + Adam); 0: fp32 */
+    int flash;                 /* fused attention: no (T x T) scores kept (default 1) */
+    int dropout;               /* dropout masks kept for backward (default 0) */
+    int seq_parallel;          /* Megatron sequence parallelism with tp > 1 (default 1) */
+    double tp_overlap;         /* fraction of tensor-parallel traffic hidden by compute */
+    double dp_overlap;         /* fraction of the last backward that hides the gradient sync */
+    double mem_reserve;        /* fraction of chip memory kept back (allocator, runtime) */
+} lmc_plan_job;
+
+/* Defaults for everything but model/seq/global_batch. */
+void lmc_plan_job_defaults(lmc_plan_job *job);
+/* A token batch in the spirit of GPT-3's table when none is given. */
+long long lmc_plan_default_batch(const lmc_model_config *c, int seq);
+
+typedef struct {
+    int dp, tp, pp, vpp; /* vpp: virtual stages per pipeline rank (interleaving) */
+    int micro_batch;     /* sequences per micro-batch */
+    int zero;            /* ZeRO stage 0..3 */
+    lmc_plan_recompute recompute;
+} lmc_plan_layout;
+
+/* ---------- the cost model (cost.c) ---------- */
+
+typedef struct {
+    double weights, grads, optim, activations, logits, buffers, total; /* bytes per chip */
+    double usable;                                                     /* bytes the chip offers */
+} lmc_plan_mem;
+
+/* Activation bytes of one transformer layer for one micro-batch of b
+ * sequences on one chip of a tp-way group (Korthikanti et al. 2022, with
+ * GQA, SwiGLU, flash attention and dropout as switches). */
+double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan_recompute rc);
+/* Per-chip memory of a layout on a chip; returns 1 when it fits. */
+int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                    int microbatches, lmc_plan_mem *m);
+
+/* Collectives over n ranks on links of bw bytes/s (one direction) with a
+ * per-step latency lat seconds: ring algorithms (Patarasuk & Yuan 2009;
+ * Thakur et al. 2005). bytes is the full buffer size. */
+double lmc_plan_allreduce_s(double bytes, int n, double bw, double lat);
+double lmc_plan_reduce_scatter_s(double bytes, int n, double bw, double lat);
+double lmc_plan_allgather_s(double bytes, int n, double bw, double lat);
+/* A collective over n ranks spaced `stride` chips apart on nodes of cpn
+ * chips: a ring inside each node, then rings between nodes, each chip of a
+ * node carrying its share through its own NIC (NCCL's hierarchy).
+ * factor: 2 for all-reduce, 1 for reduce-scatter or all-gather. */
+double lmc_plan_collective_s(const lmc_plan_chip *chip, int cpn, double factor, double bytes, int n, int stride);
+/* One GEMM (m,k)x(k,n) at 16/32-bit: roofline of peak*eff and memory. */
+double lmc_plan_gemm_s(const lmc_plan_chip *chip, int bf16, double m, double n, double k);
+/* Peak FLOP/s of a chip at the job's precision. */
+double lmc_plan_peak(const lmc_plan_chip *chip, int bf16);
+
+/* Time of one micro-batch (forward + backward) on one pipeline stage, and
+ * its parts. */
+typedef struct {
+    double compute;   /* matmuls + attention (+ recompute) */
+    double memory;    /* memory-bound ops: norms, activations, residuals, loss */
+    double tp_comm;   /* exposed tensor-parallel collectives */
+    double pp_comm;   /* stage-to-stage sends */
+    double zero3;     /* exposed ZeRO-3 parameter gathers */
+    double total;
+} lmc_plan_mb_time;
+void lmc_plan_microbatch_time(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                              lmc_plan_mb_time *t);
+
+/* ---------- evaluating and searching layouts (search.c) ---------- */
+
+#define LMC_PLAN_MAX_POOLS 16
+
+typedef struct {
+    lmc_plan_layout layout;
+    int n_pools;
+    int pool_dp[LMC_PLAN_MAX_POOLS];     /* data-parallel replicas on each pool */
+    int pool_mb[LMC_PLAN_MAX_POOLS];     /* micro-batches per replica on each pool */
+    double pool_busy[LMC_PLAN_MAX_POOLS]; /* seconds per step that pool computes */
+    char pool_chip[LMC_PLAN_MAX_POOLS][LMC_PLAN_NAME];
+    int fits;
+    long long chips_used;
+    double step_s, tokens_per_s, mfu;
+    double t_compute, t_memory, t_tp, t_pp, t_bubble, t_dp, t_opt, t_zero3, t_idle; /* seconds per step */
+    lmc_plan_mem mem;    /* of the tightest pool */
+    const char *bottleneck;
+    char why[160];       /* why it does not fit, or notes */
+} lmc_plan_result;
+
+/* Constraints from the command line: 0 (or -1 for zero/recompute) = free. */
+typedef struct {
+    int tp, pp, dp, vpp, micro_batch, zero, recompute;
+} lmc_plan_fix;
+void lmc_plan_fix_none(lmc_plan_fix *fx);
+
+/* Step time of one layout on the pools, micro-batches spread over replicas
+ * in proportion to their speed. */
+void lmc_plan_evaluate(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts, int n_pools,
+                       const lmc_plan_layout *l, lmc_plan_result *r);
+/* The best (highest tokens/s) layouts, at most max, distinct and sorted.
+ * *n = 0 when nothing fits; then `why` (if not NULL, 256 bytes) says the
+ * closest miss. counts: chips of each pool available now. */
+lmc_status lmc_plan_search(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts, int n_pools,
+                           const lmc_plan_fix *fx, lmc_plan_result *best, int max, int *n, char *why);
+
+/* ---------- deliveries (timeline.c) ---------- */
+
+typedef struct {
+    double day;             /* when this segment starts (fractional days) */
+    long long chips;        /* available */
+    double tokens_at_start; /* tokens done when it starts */
+    double tokens_per_s;    /* 0 while nothing fits */
+    lmc_plan_result plan;   /* the layout used (plan.fits == 0: idle) */
+} lmc_plan_segment;
+
+typedef struct {
+    int start_day;
+    double tokens;          /* target */
+    double replan_hours;    /* lost at each re-plan (checkpoint, restart) */
+    lmc_plan_segment *seg;
+    int n;
+    double finish_day;      /* < 0 when never */
+    double hours;           /* from start to finish */
+} lmc_plan_timeline;
+
+lmc_status lmc_plan_timeline_run(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
+                                 double tokens, int start_day, double replan_hours, lmc_plan_timeline *tl);
+void lmc_plan_timeline_free(lmc_plan_timeline *tl);
+/* Tokens done by a day (linear within segments). */
+double lmc_plan_timeline_tokens_at(const lmc_plan_timeline *tl, double day);
+
+/* ---------- the plot (svg.c) ---------- */
+
+void lmc_plan_svg(const lmc_plan_timeline *tl, const char *title, lmc_sb *out);
+lmc_status lmc_plan_svg_write(const lmc_plan_timeline *tl, const char *title, const char *path);
+
+/* ---------- calibration (calib.c) ---------- */
+
+typedef struct {
+    int steps;        /* lines with a step time */
+    int used;         /* after dropping warm-up steps */
+    double median_ms, mean_ms, min_ms;
+    double tokens_per_s, mfu; /* medians of the logged figures (0 if absent) */
+} lmc_plan_log_stats;
+
+/* JSON Lines from `lmc train --log` (one object per step with at least
+ * "step" and "ms"); the first `skip` steps are warm-up. Errors name
+ * what:line and the field. */
+lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st);
+lmc_status lmc_plan_log_read(const char *path, int skip, lmc_plan_log_stats *st);
+/* A shard in llm.c's format (magic 20240520, version 1, uint16 tokens)
+ * with uniform random tokens below vocab; written atomically. */
+lmc_status lmc_plan_write_random_shard(const char *path, long long tokens, int vocab, uint64_t seed);
+/* Predicted step time (seconds) of `lmc train` on one chip: batch sequences
+ * of seq tokens, no gradient accumulation, no parallelism. */
+double lmc_plan_predict_single(const lmc_model_config *c, const lmc_plan_chip *chip, int batch, int seq, int bf16,
+                               lmc_plan_result *r);
+
+/* ---------- reports (report.c) ---------- */
+
+typedef struct {
+    const lmc_plan_job *job;
+    const char *model_name;
+    const char *fleet_spec;
+    double tokens;
+    const lmc_plan_fleet *fleet;
+    const lmc_plan_result *best; /* layouts at the full fleet */
+    int n_best;
+    const lmc_plan_timeline *tl;
+} lmc_plan_report;
+
+void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *out);
+void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *out);
+const char *lmc_plan_recompute_name(lmc_plan_recompute rc);
+
+#endif

@@ -1,0 +1,186 @@
+/* calib.c: the model against measurements. A training log (JSON Lines,
+ * one object per step with "ms", from `lmc train --log` here or from a GPU
+ * run elsewhere) gives a measured step time; the cost model gives a
+ * predicted one for the same setup; their ratio is the model's error. */
+#include "lmc/plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    if (n <= 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef struct {
+    double *ms, *tps, *mfu;
+    int n, ntps, nmfu, cap;
+} samples;
+
+static lmc_status grow(samples *s)
+{
+    if (s->n < s->cap)
+        return LMC_OK;
+    int cap = s->cap ? s->cap * 2 : 64;
+    double *a = realloc(s->ms, (size_t)cap * sizeof *a), *b = a ? realloc(s->tps, (size_t)cap * sizeof *b) : NULL;
+    if (a)
+        s->ms = a;
+    if (b)
+        s->tps = b;
+    double *c = b ? realloc(s->mfu, (size_t)cap * sizeof *c) : NULL;
+    if (!c)
+        return lmc_err(LMC_ENOMEM, "training log: out of memory");
+    s->mfu = c;
+    s->cap = cap;
+    return LMC_OK;
+}
+
+/* One line: objects without "ms" (evaluations, headers) are skipped. */
+static lmc_status parse_line(const char *line, size_t len, const char *what, int lineno, samples *s)
+{
+    char w[512];
+    snprintf(w, sizeof w, "%s:%d", what, lineno);
+    lmc_json *j = NULL;
+    LMC_TRY(lmc_json_parse(line, len, w, &j));
+    lmc_status st = LMC_OK;
+    if (j->type != LMC_JSON_OBJ)
+        st = lmc_err(LMC_EFORMAT, "%s: expected one JSON object per line", w);
+    lmc_json *ms = st ? NULL : lmc_json_get(j, "ms");
+    if (ms) {
+        double tps = -1, mfu = -1;
+        long long step = 0;
+        st = lmc_json_get_int(j, "step", w, &step);
+        if (!st && (ms->type != LMC_JSON_NUM || !(ms->num > 0) || !isfinite(ms->num)))
+            st = lmc_err(LMC_EFORMAT, "%s: field 'ms' must be a positive number of milliseconds", w);
+        if (!st)
+            st = lmc_json_get_num(j, "tokens_per_s", w, &tps);
+        if (!st)
+            st = lmc_json_get_num(j, "mfu", w, &mfu);
+        if (!st)
+            st = grow(s);
+        if (!st) {
+            s->ms[s->n++] = ms->num;
+            if (tps >= 0)
+                s->tps[s->ntps++] = tps;
+            if (mfu >= 0)
+                s->mfu[s->nmfu++] = mfu;
+        }
+    }
+    lmc_json_free(j);
+    return st;
+}
+
+lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    samples s = {0};
+    lmc_status rc = LMC_OK;
+    int lineno = 0;
+    for (size_t i = 0; i < n && !rc;) {
+        size_t j = i;
+        while (j < n && text[j] != '\n')
+            j++;
+        lineno++;
+        size_t k = i;
+        while (k < j && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r'))
+            k++;
+        if (k < j)
+            rc = parse_line(text + i, j - i, what, lineno, &s);
+        i = j + 1;
+    }
+    if (!rc && s.n == 0)
+        rc = lmc_err(LMC_EFORMAT, "%s: no step lines (objects with \"step\" and \"ms\")", what);
+    if (!rc) {
+        st->steps = s.n;
+        int drop = skip < s.n ? (skip > 0 ? skip : 0) : s.n - 1; /* keep at least one */
+        st->used = s.n - drop;
+        double sum = 0, mn = 1e300;
+        for (int i = drop; i < s.n; i++) {
+            sum += s.ms[i];
+            mn = fmin(mn, s.ms[i]);
+        }
+        st->mean_ms = sum / st->used;
+        st->min_ms = mn;
+        st->median_ms = median(s.ms + drop, st->used);
+        int dt = drop < s.ntps ? drop : 0, dm = drop < s.nmfu ? drop : 0;
+        st->tokens_per_s = median(s.tps + dt, s.ntps - dt);
+        st->mfu = median(s.mfu + dm, s.nmfu - dm);
+    }
+    free(s.ms);
+    free(s.tps);
+    free(s.mfu);
+    return rc;
+}
+
+lmc_status lmc_plan_log_read(const char *path, int skip, lmc_plan_log_stats *st)
+{
+    char *text = NULL;
+    size_t n = 0;
+    LMC_TRY(lmc_read_file(path, &text, &n));
+    lmc_status s = lmc_plan_log_parse(text, n, path, skip, st);
+    free(text);
+    return s;
+}
+
+lmc_status lmc_plan_write_random_shard(const char *path, long long tokens, int vocab, uint64_t seed)
+{
+    if (tokens < 1 || tokens > (1LL << 31) - 1 || vocab < 2 || vocab > 65536)
+        return lmc_err(LMC_EINVAL, "random shard %s: %lld tokens of vocab %d is out of range", path, tokens, vocab);
+    size_t bytes = 1024 + (size_t)tokens * 2;
+    uint8_t *buf = lmc_alloc(bytes, "random shard");
+    if (!buf)
+        return LMC_ENOMEM;
+    uint32_t hdr[3] = {20240520u, 1u, (uint32_t)tokens};
+    for (int i = 0; i < 3; i++) /* little-endian whatever the host */
+        for (int b = 0; b < 4; b++)
+            buf[4 * i + b] = (uint8_t)(hdr[i] >> (8 * b));
+    lmc_rng r;
+    lmc_rng_seed(&r, seed);
+    for (long long i = 0; i < tokens; i++) {
+        uint32_t t = (uint32_t)(lmc_rng_u64(&r) % (uint64_t)vocab);
+        buf[1024 + 2 * i] = (uint8_t)t;
+        buf[1024 + 2 * i + 1] = (uint8_t)(t >> 8);
+    }
+    lmc_status s = lmc_write_file_atomic(path, buf, bytes);
+    lmc_free(buf);
+    return s;
+}
+
+double lmc_plan_predict_single(const lmc_model_config *c, const lmc_plan_chip *chip, int batch, int seq, int bf16,
+                               lmc_plan_result *r)
+{
+    lmc_plan_job job;
+    lmc_plan_job_defaults(&job);
+    job.model = *c;
+    job.seq = seq;
+    job.global_batch = batch;
+    job.bf16 = bf16;
+    job.mem_reserve = 0; /* a measurement already ran, so it fitted */
+    lmc_plan_pool pool;
+    memset(&pool, 0, sizeof pool);
+    pool.chip = *chip;
+    pool.count = 1;
+    pool.chips_per_node = 1;
+    long long one = 1;
+    lmc_plan_layout l = {.dp = 1, .tp = 1, .pp = 1, .vpp = 1, .micro_batch = batch};
+    lmc_plan_result tmp;
+    if (!r)
+        r = &tmp;
+    lmc_plan_evaluate(&job, &pool, &one, 1, &l, r);
+    if (!r->fits) { /* time it anyway: the run it is compared with happened */
+        lmc_plan_mb_time t;
+        lmc_plan_microbatch_time(&job, chip, &l, &t);
+        return t.total;
+    }
+    return r->step_s;
+}

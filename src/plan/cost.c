@@ -1,0 +1,327 @@
+/* cost.c: the cost model. Memory per chip, and the time of a micro-batch,
+ * a gradient sync and an optimizer step, for one layout on one chip kind.
+ * docs/planner.md states every formula with its source; the comments here
+ * say which one each function implements. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+void lmc_plan_job_defaults(lmc_plan_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->bf16 = 1;
+    j->flash = 1;
+    j->seq_parallel = 1;
+    j->tp_overlap = 0.0; /* Megatron's default: TP collectives block */
+    j->dp_overlap = 1.0; /* DDP buckets overlap the last backward */
+    j->mem_reserve = 0.08;
+}
+
+long long lmc_plan_default_batch(const lmc_model_config *c, int seq)
+{
+    /* tokens per step grow with model size (GPT-3 Table 2.1; Llama 3 uses 16M) */
+    double n = lmc_config_num_params(c), tokens;
+    if (n < 1e9)
+        tokens = 0.5e6;
+    else if (n < 3e9)
+        tokens = 1e6;
+    else if (n < 2e10)
+        tokens = 2e6;
+    else if (n < 1e11)
+        tokens = 4e6;
+    else
+        tokens = 8e6;
+    double seqs = tokens / (seq > 0 ? seq : 1);
+    long long b = 1;
+    while (b * 2 <= seqs * 1.41) /* nearest power of two */
+        b *= 2;
+    return b;
+}
+
+static double esize(const lmc_plan_job *j) { return j->bf16 ? 2 : 4; }
+
+double lmc_plan_peak(const lmc_plan_chip *chip, int bf16)
+{
+    return (bf16 ? chip->bf16_tflops : chip->fp32_tflops) * 1e12;
+}
+
+static double mm_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->matmul_eff : c->matmul_eff_fp32; }
+static double at_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->attn_eff : c->attn_eff_fp32; }
+
+/* ---------- parameters ---------- */
+
+static double emb_params(const lmc_model_config *c)
+{
+    double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * c->dim : 0;
+    return (double)c->vocab * c->dim * (c->tied ? 1 : 2) + pos;
+}
+
+double lmc_plan_layer_params(const lmc_model_config *c)
+{
+    return (lmc_config_num_params(c) - emb_params(c)) / c->n_layer;
+}
+
+double lmc_plan_stage_params(const lmc_model_config *c, int pp)
+{
+    if (pp <= 1)
+        return lmc_config_num_params(c);
+    /* first stage: token (+position) embedding; last: the head (a copy of
+     * wte when tied). Both are about vocab x dim; take the larger stage. */
+    int per = (c->n_layer + pp - 1) / pp;
+    double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * c->dim : 0;
+    return per * lmc_plan_layer_params(c) + (double)c->vocab * c->dim + pos;
+}
+
+/* ---------- memory (ZeRO, Rajbhandari et al. 2020; Korthikanti et al. 2022) ---------- */
+
+double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan_recompute rc)
+{
+    const lmc_model_config *c = &job->model;
+    double e = esize(job), h = c->dim, a = c->n_head, s = job->seq;
+    double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), f = c->ffn_dim;
+    double tokens = (double)b * s, t = tp > 0 ? tp : 1;
+    double tsp = job->seq_parallel && t > 1 ? t : 1; /* sequence parallelism shards the rest */
+    if (rc == LMC_RECOMPUTE_FULL)
+        return tokens * h * e / tsp; /* only the layer input is kept */
+    /* replicated across the tp group without SP: the inputs of both norms,
+     * of the QKV and first MLP matmul, and the two 1-byte dropout masks */
+    double repl = 4 * h * e + (job->dropout ? 2 * h : 0);
+    /* split over tp: Q and K (QK^T), V, the attention output (projection
+     * input), and the MLP activations (GELU: its input and output; SwiGLU:
+     * gate, up and their product) */
+    double par = (h + hkv) * e + hkv * e + h * e + (c->mlp == LMC_MLP_SWIGLU ? 3 : 2) * f * e;
+    if (job->flash)
+        par += a * 4; /* the fp32 log-sum-exp per row */
+    else if (rc != LMC_RECOMPUTE_SELECTIVE)
+        par += a * s * e + (job->dropout ? a * s * (1 + e) : 0); /* softmax, its mask and dropped output */
+    return tokens * (repl / tsp + par / t);
+}
+
+int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l, int microbatches,
+                    lmc_plan_mem *m)
+{
+    const lmc_model_config *c = &job->model;
+    memset(m, 0, sizeof *m);
+    double e = esize(job), tp = l->tp, dp = l->dp > 0 ? l->dp : 1;
+    double P = lmc_plan_stage_params(c, l->pp) / tp;
+    /* mixed precision: 16-bit weights and grads, fp32 master + Adam m, v;
+     * fp32 training: weights, grads, m, v (ZeRO paper's K = 12 and 8) */
+    m->weights = P * e / (l->zero >= 3 ? dp : 1);
+    m->grads = P * e / (l->zero >= 2 ? dp : 1);
+    m->optim = P * (job->bf16 ? 12 : 8) / (l->zero >= 1 ? dp : 1);
+    int per = (c->n_layer + l->pp - 1) / l->pp;
+    double act = lmc_plan_act_bytes_layer(job, l->micro_batch, l->tp, l->recompute);
+    double work = l->recompute == LMC_RECOMPUTE_FULL ? lmc_plan_act_bytes_layer(job, l->micro_batch, l->tp,
+                                                                                LMC_RECOMPUTE_NONE)
+                                                     : 0;
+    /* 1F1B: the first stage holds min(m, pp) micro-batches in flight;
+     * interleaving adds (pp-1)/(pp*vpp) of that (Korthikanti sec. 4.2.3) */
+    double inflight = l->pp == 1 ? 1 : (microbatches < l->pp ? microbatches : l->pp);
+    if (l->pp > 1 && l->vpp > 1)
+        inflight *= 1 + (l->pp - 1.0) / ((double)l->pp * l->vpp);
+    double first = act * per * inflight + work;
+    double logits = (double)l->micro_batch * job->seq * c->vocab_padded / tp * 4; /* fp32 softmax */
+    double last = (l->pp == 1 ? first : act * per + work) + logits;
+    if (l->pp > 1 && first > last) {
+        m->activations = first;
+    } else {
+        m->activations = last - logits;
+        m->logits = logits;
+    }
+    if (l->zero >= 3) /* gathered weights of the layer in use and the next (prefetch) */
+        m->buffers = 2 * lmc_plan_layer_params(c) / tp * e;
+    m->total = m->weights + m->grads + m->optim + m->activations + m->logits + m->buffers;
+    m->usable = chip->memory_gb * 1e9 * (1 - job->mem_reserve);
+    return m->total <= m->usable;
+}
+
+/* ---------- communication (ring algorithms; Thakur et al. 2005) ---------- */
+
+double lmc_plan_allreduce_s(double bytes, int n, double bw, double lat)
+{
+    return n <= 1 ? 0 : 2.0 * (n - 1) / n * bytes / bw + 2.0 * (n - 1) * lat;
+}
+
+double lmc_plan_reduce_scatter_s(double bytes, int n, double bw, double lat)
+{
+    return n <= 1 ? 0 : (n - 1.0) / n * bytes / bw + (n - 1.0) * lat;
+}
+
+double lmc_plan_allgather_s(double bytes, int n, double bw, double lat)
+{
+    return lmc_plan_reduce_scatter_s(bytes, n, bw, lat);
+}
+
+double lmc_plan_collective_s(const lmc_plan_chip *chip, int cpn, double factor, double bytes, int n, int stride)
+{
+    if (n <= 1 || bytes <= 0)
+        return 0;
+    int per = stride >= cpn ? 1 : cpn / (stride > 0 ? stride : 1); /* group members sharing a node */
+    if (per > n)
+        per = n;
+    if (per < 1)
+        per = 1;
+    int nodes = (n + per - 1) / per;
+    double t = 0;
+    if (per > 1)
+        t += factor * lmc_plan_reduce_scatter_s(bytes, per, chip->intra_node_gbs * 1e9, LMC_PLAN_INTRA_LAT);
+    if (nodes > 1) {
+        /* bandwidth as a ring; latency as NCCL's trees once rings get long */
+        double bw = factor * (nodes - 1.0) / nodes * (bytes / per) / (chip->network_gbs * 1e9);
+        double hops = nodes - 1.0, tree = 2 * ceil(log2(nodes));
+        t += bw + factor * (hops < tree ? hops : tree) * chip->latency_us * 1e-6;
+    }
+    return t;
+}
+
+/* ---------- compute ---------- */
+
+double lmc_plan_gemm_s(const lmc_plan_chip *chip, int bf16, double m, double n, double k)
+{
+    /* small GEMMs reach less of the peak (tiles, packing, waves): the
+     * efficiency halves when the smallest dimension is gemm_m0 */
+    double e = bf16 ? 2 : 4, d = fmin(m, fmin(n, k)), size = d / (d + chip->gemm_m0);
+    double tc = 2 * m * n * k / (lmc_plan_peak(chip, bf16) * mm_eff(chip, bf16) * size);
+    double tm = (m * k + k * n + m * n) * e / (chip->memory_bw_gbs * 1e9);
+    return tc > tm ? tc : tm;
+}
+
+/* Time of `count` exp/tanh evaluations where they, not memory, can limit
+ * (CPUs); 0 when the chip's special-function units never do. */
+static double sfu_s(const lmc_plan_chip *chip, double count)
+{
+    return chip->sfu_gops > 0 ? count / (chip->sfu_gops * 1e9) : 0;
+}
+
+typedef struct {
+    double fwd_gemm, attn, mem, head; /* one layer (fwd+bwd except fwd_gemm) and the head */
+} layer_cost;
+
+static void layer_costs(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                        layer_cost *lc)
+{
+    const lmc_model_config *c = &job->model;
+    int bf = job->bf16;
+    double e = esize(job), h = c->dim, f = c->ffn_dim, s = job->seq, t = l->tp;
+    double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), n = (double)l->micro_batch * s;
+    double tsp = job->seq_parallel && t > 1 ? t : 1, bw = chip->memory_bw_gbs * 1e9;
+    int swiglu = c->mlp == LMC_MLP_SWIGLU;
+    /* Megatron's split: QKV and MLP-up by columns, projections by rows */
+    lc->fwd_gemm = lmc_plan_gemm_s(chip, bf, n, (h + 2 * hkv) / t, h) + lmc_plan_gemm_s(chip, bf, n, h, h / t) +
+                   lmc_plan_gemm_s(chip, bf, n, (swiglu ? 2 : 1) * f / t, h) + lmc_plan_gemm_s(chip, bf, n, h, f / t);
+    /* attention scores and values: 12*T*h per token counted (PaLM app. B),
+     * half of it executed under the causal mask */
+    double counted = 12.0 * n * s * h / t;
+    lc->attn = 0.5 * counted / (lmc_plan_peak(chip, bf) * at_eff(chip, bf));
+    /* exponentials: the causal half of the scores forward and again
+     * backward; GELU's tanh forward and twice backward, SwiGLU's sigmoid */
+    lc->attn += sfu_s(chip, n * c->n_head * s / t);
+    double act_sfu = sfu_s(chip, n * (swiglu ? 2 : 3) * f / t);
+    /* memory-bound ops (elements read + written per token): forward, the
+     * two norms (2h each) and residual adds (3h each), the activation
+     * (GELU 2f, SwiGLU 3f), the attention kernel's q, k, v in and out,
+     * rotary embedding; backward, norms 5h each, residuals again, the
+     * activation (3f, 5f), attention in/out twice and bias gradients */
+    double qkv = h + 2 * hkv, bias = c->bias ? qkv + 2 * h + f : 0;
+    double fwd = (2 * 2 * h + 2 * 3 * h) / tsp + ((swiglu ? 3 : 2) * f + qkv + h) / t;
+    double bwd = (2 * 5 * h + 2 * 3 * h) / tsp + ((swiglu ? 5 : 3) * f + 2 * qkv + 2 * h + bias) / t;
+    double rope = c->pos == LMC_POS_ROPE ? 4 * (h + hkv) / t : 0;
+    double scores = job->flash ? 0 : 9.0 * c->n_head * s / t; /* written, softmaxed, read back */
+    lc->mem = n * (fwd + bwd + rope + scores) * e / (bw * LMC_PLAN_MEM_EFF) + act_sfu +
+              LMC_PLAN_KERNELS * chip->kernel_us * 1e-6;
+    double vp = c->vocab_padded / t;
+    lc->head = 3 * lmc_plan_gemm_s(chip, bf, n, vp, h) + fmax(3 * n * vp * 4 / bw, sfu_s(chip, n * vp)) +
+               3 * n * h * e / bw; /* logits GEMMs, softmax + cross-entropy, embedding */
+}
+
+/* Busiest stage when the last stage also holds the head: k layers plus the
+ * head there, the rest spread evenly (what a balanced partition does). */
+static double stage_time(int L, int pp, double layer, double head)
+{
+    if (pp <= 1)
+        return L * layer + head;
+    double best = 1e300;
+    int max_k = (L + pp - 1) / pp;
+    for (int k = 0; k <= max_k && k <= L; k++) {
+        int rest = L - k, per = (rest + pp - 2) / (pp - 1);
+        double t = fmax(per * layer, k * layer + head);
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn,
+                                  const lmc_plan_layout *l, lmc_plan_mb_time *t)
+{
+    const lmc_model_config *c = &job->model;
+    memset(t, 0, sizeof *t);
+    layer_cost lc;
+    layer_costs(job, chip, l, &lc);
+    double recompute = 0;
+    if (l->recompute == LMC_RECOMPUTE_FULL)
+        recompute = lc.fwd_gemm + lc.attn / 3 + lc.mem / 3; /* one more forward */
+    else if (l->recompute == LMC_RECOMPUTE_SELECTIVE && !job->flash)
+        recompute = lc.attn / 3;
+    double compute_layer = 3 * lc.fwd_gemm + lc.attn + recompute;
+    double per_layer = compute_layer + lc.mem;
+    double stage = stage_time(c->n_layer, l->pp, per_layer, lc.head);
+    double share = per_layer > 0 ? compute_layer / per_layer : 1;
+    t->compute = stage * share;
+    t->memory = stage - t->compute;
+    int layers = (c->n_layer + l->pp - 1) / l->pp;
+    double e = esize(job), n = (double)l->micro_batch * job->seq;
+    /* tensor parallelism with SP: per layer 2 all-gathers + 2 reduce-scatters
+     * forward and again backward (4 all-reduces without SP: same bytes) */
+    double msg = n * c->dim * e;
+    double ops = 8 + (l->recompute == LMC_RECOMPUTE_FULL ? 4 : 0);
+    t->tp_comm = layers * ops * lmc_plan_collective_s(chip, cpn, 1, msg, l->tp, 1) * (1 - job->tp_overlap);
+    /* pipeline: activations forward and gradients back at each boundary,
+     * vpp times with interleaving; stages sit tp*dp chips apart */
+    if (l->pp > 1) {
+        double tsp = job->seq_parallel && l->tp > 1 ? l->tp : 1;
+        int intra = (long long)l->tp * l->dp * l->pp <= cpn;
+        double bw = (intra ? chip->intra_node_gbs : chip->network_gbs) * 1e9;
+        double lat = intra ? LMC_PLAN_INTRA_LAT : chip->latency_us * 1e-6;
+        t->pp_comm = 2.0 * l->vpp * (msg / tsp / bw + lat);
+    }
+    /* ZeRO-3 gathers weights forward and backward and scatters grads each
+     * micro-batch; prefetching hides it behind compute when it can, all but
+     * the first layer's gather */
+    if (l->zero >= 3 && l->dp > 1) {
+        double w = lmc_plan_stage_params(c, l->pp) / l->tp * e;
+        double z3 = 3 * lmc_plan_collective_s(chip, cpn, 1, w, l->dp, l->tp);
+        t->zero3 = fmax(z3 - t->compute, z3 / layers);
+    }
+    t->total = t->compute + t->memory + t->tp_comm + t->pp_comm + t->zero3;
+}
+
+void lmc_plan_microbatch_time(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                              lmc_plan_mb_time *t)
+{
+    lmc_plan_microbatch_time_cpn(job, chip, chip->chips_per_node, l, t);
+}
+
+double lmc_plan_dp_sync_s(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn, const lmc_plan_layout *l,
+                          int cross_pools, const lmc_plan_mb_time *mb)
+{
+    if (l->dp <= 1 || l->zero >= 3) /* ZeRO-3 syncs inside each micro-batch */
+        return 0;
+    double g = lmc_plan_stage_params(&job->model, l->pp) / l->tp * esize(job);
+    /* all-reduce, or reduce-scatter + all-gather with ZeRO-1/2: same bytes */
+    double t = lmc_plan_collective_s(chip, cross_pools ? 1 : cpn, 2, g, l->dp, l->tp);
+    double hidden = job->dp_overlap * mb->compute * 2 / 3; /* the last backward */
+    return t > hidden ? t - hidden : 0;
+}
+
+double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l)
+{
+    double p = lmc_plan_stage_params(&job->model, l->pp) / l->tp / (l->zero >= 1 && l->dp > 1 ? l->dp : 1);
+    /* AdamW touches master weights, m, v (read+write), the gradient and the
+     * 16-bit weight copy: 28 bytes per parameter either way; on the cpu chip
+     * the measured cost of the backend's adamw and gradient norm */
+    if (chip->optim_ns > 0)
+        return p * chip->optim_ns * 1e-9;
+    return p * 28 / (chip->memory_bw_gbs * 1e9);
+}

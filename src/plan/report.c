@@ -1,0 +1,307 @@
+/* report.c: what `lmc plan` prints: a text report for people and one JSON
+ * object with the same content for programs. */
+#include "lmc/plan.h"
+
+#include <math.h>
+#include <string.h>
+
+static void count(lmc_sb *o, double v)
+{
+    const char *suf[] = {"", "k", "M", "B", "T", "P"};
+    int i = 0;
+    while (fabs(v) >= 1000 && i < 5) {
+        v /= 1000;
+        i++;
+    }
+    lmc_sb_printf(o, v >= 100 || v == floor(v) ? "%.0f%s" : "%.3g%s", v, suf[i]);
+}
+
+static void duration(lmc_sb *o, double hours)
+{
+    if (hours < 1)
+        lmc_sb_printf(o, "%.0f min", hours * 60);
+    else if (hours < 72)
+        lmc_sb_printf(o, "%.1f h", hours);
+    else
+        lmc_sb_printf(o, "%.0f h (%.1f days)", hours, hours / 24);
+}
+
+static double part_share(const lmc_plan_result *r)
+{
+    double parts[] = {r->t_compute, r->t_memory, r->t_tp, r->t_pp, r->t_zero3, r->t_bubble, r->t_dp, r->t_opt,
+                      r->t_idle};
+    double m = 0;
+    for (int i = 0; i < 9; i++)
+        m = fmax(m, parts[i]);
+    return r->step_s > 0 ? m / r->step_s : 0;
+}
+
+static void layout_row(lmc_sb *o, int i, const lmc_plan_result *r)
+{
+    const lmc_plan_layout *l = &r->layout;
+    long long acc = r->pool_mb[0];
+    for (int p = 1; p < r->n_pools; p++)
+        acc = r->pool_mb[p] > acc ? r->pool_mb[p] : acc;
+    lmc_sb_printf(o, "  %-2d %7lld %6d %3d %3d %3d %5d %4lld %4d %6s %9.3fs ", i + 1, r->chips_used, l->dp, l->tp,
+                  l->pp, l->vpp, l->micro_batch, acc, l->zero, lmc_plan_recompute_name(l->recompute), r->step_s);
+    size_t at = o->len;
+    count(o, r->tokens_per_s);
+    lmc_sb_printf(o, "%*s %5.1f%% %6.1f/%-6.1f %s %.0f%%\n", (int)(9 - (o->len - at)), "", r->mfu * 100,
+                  r->mem.total / 1e9, r->mem.usable / 1e9, r->bottleneck, part_share(r) * 100);
+}
+
+static void fleet_text(lmc_sb *o, const lmc_plan_fleet *f)
+{
+    lmc_sb_puts(o, "fleet    ");
+    for (int i = 0; i < f->n; i++) {
+        const lmc_plan_pool *p = &f->pools[i];
+        lmc_sb_printf(o, "%s%lldx %s (%d per node", i ? "\n         " : "", p->count, p->chip.name, p->chips_per_node);
+        if (p->chip.measured)
+            lmc_sb_printf(o, ", measured peak %.3g TFLOP/s fp32, %.3g bf16", p->chip.fp32_tflops, p->chip.bf16_tflops);
+        if (p->arrives != LMC_PLAN_NOW) {
+            char d[16];
+            lmc_plan_format_date(p->arrives, d);
+            lmc_sb_printf(o, ", arrives %s", d);
+        }
+        lmc_sb_puts(o, strcmp(p->name, p->chip.name) ? ", " : ")");
+        if (strcmp(p->name, p->chip.name))
+            lmc_sb_printf(o, "%s)", p->name);
+    }
+    lmc_sb_putc(o, '\n');
+}
+
+/* What a reader should change when the best layout wastes chips. */
+static void notes(lmc_sb *o, const lmc_plan_job *j, const lmc_plan_result *b)
+{
+    long long idle = 0, least = -1;
+    for (int p = 0; p < b->n_pools; p++) {
+        if (b->pool_dp[p] > 0 && b->pool_mb[p] == 0)
+            idle += (long long)b->pool_dp[p] * b->layout.tp * b->layout.pp;
+        if (b->pool_mb[p] > 0 && (least < 0 || b->pool_mb[p] < least))
+            least = b->pool_mb[p];
+    }
+    if (idle > 0)
+        lmc_sb_printf(o, "note: %lld chips get no micro-batch: the global batch (%lld sequences) is too small for "
+                         "this fleet; a larger --global-batch uses them\n", idle, j->global_batch);
+    else if (b->layout.pp > 1 && least >= 0 && least < b->layout.pp)
+        lmc_sb_printf(o, "note: %lld micro-batches per replica for %d pipeline stages: the bubble is large; a "
+                         "larger --global-batch fills it\n", least, b->layout.pp);
+}
+
+static void timeline_text(lmc_sb *o, const lmc_plan_timeline *tl)
+{
+    lmc_sb_printf(o, "\ntimeline (a re-plan at each delivery costs %.1f h):\n", tl->replan_hours);
+    lmc_sb_puts(o, "  date          chips  layout dp x tp x pp    tokens/s   tokens done\n");
+    for (int i = 0; i < tl->n; i++) {
+        const lmc_plan_segment *s = &tl->seg[i];
+        char d[16], lay[48] = "idle (nothing fits)";
+        lmc_plan_format_date(s->day, d);
+        if (s->tokens_per_s > 0)
+            snprintf(lay, sizeof lay, "%d x %d x %d", s->plan.layout.dp, s->plan.layout.tp, s->plan.layout.pp);
+        lmc_sb_printf(o, "  %s %9lld  %-20s ", d, s->chips, lay);
+        size_t at = o->len;
+        count(o, s->tokens_per_s);
+        lmc_sb_printf(o, "%*s ", (int)(11 - (o->len - at)), "");
+        count(o, s->tokens_at_start);
+        lmc_sb_putc(o, '\n');
+    }
+}
+
+void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
+{
+    const lmc_plan_job *j = r->job;
+    char desc[256], d0[16], d1[16];
+    lmc_config_describe(&j->model, desc, sizeof desc);
+    double fpt = lmc_config_train_flops_per_token(&j->model, j->seq);
+    lmc_sb_printf(o, "model    %s: %s\nbudget   ", r->model_name, desc);
+    count(o, r->tokens);
+    lmc_sb_printf(o, " tokens; sequences of %d; global batch %lld sequences (", j->seq, j->global_batch);
+    count(o, (double)j->global_batch * j->seq);
+    lmc_sb_printf(o, " tokens/step); %s\nflops    %.4g GFLOP per token (6N + 12*L*h*T), %.3g in all\n",
+                  j->bf16 ? "bf16 mixed precision" : "fp32", fpt / 1e9, fpt * r->tokens);
+    fleet_text(o, r->fleet);
+    lmc_sb_puts(o, "\nbest layouts on the whole fleet (mb: micro-batch, acc: micro-batches per replica):\n"
+                   "  #    chips     dp  tp  pp vpp    mb  acc zero recomp       step  tokens/s    MFU  "
+                   "mem GB/chip  bottleneck\n");
+    for (int i = 0; i < r->n_best; i++)
+        layout_row(o, i, &r->best[i]);
+    if (r->n_best > 0 && r->best[0].n_pools > 1)
+        for (int p = 0; p < r->best[0].n_pools; p++)
+            lmc_sb_printf(o, "     %s: %d replicas x %d micro-batches, busy %.3fs of the step\n",
+                          r->best[0].pool_chip[p], r->best[0].pool_dp[p], r->best[0].pool_mb[p],
+                          r->best[0].pool_busy[p]);
+    if (r->n_best > 0)
+        notes(o, j, &r->best[0]);
+    const lmc_plan_timeline *tl = r->tl;
+    if (tl && tl->n > 1)
+        timeline_text(o, tl);
+    if (tl) {
+        lmc_plan_format_date(tl->start_day, d0);
+        lmc_plan_format_date(tl->finish_day, d1);
+        lmc_sb_puts(o, "\ntime to train: ");
+        duration(o, tl->hours);
+        lmc_sb_printf(o, ", from %s to %s\n", d0, d1);
+    }
+}
+
+/* ---------- JSON ---------- */
+
+static void key(lmc_sb *o, const char *k, int *first)
+{
+    lmc_sb_puts(o, *first ? "" : ", ");
+    *first = 0;
+    lmc_sb_json_str(o, k, strlen(k));
+    lmc_sb_puts(o, ": ");
+}
+
+static void knum(lmc_sb *o, const char *k, double v, int *first)
+{
+    key(o, k, first);
+    lmc_sb_json_num(o, isfinite(v) ? v : 0);
+}
+
+static void kstr(lmc_sb *o, const char *k, const char *v, int *first)
+{
+    key(o, k, first);
+    lmc_sb_json_str(o, v, strlen(v));
+}
+
+static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
+{
+    const lmc_plan_layout *l = &r->layout;
+    int f = 1;
+    lmc_sb_putc(o, '{');
+    knum(o, "chips", (double)r->chips_used, &f);
+    knum(o, "dp", l->dp, &f);
+    knum(o, "tp", l->tp, &f);
+    knum(o, "pp", l->pp, &f);
+    knum(o, "vpp", l->vpp, &f);
+    knum(o, "micro_batch", l->micro_batch, &f);
+    knum(o, "microbatches_per_replica", r->pool_mb[0], &f);
+    knum(o, "zero", l->zero, &f);
+    kstr(o, "recompute", lmc_plan_recompute_name(l->recompute), &f);
+    knum(o, "step_s", r->step_s, &f);
+    knum(o, "tokens_per_s", r->tokens_per_s, &f);
+    knum(o, "mfu", r->mfu, &f);
+    knum(o, "hours", tokens / r->tokens_per_s / 3600, &f);
+    knum(o, "mem_gb", r->mem.total / 1e9, &f);
+    knum(o, "mem_usable_gb", r->mem.usable / 1e9, &f);
+    kstr(o, "bottleneck", r->bottleneck ? r->bottleneck : "", &f);
+    key(o, "step_parts_s", &f);
+    int g = 1;
+    lmc_sb_putc(o, '{');
+    knum(o, "compute", r->t_compute, &g);
+    knum(o, "memory_bound", r->t_memory, &g);
+    knum(o, "tensor_parallel", r->t_tp, &g);
+    knum(o, "pipeline_sends", r->t_pp, &g);
+    knum(o, "pipeline_bubble", r->t_bubble, &g);
+    knum(o, "data_parallel", r->t_dp, &g);
+    knum(o, "optimizer", r->t_opt, &g);
+    knum(o, "zero3", r->t_zero3, &g);
+    knum(o, "imbalance", r->t_idle, &g);
+    lmc_sb_puts(o, "}");
+    key(o, "pools", &f);
+    lmc_sb_putc(o, '[');
+    for (int p = 0; p < r->n_pools; p++) {
+        int h = 1;
+        lmc_sb_puts(o, p ? ", {" : "{");
+        kstr(o, "chip", r->pool_chip[p], &h);
+        knum(o, "replicas", r->pool_dp[p], &h);
+        knum(o, "micro_batches", r->pool_mb[p], &h);
+        knum(o, "busy_s", r->pool_busy[p], &h);
+        lmc_sb_putc(o, '}');
+    }
+    lmc_sb_puts(o, "]}");
+}
+
+static void fleet_json(lmc_sb *o, const lmc_plan_fleet *fl)
+{
+    lmc_sb_puts(o, "[");
+    for (int i = 0; i < fl->n; i++) {
+        const lmc_plan_pool *p = &fl->pools[i];
+        int f = 1;
+        char d[16] = "";
+        if (p->arrives != LMC_PLAN_NOW)
+            lmc_plan_format_date(p->arrives, d);
+        lmc_sb_puts(o, i ? ", {" : "{");
+        kstr(o, "name", p->name, &f);
+        kstr(o, "chip", p->chip.name, &f);
+        knum(o, "count", (double)p->count, &f);
+        knum(o, "chips_per_node", p->chips_per_node, &f);
+        knum(o, "peak_tflops", p->chip.bf16_tflops, &f);
+        key(o, "arrives", &f);
+        if (d[0])
+            lmc_sb_json_str(o, d, strlen(d));
+        else
+            lmc_sb_puts(o, "null");
+        lmc_sb_putc(o, '}');
+    }
+    lmc_sb_puts(o, "]");
+}
+
+static void timeline_json(lmc_sb *o, const lmc_plan_timeline *tl)
+{
+    lmc_sb_puts(o, "[");
+    for (int i = 0; i < tl->n; i++) {
+        const lmc_plan_segment *s = &tl->seg[i];
+        char d[16];
+        int f = 1;
+        lmc_plan_format_date(s->day, d);
+        lmc_sb_puts(o, i ? ", {" : "{");
+        kstr(o, "date", d, &f);
+        knum(o, "chips", (double)s->chips, &f);
+        knum(o, "tokens_per_s", s->tokens_per_s, &f);
+        knum(o, "tokens_done", s->tokens_at_start, &f);
+        key(o, "layout", &f);
+        if (s->tokens_per_s > 0)
+            result_json(o, &s->plan, tl->tokens);
+        else
+            lmc_sb_puts(o, "null");
+        lmc_sb_putc(o, '}');
+    }
+    lmc_sb_puts(o, "]");
+}
+
+void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
+{
+    const lmc_plan_job *j = r->job;
+    const lmc_plan_timeline *tl = r->tl;
+    int f = 1;
+    lmc_sb_putc(o, '{');
+    kstr(o, "model", r->model_name, &f);
+    knum(o, "params", lmc_config_num_params(&j->model), &f);
+    knum(o, "flops_per_token", lmc_config_train_flops_per_token(&j->model, j->seq), &f);
+    knum(o, "tokens", r->tokens, &f);
+    knum(o, "seq", j->seq, &f);
+    knum(o, "global_batch", (double)j->global_batch, &f);
+    kstr(o, "precision", j->bf16 ? "bf16" : "fp32", &f);
+    key(o, "fleet", &f);
+    fleet_json(o, r->fleet);
+    knum(o, "hours", tl ? tl->hours : 0, &f);
+    knum(o, "mfu", r->n_best ? r->best[0].mfu : 0, &f);
+    knum(o, "tokens_per_s", r->n_best ? r->best[0].tokens_per_s : 0, &f);
+    if (tl) {
+        char d0[16], d1[16];
+        lmc_plan_format_date(tl->start_day, d0);
+        lmc_plan_format_date(tl->finish_day, d1);
+        kstr(o, "start", d0, &f);
+        kstr(o, "finish", d1, &f);
+    }
+    key(o, "best", &f);
+    if (r->n_best)
+        result_json(o, &r->best[0], r->tokens);
+    else
+        lmc_sb_puts(o, "null");
+    key(o, "layouts", &f);
+    lmc_sb_putc(o, '[');
+    for (int i = 0; i < r->n_best; i++) {
+        lmc_sb_puts(o, i ? ", " : "");
+        result_json(o, &r->best[i], r->tokens);
+    }
+    lmc_sb_putc(o, ']');
+    if (tl) {
+        key(o, "timeline", &f);
+        timeline_json(o, tl);
+    }
+    lmc_sb_puts(o, "}\n");
+}

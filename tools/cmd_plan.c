@@ -1,0 +1,439 @@
+/* cmd_plan.c: `lmc plan`: memory fit, parallel layout and time to train a
+ * model on a fleet of chips that may arrive over time; and calibration of
+ * the cost model against real step times (--calibrate, --calibrate-log). */
+#include "cli.h"
+#include "commands.h"
+#include "lmc/plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_TOP 32
+
+typedef struct {
+    const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log;
+    cli_list chips;
+    long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
+    double tp_overlap, replan_hours, tolerance;
+    int json, no_flash, dropout, calibrate;
+} plan_opts;
+
+static lmc_status load_catalog(const plan_opts *o, lmc_plan_catalog *cat)
+{
+    LMC_TRY(lmc_plan_catalog_load_default(cat));
+    for (int i = 0; i < o->chips.n; i++)
+        LMC_TRY(lmc_plan_catalog_add_file(cat, o->chips.v[i]));
+    return LMC_OK;
+}
+
+static lmc_status parse_recompute(const char *s, int *out)
+{
+    if (!s)
+        return LMC_OK;
+    for (int rc = 0; rc <= 2; rc++)
+        if (!strcmp(s, lmc_plan_recompute_name((lmc_plan_recompute)rc))) {
+            *out = rc;
+            return LMC_OK;
+        }
+    return lmc_err(LMC_EINVAL, "--recompute: '%s' is not none, selective or full", s);
+}
+
+static lmc_status parse_precision(const char *s, int *bf16)
+{
+    if (!s || !strcmp(s, "bf16"))
+        *bf16 = 1;
+    else if (!strcmp(s, "fp32"))
+        *bf16 = 0;
+    else
+        return lmc_err(LMC_EINVAL, "--precision: '%s' is not bf16 or fp32", s);
+    return LMC_OK;
+}
+
+static lmc_status make_fix(const plan_opts *o, lmc_plan_fix *fx)
+{
+    lmc_plan_fix_none(fx);
+    fx->tp = (int)o->tp, fx->pp = (int)o->pp, fx->dp = (int)o->dp, fx->vpp = (int)o->vpp;
+    fx->micro_batch = (int)o->mb, fx->zero = (int)o->zero;
+    return parse_recompute(o->recompute, &fx->recompute);
+}
+
+static lmc_status make_job(const plan_opts *o, lmc_plan_job *job)
+{
+    lmc_plan_job_defaults(job);
+    LMC_TRY(lmc_plan_model_load(o->model, &job->model));
+    LMC_TRY(parse_precision(o->precision, &job->bf16));
+    job->seq = o->seq > 0 ? (int)o->seq : job->model.max_seq;
+    if (job->seq > job->model.max_seq)
+        return lmc_err(LMC_EINVAL, "--seq %d is longer than the model's context (%d)", job->seq, job->model.max_seq);
+    job->global_batch = o->global_batch > 0 ? o->global_batch : lmc_plan_default_batch(&job->model, job->seq);
+    job->flash = !o->no_flash;
+    job->dropout = o->dropout;
+    job->tp_overlap = o->tp_overlap;
+    return LMC_OK;
+}
+
+/* Chips marked "measure" (cpu) get this machine's figures. */
+static lmc_status measure_fleet(lmc_plan_fleet *f, int threads)
+{
+    for (int i = 0; i < f->n; i++)
+        if (f->pools[i].chip.measure && !f->pools[i].chip.measured)
+            LMC_TRY(lmc_plan_chip_measure_cpu(&f->pools[i].chip, threads));
+    return LMC_OK;
+}
+
+static lmc_status best_layouts(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
+                               lmc_plan_result *best, int top, int *n)
+{
+    lmc_plan_pool groups[LMC_PLAN_MAX_POOLS];
+    long long counts[LMC_PLAN_MAX_POOLS];
+    int ng = lmc_plan_fleet_on_hand(f, INFINITY, groups, counts); /* the whole fleet */
+    char why[256];
+    LMC_TRY(lmc_plan_search(job, groups, counts, ng, fx, best, top, n, why));
+    if (*n == 0)
+        return lmc_err(LMC_ERANGE, "the model fits nowhere on this fleet: %s", why);
+    return LMC_OK;
+}
+
+static lmc_status run_plan(const plan_opts *o)
+{
+    if (!o->model || !o->tokens || !o->fleet)
+        return lmc_err(LMC_EINVAL, "--model, --tokens and --fleet are required (see lmc plan --help)");
+    double tokens = 0;
+    LMC_TRY(lmc_parse_count(o->tokens, "--tokens", &tokens));
+    if (tokens < 1)
+        return lmc_err(LMC_EINVAL, "--tokens: '%s' must be at least 1", o->tokens);
+    int start = lmc_plan_today();
+    if (o->start)
+        LMC_TRY(lmc_plan_parse_date(o->start, "--start", &start));
+    lmc_plan_job job;
+    lmc_plan_fix fx;
+    LMC_TRY(make_job(o, &job));
+    LMC_TRY(make_fix(o, &fx));
+    lmc_plan_catalog cat;
+    lmc_status s = load_catalog(o, &cat);
+    lmc_plan_fleet f = {0};
+    if (!s)
+        s = lmc_plan_fleet_load(&cat, o->fleet, start, &f);
+    if (!s)
+        s = measure_fleet(&f, (int)o->threads);
+    lmc_plan_result *best = calloc(MAX_TOP, sizeof *best);
+    lmc_plan_timeline tl = {0};
+    int n = 0;
+    if (!s && !best)
+        s = lmc_err(LMC_ENOMEM, "out of memory");
+    if (!s)
+        s = best_layouts(&job, &f, &fx, best, (int)o->top, &n);
+    if (!s)
+        s = lmc_plan_timeline_run(&job, &f, &fx, tokens, start, o->replan_hours, &tl);
+    if (!s && o->plot) {
+        char title[256];
+        snprintf(title, sizeof title, "%s, %s tokens on %s", o->model, o->tokens, o->fleet);
+        s = lmc_plan_svg_write(&tl, title, o->plot);
+    }
+    if (!s) {
+        lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl};
+        lmc_sb out;
+        lmc_sb_init(&out);
+        if (o->json)
+            lmc_plan_report_json(&r, &out);
+        else
+            lmc_plan_report_text(&r, &out);
+        fwrite(out.s, 1, out.len, stdout);
+        lmc_sb_free(&out);
+    }
+    lmc_plan_timeline_free(&tl);
+    free(best);
+    lmc_plan_fleet_free(&f);
+    lmc_plan_catalog_free(&cat);
+    return s;
+}
+
+/* ---------- calibration ---------- */
+
+#define MAX_MARKS 4096
+
+/* CPU seconds (user + system, all threads) a process has used so far. */
+static double proc_cpu(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    if (!f)
+        return 0;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+typedef struct {
+    lmc_plan_log_stats st;
+    double share;  /* the CPU time the run got over wall time x threads */
+    double cpu_ms; /* least CPU time of a step / threads */
+    int threads;
+} calib_run;
+
+static lmc_status train_failed(const char *out_path, int st)
+{
+    char *text = NULL;
+    size_t n = 0;
+    lmc_status r = lmc_read_file(out_path, &text, &n);
+    lmc_status e = lmc_err(LMC_EIO, "calibrate: `lmc train` failed (status %d): %.300s", WEXITSTATUS(st),
+                           r == LMC_OK && text ? text : "(no output)");
+    free(text);
+    return e;
+}
+
+/* Runs `lmc train` (this binary, output to a file) and watches it: each
+ * time a step's line lands in the log it notes the process's CPU time, so
+ * the CPU time of every step is known, which a busy machine cannot stretch
+ * the way it stretches wall-clock time. */
+static lmc_status watch_train(char **argv, const char *out_path, const char *log, int skip, calib_run *cr)
+{
+    static double marks[MAX_MARKS];
+    double t0 = lmc_now();
+    pid_t pid = fork();
+    if (pid < 0)
+        return lmc_err(LMC_EIO, "calibrate: fork failed");
+    if (pid == 0) {
+        FILE *f = freopen(out_path, "w", stderr);
+        if (f)
+            dup2(fileno(f), 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int st = 0, seen = 0;
+    struct rusage ru;
+    for (;;) {
+        pid_t r = wait4(pid, &st, WNOHANG, &ru);
+        if (r < 0)
+            return lmc_err(LMC_EIO, "calibrate: wait4 failed");
+        if (r == pid)
+            break;
+        int lines = count_lines(log);
+        for (double c = lines > seen ? proc_cpu(pid) : 0; seen < lines && seen < MAX_MARKS; seen++)
+            marks[seen] = c;
+        usleep(5000);
+    }
+    double wall = lmc_now() - t0;
+    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return train_failed(out_path, st);
+    for (int lines = count_lines(log); seen < lines && seen < MAX_MARKS; seen++)
+        marks[seen] = cpu; /* lines written just before the exit */
+    cr->share = wall > 0 ? fmin(1, cpu / (wall * cr->threads)) : 1;
+    /* step k's CPU time is marks[k] - marks[k-1]; the first includes start-up */
+    int first = skip > 1 ? skip : 1, n = 0;
+    for (int k = first; k < seen; k++)
+        if (marks[k] >= 0 && marks[k - 1] >= 0)
+            marks[n++] = marks[k] - marks[k - 1];
+    /* the least disturbed step: other processes only ever add to a step's
+     * CPU time (cache and memory-bandwidth contention), never take from it */
+    double least = 0;
+    for (int i = 0; i < n; i++)
+        least = i == 0 || marks[i] < least ? marks[i] : least;
+    cr->cpu_ms = least / cr->threads * 1e3;
+    return LMC_OK;
+}
+
+static lmc_status train_once(const plan_opts *o, const char *model, const lmc_model_config *c, const char *dir,
+                             int threads, calib_run *cr)
+{
+    char shard[4200], log[4200], out[4200], b[32], t[32], n[32], th[32];
+    snprintf(shard, sizeof shard, "%s/calib_train_000000.bin", dir);
+    snprintf(log, sizeof log, "%s/log.jsonl", dir);
+    snprintf(out, sizeof out, "%s/train.out", dir);
+    long long tokens = (o->steps + 2) * o->batch * o->seq + 1;
+    LMC_TRY(lmc_plan_write_random_shard(shard, tokens, c->vocab < 65536 ? c->vocab : 65536, 1234));
+    snprintf(b, sizeof b, "%lld", o->batch);
+    snprintf(t, sizeof t, "%lld", o->seq);
+    snprintf(n, sizeof n, "%lld", o->steps);
+    snprintf(th, sizeof th, "%d", threads);
+    char *argv[] = {"lmc", "train", "--model", (char *)model, "--data", shard, "--batch", b, "--seq", t,
+                    "--steps", n, "--threads", th, "--log", log, "--precision",
+                    (char *)(o->precision ? o->precision : "fp32"), "--quiet", NULL};
+    cr->threads = threads;
+    LMC_TRY(watch_train(argv, out, log, (int)o->skip, cr));
+    return lmc_plan_log_read(log, (int)o->skip, &cr->st);
+}
+
+/* One comparison of the median wall-clock step with the prediction. On a
+ * busy machine (the run got < 90% of its cores) wall-clock steps are
+ * longer than the model's and even CPU time stretches (caches, memory
+ * bandwidth), so the row is inconclusive: it shows the least CPU time of a
+ * step beside it and is not held to --tolerance. */
+static void calib_row(const char *model, const lmc_plan_log_stats *st, double pred_s, const calib_run *cr,
+                      double tol, int *bad, int *busy)
+{
+    int b = cr && cr->share < 0.9;
+    double err = pred_s * 1e3 / st->median_ms - 1;
+    int off = tol > 0 && !b && (err > tol || err < -tol);
+    *bad |= off;
+    *busy |= b;
+    printf("  %-12s %6d %12.1f %12.1f %+8.1f%%", model, st->used, st->median_ms, pred_s * 1e3, err * 100);
+    if (b && cr->cpu_ms > 0)
+        printf("   inconclusive: busy machine (the run got %.0f%% of its cores); least CPU time of a step %.1f ms "
+               "(%+.1f%%)", cr->share * 100, cr->cpu_ms, (pred_s * 1e3 / cr->cpu_ms - 1) * 100);
+    else if (b)
+        printf("   inconclusive: busy machine (the run got %.0f%% of its cores)", cr->share * 100);
+    printf("%s\n", off ? "  (over tolerance)" : "");
+}
+
+static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
+{
+    if (!lmc_cmd_train)
+        return lmc_err(LMC_EUNSUPPORTED, "--calibrate needs `lmc train`, which this build lacks");
+    plan_opts q = *opt;
+    const plan_opts *o = &q;
+    q.seq = q.seq > 0 ? q.seq : 256;
+    int bf16 = 0, threads = (int)o->threads > 0 ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    LMC_TRY(parse_precision(o->precision ? o->precision : "fp32", &bf16));
+    lmc_plan_catalog cat;
+    LMC_TRY(load_catalog(o, &cat));
+    lmc_plan_chip cpu = *lmc_plan_catalog_find(&cat, "cpu");
+    lmc_plan_catalog_free(&cat);
+    LMC_TRY(lmc_plan_chip_measure_cpu(&cpu, threads));
+    printf("cpu (%d threads, measured): peak %.0f GFLOP/s fp32, %.0f bf16; matmul %.0f%% (half at %.0f rows), "
+           "attention %.1f%%; %.2f G exp/s; memory %.1f GB/s; %.1f us per op; AdamW %.2f ns/param\n",
+           threads, cpu.fp32_tflops * 1e3, cpu.bf16_tflops * 1e3, cpu.matmul_eff_fp32 * 100, cpu.gemm_m0,
+           cpu.attn_eff_fp32 * 100, cpu.sfu_gops, cpu.memory_bw_gbs, cpu.kernel_us, cpu.optim_ns);
+    printf("  %-12s %6s %12s %12s %9s\n", "model", "steps", "measured ms", "predicted ms", "error");
+    char *models = lmc_strdup(o->model ? o->model : "d6,d12"), *save = NULL;
+    lmc_status s = models ? LMC_OK : LMC_ENOMEM;
+    for (char *m = models ? strtok_r(models, ",", &save) : NULL; m && !s; m = strtok_r(NULL, ",", &save)) {
+        lmc_model_config c;
+        char dir[] = "/tmp/lmc-calib-XXXXXX";
+        s = lmc_plan_model_load(m, &c);
+        if (!s && !mkdtemp(dir))
+            s = lmc_err(LMC_EIO, "calibrate: cannot create a folder under /tmp");
+        calib_run cr;
+        if (!s) {
+            s = train_once(o, m, &c, dir, threads, &cr);
+            lmc_rm_rf(dir);
+        }
+        if (!s)
+            calib_row(m, &cr.st, lmc_plan_predict_single(&c, &cpu, (int)o->batch, (int)o->seq, bf16, NULL), &cr,
+                      o->tolerance, bad, busy);
+    }
+    free(models);
+    return s;
+}
+
+static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
+{
+    if (!o->model)
+        return lmc_err(LMC_EINVAL, "--calibrate-log needs --model (and --fleet, --global-batch, --seq of the run)");
+    lmc_plan_log_stats st;
+    LMC_TRY(lmc_plan_log_read(o->calib_log, (int)o->skip, &st));
+    plan_opts q = *o;
+    q.fleet = o->fleet ? o->fleet : "1xcpu";
+    lmc_plan_job job;
+    lmc_plan_fix fx;
+    LMC_TRY(make_job(&q, &job));
+    LMC_TRY(make_fix(&q, &fx));
+    lmc_plan_catalog cat;
+    lmc_plan_fleet f = {0};
+    lmc_plan_result best;
+    int n = 0;
+    lmc_status s = load_catalog(&q, &cat);
+    if (!s)
+        s = lmc_plan_fleet_load(&cat, q.fleet, 0, &f);
+    if (!s)
+        s = measure_fleet(&f, (int)o->threads);
+    if (!s)
+        s = best_layouts(&job, &f, &fx, &best, 1, &n);
+    if (!s) {
+        const lmc_plan_layout *l = &best.layout;
+        printf("log %s: %d steps (%d after warm-up), median %.1f ms\n", o->calib_log, st.steps, st.used,
+               st.median_ms);
+        printf("model %s on %s: dp %d tp %d pp %d, micro-batch %d x %d, ZeRO-%d, recompute %s\n", o->model, q.fleet,
+               l->dp, l->tp, l->pp, l->micro_batch, best.pool_mb[0], l->zero, lmc_plan_recompute_name(l->recompute));
+        printf("  %-12s %6s %12s %12s %9s\n", "model", "steps", "measured ms", "predicted ms", "error");
+        calib_row(o->model, &st, best.step_s, NULL, o->tolerance, bad, busy);
+        if (st.mfu > 0)
+            printf("logged MFU %.1f%%, predicted %.1f%%\n", st.mfu * 100, best.mfu * 100);
+    }
+    lmc_plan_fleet_free(&f);
+    lmc_plan_catalog_free(&cat);
+    return s;
+}
+
+int lmc_cmd_plan(int argc, char **argv)
+{
+    plan_opts o = {.top = 5, .replan_hours = 0.5, .zero = -1, .batch = 4, .steps = 6, .skip = 1};
+    const cli_opt opts[] = {
+        {"model", CLI_STR, &o.model, "preset, planner shape (llama3-405b, gpt3-175b, pangu-ultra-135b) or config.json"},
+        {"tokens", CLI_STR, &o.tokens, "tokens to train on: 10B, 300M, 15.6T"},
+        {"fleet", CLI_STR, &o.fleet, "FLEET.json, or NxCHIP[,NxCHIP...] (8xH100)"},
+        {"global-batch", CLI_INT, &o.global_batch, "sequences per optimizer step (default: by model size)", 1, 1LL << 40},
+        {"seq", CLI_INT, &o.seq, "tokens per sequence (default: the model's context)", 1, 1 << 24},
+        {"chips", CLI_LIST, &o.chips, "chip catalogue to add or override (repeatable)"},
+        {"start", CLI_STR, &o.start, "start date YYYY-MM-DD (default: today)"},
+        {"precision", CLI_STR, &o.precision, "bf16 (mixed, default) | fp32"},
+        {"tp", CLI_INT, &o.tp, "fix the tensor-parallel degree", 1, 4096},
+        {"pp", CLI_INT, &o.pp, "fix the pipeline-parallel degree", 1, 4096},
+        {"dp", CLI_INT, &o.dp, "fix the data-parallel degree", 1, 1 << 30},
+        {"vpp", CLI_INT, &o.vpp, "fix the virtual stages per pipeline rank", 1, 1024},
+        {"micro-batch", CLI_INT, &o.mb, "fix the micro-batch (sequences)", 1, 1 << 20},
+        {"zero", CLI_INT, &o.zero, "fix the ZeRO stage (0-3)", 0, 3},
+        {"recompute", CLI_STR, &o.recompute, "fix recomputation: none | selective | full"},
+        {"no-flash", CLI_BOOL, &o.no_flash, "attention keeps its (T x T) scores (no fused kernel)"},
+        {"dropout", CLI_BOOL, &o.dropout, "dropout masks are kept for backward"},
+        {"tp-overlap", CLI_FLOAT, &o.tp_overlap, "fraction of tensor-parallel traffic hidden by compute", 0, 1},
+        {"replan-hours", CLI_FLOAT, &o.replan_hours, "hours lost at each re-plan (default 0.5)", 0, 1e4},
+        {"top", CLI_INT, &o.top, "layouts to show (default 5)", 1, MAX_TOP},
+        {"json", CLI_BOOL, &o.json, "print one JSON object"},
+        {"plot", CLI_STR, &o.plot, "write the timeline as an SVG plot"},
+        {"threads", CLI_INT, &o.threads, "CPU threads for the cpu chip and calibration", 1, 4096},
+        {"calibrate", CLI_BOOL, &o.calibrate, "train --model (default d6,d12) briefly here; compare with prediction"},
+        {"calibrate-log", CLI_STR, &o.calib_log, "compare a training log (JSONL with \"ms\") with the prediction"},
+        {"batch", CLI_INT, &o.batch, "calibration: sequences per step (default 4)", 1, 1 << 20},
+        {"steps", CLI_INT, &o.steps, "calibration: training steps (default 6)", 2, 1 << 20},
+        {"skip", CLI_INT, &o.skip, "calibration: warm-up steps to ignore (default 1)", 0, 1 << 20},
+        {"tolerance", CLI_FLOAT, &o.tolerance, "calibration: exit 1 when |error| exceeds this (e.g. 0.15)", 0, 100},
+        {NULL},
+    };
+    cli_spec spec = {.cmd = "plan",
+                     .synopsis = "--model M --tokens N --fleet FLEET.json|NxCHIP [flags] | --calibrate | "
+                                 "--calibrate-log FILE",
+                     .about = "Finds the parallel layouts (data/tensor/pipeline degrees, micro-batch, ZeRO stage, "
+                              "recomputation) that fit in memory, their step time, tokens/s and MFU, and when "
+                              "training ends as chips arrive. Chips: share/chips.json (built in) and --chips FILE. "
+                              "The cost model is in docs/planner.md.",
+                     .opts = opts};
+    lmc_status s = cli_parse(&spec, argc, argv, NULL);
+    int bad = 0, busy = 0;
+    if (!s && o.calibrate)
+        s = run_calibrate(&o, &bad, &busy);
+    else if (!s && o.calib_log)
+        s = run_calibrate_log(&o, &bad, &busy);
+    else if (!s)
+        s = run_plan(&o);
+    cli_list_free(&o.chips);
+    if (!s && bad)
+        fprintf(stderr, "lmc plan: error: the prediction is off by more than --tolerance %g\n", o.tolerance);
+    else if (!s && busy && o.tolerance > 0)
+        fprintf(stderr, "lmc plan: calibration inconclusive: the machine was busy; rerun on a quiet machine\n");
+    return s || spec.help ? cli_exit(&spec, s) : bad;
+}
