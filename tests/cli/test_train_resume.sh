@@ -30,13 +30,20 @@ different=$($LMC train $ARGS --seed 7 --steps 2 --log "$T/c.jsonl" >/dev/null 2>
 [ "$different" != "$(head -1 "$T/a.jsonl")" ] && echo "ok   another seed, another run" ||
     { echo "FAIL seed ignored"; fails=$((fails + 1)); }
 
-# kill -9 at random moments while checkpointing every step
+# kill -9 at random moments while checkpointing every step: each round waits
+# until the run has written a new checkpoint (so a slow machine still gets
+# there), then kills it a random fraction of a step later
 BIG="--model d6 --layers 4 --dim 128 --heads 4 --vocab 64 --max-seq 32 --batch 2 --seq 16"
 for i in 1 2 3 4 5; do
     resume=""; [ -f "$T/K/latest" ] && resume="--resume $T/K"
+    before=$(cat "$T/K/latest" 2>/dev/null)
     $LMC_FAST train $BIG --data "$T/train.bin" --steps 100000 --out "$T/K" --save-every 1 --keep 2 --quiet $resume &
     pid=$!
-    sleep "0.$((RANDOM % 9 + 3))"
+    for _ in $(seq 600); do
+        [ -f "$T/K/latest" ] && [ "$(cat "$T/K/latest")" != "$before" ] && break
+        sleep 0.05
+    done
+    sleep "0.$((RANDOM % 9))"
     kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 done
 latest=$(cat "$T/K/latest" 2>/dev/null)

@@ -25,7 +25,7 @@ static float frand(void)
 
 static float *hrand(size_t n, float scale)
 {
-    float *p = malloc((n ? n : 1) * sizeof(float));
+    float *p = calloc(n + 16, sizeof(float)); /* padded: tests may upload a few extra */
     for (size_t i = 0; i < n; i++)
         p[i] = frand() * scale;
     return p;
@@ -318,7 +318,7 @@ static void t_decode(lmc_backend *be, int B, int maxT, int NH, int NKV, int HS)
     float *q = hrand(nq, 1.5f), *kc = hrand(nc, 1), *vc = hrand(nc, 1), *r[2];
     int len[16];
     for (int b = 0; b < B; b++)
-        len[b] = 1 + (b * 7) % maxT;
+        len[b] = b == B - 1 ? maxT : 1 + (b * 7) % maxT; /* one at full length */
     lmc_backend *bs[2] = {REF, be};
     for (int i = 0; i < 2; i++) {
         devs d = {bs[i]};
@@ -333,6 +333,130 @@ static void t_decode(lmc_backend *be, int B, int maxT, int NH, int NKV, int HS)
     snprintf(what, sizeof what, "attention_decode B%d maxT%d NH%d NKV%d HS%d", B, maxT, NH, NKV, HS);
     compare(be->name, what, r[1], r[0], nq);
     free(r[0]), free(r[1]), free(q), free(kc), free(vc);
+}
+
+/* ---- inference: kv_store and linear (weight-only quantization) ---- */
+
+static void t_kv_store(lmc_backend *be, int B, int T, int maxT, int D, size_t stride)
+{
+    if (!be->ops->kv_store) {
+        fprintf(stderr, "skip kv_store on %s: not implemented\n", be->name);
+        return;
+    }
+    size_t nsrc = (size_t)B * T * stride + 2 * (size_t)D, nc = (size_t)B * maxT * D;
+    float *src = hrand(nsrc, 1), *c0 = hrand(nc, 1), *r[2][2];
+    int pos0[16];
+    for (int b = 0; b < B; b++)
+        pos0[b] = (b * 5) % (maxT - T + 1);
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        devs d = {bs[i]};
+        float *ds = upf(&d, src, nsrc), *kc = upf(&d, c0, nc), *vc = upf(&d, c0, nc);
+        /* k at the start of each row, v D further on, as in a k|v buffer */
+        bs[i]->ops->kv_store(bs[i], kc, vc, ds, ds + D, stride, up(&d, pos0, (size_t)B * 4), B, T, maxT, D);
+        r[i][0] = malloc(nc * 4), r[i][1] = malloc(nc * 4);
+        down(&d, r[i][0], kc, nc);
+        down(&d, r[i][1], vc, nc);
+        release(&d);
+    }
+    /* the reference itself against the definition */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < D; j++) {
+                size_t at = ((size_t)b * maxT + pos0[b] + t) * D + j, from = ((size_t)b * T + t) * stride + j;
+                CHECK(r[0][0][at] == src[from] && r[0][1][at] == src[from + D]);
+            }
+    char what[96];
+    snprintf(what, sizeof what, "kv_store B%d T%d maxT%d D%d stride%zu", B, T, maxT, D, stride);
+    compare(be->name, what, r[1][0], r[0][0], nc);
+    compare(be->name, what, r[1][1], r[0][1], nc);
+    for (int i = 0; i < 2; i++)
+        free(r[i][0]), free(r[i][1]);
+    free(src), free(c0);
+}
+
+/* Weights of every type with their exact fp32 values (for the check of the
+ * reference against a plain double-precision sum). */
+static void *make_weights(lmc_dtype t, int N, int K, float **scale, float *exact)
+{
+    size_t n = (size_t)N * K;
+    float *f = hrand(n, 1);
+    *scale = NULL;
+    if (t == LMC_F32) {
+        memcpy(exact, f, n * 4);
+        return f;
+    }
+    if (t == LMC_BF16) {
+        uint16_t *h = malloc(n * 2 + 2);
+        for (size_t i = 0; i < n; i++) {
+            union { float x; uint32_t u; } v = {f[i]};
+            h[i] = (uint16_t)(v.u >> 16); /* truncation is as good as any bf16 */
+            union { uint32_t u; float x; } back = {(uint32_t)h[i] << 16};
+            exact[i] = back.x;
+        }
+        free(f);
+        return h;
+    }
+    int8_t *q = malloc(n + 1);
+    *scale = hrand((size_t)N, 0.05f);
+    for (size_t i = 0; i < n; i++) {
+        q[i] = (int8_t)(int)(f[i] * 127.0f);
+        exact[i] = (float)q[i] * (*scale)[i / K];
+    }
+    free(f);
+    return q;
+}
+
+static void t_linear(lmc_backend *be, int M, int N, int K)
+{
+    if (!be->ops->linear) {
+        fprintf(stderr, "skip linear on %s: not implemented\n", be->name);
+        return;
+    }
+    static const lmc_dtype types[3] = {LMC_F32, LMC_BF16, LMC_I8};
+    static const size_t wsize[3] = {4, 2, 1};
+    size_t no = (size_t)M * N;
+    float *x = hrand((size_t)M * K, 1), *bias = hrand((size_t)N, 1), *o0 = hrand(no, 1);
+    float *exact = malloc((size_t)N * K * 4 + 4);
+    float *r[2] = {malloc(no * 4 + 4), malloc(no * 4 + 4)};
+    for (int ti = 0; ti < 3; ti++) {
+        float *scale;
+        void *w = make_weights(types[ti], N, K, &scale, exact);
+        for (int mode = 0; mode < 3; mode++) { /* plain, bias, bias + accumulate */
+            lmc_backend *bs[2] = {REF, be};
+            for (int i = 0; i < 2; i++) {
+                devs d = {bs[i]};
+                float *out = upf(&d, o0, no);
+                bs[i]->ops->linear(bs[i], out, upf(&d, x, (size_t)M * K), up(&d, w, (size_t)N * K * wsize[ti]),
+                                   types[ti], scale ? upf(&d, scale, (size_t)N) : NULL,
+                                   mode ? upf(&d, bias, (size_t)N) : NULL, M, N, K, mode == 2);
+                down(&d, r[i], out, no);
+                release(&d);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "linear M%d N%d K%d %s mode%d", M, N, K,
+                     ti == 0 ? "f32" : ti == 1 ? "bf16" : "i8", mode);
+            compare(be->name, what, r[1], r[0], no);
+        }
+        /* and against a double-precision sum of the exact weights, so the
+         * reference is checked too */
+        {
+            float *want = malloc(no * 4 + 4);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double acc = 0;
+                    for (int k = 0; k < K; k++)
+                        acc += (double)x[(size_t)m * K + k] * exact[(size_t)n * K + k];
+                    want[(size_t)m * N + n] = (float)acc + bias[n] + o0[(size_t)m * N + n];
+                }
+            char what[96];
+            snprintf(what, sizeof what, "linear M%d N%d K%d type%d vs double", M, N, K, ti);
+            compare(be->name, what, r[1], want, no); /* r[1]: the last mode, bias + accumulate */
+            free(want);
+        }
+        free(w), free(scale);
+    }
+    free(x), free(bias), free(o0), free(exact), free(r[0]), free(r[1]);
 }
 
 /* ---- loss, reductions, optimizer, casts ---- */
@@ -433,6 +557,8 @@ static void all_ops(lmc_backend *be)
     t_rope(be, 1, 1, 1, 1, 2, 0);
     t_rope(be, 2, 13, 4, 2, 16, 0);
     t_rope(be, 2, 13, 4, 1, 64, 1);
+    t_rope(be, 3, 1, 4, 0, 16, 0); /* q alone (inference) */
+    t_rope(be, 3, 1, 0, 2, 16, 0); /* k|v alone (inference) */
     static const int at[][5] = {{1, 1, 1, 1, 1}, {2, 7, 4, 2, 8}, {1, 65, 3, 1, 16}, {2, 33, 2, 2, 64},
                                 {1, 130, 4, 4, 32}};
     for (int i = 0; i < (QUICK ? 4 : 5); i++)
@@ -440,6 +566,15 @@ static void all_ops(lmc_backend *be)
     t_decode(be, 1, 1, 1, 1, 4);
     t_decode(be, 3, 40, 4, 2, 16);
     t_decode(be, 2, 200, 6, 6, 64);
+    t_decode(be, 3, 300, 4, 2, 24);   /* head size with a tail */
+    t_decode(be, 2, 1000, 2, 1, 80);  /* long context, GQA */
+    t_kv_store(be, 1, 1, 1, 1, 2);
+    t_kv_store(be, 3, 1, 40, 32, 64);
+    t_kv_store(be, 2, 17, 40, 48, 7 * 16);
+    static const int ln[][3] = {{1, 1, 1}, {1, 5, 17}, {3, 33, 16}, {4, 8, 100}, {7, 13, 31},
+                                {1, 768, 768}, {16, 300, 768}, {70, 65, 129}};
+    for (int i = 0; i < (QUICK ? 6 : 8); i++)
+        t_linear(be, ln[i][0], ln[i][1], ln[i][2]);
     t_xent(be, 1, 2, 2, 1);
     t_xent(be, 5, 97, 128, 1);
     t_xent(be, 5, 97, 128, 0);

@@ -47,6 +47,12 @@ static float attend_row(float *o, float *p, const float *q, const float *k, cons
 void lmc_cpu_attention_forward(lmc_backend *be, float *out, float *lse, const float *qkv, int B, int T,
                                int NH, int NKV, int HS)
 {
+#if defined(__x86_64__)
+    if (cpu_of(be)->isa == LMC_ISA_AVX512) {
+        lmc_cpu_attention_forward_avx512(be, out, lse, qkv, B, T, NH, NKV, HS);
+        return;
+    }
+#endif
     int nt = be->threads, rep = NH / NKV;
     size_t row = (size_t)(NH + 2 * NKV) * HS;
     float scale = 1.0f / sqrtf((float)HS);
@@ -72,6 +78,12 @@ void lmc_cpu_attention_forward(lmc_backend *be, float *out, float *lse, const fl
 void lmc_cpu_attention_backward(lmc_backend *be, float *dqkv, const float *dout, const float *out,
                                 const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS)
 {
+#if defined(__x86_64__)
+    if (cpu_of(be)->isa == LMC_ISA_AVX512) {
+        lmc_cpu_attention_backward_avx512(be, dqkv, dout, out, lse, qkv, B, T, NH, NKV, HS);
+        return;
+    }
+#endif
     int nt = be->threads, rep = NH / NKV;
     size_t row = (size_t)(NH + 2 * NKV) * HS, orow = (size_t)NH * HS;
     float scale = 1.0f / sqrtf((float)HS);

@@ -54,6 +54,10 @@ void lmc_cpu_rope(lmc_backend *be, float *qkv, const int *pos0, int B, int T, in
                   float theta, int inverse);
 void lmc_cpu_attention_forward(lmc_backend *be, float *out, float *lse, const float *qkv, int B, int T,
                                int NH, int NKV, int HS);
+void lmc_cpu_attention_forward_avx512(lmc_backend *be, float *out, float *lse, const float *qkv, int B, int T,
+                                      int NH, int NKV, int HS);
+void lmc_cpu_attention_backward_avx512(lmc_backend *be, float *dqkv, const float *dout, const float *out,
+                                       const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
 void lmc_cpu_attention_backward(lmc_backend *be, float *dqkv, const float *dout, const float *out,
                                 const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
 void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
