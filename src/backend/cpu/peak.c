@@ -2,8 +2,10 @@
  * denominator of MFU: an FMA-only loop, fp32 (vfmadd) or bf16 (vdpbf16ps). */
 #include "backend/cpu/cpu.h"
 
-#include <immintrin.h>
 #include <omp.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 #define PEAK_ITERS 2000000
 
@@ -55,6 +57,8 @@ __attribute__((target("avx2,fma"))) static double fma_f32_avx2(void)
     return 12.0 * PEAK_ITERS * 8 * 2;
 }
 
+#endif
+
 static double measure(int threads, double (*loop)(void))
 {
     double flops = 0, t0 = lmc_now();
@@ -69,14 +73,16 @@ double lmc_cpu_peak_flops(lmc_backend *be, lmc_dtype prec)
     int bf = prec == LMC_BF16;
     if (c->peak[bf] > 0)
         return c->peak[bf];
-    __builtin_cpu_init();
     double (*loop)(void) = NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
     if (bf && __builtin_cpu_supports("avx512bf16"))
         loop = dot_bf16_avx512;
     else if (__builtin_cpu_supports("avx512f"))
         loop = fma_f32_avx512;
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         loop = fma_f32_avx2;
+#endif
     /* best of three short runs: noise only ever makes a run slower */
     double best = 0;
     for (int r = 0; loop && r < 3; r++) {
