@@ -21,6 +21,13 @@ struct lmc_comm {
     int rank, size;
     int device_memory; /* buffers are device pointers (NCCL) */
     void *impl;
+    /* Watchdog: a wait longer than this fails with LMC_ECOMM instead of
+     * hanging on a stuck rank; 0 = wait forever. The caller may change it at
+     * any time (the trainer scales it with the step time). */
+    double timeout_s;
+    /* Statistics: seconds spent executing collectives so far, on whichever
+     * thread runs them (with overlap most of it is hidden behind compute). */
+    double busy_s;
 };
 
 struct lmc_comm_ops {
@@ -28,18 +35,32 @@ struct lmc_comm_ops {
     lmc_status (*allreduce)(lmc_comm *c, float *buf, size_t n);
     /* non-blocking allreduce: *req identifies it until wait(req) */
     lmc_status (*allreduce_start)(lmc_comm *c, float *buf, size_t n, int *req);
+    /* non-blocking reduce_scatter of the elements [begin, end) of an n-float
+     * buffer sharded as lmc_comm_shard(n) says (a gradient bucket under
+     * ZeRO): afterwards the elements of this rank's shard inside the range
+     * hold the sum over ranks; the rest of the range is undefined */
+    lmc_status (*reduce_scatter_start)(lmc_comm *c, float *buf, size_t n, size_t begin, size_t end, int *req);
+    /* Non-blocking operations complete in the order they were started. */
     lmc_status (*wait)(lmc_comm *c, int req);
     /* buf (n floats): afterwards rank r's shard holds the sum of every
      * rank's shard r; the rest of buf is undefined */
     lmc_status (*reduce_scatter)(lmc_comm *c, float *buf, size_t n);
     /* buf (n floats): each rank contributes its shard; afterwards all hold all */
     lmc_status (*allgather)(lmc_comm *c, float *buf, size_t n);
+    /* shard: this rank's lmc_comm_shard(n) elements; afterwards root's full
+     * (n floats) holds every rank's shard in place (full unused elsewhere) */
+    lmc_status (*gather)(lmc_comm *c, const float *shard, float *full, size_t n, int root);
     lmc_status (*broadcast)(lmc_comm *c, void *buf, size_t bytes, int root);
     /* small host-memory reductions for scalars (loss, timings, counts) */
     lmc_status (*allreduce_host)(lmc_comm *c, double *x, int n, int op_max);
     /* gather `bytes` from every rank into out (size * bytes) on all ranks (host memory) */
     lmc_status (*allgather_host)(lmc_comm *c, const void *in, void *out, size_t bytes);
     lmc_status (*barrier)(lmc_comm *c);
+    /* The fault path: after a failure on this rank that the others cannot
+     * see (an error, a timed-out wait), ends every rank of the job so none
+     * waits forever: prints why on stderr and aborts (MPI_Abort, which does
+     * not return). The single-process communicator returns and does nothing. */
+    void (*abort)(lmc_comm *c, const char *why);
     void (*destroy)(lmc_comm *c);
 };
 

@@ -10,7 +10,19 @@ static lmc_status nop_start(lmc_comm *c, float *buf, size_t n, int *req)
     *req = 0;
     return LMC_OK;
 }
+static lmc_status nop_range(lmc_comm *c, float *buf, size_t n, size_t begin, size_t end, int *req)
+{
+    *req = 0;
+    return LMC_OK;
+}
 static lmc_status nop_wait(lmc_comm *c, int req) { return LMC_OK; }
+static lmc_status copy_shard(lmc_comm *c, const float *shard, float *full, size_t n, int root)
+{
+    if (shard != full)
+        memmove(full, shard, n * sizeof(float));
+    return LMC_OK;
+}
+static void nop_abort(lmc_comm *c, const char *why) {}
 static lmc_status nop_bcast(lmc_comm *c, void *buf, size_t bytes, int root) { return LMC_OK; }
 static lmc_status nop_host(lmc_comm *c, double *x, int n, int op_max) { return LMC_OK; }
 static lmc_status copy_gather(lmc_comm *c, const void *in, void *out, size_t bytes)
@@ -24,13 +36,16 @@ static void single_destroy(lmc_comm *c) { free(c); }
 static const lmc_comm_ops single_ops = {
     .allreduce = nop_buf,
     .allreduce_start = nop_start,
+    .reduce_scatter_start = nop_range,
     .wait = nop_wait,
     .reduce_scatter = nop_buf,
     .allgather = nop_buf,
+    .gather = copy_shard,
     .broadcast = nop_bcast,
     .allreduce_host = nop_host,
     .allgather_host = copy_gather,
     .barrier = nop_barrier,
+    .abort = nop_abort,
     .destroy = single_destroy,
 };
 

@@ -167,10 +167,12 @@ static lmc_status read_state(const char *path, lmc_ckpt_state *st)
     return s;
 }
 
-static lmc_status read_optim(const char *path, const lmc_layout *l, float *m, float *v)
+lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
 {
     char file[4200];
     snprintf(file, sizeof file, "%s/optim.safetensors", path);
+    if (begin > end || end > total)
+        return lmc_err(LMC_EINVAL, "%s: range [%zu, %zu) is outside the %zu-float state", file, begin, end, total);
     lmc_st_file f;
     LMC_TRY(lmc_st_open(&f, file));
     const char *names[2] = {"adamw.m", "adamw.v"};
@@ -178,33 +180,23 @@ static lmc_status read_optim(const char *path, const lmc_layout *l, float *m, fl
     lmc_status s = LMC_OK;
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         const lmc_st_tensor *t = lmc_st_find(&f, names[i]);
-        if (!t || t->ndim != 1 || (size_t)t->shape[0] != l->total)
+        if (!t || t->ndim != 1 || (size_t)t->shape[0] != total)
             s = lmc_err(LMC_EFORMAT, "%s: tensor '%s' missing or not %zu floats (model mismatch)", file, names[i],
-                        l->total);
-        else
-            s = lmc_st_read_f32(&f, t, dst[i]);
+                        total);
+        else if (strcmp(t->dtype, "F32"))
+            s = lmc_err(LMC_EFORMAT, "%s: tensor '%s' is %s, expected F32", file, names[i], t->dtype);
+        else /* the header check guarantees the byte range lies inside the file */
+            memcpy(dst[i], f.data + t->begin + begin * sizeof(float), (end - begin) * sizeof(float));
     }
     lmc_st_close(&f);
     return s;
 }
 
 lmc_status lmc_ckpt_load(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
-                         float **params, float **m, float **v)
+                         float **params)
 {
     char file[4200];
-    *m = *v = NULL;
     LMC_TRY(read_state(path, st));
     snprintf(file, sizeof file, "%s/model.safetensors", path);
-    LMC_TRY(lmc_weights_load(file, cfg, layout, params));
-    *m = lmc_alloc(layout->total * sizeof(float), "AdamW m");
-    *v = lmc_alloc(layout->total * sizeof(float), "AdamW v");
-    lmc_status s = *m && *v ? read_optim(path, layout, *m, *v) : LMC_ENOMEM;
-    if (s) {
-        lmc_free(*params);
-        lmc_free(*m);
-        lmc_free(*v);
-        *params = *m = *v = NULL;
-        lmc_layout_free(layout);
-    }
-    return s;
+    return lmc_weights_load(file, cfg, layout, params);
 }

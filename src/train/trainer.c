@@ -1,4 +1,4 @@
-/* trainer.c: setting up a training job and running its steps. */
+/* trainer.c: setting up a training job (one rank or many) and running it. */
 #include "train/trainer.h"
 #include "lmc/tokenizer.h"
 #include "train/checkpoint.h"
@@ -54,25 +54,24 @@ static lmc_status check_resume_model(const lmc_train_opts *o, const lmc_model_co
     return lmc_err(LMC_EINVAL, "--resume %s holds a different model (%s) than the model flags say (%s)", path, b, a);
 }
 
-/* The starting point: a checkpoint, weights from a file, or a fresh init. */
-static lmc_status initial_state(lmc_trainer *tr, float **params, float **m, float **v, lmc_ckpt_state *st)
+/* The starting point: a checkpoint (ckpt receives its folder), weights from
+ * a file, or a fresh init. */
+static lmc_status initial_state(lmc_trainer *tr, float **params, lmc_ckpt_state *st, char *ckpt, size_t n)
 {
     const lmc_train_opts *o = tr->o;
     lmc_layout layout;
-    *m = *v = NULL;
     memset(st, 0, sizeof *st);
     if (o->resume) {
-        char path[4096];
-        LMC_TRY(lmc_ckpt_resolve(o->resume, path, sizeof path));
-        LMC_TRY(lmc_ckpt_load(path, st, &tr->cfg, &layout, params, m, v));
+        LMC_TRY(lmc_ckpt_resolve(o->resume, ckpt, n));
+        LMC_TRY(lmc_ckpt_load(ckpt, st, &tr->cfg, &layout, params));
         lmc_layout_free(&layout);
-        lmc_status s = check_resume_model(o, &tr->cfg, path);
+        lmc_status s = check_resume_model(o, &tr->cfg, ckpt);
         if (s == LMC_OK && st->seq != o->seq)
             s = lmc_err(LMC_EINVAL, "--seq %d differs from the checkpoint's %d (%s): the data position is counted "
-                        "in sequences of that length", o->seq, st->seq, path);
+                        "in sequences of that length", o->seq, st->seq, ckpt);
         if (s) {
-            lmc_free(*params), lmc_free(*m), lmc_free(*v);
-            *params = *m = *v = NULL;
+            lmc_free(*params);
+            *params = NULL;
         }
         return s;
     }
@@ -124,40 +123,116 @@ static lmc_status check_opts(const lmc_train_opts *o)
         return lmc_err(LMC_EINVAL, "--save-every needs --out DIR for the checkpoints");
     if (o->eval_every > 0 && !o->val_data)
         return lmc_err(LMC_EINVAL, "--eval-every needs --val-data GLOB");
+    if (o->zero != 0 && o->zero != 1)
+        return lmc_err(LMC_EINVAL, "--zero %d: only stages 0 and 1 exist", o->zero);
     return LMC_OK;
 }
 
-static lmc_status setup_model(lmc_trainer *tr, float *params, float *m, float *v, const lmc_ckpt_state *st)
+/* The model, and AdamW over the parameters this rank owns: all of them, or
+ * under ZeRO-1 its lmc_comm_shard (m and v allocated for that shard only;
+ * resuming reads just that range of the checkpoint's whole state). */
+static lmc_status setup_model(lmc_trainer *tr, float *params, const char *ckpt, const lmc_ckpt_state *st)
 {
     const lmc_train_opts *o = tr->o;
     LMC_TRY(lmc_model_open(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, 1));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
     lmc_model_upload_params(tr->m, params);
     const lmc_layout *l = &tr->m->layout;
-    LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, 0, l->total));
-    if (m) {
-        tr->be->ops->upload(tr->be, tr->opt.m, m, l->total * sizeof(float));
-        tr->be->ops->upload(tr->be, tr->opt.v, v, l->total * sizeof(float));
-        tr->opt.t = st->adam_t;
+    size_t count = l->total;
+    tr->own_begin = 0;
+    if (tr->zero)
+        lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->own_begin, &count);
+    tr->own_end = tr->own_begin + count;
+    LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->own_begin, tr->own_end));
+    if (!ckpt)
+        return LMC_OK;
+    size_t bytes = count * sizeof(float);
+    float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
+    lmc_status s = m && v ? lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v) : LMC_ENOMEM;
+    if (s == LMC_OK && bytes) {
+        tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
+        tr->be->ops->upload(tr->be, tr->opt.v, v, bytes);
     }
-    return LMC_OK;
+    tr->opt.t = st->adam_t;
+    lmc_free(m);
+    lmc_free(v);
+    return s;
 }
 
-static lmc_status setup(lmc_trainer *tr)
+/* Every rank must run the same job: the same flags, the same starting point
+ * (a checkpoint or weights read on each host). One allgather compares them;
+ * every rank sees the same answer. */
+static lmc_status check_ranks_agree(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    LMC_TRY(check_opts(o));
-    LMC_TRY(lmc_comm_open(o->dist, &tr->comm));
+    lmc_comm *c = tr->comm;
+    static const char *const names[] = {"parameter count", "--batch", "--seq", "--grad-accum", "--steps",
+                                        "--zero", "step", "data position", "--seed", "shuffle", "--balance",
+                                        "training tokens"};
+    enum { NF = sizeof names / sizeof *names };
+    double mine[NF] = {(double)tr->m->layout.total, o->batch, o->seq, o->grad_accum, o->steps, tr->zero, tr->step,
+                       (double)tr->consumed, (double)(tr->seed & 0xffffffffffffULL), tr->shuffle,
+                       tr->measuring > 0, (double)tr->train.total};
+    double *all = malloc((size_t)c->size * sizeof mine);
+    if (!all)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    lmc_status s = c->ops->allgather_host(c, mine, all, sizeof mine);
+    for (int r = 1; r < c->size && s == LMC_OK; r++)
+        for (int f = 0; f < NF && s == LMC_OK; f++)
+            if (all[r * NF + f] != all[f]) {
+                tr->consistent_error = 1;
+                s = lmc_err(LMC_EINVAL, "rank %d has %s %.17g but rank 0 has %.17g: every rank must run the same "
+                            "command on the same files", r, names[f], all[r * NF + f], all[f]);
+            }
+    free(all);
+    return s;
+}
+
+/* Communicator buffers must be the backend's memory: MPI moves host memory
+ * (the CPU backend), NCCL device memory. */
+static lmc_status check_memory_kinds(lmc_trainer *tr)
+{
+    int device = strncmp(tr->be->name, "cpu", 3) != 0;
+    if (tr->comm->size == 1 || device == tr->comm->device_memory)
+        return LMC_OK;
+    return lmc_err(LMC_EUNSUPPORTED, "--dist %s reduces %s memory but --device %s keeps tensors in %s memory: use "
+                   "--dist nccl with cuda devices and --dist mpi with cpu", tr->comm->name,
+                   tr->comm->device_memory ? "device" : "host", tr->be->name, device ? "device" : "host");
+}
+
+/* All ranks learn whether any failed; a rank that did not fail returns an
+ * error pointing at the one that did. Either way all end alike, with no
+ * rank left waiting in a collective. */
+lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what)
+{
+    if (!tr->comm || tr->comm->size == 1)
+        return s;
+    double bad = s != LMC_OK;
+    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &bad, 1, 1));
+    if (bad)
+        tr->consistent_error = 1;
+    if (bad && s == LMC_OK)
+        return lmc_err(LMC_EIO, "%s failed on another rank (its message says why)", what);
+    return s;
+}
+
+/* Everything that involves no other rank. */
+static lmc_status setup_local(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
     LMC_TRY(lmc_backend_open(o->device, o->threads, &tr->be));
+    LMC_TRY(check_memory_kinds(tr));
     tr->seed = o->seed;
     tr->shuffle = o->shuffle;
-    float *params = NULL, *m = NULL, *v = NULL;
+    tr->zero = o->zero;
+    float *params = NULL;
     lmc_ckpt_state st;
+    char ckpt[4096];
     if (o->tokenizer)
         LMC_TRY(lmc_tok_load(o->tokenizer, &tr->tok));
-    LMC_TRY(initial_state(tr, &params, &m, &v, &st));
+    LMC_TRY(initial_state(tr, &params, &st, ckpt, sizeof ckpt));
     if (tr->tok && lmc_tok_vocab_size(tr->tok) > tr->cfg.vocab) {
-        lmc_free(params), lmc_free(m), lmc_free(v);
+        lmc_free(params);
         return lmc_err(LMC_EINVAL, "--tokenizer %s has %d tokens but the model's vocabulary is %d", o->tokenizer,
                        lmc_tok_vocab_size(tr->tok), tr->cfg.vocab);
     }
@@ -167,19 +242,20 @@ static lmc_status setup(lmc_trainer *tr)
         tr->seed = st.seed;
         tr->shuffle = st.shuffle;
         tr->last_loss = st.loss;
+        tr->ckpt_world = st.world;
     }
     lmc_status s = open_data(tr);
     if (s == LMC_OK)
-        s = setup_model(tr, params, m, v, &st);
+        s = setup_model(tr, params, o->resume ? ckpt : NULL, &st);
     lmc_free(params);
-    lmc_free(m);
-    lmc_free(v);
     if (s)
         return s;
+    LMC_TRY(lmc_balance_open(tr));
+    tr->reqs = malloc((size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int));
     size_t n = (size_t)o->batch * o->seq;
     tr->inputs = malloc(n * sizeof(int));
     tr->targets = malloc(n * sizeof(int));
-    if (!tr->inputs || !tr->targets)
+    if (!tr->reqs || !tr->inputs || !tr->targets)
         return lmc_err(LMC_ENOMEM, "out of memory");
     tr->flops_per_token = lmc_config_train_flops_per_token(&tr->cfg, o->seq);
     tr->peak_flops = tr->be->ops->peak_flops(tr->be, tr->m->prec);
@@ -191,12 +267,33 @@ static lmc_status setup(lmc_trainer *tr)
     return LMC_OK;
 }
 
+/* With several ranks: all started (or all stop), run the same job, and
+ * begin from rank 0's weights (a safeguard against hosts that read
+ * different files). */
+static lmc_status setup(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    LMC_TRY(check_opts(o));
+    LMC_TRY(lmc_comm_open(o->dist, &tr->comm));
+    lmc_comm *c = tr->comm;
+    c->timeout_s = 3600; /* the other ranks may be loading a large checkpoint */
+    LMC_TRY(lmc_trainer_agree(tr, setup_local(tr), "starting"));
+    if (c->size == 1)
+        return LMC_OK;
+    LMC_TRY(check_ranks_agree(tr));
+    LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
+    c->timeout_s = 600; /* until steps are timed */
+    return LMC_OK;
+}
+
 static void teardown(lmc_trainer *tr)
 {
     if (tr->log)
         fclose(tr->log);
     free(tr->inputs);
     free(tr->targets);
+    free(tr->reqs);
+    lmc_balance_close(tr);
     lmc_optim_close(&tr->opt);
     lmc_model_close(tr->m);
     lmc_tokens_close(&tr->train);
@@ -207,191 +304,46 @@ static void teardown(lmc_trainer *tr)
     lmc_tok_free(tr->tok);
 }
 
-/* Forward and backward over this rank's micro-batches; returns the mean loss. */
-static lmc_status accumulate_grads(lmc_trainer *tr, float *loss)
-{
-    const lmc_train_opts *o = tr->o;
-    int B = o->batch, T = o->seq, K = o->grad_accum, world = tr->comm->size;
-    float dloss = 1.0f / ((float)B * T * K * world), sum = 0;
-    lmc_model_zero_grads(tr->m);
-    for (int k = 0; k < K; k++) {
-        uint64_t g0 = tr->consumed + (uint64_t)(tr->comm->rank * K + k) * B;
-        LMC_TRY(lmc_tokens_batch(&tr->train, g0, B, T, tr->seed, tr->shuffle, tr->cfg.vocab, tr->inputs,
-                                 tr->targets));
-        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->data));
-        lmc_model_forward(tr->m, B, T, LMC_FWD_TRAIN, dloss);
-        sum += lmc_model_mean_loss(tr->m, B, T);
-        lmc_model_backward(tr->m, B, T, NULL, NULL);
-    }
-    *loss = sum / K;
-    return LMC_OK;
-}
-
-static lmc_status optimizer_step(lmc_trainer *tr, float *grad_norm, float *lr)
-{
-    const lmc_train_opts *o = tr->o;
-    lmc_backend *be = tr->be;
-    size_t total = tr->m->layout.total;
-    if (tr->comm->size > 1)
-        LMC_TRY(tr->comm->ops->allreduce(tr->comm, tr->m->grads, total));
-    float sq;
-    be->ops->sum(be, tr->m->a.scalar, tr->m->grads, total, 1);
-    be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
-    *grad_norm = sqrtf(sq);
-    if (!isfinite(*grad_norm))
-        return lmc_err(LMC_ERANGE, "step %d: the gradient norm is not finite (loss diverged; lower --lr)", tr->step + 1);
-    float scale = 1.0f;
-    if (o->clip > 0 && *grad_norm > o->clip)
-        scale = (float)(o->clip / (*grad_norm + 1e-6));
-    *lr = (float)lmc_lr_at(o, tr->step);
-    lmc_optim_step(&tr->opt, tr->m->params, tr->m->grads, *lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
-                   (float)o->weight_decay, scale);
-    return LMC_OK;
-}
-
-static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
-{
-    if (!tr->log)
-        return;
-    lmc_sb sb;
-    lmc_sb_init(&sb);
-    lmc_sb_printf(&sb, "{\"step\":%d,\"loss\":", ev->step);
-    lmc_sb_json_num(&sb, ev->loss);
-    lmc_sb_puts(&sb, ",\"lr\":");
-    lmc_sb_json_num(&sb, ev->lr);
-    lmc_sb_puts(&sb, ",\"grad_norm\":");
-    lmc_sb_json_num(&sb, ev->grad_norm);
-    lmc_sb_printf(&sb, ",\"tokens_per_s\":%.2f,\"mfu\":%.5f,\"ms\":%.3f,\"tokens\":%llu", ev->tokens_per_s, ev->mfu,
-                  ev->ms, (unsigned long long)tr->consumed * (unsigned long long)tr->o->seq);
-    if (has_val) {
-        lmc_sb_puts(&sb, ",\"val_loss\":");
-        lmc_sb_json_num(&sb, ev->val_loss);
-        if (ev->val_bpb >= 0) {
-            lmc_sb_puts(&sb, ",\"val_bpb\":");
-            lmc_sb_json_num(&sb, ev->val_bpb);
-        }
-    }
-    lmc_sb_puts(&sb, "}\n");
-    fwrite(sb.s, 1, sb.len, tr->log);
-    fflush(tr->log);
-    lmc_sb_free(&sb);
-}
-
-static lmc_status save_checkpoint(lmc_trainer *tr)
-{
-    lmc_backend *be = tr->be;
-    const lmc_layout *l = &tr->m->layout;
-    size_t bytes = l->total * sizeof(float);
-    lmc_status s = LMC_OK;
-    if (tr->comm->rank == 0) {
-        float *p = lmc_alloc(bytes, "checkpoint staging"), *m = lmc_alloc(bytes, "checkpoint staging"),
-              *v = lmc_alloc(bytes, "checkpoint staging");
-        s = p && m && v ? LMC_OK : LMC_ENOMEM;
-        if (s == LMC_OK) {
-            lmc_model_download_params(tr->m, p);
-            be->ops->download(be, m, tr->opt.m, bytes);
-            be->ops->download(be, v, tr->opt.v, bytes);
-            lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed,
-                                 .shuffle = tr->shuffle, .seq = tr->o->seq, .world = tr->comm->size,
-                                 .adam_t = tr->opt.t, .loss = tr->last_loss};
-            char saved[4096];
-            s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, l, p, m, v, tr->o->keep, saved, sizeof saved);
-            if (s == LMC_OK) {
-                lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = saved};
-                lmc_trainer_emit(tr, &ev);
-            }
-        }
-        lmc_free(p);
-        lmc_free(m);
-        lmc_free(v);
-    }
-    lmc_status cs = tr->comm->ops->barrier(tr->comm);
-    return s ? s : cs;
-}
-
-static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
-{
-    const lmc_train_opts *o = tr->o;
-    int has_val = 0, last = tr->step == o->steps;
-    if (o->eval_every > 0 && (tr->step % o->eval_every == 0 || last)) {
-        LMC_TRY(lmc_trainer_eval(tr, &ev->val_loss, &ev->val_bpb));
-        has_val = 1;
-    }
-    log_step(tr, ev, has_val);
-    if (has_val) {
-        lmc_train_event e = *ev;
-        e.kind = LMC_EV_EVAL;
-        lmc_trainer_emit(tr, &e);
-    }
-    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && tr->comm->rank == 0) {
-        lmc_sb text;
-        lmc_sb_init(&text);
-        lmc_status s = lmc_trainer_sample(tr, &text);
-        lmc_train_event e = {.kind = LMC_EV_SAMPLE, .step = tr->step, .text = text.s ? text.s : ""};
-        if (s == LMC_OK)
-            lmc_trainer_emit(tr, &e);
-        lmc_sb_free(&text);
-        LMC_TRY(s);
-    }
-    if (o->out_dir && ((o->save_every > 0 && tr->step % o->save_every == 0) || last))
-        LMC_TRY(save_checkpoint(tr));
-    return LMC_OK;
-}
-
-static lmc_status train_step(lmc_trainer *tr)
-{
-    const lmc_train_opts *o = tr->o;
-    double t0 = lmc_now();
-    float loss = 0, grad_norm = 0, lr = 0;
-    LMC_TRY(accumulate_grads(tr, &loss));
-    LMC_TRY(optimizer_step(tr, &grad_norm, &lr));
-    int world = tr->comm->size;
-    double l = loss;
-    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &l, 1, 0));
-    tr->last_loss = (float)(l / world);
-    tr->consumed += (uint64_t)o->batch * o->grad_accum * world;
-    tr->step++;
-    tr->be->ops->sync(tr->be);
-    double dt = lmc_now() - t0, tokens = (double)o->batch * o->seq * o->grad_accum * world;
-    lmc_train_event ev = {.kind = LMC_EV_STEP, .step = tr->step, .loss = tr->last_loss, .lr = lr,
-                          .grad_norm = grad_norm, .tokens_per_s = tokens / dt, .ms = dt * 1e3, .val_bpb = -1};
-    ev.mfu = ev.tokens_per_s * tr->flops_per_token / (tr->peak_flops * world);
-    ev.elapsed_s = lmc_now() - tr->start_time;
-    ev.eta_s = dt * (o->steps - tr->step);
-    lmc_trainer_emit(tr, &ev);
-    return after_step(tr, &ev);
-}
-
-static lmc_status save_final(lmc_trainer *tr)
-{
-    if (!tr->o->save || tr->comm->rank != 0)
-        return LMC_OK;
-    float *p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
-    if (!p)
-        return LMC_ENOMEM;
-    lmc_model_download_params(tr->m, p);
-    lmc_status s = lmc_weights_save(tr->o->save, &tr->cfg, &tr->m->layout, p);
-    lmc_free(p);
-    if (s == LMC_OK) {
-        lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = tr->o->save};
-        lmc_trainer_emit(tr, &ev);
-    }
-    return s;
-}
-
 static void describe(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    char desc[1024], cfg[512];
+    int world = tr->comm->size;
+    char desc[1400], cfg[512], dist[256] = "";
     lmc_config_describe(&tr->cfg, cfg, sizeof cfg);
+    if (world > 1 || tr->zero)
+        snprintf(dist, sizeof dist, "; %s data parallel%s%s", tr->comm->name,
+                 tr->zero ? ", ZeRO-1 (optimizer state sharded)" : "",
+                 tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
+    if (tr->ckpt_world > 0 && tr->ckpt_world != world)
+        snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; checkpoint written by %d rank%s",
+                 tr->ckpt_world, tr->ckpt_world > 1 ? "s" : "");
     snprintf(desc, sizeof desc,
-             "%s\ndevice %s (%d threads), %s, %d rank%s; batch %d x %d x accum %d = %d tokens/step; %zu train "
-             "tokens%s; starting at step %d",
-             cfg, tr->be->name, tr->be->threads, o->precision, tr->comm->size, tr->comm->size > 1 ? "s" : "", o->batch,
-             o->seq, o->grad_accum, o->batch * o->seq * o->grad_accum * tr->comm->size, tr->train.total,
-             tr->shuffle ? " (shuffled)" : " (in order)", tr->step);
+             "%s\ndevice %s (%d threads), %s, %d rank%s; batch %d x %d x accum %d%s = %d tokens/step; %zu train "
+             "tokens%s; starting at step %d%s",
+             cfg, tr->be->name, tr->be->threads, o->precision, world, world > 1 ? "s" : "", o->batch, o->seq,
+             o->grad_accum, world > 1 ? " x ranks" : "", o->batch * o->seq * lmc_balance_total(tr), tr->train.total,
+             tr->shuffle ? " (shuffled)" : " (in order)", tr->step, dist);
     lmc_train_event ev = {.kind = LMC_EV_START, .step = tr->step, .text = desc};
     lmc_trainer_emit(tr, &ev);
+}
+
+/* DONE: peak memory and micro-batches of every rank (from the last step). */
+static void finish(lmc_trainer *tr)
+{
+    lmc_sb sb;
+    lmc_sb_init(&sb);
+    lmc_sb_puts(&sb, "peak RSS per rank (MB):");
+    for (int r = 0; r < tr->comm->size; r++)
+        lmc_sb_printf(&sb, " %.1f", tr->all[r].rss_mb > 0 ? tr->all[r].rss_mb : (double)lmc_peak_rss() / 1e6);
+    if (tr->comm->size > 1) {
+        lmc_sb_puts(&sb, "; micro-batches per rank:");
+        for (int r = 0; r < tr->comm->size; r++)
+            lmc_sb_printf(&sb, " %d", tr->mb_count[r]);
+    }
+    lmc_train_event ev = {.kind = LMC_EV_DONE, .step = tr->step, .loss = tr->last_loss, .text = sb.s ? sb.s : ""};
+    ev.elapsed_s = lmc_now() - tr->start_time;
+    lmc_trainer_emit(tr, &ev);
+    lmc_sb_free(&sb);
 }
 
 lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
@@ -406,14 +358,17 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
     if (s == LMC_OK)
         describe(&tr);
     while (s == LMC_OK && tr.step < o->steps)
-        s = train_step(&tr);
+        s = lmc_trainer_step(&tr);
     if (s == LMC_OK)
-        s = save_final(&tr);
-    if (s == LMC_OK) {
-        lmc_train_event ev = {.kind = LMC_EV_DONE, .step = tr.step, .loss = tr.last_loss};
-        ev.elapsed_s = lmc_now() - tr.start_time;
-        lmc_trainer_emit(&tr, &ev);
-    }
+        s = lmc_trainer_check_same(&tr);
+    if (s == LMC_OK)
+        s = lmc_trainer_save_final(&tr);
+    if (s == LMC_OK)
+        finish(&tr);
+    /* A failure the other ranks cannot know about would leave them waiting
+     * in their next collective: end the whole job (the fault path). */
+    if (s && tr.comm && tr.comm->size > 1 && !tr.consistent_error && tr.comm->ops->abort)
+        tr.comm->ops->abort(tr.comm, lmc_errmsg());
     teardown(&tr);
     return s;
 }

@@ -1,5 +1,7 @@
 /* trainer.h: the training job's state, shared by trainer.c (setup and the
- * step loop) and evaluate.c (validation and samples). */
+ * run), step.c (one optimizer step across ranks), balance.c (micro-batches
+ * per rank), save.c (checkpoints from sharded state) and evaluate.c
+ * (validation and samples). */
 #ifndef LMC_TRAINER_H
 #define LMC_TRAINER_H
 
@@ -9,6 +11,18 @@
 #include "lmc/train.h"
 #include "model/model.h"
 #include "train/optim.h"
+
+/* What each rank reports after a step (all doubles: one allgather). */
+typedef struct {
+    double loss_sum;   /* sum of this rank's micro-batch mean losses */
+    double mb;         /* micro-batches this rank ran */
+    double compute_ms; /* its forward and backward passes (the test slowdown included) */
+    double idle_ms;    /* then waiting for the gradient reduction to finish */
+    double comm_ms;    /* blocked on communication in all (idle + ZeRO norm and gather) */
+    double busy_ms;    /* the communicator running collectives, overlapped or not */
+    double step_ms;
+    double rss_mb;     /* peak resident memory so far */
+} lmc_rank_stats;
 
 typedef struct {
     const lmc_train_opts *o;
@@ -30,9 +44,41 @@ typedef struct {
     double flops_per_token, peak_flops, start_time;
     FILE *log;
     float last_loss;
+    /* data parallelism */
+    int zero;                  /* ZeRO-1: optimizer state sharded over the ranks */
+    size_t own_begin, own_end; /* the parameters this rank's optimizer updates */
+    int *reqs, nreq;           /* gradient buckets in flight */
+    lmc_status hook_status;    /* the first failure inside the bucket hook */
+    int consistent_error;      /* every rank saw the failure: no abort needed */
+    lmc_rank_stats me, *all;   /* this step: this rank, every rank ([world]) */
+    double max_step_s;         /* slowest step so far on any rank (watchdog) */
+    int ckpt_world;            /* ranks that wrote the checkpoint resumed from */
+    /* balance.c */
+    int *mb_count;   /* [world] micro-batches per rank, sum = grad_accum x world */
+    double *mb_ms;   /* [world] fastest measured ms per micro-batch */
+    int measuring;   /* --balance auto: steps left to measure before assigning */
+    double fwdbwd_s; /* --test-slowdown: the last forward + backward time */
 } lmc_trainer;
 
 void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev);
+/* Every rank learns whether any rank's s failed (a collective: all call it). */
+lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
+/* step.c */
+lmc_status lmc_trainer_step(lmc_trainer *tr);
+/* save.c */
+lmc_status lmc_trainer_save(lmc_trainer *tr);
+lmc_status lmc_trainer_save_final(lmc_trainer *tr);
+lmc_status lmc_trainer_check_same(lmc_trainer *tr);
+/* balance.c */
+lmc_status lmc_balance_open(lmc_trainer *tr);
+void lmc_balance_close(lmc_trainer *tr);
+int lmc_balance_first(const lmc_trainer *tr); /* this rank's first micro-batch index */
+int lmc_balance_total(const lmc_trainer *tr); /* micro-batches per step, all ranks */
+void lmc_balance_slowdown(lmc_trainer *tr, double forward_s);
+void lmc_balance_update(lmc_trainer *tr);
+/* The counts (sum = total) that minimise the slowest rank's time when rank
+ * r needs ms[r] per micro-batch; deterministic (ties go to the lower rank). */
+void lmc_balance_assign(const double *ms, int world, int total, int *count);
 lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb);
 lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text);
 

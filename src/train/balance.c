@@ -1,0 +1,122 @@
+/* balance.c: how many micro-batches each rank runs in a step.
+ *
+ * The global batch is always grad_accum x world micro-batches of B
+ * sequences. Without balancing every rank runs grad_accum of them. With
+ * --balance auto the first BALANCE_STEPS steps of a run split them equally
+ * while every rank measures its time per micro-batch; from then on the split
+ * follows speed, so that a job mixing fast and slow chips does not run at
+ * the pace of the slowest. Rank r runs the contiguous micro-batch indices
+ * [first_r, first_r + count_r): the data of a step and its gradient (every
+ * micro-batch weighs 1 / global tokens) are those of the equal split, up to
+ * summation order. The counts are a pure function of measurements that every
+ * rank holds identically (one allgather), so all ranks agree on them without
+ * further messages. Measuring once and keeping the split keeps the run
+ * reproducible from the log and avoids chasing noise.
+ */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BALANCE_STEPS 2
+
+lmc_status lmc_balance_open(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    int world = tr->comm->size;
+    if (o->balance && strcmp(o->balance, "off") && strcmp(o->balance, "auto"))
+        return lmc_err(LMC_EINVAL, "--balance: '%s' is not off or auto", o->balance);
+    if (o->slowdown > 1 && (o->slow_rank < 0 || o->slow_rank >= world))
+        return lmc_err(LMC_EINVAL, "--test-slowdown needs --test-slow-rank in [0, %d) (got %d)", world,
+                       o->slow_rank);
+    tr->mb_count = malloc((size_t)world * sizeof(int));
+    tr->mb_ms = malloc((size_t)world * sizeof(double));
+    tr->all = calloc((size_t)world, sizeof(lmc_rank_stats));
+    if (!tr->mb_count || !tr->mb_ms || !tr->all)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    for (int r = 0; r < world; r++) {
+        tr->mb_count[r] = o->grad_accum;
+        tr->mb_ms[r] = HUGE_VAL;
+    }
+    tr->measuring = world > 1 && o->balance && !strcmp(o->balance, "auto") ? BALANCE_STEPS : 0;
+    return LMC_OK;
+}
+
+void lmc_balance_close(lmc_trainer *tr)
+{
+    free(tr->mb_count);
+    free(tr->mb_ms);
+    free(tr->all);
+    tr->mb_count = NULL;
+    tr->mb_ms = NULL;
+    tr->all = NULL;
+}
+
+int lmc_balance_total(const lmc_trainer *tr) { return tr->o->grad_accum * tr->comm->size; }
+
+int lmc_balance_first(const lmc_trainer *tr)
+{
+    int first = 0;
+    for (int r = 0; r < tr->comm->rank; r++)
+        first += tr->mb_count[r];
+    return first;
+}
+
+/* Test only: the slow rank sleeps (X - 1) times its last forward + backward
+ * time (3 x this forward before one was measured), between the forward and
+ * the backward so that its gradient buckets are late too, as on a slower
+ * chip. */
+void lmc_balance_slowdown(lmc_trainer *tr, double forward_s)
+{
+    const lmc_train_opts *o = tr->o;
+    if (o->slowdown <= 1 || tr->comm->rank != o->slow_rank)
+        return;
+    double est = tr->fwdbwd_s > 0 ? tr->fwdbwd_s : 3 * forward_s, s = (o->slowdown - 1) * est;
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Proportional shares rounded down (each finishes no later than the ideal
+ * makespan), then the rest one at a time to whichever rank would finish it
+ * first: optimal for equal jobs on ranks of different speeds. */
+void lmc_balance_assign(const double *ms, int world, int total, int *count)
+{
+    double inv = 0;
+    for (int r = 0; r < world; r++)
+        inv += 1.0 / (ms[r] > 1e-9 ? ms[r] : 1e-9);
+    int used = 0;
+    for (int r = 0; r < world; r++) {
+        double share = total * (1.0 / (ms[r] > 1e-9 ? ms[r] : 1e-9)) / inv;
+        count[r] = (int)floor(share);
+        if (used + count[r] > total)
+            count[r] = total - used;
+        used += count[r];
+    }
+    while (used < total) {
+        int best = 0;
+        for (int r = 1; r < world; r++)
+            if ((count[r] + 1) * ms[r] < (count[best] + 1) * ms[best])
+                best = r;
+        count[best]++;
+        used++;
+    }
+}
+
+/* After a step's statistics are gathered: measure, and assign once measured. */
+void lmc_balance_update(lmc_trainer *tr)
+{
+    if (tr->measuring <= 0)
+        return;
+    int world = tr->comm->size;
+    for (int r = 0; r < world; r++) {
+        const lmc_rank_stats *s = &tr->all[r];
+        double per = s->mb > 0 ? s->compute_ms / s->mb : HUGE_VAL;
+        if (per < tr->mb_ms[r])
+            tr->mb_ms[r] = per;
+    }
+    if (--tr->measuring == 0)
+        lmc_balance_assign(tr->mb_ms, world, lmc_balance_total(tr), tr->mb_count);
+}

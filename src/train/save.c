@@ -1,0 +1,159 @@
+/* save.c: checkpoints and final weights from one rank or many.
+ *
+ * Rank 0 writes. A checkpoint always holds the whole AdamW state, never
+ * per-rank pieces, so a checkpoint written by N ranks resumes on any number
+ * of ranks, each reading only its shard; under ZeRO the shards are gathered
+ * to rank 0 first. Before a checkpoint is written every rank proves it holds
+ * bit-identical weights (a hash), the promise data parallelism makes. The
+ * ranks then agree on whether rank 0 succeeded, so that a failed write
+ * (disk full) ends every rank with the same message instead of one rank
+ * failing while the others wait.
+ */
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+#include <stdlib.h>
+
+#define HASH_CHUNK 65536 /* floats downloaded at a time for the weight hash */
+
+/* FNV-1a over the 32-bit words of the weights, a chunk at a time so the
+ * check costs no memory. */
+static lmc_status hash_params(lmc_trainer *tr, uint64_t *h)
+{
+    size_t total = tr->m->layout.total;
+    uint32_t *buf = malloc(HASH_CHUNK * sizeof(float));
+    if (!buf)
+        return lmc_err(LMC_ENOMEM, "out of memory hashing the weights");
+    *h = 1469598103934665603ULL;
+    for (size_t o = 0; o < total; o += HASH_CHUNK) {
+        size_t k = total - o < HASH_CHUNK ? total - o : HASH_CHUNK;
+        tr->be->ops->download(tr->be, buf, tr->m->params + o, k * sizeof(float));
+        for (size_t i = 0; i < k; i++)
+            *h = (*h ^ buf[i]) * 1099511628211ULL;
+    }
+    free(buf);
+    return LMC_OK;
+}
+
+lmc_status lmc_trainer_check_same(lmc_trainer *tr)
+{
+    lmc_comm *c = tr->comm;
+    if (c->size == 1)
+        return LMC_OK;
+    uint64_t h, *all = malloc((size_t)c->size * sizeof *all);
+    lmc_status s = all ? hash_params(tr, &h) : lmc_err(LMC_ENOMEM, "out of memory");
+    s = lmc_trainer_agree(tr, s, "hashing the weights");
+    if (s == LMC_OK)
+        s = c->ops->allgather_host(c, &h, all, sizeof h);
+    for (int r = 1; r < c->size && s == LMC_OK; r++)
+        if (all[r] != all[0]) {
+            tr->consistent_error = 1;
+            s = lmc_err(LMC_ECOMM, "after step %d rank %d holds different weights than rank 0 (hash %016llx vs "
+                        "%016llx): the ranks diverged", tr->step, r, (unsigned long long)all[r],
+                        (unsigned long long)all[0]);
+        }
+    free(all);
+    return s;
+}
+
+/* AdamW moment `dev` (this rank's optimizer range) into rank 0's host_full
+ * (whole buffer; NULL on other ranks). */
+static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_full)
+{
+    lmc_comm *c = tr->comm;
+    lmc_backend *be = tr->be;
+    size_t total = tr->m->layout.total, own = tr->own_end - tr->own_begin;
+    if (!tr->zero || c->size == 1) {
+        if (c->rank == 0)
+            be->ops->download(be, host_full, dev, total * sizeof(float));
+        return LMC_OK;
+    }
+    if (c->ops->gather && !c->device_memory) /* host memory: straight into rank 0's staging */
+        return c->ops->gather(c, dev, host_full, total, 0);
+    float *full = be->ops->alloc(be, total * sizeof(float)); /* device memory, or no gather */
+    lmc_status s = lmc_trainer_agree(tr, full ? LMC_OK : LMC_ENOMEM, "allocating the gather buffer");
+    if (s == LMC_OK && own)
+        be->ops->copy(be, full + tr->own_begin, dev, own * sizeof(float));
+    if (s == LMC_OK)
+        s = c->ops->gather ? c->ops->gather(c, full + tr->own_begin, full, total, 0)
+                           : c->ops->allgather(c, full, total);
+    if (s == LMC_OK && c->rank == 0)
+        be->ops->download(be, host_full, full, total * sizeof(float));
+    if (full)
+        be->ops->free(be, full);
+    return s;
+}
+
+static lmc_status save_checkpoint(lmc_trainer *tr)
+{
+    const lmc_layout *l = &tr->m->layout;
+    size_t bytes = l->total * sizeof(float);
+    int root = tr->comm->rank == 0;
+    LMC_TRY(lmc_trainer_check_same(tr));
+    float *p = NULL, *m = NULL, *v = NULL;
+    if (root) {
+        p = lmc_alloc(bytes, "checkpoint staging");
+        m = lmc_alloc(bytes, "checkpoint staging");
+        v = lmc_alloc(bytes, "checkpoint staging");
+    }
+    lmc_status s = !root || (p && m && v) ? LMC_OK : LMC_ENOMEM;
+    s = lmc_trainer_agree(tr, s, "allocating checkpoint staging");
+    if (s == LMC_OK)
+        s = gather_moment(tr, tr->opt.m, m);
+    if (s == LMC_OK)
+        s = gather_moment(tr, tr->opt.v, v);
+    char saved[4096];
+    if (s == LMC_OK && root) {
+        lmc_model_download_params(tr->m, p);
+        lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed, .shuffle = tr->shuffle,
+                             .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t,
+                             .loss = tr->last_loss};
+        s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, l, p, m, v, tr->o->keep, saved, sizeof saved);
+    }
+    lmc_free(p);
+    lmc_free(m);
+    lmc_free(v);
+    s = lmc_trainer_agree(tr, s, "saving the checkpoint");
+    if (s == LMC_OK && root) {
+        lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = saved};
+        lmc_trainer_emit(tr, &ev);
+    }
+    return s;
+}
+
+lmc_status lmc_trainer_save(lmc_trainer *tr)
+{
+    lmc_comm *c = tr->comm;
+    double timeout = c->timeout_s;
+    if (c->timeout_s < 3600)
+        c->timeout_s = 3600; /* the others wait while rank 0 writes a large file */
+    lmc_status s = save_checkpoint(tr);
+    c->timeout_s = timeout;
+    return s;
+}
+
+lmc_status lmc_trainer_save_final(lmc_trainer *tr)
+{
+    if (!tr->o->save)
+        return LMC_OK;
+    lmc_status s = LMC_OK;
+    if (tr->comm->rank == 0) {
+        float *p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
+        s = p ? LMC_OK : LMC_ENOMEM;
+        if (p) {
+            lmc_model_download_params(tr->m, p);
+            s = lmc_weights_save(tr->o->save, &tr->cfg, &tr->m->layout, p);
+        }
+        lmc_free(p);
+    }
+    double timeout = tr->comm->timeout_s;
+    if (timeout < 3600)
+        tr->comm->timeout_s = 3600;
+    s = lmc_trainer_agree(tr, s, "saving the final weights");
+    tr->comm->timeout_s = timeout;
+    if (s == LMC_OK && tr->comm->rank == 0) {
+        lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = tr->o->save};
+        lmc_trainer_emit(tr, &ev);
+    }
+    return s;
+}

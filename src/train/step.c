@@ -1,0 +1,282 @@
+/* step.c: one optimizer step, on one rank or many (data parallel).
+ *
+ * Each rank runs its micro-batches (balance.c says which), summing their
+ * gradients, each scaled by 1 / (global tokens); summing over ranks then
+ * gives the gradient of the mean loss over the global batch, the same as one
+ * process running every micro-batch. The reduction overlaps the last
+ * micro-batch's backward pass: as each gradient bucket (a layer, the final
+ * norm and head, the embeddings) completes, the bucket hook starts its
+ * reduction and the backward pass goes on with the next layer; the step
+ * waits for all buckets only before the optimizer.
+ * Without ZeRO every rank allreduces whole buckets and updates every
+ * parameter. With ZeRO-1 each rank owns one shard of the parameters
+ * (lmc_comm_shard) and AdamW's m and v only for it: buckets are
+ * reduce-scattered, the gradient norm is the allreduced sum of the shards'
+ * squares, and after the update the parameters are allgathered.
+ */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Starts the reduction of gradient elements [b, e). */
+static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
+{
+    lmc_comm *c = tr->comm;
+    int req;
+    if (e <= b)
+        return LMC_OK;
+    if (tr->nreq >= lmc_layout_num_buckets(&tr->m->layout))
+        return lmc_err(LMC_ECOMM, "step %d: more gradient buckets than the model has", tr->step + 1);
+    if (tr->zero && c->ops->reduce_scatter_start)
+        LMC_TRY(c->ops->reduce_scatter_start(c, tr->m->grads, tr->m->layout.total, b, e, &req));
+    else /* a communicator without a ranged reduce-scatter: the whole sum is a superset */
+        LMC_TRY(c->ops->allreduce_start(c, tr->m->grads + b, e - b, &req));
+    tr->reqs[tr->nreq++] = req;
+    return LMC_OK;
+}
+
+/* Called by the backward pass as each bucket's gradient is complete. */
+static void bucket_hook(void *ctx, int bucket)
+{
+    lmc_trainer *tr = ctx;
+    if (tr->hook_status)
+        return;
+    size_t b, e;
+    lmc_layout_bucket(&tr->m->layout, bucket, &b, &e);
+    tr->hook_status = post_bucket(tr, b, e);
+}
+
+/* A rank with no micro-batch this step still contributes (zeros) to every
+ * bucket, in the order the others start them. */
+static lmc_status post_all_buckets(lmc_trainer *tr)
+{
+    int n = lmc_layout_num_buckets(&tr->m->layout);
+    for (int i = 0; i < n; i++) {
+        size_t b, e;
+        lmc_layout_bucket(&tr->m->layout, i, &b, &e);
+        LMC_TRY(post_bucket(tr, b, e));
+    }
+    return LMC_OK;
+}
+
+/* Forward and backward over this rank's micro-batches. */
+static lmc_status accumulate_grads(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    int B = o->batch, T = o->seq, J = lmc_balance_total(tr), n = tr->mb_count[tr->comm->rank];
+    int first = lmc_balance_first(tr), dist = tr->comm->size > 1;
+    float dloss = 1.0f / ((float)B * T * J), sum = 0;
+    double t0 = lmc_now();
+    tr->nreq = 0;
+    tr->hook_status = LMC_OK;
+    lmc_model_zero_grads(tr->m);
+    for (int k = 0; k < n; k++) {
+        uint64_t g0 = tr->consumed + (uint64_t)(first + k) * B;
+        LMC_TRY(lmc_tokens_batch(&tr->train, g0, B, T, tr->seed, tr->shuffle, tr->cfg.vocab, tr->inputs,
+                                 tr->targets));
+        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->data));
+        double t1 = lmc_now();
+        lmc_model_forward(tr->m, B, T, LMC_FWD_TRAIN, dloss);
+        sum += lmc_model_mean_loss(tr->m, B, T);
+        double t2 = lmc_now();
+        lmc_balance_slowdown(tr, t2 - t1);
+        double t3 = lmc_now();
+        lmc_model_backward(tr->m, B, T, dist && k == n - 1 ? bucket_hook : NULL, tr);
+        LMC_TRY(tr->hook_status);
+        if (o->slowdown > 1 || tr->measuring > 0)
+            tr->be->ops->sync(tr->be); /* timings below must include the device's work */
+        tr->fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
+    }
+    if (dist && n == 0)
+        LMC_TRY(post_all_buckets(tr));
+    tr->me.loss_sum = sum;
+    tr->me.mb = n;
+    tr->me.compute_ms = (lmc_now() - t0) * 1e3;
+    return LMC_OK;
+}
+
+/* Waits for every bucket, in the order they were started; after a failure
+ * (the job is about to be aborted) the rest are not waited for. */
+static lmc_status wait_buckets(lmc_trainer *tr)
+{
+    lmc_status s = LMC_OK;
+    for (int i = 0; i < tr->nreq && s == LMC_OK; i++)
+        s = tr->comm->ops->wait(tr->comm, tr->reqs[i]);
+    tr->nreq = 0;
+    return s;
+}
+
+/* The global gradient norm: of the whole reduced gradient, or under ZeRO
+ * the allreduced sum of the shards' squares. */
+static lmc_status grad_norm(lmc_trainer *tr, float *norm)
+{
+    lmc_backend *be = tr->be;
+    float sq = 0;
+    if (!tr->zero) {
+        be->ops->sum(be, tr->m->a.scalar, tr->m->grads, tr->m->layout.total, 1);
+        be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
+        *norm = sqrtf(sq);
+        return LMC_OK;
+    }
+    if (tr->own_end > tr->own_begin) {
+        be->ops->sum(be, tr->m->a.scalar, tr->m->grads + tr->own_begin, tr->own_end - tr->own_begin, 1);
+        be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
+    }
+    double d = sq;
+    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &d, 1, 0));
+    *norm = sqrtf((float)d);
+    return LMC_OK;
+}
+
+static lmc_status optimizer_step(lmc_trainer *tr, float *norm, float *lr)
+{
+    const lmc_train_opts *o = tr->o;
+    double t0 = lmc_now();
+    LMC_TRY(grad_norm(tr, norm));
+    double comm_s = tr->zero ? lmc_now() - t0 : 0;
+    if (!isfinite(*norm)) {
+        tr->consistent_error = 1; /* every rank holds the same norm */
+        return lmc_err(LMC_ERANGE, "step %d: the gradient norm is not finite (loss diverged; lower --lr)",
+                       tr->step + 1);
+    }
+    float scale = 1.0f;
+    if (o->clip > 0 && *norm > o->clip)
+        scale = (float)(o->clip / (*norm + 1e-6));
+    *lr = (float)lmc_lr_at(o, tr->step);
+    lmc_optim_step(&tr->opt, tr->m->params, tr->m->grads, *lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
+                   (float)o->weight_decay, scale);
+    if (tr->zero && tr->comm->size > 1) {
+        double t1 = lmc_now();
+        LMC_TRY(tr->comm->ops->allgather(tr->comm, tr->m->params, tr->m->layout.total));
+        comm_s += lmc_now() - t1;
+    }
+    tr->me.comm_ms += comm_s * 1e3;
+    return LMC_OK;
+}
+
+static void log_ranks(lmc_sb *sb, const char *key, const lmc_trainer *tr, size_t field, const char *fmt)
+{
+    lmc_sb_printf(sb, ",\"%s\":[", key);
+    for (int r = 0; r < tr->comm->size; r++) {
+        double v = *(const double *)((const char *)&tr->all[r] + field);
+        if (r)
+            lmc_sb_putc(sb, ',');
+        lmc_sb_printf(sb, fmt, v);
+    }
+    lmc_sb_putc(sb, ']');
+}
+
+static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
+{
+    if (!tr->log)
+        return;
+    lmc_sb sb;
+    lmc_sb_init(&sb);
+    lmc_sb_printf(&sb, "{\"step\":%d,\"loss\":", ev->step);
+    lmc_sb_json_num(&sb, ev->loss);
+    lmc_sb_puts(&sb, ",\"lr\":");
+    lmc_sb_json_num(&sb, ev->lr);
+    lmc_sb_puts(&sb, ",\"grad_norm\":");
+    lmc_sb_json_num(&sb, ev->grad_norm);
+    lmc_sb_printf(&sb, ",\"tokens_per_s\":%.2f,\"mfu\":%.5f,\"ms\":%.3f,\"tokens\":%llu", ev->tokens_per_s, ev->mfu,
+                  ev->ms, (unsigned long long)tr->consumed * (unsigned long long)tr->o->seq);
+    lmc_sb_printf(&sb, ",\"comm_ms\":%.3f,\"comm_busy_ms\":%.3f", tr->me.comm_ms, tr->me.busy_ms);
+    if (tr->comm->size > 1) {
+        log_ranks(&sb, "mb", tr, offsetof(lmc_rank_stats, mb), "%.0f");
+        log_ranks(&sb, "compute_ms", tr, offsetof(lmc_rank_stats, compute_ms), "%.3f");
+        log_ranks(&sb, "idle_ms", tr, offsetof(lmc_rank_stats, idle_ms), "%.3f");
+    }
+    log_ranks(&sb, "rss_mb", tr, offsetof(lmc_rank_stats, rss_mb), "%.1f");
+    if (has_val) {
+        lmc_sb_puts(&sb, ",\"val_loss\":");
+        lmc_sb_json_num(&sb, ev->val_loss);
+        if (ev->val_bpb >= 0) {
+            lmc_sb_puts(&sb, ",\"val_bpb\":");
+            lmc_sb_json_num(&sb, ev->val_bpb);
+        }
+    }
+    lmc_sb_puts(&sb, "}\n");
+    fwrite(sb.s, 1, sb.len, tr->log);
+    fflush(tr->log);
+    lmc_sb_free(&sb);
+}
+
+static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
+{
+    const lmc_train_opts *o = tr->o;
+    int has_val = 0, last = tr->step == o->steps;
+    if (o->eval_every > 0 && (tr->step % o->eval_every == 0 || last)) {
+        LMC_TRY(lmc_trainer_eval(tr, &ev->val_loss, &ev->val_bpb));
+        has_val = 1;
+    }
+    log_step(tr, ev, has_val);
+    if (has_val) {
+        lmc_train_event e = *ev;
+        e.kind = LMC_EV_EVAL;
+        lmc_trainer_emit(tr, &e);
+    }
+    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && tr->comm->rank == 0) {
+        lmc_sb text;
+        lmc_sb_init(&text);
+        lmc_status s = lmc_trainer_sample(tr, &text);
+        lmc_train_event e = {.kind = LMC_EV_SAMPLE, .step = tr->step, .text = text.s ? text.s : ""};
+        if (s == LMC_OK)
+            lmc_trainer_emit(tr, &e);
+        lmc_sb_free(&text);
+        LMC_TRY(s);
+    }
+    if (o->out_dir && ((o->save_every > 0 && tr->step % o->save_every == 0) || last))
+        LMC_TRY(lmc_trainer_save(tr));
+    return LMC_OK;
+}
+
+/* Every rank's statistics to every rank: the loss, the balance measurements
+ * and the log's per-rank columns; and a watchdog scaled to the step time. */
+static lmc_status gather_stats(lmc_trainer *tr)
+{
+    lmc_comm *c = tr->comm;
+    LMC_TRY(c->ops->allgather_host(c, &tr->me, tr->all, sizeof tr->me));
+    for (int r = 0; r < c->size; r++)
+        if (tr->all[r].step_ms / 1e3 > tr->max_step_s)
+            tr->max_step_s = tr->all[r].step_ms / 1e3;
+    c->timeout_s = 20 * tr->max_step_s > 600 ? 20 * tr->max_step_s : 600;
+    return LMC_OK;
+}
+
+lmc_status lmc_trainer_step(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    double t0 = lmc_now(), busy0 = tr->comm->busy_s;
+    float norm = 0, lr = 0;
+    memset(&tr->me, 0, sizeof tr->me);
+    LMC_TRY(accumulate_grads(tr));
+    double t1 = lmc_now();
+    LMC_TRY(wait_buckets(tr));
+    tr->me.idle_ms = (lmc_now() - t1) * 1e3;
+    tr->me.comm_ms = tr->me.idle_ms;
+    LMC_TRY(optimizer_step(tr, &norm, &lr));
+    tr->be->ops->sync(tr->be);
+    double dt = lmc_now() - t0;
+    tr->me.step_ms = dt * 1e3;
+    tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
+    tr->me.rss_mb = (double)lmc_peak_rss() / 1e6;
+    LMC_TRY(gather_stats(tr));
+    int J = lmc_balance_total(tr);
+    double loss = 0;
+    for (int r = 0; r < tr->comm->size; r++)
+        loss += tr->all[r].loss_sum;
+    tr->last_loss = (float)(loss / J);
+    tr->consumed += (uint64_t)o->batch * J;
+    tr->step++;
+    lmc_balance_update(tr);
+    double tokens = (double)o->batch * o->seq * J;
+    lmc_train_event ev = {.kind = LMC_EV_STEP, .step = tr->step, .loss = tr->last_loss, .lr = lr,
+                          .grad_norm = norm, .tokens_per_s = tokens / dt, .ms = dt * 1e3, .val_bpb = -1};
+    ev.mfu = ev.tokens_per_s * tr->flops_per_token / (tr->peak_flops * tr->comm->size);
+    ev.elapsed_s = lmc_now() - tr->start_time;
+    ev.eta_s = dt * (o->steps - tr->step);
+    lmc_trainer_emit(tr, &ev);
+    return after_step(tr, &ev);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Unequal ranks: rank 1 is made 6x slower (--test-slowdown). With --balance
+# auto the ranks measure their speed for two steps and then split the same
+# global batch (2 x 5 micro-batches) by speed: the run must finish faster
+# than the equal split, give rank 0 more micro-batches, log per-rank
+# micro-batches and idle time, and reach the same weights (the same data and
+# gradient, summed in another order).
+. "$(dirname "$0")/lib.sh"
+need_mpi
+
+make_shard "$T/train.bin" 40000 64
+ARGS="--model d6 --layers 2 --dim 128 --heads 4 --vocab 64 --max-seq 32 --batch 2 --seq 32 --data $T/train.bin"
+ARGS="$ARGS --steps 10 --grad-accum 5 --lr 1e-3 --threads 1 --quiet --test-slowdown 6 --test-slow-rank 1"
+
+expect_ok "equal split" $MPIRUN -np 2 $LMC train $ARGS --log "$T/eq.jsonl" --save "$T/eq.st"
+expect_ok "--balance auto" $MPIRUN -np 2 $LMC train $ARGS --balance auto --log "$T/bal.jsonl" --save "$T/bal.st"
+
+check "same weights as the equal split" $CMP weights "$T/eq.st" "$T/bal.st" 2e-5
+check "same losses as the equal split" $CMP losses "$T/bal.jsonl" "$T/eq.jsonl" 1e-5
+read -r mb0 mb1 <<<"$($CMP field "$T/bal.jsonl" mb)"
+[ "$mb0" -gt "$mb1" ] && [ $((mb0 + mb1)) -eq 10 ] &&
+    echo "ok   micro-batches per rank after measuring: $mb0 $mb1" ||
+    { echo "FAIL micro-batches per rank: $mb0 $mb1"; fails=$((fails + 1)); }
+echo "     idle ms per rank, equal split: $($CMP field "$T/eq.jsonl" idle_ms); balanced: $($CMP field "$T/bal.jsonl" idle_ms)"
+t_eq=$($PY -c "import json,sys; print(sum(json.loads(l)['ms'] for l in open(sys.argv[1])))" "$T/eq.jsonl")
+t_bal=$($PY -c "import json,sys; print(sum(json.loads(l)['ms'] for l in open(sys.argv[1])))" "$T/bal.jsonl")
+if $PY -c "import sys; sys.exit(0 if float(sys.argv[2]) < 0.85 * float(sys.argv[1]) else 1)" "$t_eq" "$t_bal"; then
+    echo "ok   10 steps take $t_bal ms balanced vs $t_eq ms equal"
+else
+    echo "FAIL balancing is not faster: $t_bal ms balanced vs $t_eq ms equal"; fails=$((fails + 1))
+fi
+finish
