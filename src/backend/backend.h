@@ -13,7 +13,9 @@
 
 #include "lmc/core.h"
 
-typedef enum { LMC_F32 = 0, LMC_BF16 = 1 } lmc_dtype;
+/* LMC_I8: int8 weights with one fp32 scale per row (weight-only
+ * quantization for inference; only the `linear` op takes it). */
+typedef enum { LMC_F32 = 0, LMC_BF16 = 1, LMC_I8 = 2 } lmc_dtype;
 
 typedef enum {
     LMC_OP_MATMUL,
@@ -31,6 +33,8 @@ typedef enum {
     LMC_OP_SUM,
     LMC_OP_ADAMW,
     LMC_OP_CAST,
+    LMC_OP_LINEAR,   /* inference: fp32 input times F32/BF16/I8 weights */
+    LMC_OP_KV_STORE, /* inference: write keys/values into a KV cache */
     LMC_OP_COUNT
 } lmc_op;
 
@@ -127,7 +131,10 @@ struct lmc_backend_ops {
      * h / (NH/NKV). Causal, scale 1/sqrt(HS). */
     /* Rotary embedding in place on the q and k heads of qkv, rotating the two
      * halves of each head (Hugging Face convention), position pos0[b] + t;
-     * inverse rotates back (the backward pass). */
+     * inverse rotates back (the backward pass). NH or NKV may be 0: with
+     * NKV = 0 the buffer is q alone (B,T,NH*HS) and all its heads rotate;
+     * with NH = 0 it is k|v (B,T,2*NKV*HS) and the NKV k heads rotate (the
+     * inference engine computes q and k|v into separate buffers). */
     void (*rope)(lmc_backend *be, float *qkv, const int *pos0, int B, int T, int NH, int NKV,
                  int HS, float theta, int inverse);
     /* out (B,T,NH*HS) =, lse (B,NH,T) = log-sum-exp of each score row (NULL: not saved) */
@@ -141,6 +148,27 @@ struct lmc_backend_ops {
      * len[b] cached positions (len is a device array). out (B,NH*HS) = */
     void (*attention_decode)(lmc_backend *be, float *out, const float *q, const float *kcache,
                              const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
+    /* Writes new keys and values into a KV cache. For b < B, t < T:
+     * kcache[b][pos0[b] + t][0..D) = k[(b*T + t)*stride + 0..D), and vcache
+     * likewise from v. Caches are (B, maxT, D); pos0 is a device array (B);
+     * callers guarantee 0 <= pos0[b] and pos0[b] + T <= maxT. k and v are
+     * strided rows so they can point into a fused qkv buffer
+     * (stride (NH+2NKV)*HS) or a k|v buffer (stride 2*D). */
+    void (*kv_store)(lmc_backend *be, float *kcache, float *vcache, const float *k, const float *v,
+                     size_t stride, const int *pos0, int B, int T, int maxT, int D);
+
+    /* ---- inference linear layer (weight-only quantization) ----
+     * out (M,N) = (or += with accumulate) inp (M,K) . W^T (+ bias (N)),
+     * W (N,K) row-major as nn.Linear stores it, in wtype:
+     *   LMC_F32:  float weights (scale NULL);
+     *   LMC_BF16: uint16_t bf16 bit patterns, value = bits << 16 (scale NULL);
+     *   LMC_I8:   int8_t q, value W[n][k] = q[n][k] * scale[n] (scale (N) fp32).
+     * inp, bias, out are fp32; products and sums are fp32 (the weight is
+     * converted exactly to fp32, the input is not rounded). Tuned for small
+     * M (decode: one row per sequence); valid for any M >= 1. out must not
+     * alias inp. */
+    void (*linear)(lmc_backend *be, float *out, const float *inp, const void *w, lmc_dtype wtype,
+                   const float *scale, const float *bias, int M, int N, int K, int accumulate);
 
     /* ---- elementwise and reductions ---- */
     void (*add)(lmc_backend *be, float *out, const float *a, const float *b, size_t n);
@@ -163,6 +191,10 @@ struct lmc_backend_ops {
 /* Opens a backend by name: "cpu", "cuda", "cuda:N". threads <= 0: all cores. */
 lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out);
 void lmc_backend_close(lmc_backend *be);
+
+/* A symbol of the CUDA plugin (liblmc_cuda.so), loading it on first use;
+ * `what` names the request in error messages ("--device cuda"). */
+lmc_status lmc_cuda_plugin_symbol(const char *name, const char *what, void **sym);
 
 /* CPU backend with a forced instruction set: "auto", "avx512", "avx2", "c". */
 lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out);

@@ -1,4 +1,5 @@
-/* sampler.c: greedy, temperature, top-k and top-p (nucleus) sampling. */
+/* sampler.c: greedy, temperature, top-k and top-p (nucleus) sampling, and
+ * repetition / frequency / presence penalties. */
 #include "lmc/sampler.h"
 
 #include <math.h>
@@ -44,10 +45,43 @@ static float kth_largest(float *tmp, int n, int k)
     return tmp[want];
 }
 
-static int cmp_desc(const void *a, const void *b)
+/* The top-p cut: the largest value v of x[0..n) (all > 0) such that the
+ * values >= v sum to at least target; what sorting x in descending order
+ * and accumulating until the sum reaches target finds, in O(n) expected
+ * time by quickselect on mass instead of O(n log n): this runs for every
+ * token of every stream. x is reordered. 0 when even all of x fall short. */
+static float top_p_cut(float *x, int n, double target)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+    while (n > 0) {
+        float pivot = x[n / 2];
+        /* three-way partition: [0,gt) > pivot, [gt,lt) == pivot, [lt,n) < pivot */
+        int gt = 0, i = 0, lt = n;
+        double mass_gt = 0, mass_eq = 0;
+        while (i < lt) {
+            float v = x[i];
+            if (v > pivot) {
+                x[i] = x[gt], x[gt] = v;
+                mass_gt += v;
+                gt++, i++;
+            } else if (v < pivot) {
+                lt--;
+                x[i] = x[lt], x[lt] = v;
+            } else {
+                mass_eq += v;
+                i++;
+            }
+        }
+        if (mass_gt >= target) {
+            n = gt;
+        } else if (mass_gt + mass_eq >= target) {
+            return pivot;
+        } else {
+            target -= mass_gt + mass_eq;
+            memmove(x, x + lt, (size_t)(n - lt) * sizeof(float));
+            n -= lt;
+        }
+    }
+    return 0.0f;
 }
 
 int lmc_sample_token(const float *logits, int V, const lmc_sampling *s, lmc_rng *rng, float *scratch)
@@ -68,15 +102,11 @@ int lmc_sample_token(const float *logits, int V, const lmc_sampling *s, lmc_rng 
     }
     if (s->top_p > 0 && s->top_p < 1) {
         /* smallest set of most likely tokens whose mass reaches top_p */
-        memcpy(tmp, p, (size_t)V * sizeof(float));
-        qsort(tmp, (size_t)V, sizeof(float), cmp_desc);
-        double acc = 0, thresh = 0;
-        for (int i = 0; i < V; i++) {
-            acc += tmp[i];
-            thresh = tmp[i];
-            if (acc >= s->top_p * sum)
-                break;
-        }
+        int n = 0;
+        for (int i = 0; i < V; i++)
+            if (p[i] > 0)
+                tmp[n++] = p[i];
+        float thresh = top_p_cut(tmp, n, s->top_p * sum);
         sum = 0;
         for (int i = 0; i < V; i++) {
             if (p[i] < thresh)
@@ -95,4 +125,44 @@ int lmc_sample_token(const float *logits, int V, const lmc_sampling *s, lmc_rng 
             return i;
     }
     return last;
+}
+
+int lmc_sample_has_penalties(const lmc_sampling *s)
+{
+    return (s->repetition_penalty > 0 && s->repetition_penalty != 1.0f) || s->frequency_penalty != 0 ||
+           s->presence_penalty != 0;
+}
+
+void lmc_sample_penalize(float *logits, int V, const int *ids, size_t n, size_t n_gen, const lmc_sampling *s,
+                         int *counts)
+{
+    if (n_gen > n)
+        n_gen = n;
+    float rep = s->repetition_penalty;
+    if (rep > 0 && rep != 1.0f) {
+        /* once per distinct token: counts marks the ones already done */
+        for (size_t i = 0; i < n; i++) {
+            int id = ids[i];
+            if (id < 0 || id >= V || counts[id])
+                continue;
+            counts[id] = 1;
+            logits[id] = logits[id] > 0 ? logits[id] / rep : logits[id] * rep;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] >= 0 && ids[i] < V)
+                counts[ids[i]] = 0;
+    }
+    if (s->frequency_penalty == 0 && s->presence_penalty == 0)
+        return;
+    const int *gen = ids + (n - n_gen);
+    for (size_t i = 0; i < n_gen; i++)
+        if (gen[i] >= 0 && gen[i] < V)
+            counts[gen[i]]++;
+    for (size_t i = 0; i < n_gen; i++) {
+        int id = gen[i];
+        if (id < 0 || id >= V || counts[id] == 0)
+            continue;
+        logits[id] -= s->frequency_penalty * (float)counts[id] + s->presence_penalty;
+        counts[id] = 0; /* applied once per distinct token, and zeroed again */
+    }
 }

@@ -10,8 +10,8 @@ static const float *slot(const lmc_model *m, const float *base, int layer, int k
 
 #define W(layer, kind) slot(m, m->params, layer, kind)
 
-static void norm_forward(lmc_model *m, float *out, float *mean, float *rstd, const float *inp, const float *w,
-                         const float *b, int N)
+void lmc_model_norm_forward(lmc_model *m, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int N)
 {
     lmc_backend *be = m->be;
     if (m->cfg.norm == LMC_NORM_RMS)
@@ -21,8 +21,8 @@ static void norm_forward(lmc_model *m, float *out, float *mean, float *rstd, con
 }
 
 /* out (M, n) (+)= inp (M, k) . W^T with W (n, k) as nn.Linear stores it */
-static void linear(lmc_model *m, float *out, const float *inp, const float *w, const float *bias, int M, int n,
-                   int k, int accumulate)
+void lmc_model_linear(lmc_model *m, float *out, const float *inp, const float *w, const float *bias, int M, int n,
+                      int k, int accumulate)
 {
     lmc_gemm g = {.m = M, .n = n, .k = k, .trans_b = 1, .accumulate = accumulate, .prec = m->prec, .bias = bias};
     m->be->ops->matmul(m->be, out, inp, w, &g);
@@ -38,12 +38,12 @@ static void mlp_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
                       .bias = W(l, LMC_T_FC_B), .gelu = 1, .pre = la->fch};
         be->ops->matmul(be, la->fch_act, la->ln2, W(l, LMC_T_FC_W), &g);
     } else {
-        linear(m, la->fch, la->ln2, W(l, LMC_T_FC_W), W(l, LMC_T_FC_B), N, m->fc_dim, C, 0);
+        lmc_model_linear(m, la->fch, la->ln2, W(l, LMC_T_FC_W), W(l, LMC_T_FC_B), N, m->fc_dim, C, 0);
         be->ops->swiglu_forward(be, la->fch_act, la->fch, N, m->act_dim);
     }
     /* res3 = res2 + proj(act): copy the residual, accumulate the projection */
     be->ops->copy(be, la->res3, la->res2, (size_t)N * C * sizeof(float));
-    linear(m, la->res3, la->fch_act, W(l, LMC_T_PROJ_W), W(l, LMC_T_PROJ_B), N, C, m->act_dim, 1);
+    lmc_model_linear(m, la->res3, la->fch_act, W(l, LMC_T_PROJ_W), W(l, LMC_T_PROJ_B), N, C, m->act_dim, 1);
 }
 
 static void layer_forward(lmc_model *m, int l, const float *x, int B, int T)
@@ -53,14 +53,14 @@ static void layer_forward(lmc_model *m, int l, const float *x, int B, int T)
     int N = B * T, C = c->dim;
     lmc_layer_acts la;
     lmc_model_layer_acts(m, l, &la);
-    norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), N);
-    linear(m, la.qkv, la.ln1, W(l, LMC_T_QKV_W), W(l, LMC_T_QKV_B), N, m->qkv_dim, C, 0);
+    lmc_model_norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), N);
+    lmc_model_linear(m, la.qkv, la.ln1, W(l, LMC_T_QKV_W), W(l, LMC_T_QKV_B), N, m->qkv_dim, C, 0);
     if (c->pos == LMC_POS_ROPE)
         be->ops->rope(be, la.qkv, NULL, B, T, c->n_head, c->n_kv_head, m->hs, c->rope_theta, 0);
     be->ops->attention_forward(be, la.atty, la.lse, la.qkv, B, T, c->n_head, c->n_kv_head, m->hs);
     be->ops->copy(be, la.res2, x, (size_t)N * C * sizeof(float));
-    linear(m, la.res2, la.atty, W(l, LMC_T_ATTN_W), W(l, LMC_T_ATTN_B), N, C, C, 1);
-    norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.res2, W(l, LMC_T_LN2_W), W(l, LMC_T_LN2_B), N);
+    lmc_model_linear(m, la.res2, la.atty, W(l, LMC_T_ATTN_W), W(l, LMC_T_ATTN_B), N, C, C, 1);
+    lmc_model_norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.res2, W(l, LMC_T_LN2_W), W(l, LMC_T_LN2_B), N);
     mlp_forward(m, &la, l, N);
 }
 
@@ -71,10 +71,11 @@ static void classifier_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, fl
     const float *head = W(-1, LMC_T_HEAD);
     if (mode == LMC_FWD_LAST_LOGITS) {
         for (int b = 0; b < B; b++)
-            linear(m, m->a.logits + (size_t)b * Vp, m->a.lnf + ((size_t)b * T + T - 1) * C, head, NULL, 1, Vp, C, 0);
+            lmc_model_linear(m, m->a.logits + (size_t)b * Vp, m->a.lnf + ((size_t)b * T + T - 1) * C, head, NULL,
+                             1, Vp, C, 0);
         return;
     }
-    linear(m, m->a.logits, m->a.lnf, head, NULL, N, Vp, C, 0);
+    lmc_model_linear(m, m->a.logits, m->a.lnf, head, NULL, N, Vp, C, 0);
     be->ops->xent(be, m->a.losses, m->a.logits, m->targets, N, m->cfg.vocab, Vp, dloss, mode == LMC_FWD_TRAIN);
 }
 
@@ -90,6 +91,7 @@ void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dlos
         lmc_model_layer_acts(m, l, &la);
         x = la.res3;
     }
-    norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, x, W(-1, LMC_T_NORMF_W), W(-1, LMC_T_NORMF_B), N);
+    lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, x, W(-1, LMC_T_NORMF_W), W(-1, LMC_T_NORMF_B),
+                           N);
     classifier_forward(m, B, T, mode, dloss);
 }

@@ -74,6 +74,14 @@ void lmc_model_zero_grads(lmc_model *m);
 /* Mean of the last forward's per-position losses. */
 float lmc_model_mean_loss(lmc_model *m, int B, int T);
 void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la);
+/* The forward pass's building blocks, shared with the inference engine
+ * (src/infer/): the model's norm (layernorm or rmsnorm) over N rows, and
+ * out (M,n) (+)= inp (M,k) . W^T (+ bias) with W (n,k) as nn.Linear stores
+ * it, at the model's matmul precision. */
+void lmc_model_norm_forward(lmc_model *m, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int N);
+void lmc_model_linear(lmc_model *m, float *out, const float *inp, const float *w, const float *bias, int M, int n,
+                      int k, int accumulate);
 size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training);
 
 #endif

@@ -43,6 +43,8 @@ static void cpu_destroy(lmc_backend *be)
 static int cpu_supports(lmc_backend *be, lmc_op op, lmc_dtype dtype)
 {
     (void)be;
+    if (op == LMC_OP_LINEAR)
+        return dtype == LMC_F32 || dtype == LMC_BF16 || dtype == LMC_I8;
     return op < LMC_OP_COUNT && (dtype == LMC_F32 || dtype == LMC_BF16);
 }
 
@@ -83,7 +85,9 @@ static const lmc_backend_ops cpu_ops = {
     .rope = lmc_cpu_rope,
     .attention_forward = lmc_cpu_attention_forward,
     .attention_backward = lmc_cpu_attention_backward,
-    .attention_decode = lmc_cpu_attention_decode,
+    .attention_decode = lmc_cpu_attention_decode_fast,
+    .kv_store = lmc_cpu_kv_store,
+    .linear = lmc_cpu_linear,
     .add = lmc_cpu_add,
     .scale = lmc_cpu_scale,
     .xent = lmc_cpu_xent,
@@ -94,17 +98,22 @@ static const lmc_backend_ops cpu_ops = {
 
 static int isa_available(lmc_cpu_isa isa)
 {
+#if defined(__x86_64__)
     __builtin_cpu_init();
     switch (isa) {
     case LMC_ISA_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("fma");
     case LMC_ISA_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case LMC_ISA_C:
         return 1;
     }
     return 0;
+#else
+    return isa == LMC_ISA_C; /* other CPUs run the portable path */
+#endif
 }
 
 static const char *const isa_names[] = {"c", "avx2", "avx512"};

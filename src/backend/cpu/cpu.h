@@ -62,6 +62,14 @@ void lmc_cpu_attention_backward(lmc_backend *be, float *dqkv, const float *dout,
                                 const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
 void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
                               const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
+/* attention_decode with an AVX-512 path (attention_decode.c); the portable
+ * lmc_cpu_attention_decode otherwise */
+void lmc_cpu_attention_decode_fast(lmc_backend *be, float *out, const float *q, const float *kcache,
+                                   const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
+void lmc_cpu_kv_store(lmc_backend *be, float *kcache, float *vcache, const float *k, const float *v,
+                      size_t stride, const int *pos0, int B, int T, int maxT, int D);
+void lmc_cpu_linear(lmc_backend *be, float *out, const float *inp, const void *w, lmc_dtype wtype,
+                    const float *scale, const float *bias, int M, int N, int K, int accumulate);
 void lmc_cpu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t n);
 void lmc_cpu_scale(lmc_backend *be, float *x, float s, size_t n);
 void lmc_cpu_xent(lmc_backend *be, float *losses, float *logits, const int *targets, int N, int V, int Vp,

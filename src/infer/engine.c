@@ -1,0 +1,271 @@
+/* engine.c: the inference forward passes over the model's weights: prefill
+ * (a whole prompt in one pass, its keys and values stored into a slot of
+ * the KV cache) and decode (one token for each of up to `slots` sequences,
+ * attending to their cached keys). Every numeric step is a backend op.
+ *
+ * Shapes: C = dim, NH/NKV heads of HS, D = NKV*HS (one cached row),
+ * QKV = (NH + 2 NKV) HS. KV cache per layer: k and v (slots, ctx, D).
+ * Decode rows are slots (row b = slot b), so the caches need no
+ * indirection; an idle row below the highest busy slot runs on a dummy
+ * token with len 0 (attention output 0) and costs next to nothing, since
+ * decode is bound by reading the weights, not by rows.
+ *
+ * The fp32 prefill mirrors lmc_model_forward op for op (same GEMM calls,
+ * fused GELU), so the first generated token's logits are bit-identical to a
+ * full recompute; decode uses the backend's `linear` op, which streams the
+ * weights once per step instead of packing them. */
+#include "infer/engine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const lmc_tensor_slot *tslot(const lmc_engine *e, int layer, int kind)
+{
+    return lmc_layout_slot(&e->m->layout, layer, kind);
+}
+
+static const float *param(const lmc_engine *e, int layer, int kind)
+{
+    const lmc_tensor_slot *s = tslot(e, layer, kind);
+    return s->offset == LMC_ABSENT ? NULL : e->m->params + s->offset;
+}
+
+/* ---------- weights: fp32 views or quantized copies ---------- */
+
+static size_t wsize(lmc_dtype t) { return t == LMC_F32 ? 4 : t == LMC_BF16 ? 2 : 1; }
+
+static uint16_t to_bf16(float x)
+{
+    union { float f; uint32_t u; } v = {x};
+    if ((v.u & 0x7f800000u) == 0x7f800000u)
+        return (uint16_t)((v.u >> 16) | ((v.u & 0xffffu) ? 0x40u : 0u)); /* inf stays inf, nan stays nan */
+    v.u += 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)(v.u >> 16);
+}
+
+/* rows x cols of host fp32 into dst (host) at type t; int8 gets a symmetric
+ * per-row scale max|w|/127 */
+static void quantize(void *dst, float *scale, const float *w, size_t rows, size_t cols, lmc_dtype t)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = w + r * cols;
+        if (t == LMC_BF16) {
+            uint16_t *d = (uint16_t *)dst + r * cols;
+            for (size_t c = 0; c < cols; c++)
+                d[c] = to_bf16(x[c]);
+            continue;
+        }
+        int8_t *d = (int8_t *)dst + r * cols;
+        float mx = 0.0f;
+        for (size_t c = 0; c < cols; c++)
+            mx = fabsf(x[c]) > mx ? fabsf(x[c]) : mx;
+        float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        scale[r] = s;
+        for (size_t c = 0; c < cols; c++) {
+            long q = lrintf(x[c] * inv);
+            d[c] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    }
+}
+
+/* The matrices decode reads: per layer qkv, attn, fc, proj; then the head
+ * (its first V rows: padded rows are never sampled). */
+static int n_mats(const lmc_engine *e) { return e->cfg.n_layer * 4 + 1; }
+
+static void mat_shape(const lmc_engine *e, int i, int *layer, int *kind, size_t *rows, size_t *cols)
+{
+    static const int kinds[4] = {LMC_T_QKV_W, LMC_T_ATTN_W, LMC_T_FC_W, LMC_T_PROJ_W};
+    if (i == n_mats(e) - 1) {
+        *layer = -1, *kind = LMC_T_HEAD;
+        *rows = (size_t)e->cfg.vocab;
+    } else {
+        *layer = i / 4, *kind = kinds[i % 4];
+        *rows = tslot(e, *layer, *kind)->rows;
+    }
+    *cols = tslot(e, *layer, *kind)->cols;
+}
+
+static lmc_status build_weights(lmc_engine *e, const float *host)
+{
+    int nm = n_mats(e);
+    e->mats = calloc((size_t)nm, sizeof *e->mats);
+    if (!e->mats)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    lmc_dtype t = e->quant == LMC_QUANT_INT8 ? LMC_I8 : e->quant == LMC_QUANT_BF16 ? LMC_BF16 : LMC_F32;
+    size_t total = 0, nscale = 0;
+    for (int i = 0; i < nm; i++) {
+        int layer, kind;
+        size_t rows, cols;
+        mat_shape(e, i, &layer, &kind, &rows, &cols);
+        e->mats[i].type = t;
+        e->mats[i].rows = rows, e->mats[i].cols = cols;
+        e->weight_bytes += (double)rows * cols * wsize(t) + (t == LMC_I8 ? rows * 4.0 : 0);
+        if (t == LMC_F32) {
+            e->mats[i].w = param(e, layer, kind);
+            continue;
+        }
+        total += (rows * cols * wsize(t) + 63) / 64 * 64;
+        nscale += (rows + 15) / 16 * 16;
+    }
+    if (t == LMC_F32)
+        return LMC_OK;
+    lmc_backend *be = e->be;
+    size_t bytes = total + nscale * 4;
+    e->qmem = be->ops->alloc(be, bytes);
+    uint8_t *tmp = malloc(bytes ? bytes : 1);
+    if (!e->qmem || !tmp) {
+        free(tmp);
+        return lmc_err(LMC_ENOMEM, "out of memory for %.1f MB of %s weights", bytes / 1e6, lmc_quant_name(e->quant));
+    }
+    size_t off = 0, soff = total;
+    for (int i = 0; i < nm; i++) {
+        int layer, kind;
+        size_t rows, cols;
+        mat_shape(e, i, &layer, &kind, &rows, &cols);
+        const float *src = host + tslot(e, layer, kind)->offset;
+        quantize(tmp + off, (float *)(tmp + soff), src, rows, cols, t);
+        e->mats[i].w = (uint8_t *)e->qmem + off;
+        e->mats[i].scale = t == LMC_I8 ? (const float *)((uint8_t *)e->qmem + soff) : NULL;
+        off += (rows * cols * wsize(t) + 63) / 64 * 64;
+        soff += (rows + 15) / 16 * 16 * 4;
+    }
+    be->ops->upload(be, e->qmem, tmp, bytes);
+    free(tmp);
+    e->device_bytes += (double)bytes;
+    return LMC_OK;
+}
+
+/* ---------- buffers ---------- */
+
+static lmc_status alloc_buffers(lmc_engine *e)
+{
+    lmc_backend *be = e->be;
+    const lmc_model_config *c = &e->cfg;
+    size_t R = (size_t)(e->ctx > e->slots ? e->ctx : e->slots), C = (size_t)c->dim;
+    size_t D = (size_t)e->kvdim, S = (size_t)e->slots, T = (size_t)e->ctx, L = (size_t)c->n_layer;
+    size_t sizes[] = {R * C, R * C, R * (size_t)e->qkv_dim, R * C, R * (size_t)e->fc_dim, R * (size_t)e->act_dim,
+                      S * (size_t)c->vocab_padded};
+    float **ptrs[] = {&e->x, &e->ln, &e->qkv, &e->atty, &e->fch, &e->act, &e->logits};
+    size_t nf = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        nf += (sizes[i] + 15) / 16 * 16;
+    size_t cache = L * S * T * D; /* floats per layer-set of k (and again of v) */
+    e->buf = be->ops->alloc(be, nf * 4);
+    e->kcache = be->ops->alloc(be, cache * 4);
+    e->vcache = be->ops->alloc(be, cache * 4);
+    e->ints = be->ops->alloc(be, (R + 2 * S + 16) * sizeof(int));
+    e->h_ints = calloc(R + 5 * S + 16, sizeof(int)); /* decode rows, and the scheduler's */
+    e->h_logits = malloc(S * (size_t)c->vocab_padded * sizeof(float));
+    e->h_scratch = malloc((size_t)c->vocab * 2 * sizeof(float));
+    e->h_counts = calloc((size_t)c->vocab, sizeof(int));
+    if (!e->buf || !e->kcache || !e->vcache || !e->ints || !e->h_ints || !e->h_logits || !e->h_scratch ||
+        !e->h_counts)
+        return lmc_err(LMC_ENOMEM, "out of memory: the KV cache for %d slots x %d tokens needs %.1f MB", e->slots,
+                       e->ctx, 2.0 * cache * 4 / 1e6);
+    size_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        *ptrs[i] = e->buf + off;
+        off += (sizes[i] + 15) / 16 * 16;
+    }
+    e->d_tok = e->ints;
+    e->d_pos = e->ints + R;
+    e->d_len = e->ints + R + S;
+    e->d_zero = e->ints + R + 2 * S;
+    e->device_bytes += nf * 4.0 + 2.0 * cache * 4 + (R + 2 * S + 16) * 4.0;
+    return LMC_OK;
+}
+
+static lmc_status check_ops(lmc_backend *be)
+{
+    const lmc_backend_ops *o = be->ops;
+    const char *missing = !o->linear ? "linear" : !o->kv_store ? "kv_store" : !o->attention_decode ? "attention_decode"
+                                                                                                    : NULL;
+    if (missing)
+        return lmc_err(LMC_EUNSUPPORTED, "backend %s has no '%s' op, which the inference engine needs", be->name,
+                       missing);
+    return LMC_OK;
+}
+
+lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,
+                           const lmc_engine_opts *o)
+{
+    *out = NULL;
+    LMC_TRY(check_ops(be));
+    int ctx = o->ctx > 0 ? o->ctx : cfg->max_seq;
+    if (ctx < 2 || ctx > cfg->max_seq)
+        return lmc_err(LMC_ERANGE, "--ctx %d must be in [2, %d] (the model's max_seq)", o->ctx, cfg->max_seq);
+    if (o->slots < 1 || o->slots > 4096)
+        return lmc_err(LMC_ERANGE, "--slots %d must be in [1, 4096]", o->slots);
+    lmc_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    e->be = be;
+    e->cfg = *cfg;
+    e->slots = o->slots;
+    e->ctx = ctx;
+    e->quant = o->quant;
+    /* the model holds the fp32 parameters (embeddings, norms, biases, and
+     * the weights of the fp32 path); its own activations are 1 x 1 */
+    lmc_status s = lmc_model_open(&e->m, cfg, be, 1, 1, 0);
+    if (s) {
+        free(e);
+        return s;
+    }
+    lmc_model_upload_params(e->m, params);
+    e->hs = e->m->hs;
+    e->qkv_dim = e->m->qkv_dim;
+    e->fc_dim = e->m->fc_dim;
+    e->act_dim = e->m->act_dim;
+    e->kvdim = cfg->n_kv_head * e->hs;
+    e->device_bytes = e->m->layout.total * 4.0;
+    s = build_weights(e, params);
+    if (s == LMC_OK)
+        s = alloc_buffers(e);
+    if (s) {
+        lmc_engine_close(e);
+        return s;
+    }
+    *out = e;
+    return LMC_OK;
+}
+
+void lmc_engine_close(lmc_engine *e)
+{
+    if (!e)
+        return;
+    lmc_backend *be = e->be;
+    void *dev[] = {e->qmem, e->buf, e->kcache, e->vcache, e->ints};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
+        if (dev[i])
+            be->ops->free(be, dev[i]);
+    lmc_model_close(e->m);
+    free(e->mats), free(e->h_ints), free(e->h_logits), free(e->h_scratch), free(e->h_counts);
+    free(e);
+}
+
+const lmc_model_config *lmc_engine_config(const lmc_engine *e) { return &e->cfg; }
+int lmc_engine_slots(const lmc_engine *e) { return e->slots; }
+int lmc_engine_ctx(const lmc_engine *e) { return e->ctx; }
+double lmc_engine_weight_bytes(const lmc_engine *e) { return e->weight_bytes; }
+double lmc_engine_device_bytes(const lmc_engine *e) { return e->device_bytes; }
+
+void lmc_engine_get_stats(const lmc_engine *e, lmc_engine_stats *st) { *st = e->stats; }
+
+lmc_status lmc_quant_parse(const char *s, const char *what, lmc_quant *q)
+{
+    if (!s || !strcmp(s, "none") || !strcmp(s, "fp32"))
+        *q = LMC_QUANT_NONE;
+    else if (!strcmp(s, "bf16"))
+        *q = LMC_QUANT_BF16;
+    else if (!strcmp(s, "int8"))
+        *q = LMC_QUANT_INT8;
+    else
+        return lmc_err(LMC_EINVAL, "%s: unknown weight type '%s' (use none, bf16 or int8)", what, s);
+    return LMC_OK;
+}
+
+const char *lmc_quant_name(lmc_quant q)
+{
+    return q == LMC_QUANT_INT8 ? "int8" : q == LMC_QUANT_BF16 ? "bf16" : "fp32";
+}

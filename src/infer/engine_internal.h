@@ -1,0 +1,38 @@
+/* engine_internal.h: the engine's state, shared by src/infer/ files. */
+#ifndef LMC_ENGINE_INTERNAL_H
+#define LMC_ENGINE_INTERNAL_H
+
+#include "lmc/infer.h"
+#include "model/model.h"
+
+/* A weight matrix as decode reads it: rows x cols in `type`, with per-row
+ * scales for int8. fp32 matrices point into the model's parameters. */
+typedef struct {
+    const void *w;
+    const float *scale;
+    lmc_dtype type;
+    size_t rows, cols;
+} lmc_wmat;
+
+struct lmc_engine {
+    lmc_backend *be;
+    lmc_model *m; /* fp32 parameters and layout; the forward's helpers */
+    lmc_model_config cfg;
+    int slots, ctx;
+    lmc_quant quant;
+    int hs, qkv_dim, fc_dim, act_dim, kvdim;
+    lmc_wmat *mats; /* [layer*4 + {qkv, attn, fc, proj}], then the head */
+    void *qmem;     /* quantized copies (device), NULL in fp32 */
+    double weight_bytes, device_bytes;
+    /* device activations, rows = max(ctx, slots) */
+    float *buf, *x, *ln, *qkv, *atty, *fch, *act, *logits;
+    float *kcache, *vcache; /* [layer][slot][ctx][kvdim] */
+    int *ints, *d_tok, *d_pos, *d_len, *d_zero;
+    /* host */
+    int *h_ints;
+    float *h_logits, *h_scratch;
+    int *h_counts;
+    lmc_engine_stats stats;
+};
+
+#endif
