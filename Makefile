@@ -8,7 +8,7 @@ SAN     ?=
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers -fopenmp -fno-math-errno \
            -Iinclude -Isrc $(SAN) -MMD -MP
-LDLIBS  += -lopenblas -lm -lpthread
+LDLIBS  += -lm -lpthread
 LDFLAGS += -fopenmp $(SAN)
 
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -30,23 +30,26 @@ ifneq ($(MHD),)
   LDLIBS += -lmicrohttpd
 endif
 
+# The CUDA backend (and the NCCL communicator) form a plugin,
+# $(BUILD)/liblmc_cuda.so, loaded only when a run asks for --device cuda or
+# --dist nccl: lmc starts fast and runs on machines without CUDA libraries.
 CUDA_OBJ :=
+CUDA_PLUGIN :=
 ifneq ($(NVCC),)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_SRC  := $(wildcard src/backend/cuda/*.cu)
   CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
   NVFLAGS   ?= -O3 -std=c++17 -arch=sm_90 -Xcompiler -fPIC -Iinclude -Isrc
   ifneq ($(CUDA_SRC),)
-    CFLAGS  += -DLMC_HAVE_CUDA -I$(CUDA_HOME)/include
-    LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+    CUDA_PLUGIN := $(BUILD)/liblmc_cuda.so
+    CFLAGS      += -DLMC_CUDA_PLUGIN='"$(abspath $(CUDA_PLUGIN))"'
+    PLUGIN_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
     ifneq ($(wildcard $(CUDA_HOME)/lib64/libnccl.so),)
-      CFLAGS  += -DLMC_HAVE_NCCL
-      LDLIBS  += -lnccl
-      SRC     += $(wildcard src/dist/nccl.c)
+      CUDA_OBJ    += $(BUILD)/plugin/src/dist/nccl.o
+      PLUGIN_LIBS += -lnccl
     endif
   endif
 endif
-
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/liblmc.a
 BIN := $(BUILD)/lmc
@@ -57,7 +60,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c tests/conformance/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all test test-unit clean
-all: $(BIN) $(UNIT_BIN)
+all: $(BIN) $(UNIT_BIN) $(CUDA_PLUGIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -67,16 +70,27 @@ $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(LIB): $(OBJ) $(CUDA_OBJ)
+# plugin objects: position independent, with the CUDA headers
+$(BUILD)/plugin/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -I$(CUDA_HOME)/include -c $< -o $@
+
+$(CUDA_PLUGIN): $(CUDA_OBJ)
+	$(CC) -shared -o $@ $^ $(PLUGIN_LIBS) $(SAN) $(if $(filter -DLMC_HAVE_MPI,$(CFLAGS)),$(shell $(MPICC) --showme:link))
+
+$(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# the whole library and exported symbols: the plugin calls back into lmc
+WHOLE_LIB = -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive -rdynamic -ldl
+
 $(BIN): $(TOOL_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WHOLE_LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(WHOLE_LIB) $(LDFLAGS) $(LDLIBS)
 
 test: all
 	bash scripts/test.sh
@@ -87,7 +101,7 @@ test-unit: $(UNIT_BIN)
 clean:
 	rm -rf $(BUILD)
 
--include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(CUDA_OBJ:.o=.d)
 
 # ---- planner ----------------------------------------------------------------
 # `lmc plan` reads its chip catalogue and model shapes from share/; they are

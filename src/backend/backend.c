@@ -1,12 +1,27 @@
 /* backend.c: opening a backend by device name. */
 #include "backend/backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef LMC_HAVE_CUDA
+typedef lmc_status (*cuda_open_fn)(int device, lmc_backend **out);
+
+#ifdef LMC_HAVE_CUDA /* linked in statically (the emulator build in tests/gpu/emu) */
 lmc_status lmc_cuda_backend_open(int device, lmc_backend **out);
 #endif
+
+static lmc_status cuda_open(int device, const char *name, lmc_backend **out)
+{
+#ifdef LMC_HAVE_CUDA
+    (void)name;
+    return lmc_cuda_backend_open(device, out);
+#else
+    void *fn;
+    LMC_TRY(lmc_cuda_plugin_symbol("lmc_cuda_backend_open", name, &fn));
+    return ((cuda_open_fn)fn)(device, out);
+#endif
+}
 
 lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out)
 {
@@ -14,15 +29,12 @@ lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out)
     if (!device || !strcmp(device, "cpu"))
         return lmc_cpu_backend_open(threads, "auto", out);
     if (!strncmp(device, "cuda", 4) && (device[4] == 0 || device[4] == ':')) {
-        long long idx = 0;
+        long long idx = -1; /* plain "cuda": the GPU of this process's local rank */
         if (device[4] == ':')
             LMC_TRY(lmc_parse_int(device + 5, "--device cuda:N", 0, 1023, &idx));
-#ifdef LMC_HAVE_CUDA
-        return lmc_cuda_backend_open((int)idx, out);
-#else
-        (void)idx;
-        return lmc_err(LMC_EUNSUPPORTED, "--device %s: this lmc was built without CUDA (nvcc was not found at build time)", device);
-#endif
+        char what[64];
+        snprintf(what, sizeof what, "--device %s", device);
+        return cuda_open((int)idx, what, out);
     }
     return lmc_err(LMC_EINVAL, "--device: unknown device '%s' (use cpu, cuda or cuda:N)", device);
 }

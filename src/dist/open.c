@@ -1,4 +1,5 @@
 /* open.c: choosing the communicator. */
+#include "backend/backend.h"
 #include "dist/comm.h"
 
 #include <stdlib.h>
@@ -7,9 +8,7 @@
 #ifdef LMC_HAVE_MPI
 lmc_status lmc_comm_mpi(lmc_comm **out);
 #endif
-#ifdef LMC_HAVE_NCCL
-lmc_status lmc_comm_nccl(lmc_comm **out);
-#endif
+typedef lmc_status (*comm_open_fn)(lmc_comm **out);
 
 static int launched_by_mpi(void)
 {
@@ -31,11 +30,9 @@ lmc_status lmc_comm_open(const char *kind, lmc_comm **out)
 #endif
     }
     if (!strcmp(kind, "nccl")) {
-#ifdef LMC_HAVE_NCCL
-        return lmc_comm_nccl(out);
-#else
-        return lmc_err(LMC_EUNSUPPORTED, "--dist nccl: this lmc was built without NCCL");
-#endif
+        void *fn; /* NCCL lives in the CUDA plugin */
+        LMC_TRY(lmc_cuda_plugin_symbol("lmc_comm_nccl", "--dist nccl", &fn));
+        return ((comm_open_fn)fn)(out);
     }
     return lmc_err(LMC_EINVAL, "--dist: unknown communicator '%s' (use auto, single, mpi, nccl)", kind);
 }
