@@ -23,8 +23,14 @@ lmc_status lmc_err_wrap(lmc_status code, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof errbuf)
-        snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s", prev);
+    size_t at = n < 0 ? 0 : (size_t)n, room = sizeof errbuf - 1;
+    if (at + 2 < room) { /* append ": <previous message>", truncated to fit */
+        memcpy(errbuf + at, ": ", 2);
+        at += 2;
+        size_t len = strnlen(prev, room - at);
+        memcpy(errbuf + at, prev, len);
+        errbuf[at + len] = 0;
+    }
     return code;
 }
 

@@ -41,7 +41,6 @@ static lmc_status parse_tensor(lmc_st_file *f, const lmc_json *e, lmc_st_tensor 
                        LMC_ST_MAX_DIMS);
     if (!off || off->type != LMC_JSON_ARR || off->n != 2)
         return lmc_err(LMC_EFORMAT, "%s: tensor '%s': field 'data_offsets' must be [begin, end]", p, name);
-    t->name = lmc_strdup(name);
     strcpy(t->dtype, dt->str);
     t->ndim = sh->n;
     double numel = 1;
@@ -62,7 +61,8 @@ static lmc_status parse_tensor(lmc_st_file *f, const lmc_json *e, lmc_st_tensor 
     if ((double)(t->end - t->begin) != numel * dtype_size(t->dtype))
         return lmc_err(LMC_EFORMAT, "%s: tensor '%s': %zu data bytes do not match shape and dtype %s", p, name,
                        t->end - t->begin, t->dtype);
-    return LMC_OK;
+    t->name = lmc_strdup(name); /* last: a tensor that fails owns nothing */
+    return t->name ? LMC_OK : LMC_ENOMEM;
 }
 
 static lmc_status parse_header(lmc_st_file *f, const char *text, size_t len)
