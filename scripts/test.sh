@@ -50,7 +50,7 @@ done
 
 echo "== unit tests under ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for t in build-asan/tests/unit/test_*; do
+for t in build-asan/tests/unit/test_* build-asan/tests/conformance/test_*; do
     [ -x "$t" ] && [[ "$t" != *.d ]] && run "asan/${t#build-asan/}" env LMC_TEST_QUICK=1 "$t"
 done
 

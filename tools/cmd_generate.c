@@ -1,6 +1,7 @@
 /* cmd_generate.c: `lmc generate`: text from a prompt with the KV-cache
  * engine, streamed to stdout as it is produced; speeds on stderr. */
 #include "cli.h"
+#include "prompt.h"
 #include "backend/backend.h"
 #include "lmc/infer.h"
 #include "lmc/tokenizer.h"
@@ -53,47 +54,6 @@ static void on_token(lmc_seq *s, int id, void *ctx)
     flush_text(o, 0);
 }
 
-static lmc_status parse_ids(const char *s, int **ids, size_t *n)
-{
-    size_t cap = 16;
-    *n = 0;
-    *ids = malloc(cap * sizeof(int));
-    if (!*ids)
-        return lmc_err(LMC_ENOMEM, "out of memory");
-    for (char *end; *s; s = end) {
-        while (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t')
-            s++;
-        if (!*s)
-            break;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > 1 << 24)
-            return lmc_err(LMC_EINVAL, "--prompt-ids: '%.20s' is not a token id", s);
-        if (*n == cap && !(*ids = realloc(*ids, (cap *= 2) * sizeof(int))))
-            return lmc_err(LMC_ENOMEM, "out of memory");
-        (*ids)[(*n)++] = (int)v;
-    }
-    return *n ? LMC_OK : lmc_err(LMC_EINVAL, "--prompt-ids: no ids given");
-}
-
-static lmc_status prompt_tokens(const gen_opts *o, lmc_tokenizer *tok, int **ids, size_t *n)
-{
-    if (o->prompt_ids)
-        return parse_ids(o->prompt_ids, ids, n);
-    if (!tok)
-        return lmc_err(LMC_EINVAL, "--prompt needs --tokenizer DIR (or give --prompt-ids)");
-    const char *text = o->prompt ? o->prompt : "";
-    int eot = lmc_tok_special_id(tok, "<|endoftext|>");
-    if (!*text && eot >= 0) { /* an empty prompt starts a new document */
-        *ids = malloc(sizeof(int));
-        if (!*ids)
-            return lmc_err(LMC_ENOMEM, "out of memory");
-        (*ids)[0] = eot;
-        *n = 1;
-        return LMC_OK;
-    }
-    return lmc_tok_encode(tok, text, strlen(text), ids, n);
-}
-
 /* Decode speed counts the decode steps only: the first token comes out of
  * the prefill, whose speed is the prompt's. */
 static void report(const lmc_engine *e, const lmc_seq *s, lmc_quant q)
@@ -128,7 +88,7 @@ static lmc_status run(const gen_opts *o, lmc_backend *be, lmc_tokenizer *tok)
     int *ids = NULL;
     size_t n = 0;
     if (s == LMC_OK)
-        s = prompt_tokens(o, tok, &ids, &n);
+        s = lmc_prompt_tokens(o->prompt, o->prompt_ids, tok, &ids, &n);
     if (s == LMC_OK && n >= (size_t)lmc_engine_ctx(e))
         s = lmc_err(LMC_ERANGE, "the prompt has %zu tokens; the context holds %d (--ctx), prompt included", n,
                     lmc_engine_ctx(e));

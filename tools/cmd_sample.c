@@ -1,6 +1,7 @@
 /* cmd_sample.c: `lmc sample`: a simple generate by full recomputation
  * (the fast KV-cache engine is `lmc generate`). */
 #include "cli.h"
+#include "prompt.h"
 #include "lmc/sampler.h"
 #include "lmc/tokenizer.h"
 #include "model/model.h"
@@ -13,43 +14,6 @@ typedef struct {
     long long max_tokens, top_k, seed, threads;
     double temperature, top_p;
 } sample_opts;
-
-static lmc_status parse_ids(const char *s, int **ids, size_t *n)
-{
-    size_t cap = 16;
-    *n = 0;
-    *ids = malloc(cap * sizeof(int));
-    for (char *end; *s; s = end) {
-        while (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t')
-            s++;
-        if (!*s)
-            break;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > 1 << 24)
-            return lmc_err(LMC_EINVAL, "--prompt-ids: '%.20s' is not a token id", s);
-        if (*n == cap)
-            *ids = realloc(*ids, (cap *= 2) * sizeof(int));
-        (*ids)[(*n)++] = (int)v;
-    }
-    return *n ? LMC_OK : lmc_err(LMC_EINVAL, "--prompt-ids: no ids given");
-}
-
-static lmc_status prompt_tokens(const sample_opts *o, lmc_tokenizer *tok, int **ids, size_t *n)
-{
-    if (o->prompt_ids)
-        return parse_ids(o->prompt_ids, ids, n);
-    if (!tok)
-        return lmc_err(LMC_EINVAL, "--prompt needs --tokenizer DIR (or give --prompt-ids)");
-    const char *text = o->prompt ? o->prompt : "";
-    int eot = lmc_tok_special_id(tok, "<|endoftext|>");
-    if (!*text && eot >= 0) {
-        *ids = malloc(sizeof(int));
-        (*ids)[0] = eot;
-        *n = 1;
-        return LMC_OK;
-    }
-    return lmc_tok_encode(tok, text, strlen(text), ids, n);
-}
 
 static lmc_status emit(lmc_tokenizer *tok, int id, int first)
 {
@@ -78,7 +42,7 @@ static lmc_status generate(const sample_opts *o, lmc_backend *be, lmc_tokenizer 
     size_t n = 0;
     lmc_status s = lmc_model_open(&m, &cfg, be, 1, cfg.max_seq, 0);
     if (s == LMC_OK)
-        s = prompt_tokens(o, tok, &ids, &n);
+        s = lmc_prompt_tokens(o->prompt, o->prompt_ids, tok, &ids, &n);
     if (s == LMC_OK && tok && lmc_tok_vocab_size(tok) > cfg.vocab)
         s = lmc_err(LMC_EINVAL, "--tokenizer has %d tokens but the model only %d", lmc_tok_vocab_size(tok), cfg.vocab);
     size_t cap = n + (size_t)o->max_tokens;

@@ -6,7 +6,6 @@
 #include "lmc/plan.h"
 #include "backend/backend.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,74 +174,9 @@ static void free_bench(bench *x)
     lmc_free(x->e);
 }
 
-/* Peak FLOP/s from FMA loops timed in thread CPU time, which other
- * processes cannot inflate, next to the backend's wall-clock figure; the
- * larger wins (on a quiet machine they agree). */
-#define FMA_ITERS 400000
-
-__attribute__((target("avx512f"))) static double fma_f32(void)
-{
-    __m512 acc[12], x = _mm512_set1_ps(1e-7f), y = _mm512_set1_ps(0.999f);
-    for (int i = 0; i < 12; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    for (long it = 0; it < FMA_ITERS; it++)
-        for (int i = 0; i < 12; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], y, x);
-    float sink = 0;
-    for (int i = 0; i < 12; i++)
-        sink += _mm512_reduce_add_ps(acc[i]);
-    __asm__ volatile("" : : "x"(sink));
-    return 12.0 * FMA_ITERS * 16 * 2;
-}
-
-__attribute__((target("avx512f,avx512bf16"))) static double dot_bf16(void)
-{
-    __m512 acc[12];
-    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
-    for (int i = 0; i < 12; i++)
-        acc[i] = _mm512_setzero_ps();
-    for (long it = 0; it < FMA_ITERS; it++)
-        for (int i = 0; i < 12; i++)
-            acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-    float sink = 0;
-    for (int i = 0; i < 12; i++)
-        sink += _mm512_reduce_add_ps(acc[i]);
-    __asm__ volatile("" : : "x"(sink));
-    return 12.0 * FMA_ITERS * 32 * 2;
-}
-
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double cpu_time_peak(int threads, int bf16)
-{
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || (bf16 && !__builtin_cpu_supports("avx512bf16")))
-        return 0;
-    double rate = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : rate)
-    {
-        double best = 0;
-        for (int r = 0; r < 3; r++) {
-            double c0 = thread_cpu(), f = bf16 ? dot_bf16() : fma_f32(), t = thread_cpu() - c0;
-            if (t > 0 && f / t > best)
-                best = f / t;
-        }
-        rate += best;
-    }
-    return rate;
-}
-
-static double peak(lmc_backend *be, lmc_dtype prec)
-{
-    double wall = be->ops->peak_flops(be, prec);
-    double cpu = cpu_time_peak(be->threads, prec == LMC_BF16);
-    return cpu > wall ? cpu : wall;
-}
+/* The backend measures its peak with FMA loops timed in each thread's own
+ * CPU time, which other processes cannot inflate. */
+static double peak(lmc_backend *be, lmc_dtype prec) { return be->ops->peak_flops(be, prec); }
 
 typedef struct {
     double peak32, peak16, gemm32, gemm32s, gemm16, attn, sfu, optim, bw, kernel;

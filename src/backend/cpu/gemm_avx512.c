@@ -15,6 +15,7 @@
 #if defined(__x86_64__)
 
 #include "backend/cpu/gemm_avx512.h"
+#include "backend/cpu/vecmath.h"
 
 /* ---- bf16 rounding, exactly bf16_round (CPUs without AVX512-BF16) ---- */
 
@@ -132,23 +133,6 @@ T512 static void kernel_f32(int kc, const void *ap_, const void *bp_, float *c, 
 
 /* ---- GELU: x * sigmoid(2u) = 0.5 x (1 + tanh u), u = K (x + 0.044715 x^3) ---- */
 
-T512 static INL __m512 exp_ps(__m512 z)
-{
-    z = _mm512_max_ps(_mm512_min_ps(z, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-100.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(z, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), z);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 T512 void lmc_gemm_gelu_avx512(float *x, float *pre, int n)
 {
     for (int j = 0; j < n; j += 16) {
@@ -158,7 +142,7 @@ T512 void lmc_gemm_gelu_avx512(float *x, float *pre, int n)
             _mm512_mask_storeu_ps(pre + j, m, v);
         __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
         __m512 u = _mm512_mul_ps(_mm512_set1_ps(LMC_GELU_K), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), v3, v));
-        __m512 e = exp_ps(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
+        __m512 e = lmc_exp512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
         _mm512_mask_storeu_ps(x + j, m, _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
     }
 }

@@ -3,6 +3,7 @@
 #include "backend/cpu/cpu.h"
 
 #include <omp.h>
+#include <time.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -59,12 +60,24 @@ __attribute__((target("avx2,fma"))) static double fma_f32_avx2(void)
 
 #endif
 
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Each thread's rate over its own CPU time, summed: other processes on a
+ * shared machine cannot make the chip look slower than it is. */
 static double measure(int threads, double (*loop)(void))
 {
-    double flops = 0, t0 = lmc_now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    flops += loop();
-    return flops / (lmc_now() - t0);
+    double rate = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : rate)
+    {
+        double t0 = thread_cpu(), flops = loop(), t = thread_cpu() - t0;
+        rate += t > 0 ? flops / t : 0;
+    }
+    return rate;
 }
 
 double lmc_cpu_peak_flops(lmc_backend *be, lmc_dtype prec)

@@ -5,7 +5,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define LMC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define LMC_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 /* e^x, 16 lanes, ~1 ulp (Cephes' expf polynomial after reducing by n ln2
  * with ln2 split in two parts); inputs below -87 give e^-87, not 0: callers
