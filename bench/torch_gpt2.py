@@ -96,6 +96,7 @@ def main():
                  ("max_seq", 1024), ("batch", 4), ("seq", 64), ("steps", 8), ("threads", 1)]:
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=d)
     ap.add_argument("--family", default="gpt2")
+    ap.add_argument("--foreach", type=int, default=0, help="multi-tensor AdamW")
     a = ap.parse_args()
     a.kv_heads = a.kv_heads or a.heads
     a.ffn = a.ffn or 4 * a.dim
@@ -105,7 +106,7 @@ def main():
     decay = [p for p in model.parameters() if p.dim() >= 2]
     plain = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": plain, "weight_decay": 0.0}],
-                            lr=6e-4, betas=(0.9, 0.95), eps=1e-8)
+                            lr=6e-4, betas=(0.9, 0.95), eps=1e-8, foreach=a.foreach)
     times = []
     for _ in range(a.steps):
         x = torch.randint(0, a.vocab, (a.batch, a.seq))
