@@ -29,5 +29,6 @@ $LMC train --model d6 --tokenizer data/tok --max-seq 256 \
     --eval-every 100 --eval-batches 16 --sample-every 100 --sample-tokens 48 \
     --out out/demo --save-every 100 --save out/demo/model.safetensors --log out/demo/log.jsonl
 echo "== sample"
+printf '%s' "The jury said" # lmc sample prints only the continuation
 $LMC sample --model out/demo/model.safetensors --tokenizer data/tok --prompt "The jury said" \
     --max-tokens 80 --temperature 0.8 --top-k 40

@@ -66,8 +66,9 @@ static void report(const lmc_engine *e, const lmc_seq *s, lmc_quant q)
             s->finish == LMC_FINISH_STOP ? "stop" : "length");
 }
 
-static lmc_status run(const gen_opts *o, lmc_backend *be, lmc_tokenizer *tok)
+static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
+    const gen_opts *o = ctx;
     lmc_model_config cfg;
     lmc_layout layout;
     float *host = NULL;
@@ -164,15 +165,7 @@ int lmc_cmd_generate(int argc, char **argv)
         cli_list_free(&o.stops);
         return cli_fail("generate", lmc_err(LMC_EINVAL, "--model FILE is required"));
     }
-    lmc_tokenizer *tok = NULL;
-    lmc_backend *be = NULL;
-    s = o.tokenizer ? lmc_tok_load(o.tokenizer, &tok) : LMC_OK;
-    if (s == LMC_OK)
-        s = lmc_backend_open(o.device, (int)o.threads, &be);
-    if (s == LMC_OK)
-        s = run(&o, be, tok);
-    lmc_backend_close(be);
-    lmc_tok_free(tok);
+    s = lmc_with_backend(o.tokenizer, o.device, (int)o.threads, run, &o);
     cli_list_free(&o.stops);
     return cli_fail("generate", s);
 }

@@ -30,8 +30,9 @@ static lmc_status emit(lmc_tokenizer *tok, int id, int first)
     return LMC_OK;
 }
 
-static lmc_status generate(const sample_opts *o, lmc_backend *be, lmc_tokenizer *tok)
+static lmc_status generate(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
+    const sample_opts *o = ctx;
     lmc_model_config cfg;
     lmc_layout layout;
     float *host = NULL;
@@ -100,14 +101,5 @@ int lmc_cmd_sample(int argc, char **argv)
         return cli_exit(&spec, s);
     if (!o.model)
         return cli_fail("sample", lmc_err(LMC_EINVAL, "--model FILE is required"));
-    lmc_tokenizer *tok = NULL;
-    lmc_backend *be = NULL;
-    s = o.tokenizer ? lmc_tok_load(o.tokenizer, &tok) : LMC_OK;
-    if (s == LMC_OK)
-        s = lmc_backend_open(o.device, (int)o.threads, &be);
-    if (s == LMC_OK)
-        s = generate(&o, be, tok);
-    lmc_backend_close(be);
-    lmc_tok_free(tok);
-    return cli_fail("sample", s);
+    return cli_fail("sample", lmc_with_backend(o.tokenizer, o.device, (int)o.threads, generate, &o));
 }

@@ -4,11 +4,18 @@
 #include "progress.h"
 
 #include <string.h>
+#include <sys/resource.h>
 
 typedef struct {
     lmc_progress p;
     int quiet;
 } printer;
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
+}
 
 static void on_event(void *ctx, const lmc_train_event *ev)
 {
@@ -45,7 +52,8 @@ static void on_event(void *ctx, const lmc_train_event *ev)
     case LMC_EV_DONE:
         lmc_progress_break(&pr->p);
         lmc_format_duration(ev->elapsed_s, el, sizeof el);
-        fprintf(stderr, "done: %d steps, final loss %.4f, %s\n", ev->step, ev->loss, el);
+        fprintf(stderr, "done: %d steps, final loss %.4f, %s, peak memory %.0f MB\n", ev->step, ev->loss, el,
+                peak_rss_mb());
         break;
     }
 }

@@ -44,3 +44,18 @@ lmc_status lmc_prompt_tokens(const char *prompt, const char *prompt_ids, lmc_tok
     }
     return lmc_tok_encode(tok, text, strlen(text), ids, n);
 }
+
+lmc_status lmc_with_backend(const char *tokenizer, const char *device, int threads,
+                            lmc_status (*run)(const void *ctx, lmc_backend *be, lmc_tokenizer *tok), const void *ctx)
+{
+    lmc_tokenizer *tok = NULL;
+    lmc_backend *be = NULL;
+    lmc_status s = tokenizer ? lmc_tok_load(tokenizer, &tok) : LMC_OK;
+    if (s == LMC_OK)
+        s = lmc_backend_open(device, threads, &be);
+    if (s == LMC_OK)
+        s = run(ctx, be, tok);
+    lmc_backend_close(be);
+    lmc_tok_free(tok);
+    return s;
+}

@@ -75,6 +75,8 @@ void lmc_afile_abort(lmc_afile *af);
 lmc_status lmc_write_file_atomic(const char *path, const void *data, size_t n);
 lmc_status lmc_fsync_dir(const char *dir);
 lmc_status lmc_mkdir_p(const char *path);
+/* Creates the directory a file path lies in (and its parents). */
+lmc_status lmc_mkdir_parent(const char *path);
 int lmc_path_exists(const char *path);
 int lmc_is_dir(const char *path);
 lmc_status lmc_rm_rf(const char *path);

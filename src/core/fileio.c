@@ -117,9 +117,14 @@ lmc_status lmc_afile_open(lmc_afile *af, const char *path)
         return lmc_err(LMC_ENOMEM, "%s: out of memory", path);
     }
     snprintf(af->tmp, n, "%s.tmp.%d", path, (int)getpid());
+    lmc_status s = lmc_mkdir_parent(path);
+    if (s != LMC_OK) {
+        lmc_afile_abort(af);
+        return s;
+    }
     af->f = fopen(af->tmp, "wb");
     if (!af->f) {
-        lmc_status s = lmc_err(LMC_EIO, "%s: cannot create: %s", af->tmp, strerror(errno));
+        s = lmc_err(LMC_EIO, "%s: cannot create: %s", af->tmp, strerror(errno));
         lmc_afile_abort(af);
         return s;
     }
@@ -215,6 +220,20 @@ lmc_status lmc_mkdir_p(const char *path)
     }
     free(p);
     return lmc_is_dir(path) ? LMC_OK : lmc_err(LMC_EIO, "%s: exists and is not a directory", path);
+}
+
+lmc_status lmc_mkdir_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return LMC_OK;
+    char *dir = lmc_strdup(path);
+    if (!dir)
+        return LMC_ENOMEM;
+    dir[slash - path] = 0;
+    lmc_status s = lmc_is_dir(dir) ? LMC_OK : lmc_mkdir_p(dir);
+    free(dir);
+    return s;
 }
 
 lmc_status lmc_rm_rf(const char *path)

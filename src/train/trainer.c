@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev)
@@ -260,9 +261,10 @@ static lmc_status setup_local(lmc_trainer *tr)
     tr->flops_per_token = lmc_config_train_flops_per_token(&tr->cfg, o->seq);
     tr->peak_flops = tr->be->ops->peak_flops(tr->be, tr->m->prec);
     if (o->log && tr->comm->rank == 0) {
+        LMC_TRY(lmc_mkdir_parent(o->log));
         tr->log = fopen(o->log, o->resume ? "a" : "w");
         if (!tr->log)
-            return lmc_err(LMC_EIO, "--log %s: cannot open for writing", o->log);
+            return lmc_err(LMC_EIO, "--log %s: cannot open for writing: %s", o->log, strerror(errno));
     }
     return LMC_OK;
 }

@@ -69,6 +69,13 @@ static void test_atomic_write(void)
     CHECK(n == 3 && !memcmp(data, "one", 3));
     free(data);
     CHECK_ERR(lmc_read_file("/nonexistent/x", &data, &n), LMC_EIO, "/nonexistent/x");
+    snprintf(path, sizeof path, "%s/new/deeper/g.txt", dir); /* folders are created */
+    CHECK_OK(lmc_write_file_atomic(path, "three", 5));
+    CHECK_OK(lmc_read_file(path, &data, &n));
+    CHECK(n == 5 && !memcmp(data, "three", 5));
+    free(data);
+    snprintf(path, sizeof path, "%s/f.txt/h.txt", dir); /* a file where a folder must go */
+    CHECK_ERR(lmc_write_file_atomic(path, "x", 1), LMC_EIO, "f.txt");
     CHECK_OK(lmc_rm_rf(dir));
     CHECK(!lmc_path_exists(dir));
 }

@@ -119,13 +119,20 @@ void lmc_cpu_attention_backward(lmc_backend *be, float *dqkv, const float *dout,
     }
 }
 
-void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
-                              const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
+void lmc_cpu_decode_heads(lmc_backend *be, lmc_cpu_attend_fn attend, float *out, const float *q,
+                          const float *kcache, const float *vcache, const int *len, int B, int maxT, int NH, int NKV,
+                          int HS)
 {
     int nt = be->threads, rep = NH / NKV;
     size_t kvrow = (size_t)NKV * HS;
     float scale = 1.0f / sqrtf((float)HS);
     float *scratch = lmc_cpu_scratch(be, (size_t)nt * maxT * sizeof(float));
+    long work = 0;
+    for (int b = 0; b < B; b++)
+        work += len[b] > 0 ? len[b] : 0;
+    /* short contexts are not worth waking the other threads for */
+    if (work * NH * (long)HS < 65536)
+        nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, kh = h / rep;
@@ -136,6 +143,12 @@ void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const
         if (len[b] <= 0)
             memset(o, 0, (size_t)HS * sizeof(float));
         else
-            attend_row(o, p, q + (size_t)bh * HS, k, v, kvrow, len[b], HS, scale);
+            attend(o, p, q + (size_t)bh * HS, k, v, kvrow, len[b], HS, scale);
     }
+}
+
+void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
+                              const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
+{
+    lmc_cpu_decode_heads(be, attend_row, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
 }

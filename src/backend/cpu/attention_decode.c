@@ -10,12 +10,10 @@
 #include "backend/cpu/vecmath.h"
 
 #include <math.h>
-#include <omp.h>
-#include <string.h>
 
 /* One head of one sequence: o (HS) = softmax(q . k_s * scale) . v_s over
- * s < nk; p is scratch of nk floats. */
-LMC_AVX512 static void attend512(float *o, float *p, const float *q, const float *k, const float *v, size_t stride,
+ * s < nk; p is scratch of nk floats. Returns the log-sum-exp of the scores. */
+LMC_AVX512 static float attend512(float *o, float *p, const float *q, const float *k, const float *v, size_t stride,
                              int nk, int HS, float scale)
 {
     int nc = HS / 16, tail = HS % 16;
@@ -45,7 +43,8 @@ LMC_AVX512 static void attend512(float *o, float *p, const float *q, const float
         _mm512_mask_storeu_ps(p + s, m, e);
         vsum = _mm512_add_ps(vsum, _mm512_maskz_mov_ps(m, e));
     }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    float sum = _mm512_reduce_add_ps(vsum);
+    __m512 inv = _mm512_set1_ps(1.0f / sum);
     for (int c = 0; c <= nc; c++) {
         __mmask16 m = c < nc ? (__mmask16)0xffff : tm;
         if (!m)
@@ -56,6 +55,7 @@ LMC_AVX512 static void attend512(float *o, float *p, const float *q, const float
                                   acc);
         _mm512_mask_storeu_ps(o + 16 * c, m, _mm512_mul_ps(acc, inv));
     }
+    return mx + logf(sum);
 }
 
 void lmc_cpu_attention_decode_fast(lmc_backend *be, float *out, const float *q, const float *kcache,
@@ -65,26 +65,5 @@ void lmc_cpu_attention_decode_fast(lmc_backend *be, float *out, const float *q, 
         lmc_cpu_attention_decode(be, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
         return;
     }
-    int nt = be->threads, rep = NH / NKV;
-    size_t kvrow = (size_t)NKV * HS;
-    float scale = 1.0f / sqrtf((float)HS);
-    float *scratch = lmc_cpu_scratch(be, (size_t)nt * maxT * sizeof(float));
-    long work = 0;
-    for (int b = 0; b < B; b++)
-        work += len[b] > 0 ? len[b] : 0;
-    /* short contexts are not worth waking the other threads for */
-    if (work * NH * (long)HS < 65536)
-        nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH, kh = h / rep;
-        float *p = scratch + (size_t)omp_get_thread_num() * maxT;
-        const float *k = kcache + (size_t)b * maxT * kvrow + (size_t)kh * HS;
-        const float *v = vcache + (size_t)b * maxT * kvrow + (size_t)kh * HS;
-        float *o = out + (size_t)bh * HS;
-        if (len[b] <= 0)
-            memset(o, 0, (size_t)HS * sizeof(float));
-        else
-            attend512(o, p, q + (size_t)bh * HS, k, v, kvrow, len[b], HS, scale);
-    }
+    lmc_cpu_decode_heads(be, attend512, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
 }

@@ -62,6 +62,14 @@ void lmc_cpu_attention_backward(lmc_backend *be, float *dqkv, const float *dout,
                                 const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
 void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
                               const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
+/* One head of one sequence against its cache: o = softmax(q . k * scale) . v
+ * over nk rows stride floats apart; p is scratch; returns the log-sum-exp. */
+typedef float (*lmc_cpu_attend_fn)(float *o, float *p, const float *q, const float *k, const float *v,
+                                   size_t stride, int nk, int HS, float scale);
+/* attention_decode over every (sequence, head), threaded, with attend per row */
+void lmc_cpu_decode_heads(lmc_backend *be, lmc_cpu_attend_fn attend, float *out, const float *q,
+                          const float *kcache, const float *vcache, const int *len, int B, int maxT, int NH, int NKV,
+                          int HS);
 /* attention_decode with an AVX-512 path (attention_decode.c); the portable
  * lmc_cpu_attention_decode otherwise */
 void lmc_cpu_attention_decode_fast(lmc_backend *be, float *out, const float *q, const float *kcache,
