@@ -196,7 +196,8 @@ void lmc_backend_close(lmc_backend *be);
  * `what` names the request in error messages ("--device cuda"). */
 lmc_status lmc_cuda_plugin_symbol(const char *name, const char *what, void **sym);
 
-/* CPU backend with a forced instruction set: "auto", "avx512", "avx2", "c". */
+/* CPU backend with a forced instruction set: "auto", "avx512",
+ * "avx512-nodot" (without AVX512-BF16's vdpbf16ps), "avx2", "c". */
 lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out);
 /* Names of the CPU instruction-set paths this machine can run, best first. */
 int lmc_cpu_isa_list(const char **names, int max);

@@ -572,8 +572,9 @@ static void all_ops(lmc_backend *be)
     t_kv_store(be, 3, 1, 40, 32, 64);
     t_kv_store(be, 2, 17, 40, 48, 7 * 16);
     static const int ln[][3] = {{1, 1, 1}, {1, 5, 17}, {3, 33, 16}, {4, 8, 100}, {7, 13, 31},
-                                {1, 768, 768}, {16, 300, 768}, {70, 65, 129}};
-    for (int i = 0; i < (QUICK ? 6 : 8); i++)
+                                {1, 768, 768}, {5, 9, 9000}, /* long rows */
+                                {16, 300, 768}, {70, 65, 129}};
+    for (int i = 0; i < (QUICK ? 7 : 9); i++)
         t_linear(be, ln[i][0], ln[i][1], ln[i][2]);
     t_xent(be, 1, 2, 2, 1);
     t_xent(be, 5, 97, 128, 1);

@@ -177,7 +177,7 @@ static void check_shape(const runner *rs, int nr, shape sh, int bf)
 
 static lmc_cpu_isa isa_of(const char *name)
 {
-    return !strcmp(name, "avx512") ? LMC_ISA_AVX512 : !strcmp(name, "avx2") ? LMC_ISA_AVX2 : LMC_ISA_C;
+    return !strncmp(name, "avx512", 6) ? LMC_ISA_AVX512 : !strcmp(name, "avx2") ? LMC_ISA_AVX2 : LMC_ISA_C;
 }
 
 /* every ISA path of the backend (2 threads; other thread counts give the
@@ -195,7 +195,7 @@ static int make_runners(runner *rs, int max)
             continue;
         rs[n] = (runner){.be = be, .threads = 2};
         snprintf(rs[n++].name, sizeof rs[0].name, "%s/2t", isas[i]);
-        if (isa_of(isas[i]) == LMC_ISA_AVX512) {
+        if (!strcmp(isas[i], "avx512")) {
             rs[n] = (runner){.isa = LMC_ISA_AVX512, .allow_dot = 0, .threads = 1};
             snprintf(rs[n++].name, sizeof rs[0].name, "avx512-nodot/1t");
         }
@@ -313,12 +313,13 @@ static void determinism_case(const char *isa, shape sh, int ta, int tb, lmc_dtyp
     fill(a, (size_t)sh.m * sh.k), fill(b, (size_t)sh.k * sh.n), fill(c0, mn), fill(bias, sh.n);
     lmc_gemm g = {.m = sh.m, .n = sh.n, .k = sh.k, .trans_a = ta, .trans_b = tb, .prec = prec,
                   .accumulate = mode == 1, .bias = mode ? bias : NULL, .gelu = mode == 2};
-    runner r1 = {.isa = isa_of(isa), .allow_dot = 1, .threads = 1};
+    int dot = !strstr(isa, "nodot");
+    runner r1 = {.isa = isa_of(isa), .allow_dot = dot, .threads = 1};
     for (int t = 1; t <= 4; t++) {
         lmc_backend *be = NULL;
         if (t < 4)
             CHECK_OK(lmc_cpu_backend_open(t, isa, &be));
-        runner r = {.be = be, .isa = isa_of(isa), .allow_dot = 1, .threads = t};
+        runner r = {.be = be, .isa = isa_of(isa), .allow_dot = dot, .threads = t};
         memcpy(c, c0, mn * sizeof(float));
         g.pre = mode == 2 ? (t == 1 ? pre_ref : pre) : NULL;
         run_mm(&r, c, a, b, &g);

@@ -116,11 +116,26 @@ static int isa_available(lmc_cpu_isa isa)
 #endif
 }
 
-static const char *const isa_names[] = {"c", "avx2", "avx512"};
+/* vdpbf16ps (AVX512-BF16), beside AVX-512 */
+static int dot_available(void)
+{
+#if defined(__x86_64__)
+    return isa_available(LMC_ISA_AVX512) && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+/* "avx512-nodot" is AVX-512 without vdpbf16ps (bf16 matmuls on rounded fp32
+ * panels): the path of CPUs without AVX512-BF16, forced so the conformance
+ * suite covers it everywhere */
+static const char *const isa_names[] = {"c", "avx2", "avx512", "avx512-nodot"};
 
 int lmc_cpu_isa_list(const char **names, int max)
 {
     int n = 0;
+    if (dot_available() && n < max)
+        names[n++] = isa_names[3];
     for (int i = LMC_ISA_AVX512; i >= LMC_ISA_C && n < max; i--)
         if (isa_available((lmc_cpu_isa)i))
             names[n++] = isa_names[i];
@@ -131,16 +146,18 @@ lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out)
 {
     *out = NULL;
     lmc_cpu_isa chosen = LMC_ISA_C;
+    int dot = 1;
     if (!isa || !strcmp(isa, "auto")) {
         chosen = isa_available(LMC_ISA_AVX512) ? LMC_ISA_AVX512
                  : isa_available(LMC_ISA_AVX2) ? LMC_ISA_AVX2 : LMC_ISA_C;
     } else {
         int found = 0;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             if (!strcmp(isa, isa_names[i]))
-                chosen = (lmc_cpu_isa)i, found = 1;
+                chosen = i == 3 ? LMC_ISA_AVX512 : (lmc_cpu_isa)i, dot = i != 3, found = 1;
         if (!found)
-            return lmc_err(LMC_EINVAL, "cpu isa: unknown instruction set '%s' (use auto, avx512, avx2, c)", isa);
+            return lmc_err(LMC_EINVAL, "cpu isa: unknown instruction set '%s' (use auto, avx512, avx512-nodot, avx2, c)",
+                           isa);
         if (!isa_available(chosen))
             return lmc_err(LMC_EUNSUPPORTED, "cpu isa: this CPU cannot run the '%s' path", isa);
     }
@@ -152,6 +169,7 @@ lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out)
         return lmc_err(LMC_ENOMEM, "out of memory opening the cpu backend");
     }
     c->isa = chosen;
+    c->dot = dot && chosen == LMC_ISA_AVX512 && dot_available();
     be->ops = &cpu_ops;
     be->name = "cpu";
     be->threads = threads > 0 ? threads : omp_get_num_procs();

@@ -10,6 +10,7 @@ typedef enum { LMC_ISA_C = 0, LMC_ISA_AVX2 = 1, LMC_ISA_AVX512 = 2 } lmc_cpu_isa
 
 typedef struct {
     lmc_cpu_isa isa;
+    int dot; /* AVX-512 with vdpbf16ps (AVX512-BF16) in use for bf16 matmuls */
     float *scratch; /* grown on demand, reused: no allocation in steady state */
     size_t scratch_bytes;
     double peak[2]; /* measured peak FLOP/s, fp32 and bf16; 0 until asked */

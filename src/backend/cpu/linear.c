@@ -9,7 +9,13 @@
  * registers and dotted with up to 4 input rows at a time (a 4x4 register
  * tile of dot products). Threads split N into contiguous ranges so each one
  * streams its own part of W. For large M (prefill) the inputs are walked in
- * chunks that stay in L2 while a thread's rows of W pass over them. */
+ * chunks that stay in L2 while a thread's rows of W pass over them.
+ *
+ * A dot-product path (vdpbf16ps on bf16-rounded inputs, vpdpwssd on inputs
+ * quantized to int16) was tried and dropped: with W read as 4 long streams
+ * (rows512) single-stream decode is bound by memory on both, and the
+ * conversion of the inputs cost more than the narrower arithmetic saved at
+ * 4-16 streams (measured on d12's shapes, 2 threads). */
 #include "backend/cpu/cpu.h"
 
 #include <immintrin.h>
@@ -122,12 +128,12 @@ INLINE512 __m512 load_w(const void *w, lmc_dtype t, size_t i, __mmask16 mk)
     if (NR > r) {                                                                           \
         __m512 v[4] = {a##r##0, a##r##1, a##r##2, a##r##3};                                 \
         for (int c = 0; c < MR; c++)                                                        \
-            finish(out + (size_t)(m0 + c) * N + n0 + r, _mm512_reduce_add_ps(v[c]), scale, bias, n0 + r, \
+            finish(out + (size_t)(m0 + c) * N + n0 + r * rs, _mm512_reduce_add_ps(v[c]), scale, bias, n0 + r * rs, \
                    accumulate);                                                             \
     }
 
 INLINE512 void tile(float *out, const float *inp, size_t ldx, const void *w, lmc_dtype t, const float *scale,
-                    const float *bias, int N, int K, int accumulate, int n0, int m0, int NR, int MR)
+                    const float *bias, int N, int K, int accumulate, int n0, int rs, int m0, int NR, int MR)
 {
     __m512 z = _mm512_setzero_ps();
     __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
@@ -135,14 +141,15 @@ INLINE512 void tile(float *out, const float *inp, size_t ldx, const void *w, lmc
     const float *p0 = inp + (size_t)m0 * ldx;
     const float *p1 = MR > 1 ? p0 + ldx : p0, *p2 = MR > 2 ? p0 + 2 * ldx : p0;
     const float *p3 = MR > 3 ? p0 + 3 * ldx : p0;
-    size_t w0 = (size_t)n0 * K, w1 = w0 + (NR > 1 ? (size_t)K : 0), w2 = w0 + (NR > 2 ? 2 * (size_t)K : 0);
-    size_t w3 = w0 + (NR > 3 ? 3 * (size_t)K : 0);
+    size_t rk = (size_t)rs * K;
+    size_t w0 = (size_t)n0 * K, w1 = w0 + (NR > 1 ? rk : 0), w2 = w0 + (NR > 2 ? 2 * rk : 0);
+    size_t w3 = w0 + (NR > 3 ? 3 * rk : 0);
     size_t esz = t == LMC_F32 ? 4 : t == LMC_BF16 ? 2 : 1;
     const char *wb = (const char *)w;
-    /* Prefetch distance (bytes): with short rows, the same spot one tile
-     * ahead (the next tile's rows follow this one's); else 4 KB ahead in
-     * the row. On d12's shapes this beat a fixed 1 KB by roughly 10% (fp32),
-     * 40% (bf16) and 80% (int8) on one core. */
+    /* Prefetch distance (bytes): with short rows, the same spot 4 rows on
+     * in each row's stream (see rows512); else 4 KB ahead in the row. On
+     * d12's shapes this beat a fixed 1 KB by roughly 10% (fp32), 40% (bf16)
+     * and 80% (int8) on one core. */
     size_t PREFETCH = 4 * (size_t)K * esz;
     PREFETCH = PREFETCH < 2048 ? 2048 : PREFETCH > 6144 ? 4096 : PREFETCH;
     int k = 0;
@@ -186,27 +193,30 @@ INLINE512 void tile(float *out, const float *inp, size_t ldx, const void *w, lmc
     FINISH_ROW(3)
 }
 
-/* One thread's rows [n_lo, n_hi) against input rows [m_lo, m_hi). */
+/* One thread's rows [n_lo, n_hi) against input rows [m_lo, m_hi). A
+ * tile's 4 weight rows come from the 4 quarters of the range (rows j, j + q,
+ * j + 2q, j + 3q), so W is read as 4 long sequential streams, which memory
+ * serves faster than 4 adjacent short rows (int8 decode: 1.5x). */
 INLINE512 void rows512(float *out, const float *inp, size_t ldx, const void *w, lmc_dtype t, const float *scale,
                        const float *bias, int N, int K, int accumulate, int n_lo, int n_hi, int m_lo, int m_hi)
 {
-    int n = n_lo;
-    for (; n + 4 <= n_hi; n += 4) {
+    int q = (n_hi - n_lo) / 4;
+    for (int n = n_lo; n < n_lo + q; n++) {
         int m = m_lo;
         for (; m + 4 <= m_hi; m += 4)
-            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 4, 4);
+            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, q, m, 4, 4);
         switch (m_hi - m) {
-        case 3: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 4, 3); break;
-        case 2: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 4, 2); break;
-        case 1: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 4, 1); break;
+        case 3: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, q, m, 4, 3); break;
+        case 2: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, q, m, 4, 2); break;
+        case 1: tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, q, m, 4, 1); break;
         }
     }
-    for (; n < n_hi; n++) {
+    for (int n = n_lo + 4 * q; n < n_hi; n++) {
         int m = m_lo;
         for (; m + 4 <= m_hi; m += 4)
-            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 1, 4);
+            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, 1, m, 1, 4);
         for (; m < m_hi; m++)
-            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, m, 1, 1);
+            tile(out, inp, ldx, w, t, scale, bias, N, K, accumulate, n, 1, m, 1, 1);
     }
 }
 

@@ -7,7 +7,7 @@
 
 void lmc_cpu_matmul(lmc_backend *be, float *c, const float *a, const float *b, const lmc_gemm *g)
 {
-    const lmc_gemm_impl *im = lmc_gemm_pick(cpu_of(be)->isa, g->prec, 1);
+    const lmc_gemm_impl *im = lmc_gemm_pick(cpu_of(be)->isa, g->prec, cpu_of(be)->dot);
     size_t bytes = lmc_gemm_scratch_bytes(im, be->threads, g);
     void *scratch = bytes ? lmc_cpu_scratch(be, bytes) : NULL;
     lmc_gemm_run(im, be->threads, scratch, c, a, b, g);
