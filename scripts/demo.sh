@@ -25,7 +25,7 @@ echo "== train: GPT-2 (6 layers, 384 wide) for $STEPS steps"
 rm -rf out/demo
 $LMC train --model d6 --tokenizer data/tok --max-seq 256 \
     --data 'data/shards/brown_train_*.bin' --val-data 'data/shards/brown_val_*.bin' \
-    --batch 8 --seq 128 --steps "$STEPS" --lr 1.5e-3 --warmup 30 --weight-decay 0.1 \
+    --batch 16 --seq 128 --steps "$STEPS" --lr 1.5e-3 --warmup 30 --weight-decay 0.1 --clip 1 \
     --eval-every 100 --eval-batches 16 --sample-every 100 --sample-tokens 48 \
     --out out/demo --save-every 100 --save out/demo/model.safetensors --log out/demo/log.jsonl
 echo "== sample"
