@@ -68,7 +68,7 @@ LMC_AVX512 static void swiglu_avx512(float *dst, const float *g, const float *do
 static void gelu_blocks(lmc_backend *be, float *dst, const float *inp, const float *dout, size_t n)
 {
     size_t nb = (n + ELEM_BLOCK - 1) / ELEM_BLOCK;
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, n)) schedule(static)
     for (size_t b = 0; b < nb; b++)
         gelu_avx512(dst, inp, dout, b * ELEM_BLOCK, b * ELEM_BLOCK + ELEM_BLOCK < n ? b * ELEM_BLOCK + ELEM_BLOCK : n);
 }
@@ -85,7 +85,7 @@ void lmc_cpu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t 
         return;
     }
 #endif
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, n)) schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
@@ -116,13 +116,13 @@ void lmc_cpu_swiglu_forward(lmc_backend *be, float *out, const float *inp, int N
 {
 #if defined(__x86_64__)
     if (USE_AVX512(be)) {
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, (size_t)N * H)) schedule(static)
         for (int r = 0; r < N; r++)
             swiglu_avx512(out + (size_t)r * H, inp + (size_t)r * 2 * H, NULL, H);
         return;
     }
 #endif
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, (size_t)N * H)) schedule(static)
     for (int r = 0; r < N; r++) {
         const float *g = inp + (size_t)r * 2 * H, *u = g + H;
         float *o = out + (size_t)r * H;

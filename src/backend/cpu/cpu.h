@@ -17,6 +17,14 @@ typedef struct {
 } lmc_cpu;
 
 static inline lmc_cpu *cpu_of(lmc_backend *be) { return (lmc_cpu *)be->impl; }
+/* Threads for an op over `work` floats: below this, waking the other
+ * threads costs more than they save (decode works on single rows, and a
+ * step runs ~10 ops per layer). */
+#define LMC_CPU_PAR_MIN 32768
+static inline int lmc_cpu_threads_for(const lmc_backend *be, size_t work)
+{
+    return work < LMC_CPU_PAR_MIN ? 1 : be->threads;
+}
 /* A scratch area of at least `bytes`, valid until the next call. */
 float *lmc_cpu_scratch(lmc_backend *be, size_t bytes);
 

@@ -6,14 +6,14 @@
 
 void lmc_cpu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t n)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, n)) schedule(static)
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
 
 void lmc_cpu_scale(lmc_backend *be, float *x, float s, size_t n)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, n)) schedule(static)
     for (size_t i = 0; i < n; i++)
         x[i] *= s;
 }

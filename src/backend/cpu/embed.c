@@ -5,7 +5,7 @@
 void lmc_cpu_embed_forward(lmc_backend *be, float *out, const int *tokens, const int *pos0,
                            const float *wte, const float *wpe, int B, int T, int C)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, (size_t)B * T * C)) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
         float *o = out + (size_t)bt * C;

@@ -7,7 +7,7 @@
 void lmc_cpu_layernorm_forward(lmc_backend *be, float *out, float *mean, float *rstd,
                                const float *inp, const float *w, const float *b, int N, int C, float eps)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, (size_t)N * C)) schedule(static)
     for (int r = 0; r < N; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;

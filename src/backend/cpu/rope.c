@@ -7,7 +7,7 @@ void lmc_cpu_rope(lmc_backend *be, float *qkv, const int *pos0, int B, int T, in
                   float theta, int inverse)
 {
     int half = HS / 2, row = (NH + 2 * NKV) * HS, heads = NH + NKV;
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(lmc_cpu_threads_for(be, (size_t)B * T * row)) schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
         double pos = (double)((pos0 ? pos0[b] : 0) + t);
