@@ -89,6 +89,23 @@ int cli_was_set(const cli_spec *spec, const char *name)
     return find(spec, name, strlen(name), &idx) && idx < (int)sizeof spec->set && spec->set[idx];
 }
 
+lmc_status cli_require(const cli_spec *spec, const char *names)
+{
+    char msg[256] = "";
+    int n = 0, missing = 0;
+    for (const char *p = names; *p;) {
+        size_t len = strcspn(p, " ");
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        missing |= !cli_was_set(spec, name);
+        p += len + (p[len] == ' ');
+        size_t at = strlen(msg);
+        snprintf(msg + at, sizeof msg - at, "%s--%s", !n ? "" : *p ? ", " : " and ", name);
+        n++;
+    }
+    return missing ? lmc_err(LMC_EINVAL, "%s %s required", msg, n > 1 ? "are" : "is") : LMC_OK;
+}
+
 void cli_usage(const cli_spec *spec, FILE *f)
 {
     fprintf(f, "usage: lmc %s %s\n", spec->cmd, spec->synopsis ? spec->synopsis : "[flags]");

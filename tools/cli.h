@@ -38,6 +38,11 @@ typedef struct {
 
 lmc_status cli_parse(cli_spec *spec, int argc, char **argv, cli_list *pos);
 int cli_was_set(const cli_spec *spec, const char *name);
+/* LMC_EINVAL "--a is required" / "--a, --b and --c are required" unless
+ * every flag named in `names` (space-separated) was given. */
+lmc_status cli_require(const cli_spec *spec, const char *names);
+/* The help of every --tokenizer DIR flag. */
+#define CLI_TOKENIZER_HELP "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)"
 void cli_usage(const cli_spec *spec, FILE *f);
 /* Prints "lmc CMD: error: MSG" for a failed status and returns 1 (2 for
  * flag errors); returns 0 when s is LMC_OK. */

@@ -94,10 +94,10 @@ int lmc_cmd_dump(int argc, char **argv)
     };
     cli_spec spec = {.cmd = "dump", .synopsis = "--init FILE --data GLOB --out DIR [--batch B --seq T]", .opts = opts};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
+    if (s == LMC_OK)
+        s = cli_require(&spec, "init data out");
     if (s)
         return cli_exit(&spec, s);
-    if (!o.init || !o.data || !o.out)
-        return cli_fail("dump", lmc_err(LMC_EINVAL, "--init, --data and --out are required"));
     lmc_backend *be = NULL;
     lmc_model *m = NULL;
     float *host = NULL;

@@ -118,7 +118,7 @@ int lmc_cmd_encode(int argc, char **argv)
     const char *dir = NULL;
     int special = 0;
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &dir, "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)"},
+        {"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP},
         {"special", CLI_BOOL, &special, "turn special token names in the text (<|endoftext|>) into their ids"},
         {NULL},
     };
@@ -126,8 +126,8 @@ int lmc_cmd_encode(int argc, char **argv)
                      .about = "Reads text on stdin and writes its token ids, separated by spaces, on stdout. "
                               "Special token names are ordinary text unless --special is given."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && !dir)
-        s = lmc_err(LMC_EINVAL, "--tokenizer is required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
@@ -188,14 +188,14 @@ int lmc_cmd_decode(int argc, char **argv)
 {
     const char *dir = NULL;
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &dir, "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)"},
+        {"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP},
         {NULL},
     };
     cli_spec spec = {.cmd = "decode", .synopsis = "--tokenizer DIR < ids > text", .opts = opts,
                      .about = "Reads token ids separated by whitespace on stdin and writes their bytes on stdout."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && !dir)
-        s = lmc_err(LMC_EINVAL, "--tokenizer is required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;

@@ -102,7 +102,7 @@ int lmc_cmd_tokenize(int argc, char **argv)
     cli_list in = {0};
     bar_state bs = {.tty = isatty(2)};
     cli_opt opts[] = {
-        {"tokenizer", CLI_STR, &dir, "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)"},
+        {"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP},
         {"input", CLI_LIST, &in, "text: files, directories (recursively), globs, or - for stdin; repeatable"},
         {"out", CLI_STR, &out, "output prefix: PREFIX_train_000000.bin, PREFIX_val_000000.bin, ..."},
         {"val-fraction", CLI_FLOAT, &val, "share of the input (bytes) for val, spread evenly (default 0.1)", 0, 0.99},
@@ -122,8 +122,8 @@ int lmc_cmd_tokenize(int argc, char **argv)
                               "uint16 / 2 = uint32 tokens, token count; then the tokens). The separator token goes "
                               "before every document. Output is identical for any number of threads."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && (!dir || !in.n || !out))
-        s = lmc_err(LMC_EINVAL, "--tokenizer, --input and --out are required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer input out");
     static const char *const doc_names[] = {"file", "blank"}, *const dtype_names[] = {"auto", "u16", "u32"};
     int docs_i = 0, dtype_i = 0;
     double shard_n = 0, block_n = 0;

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *TOK_HELP = "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)";
 
 /* Progress on stderr: redrawn in place on a terminal, a line every 10 s otherwise. */
 typedef struct {
@@ -71,8 +70,8 @@ static int cmd_train(int argc, char **argv)
                               "gives the same tokenizer. Writes DIR/lmc-tokenizer.json, plus encoder.json and "
                               "vocab.bpe in GPT-2's form."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && (!vocab || !in.n || !out))
-        s = lmc_err(LMC_EINVAL, "--vocab-size, --input and --out are required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "vocab-size input out");
     char **paths = NULL;
     int np = 0;
     double total = 0;
@@ -119,11 +118,11 @@ static int cmd_train(int argc, char **argv)
 static int cmd_info(int argc, char **argv)
 {
     const char *dir = NULL;
-    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, TOK_HELP}, {NULL}};
+    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP}, {NULL}};
     cli_spec spec = {.cmd = "tokenizer info", .synopsis = "--tokenizer DIR", .opts = opts};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && !dir)
-        s = lmc_err(LMC_EINVAL, "--tokenizer is required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
@@ -184,7 +183,7 @@ static int cmd_eval(int argc, char **argv)
     const char *dir = NULL;
     long long repeat = 1;
     cli_list in = {0};
-    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, TOK_HELP},
+    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP},
                       {"input", CLI_LIST, &in, "text files or directories (repeatable)"},
                       {"repeat", CLI_INT, &repeat, "encode this many times and report the best time (default 1)", 1,
                        100},
@@ -193,8 +192,8 @@ static int cmd_eval(int argc, char **argv)
                      .about = "Prints bytes per token on the given text (higher is better compression) and the "
                               "single-threaded encoding speed (files are read first, loading is not timed)."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && (!dir || !in.n))
-        s = lmc_err(LMC_EINVAL, "--tokenizer and --input are required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer input");
     char **paths = NULL;
     int np = 0;
     double total = 0, bytes = 0, tokens = 0, secs = 0;
@@ -221,12 +220,12 @@ static int cmd_eval(int argc, char **argv)
 static int cmd_convert(int argc, char **argv)
 {
     const char *dir = NULL, *out = NULL;
-    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, TOK_HELP}, {"out", CLI_STR, &out, "folder to write"}, {NULL}};
+    cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP}, {"out", CLI_STR, &out, "folder to write"}, {NULL}};
     cli_spec spec = {.cmd = "tokenizer convert", .synopsis = "--tokenizer DIR --out DIR", .opts = opts,
                      .about = "Saves a tokenizer in lmc's format (plus GPT-2's files), e.g. GPT-2's own."};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK && (!dir || !out))
-        s = lmc_err(LMC_EINVAL, "--tokenizer and --out are required");
+    if (s == LMC_OK)
+        s = cli_require(&spec, "tokenizer out");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
