@@ -110,19 +110,6 @@ T512 static INL void store_tile(__m512 acc[MR][3], float *c, size_t ldc, int add
     } while (0)
 #define TAIL_STEPS 16
 
-/* C tile prefetch: towards L2 when the kernel starts, into L1 a few k
- * steps before the end (a start-time T0 prefetch would be evicted by the
- * streaming panels before the tile is read). */
-#define PREFETCH_TILE(c, ldc, hint)                                                   \
-    do {                                                                              \
-        _Pragma("GCC unroll 8") for (int i_ = 0; i_ < MR; i_++) {                     \
-            const char *r_ = (const char *)((c) + (size_t)i_ * (ldc));                \
-            _mm_prefetch(r_, hint), _mm_prefetch(r_ + 64, hint);                      \
-            _mm_prefetch(r_ + 128, hint), _mm_prefetch(r_ + 191, hint);               \
-        }                                                                             \
-    } while (0)
-#define TAIL_STEPS 16
-
 /* In place GELU of n values (both AVX-512 paths' epilogue). */
 void lmc_gemm_gelu_avx512(float *x, float *pre, int n);
 
