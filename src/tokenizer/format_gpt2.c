@@ -269,14 +269,10 @@ lmc_status tok_load_gpt2_mem(const char *enc_json, size_t enc_n, const char *bpe
     p.merge_lines = r.lines;
     p.merges_what = "line";
     p.merges_file = bpe_what;
-    if (s == LMC_OK) {
+    if (s == LMC_OK)
         s = tok_build(&p, out);
-    } else {
-        free(p.blob);
-        free(p.off);
-        free(p.merges);
-        free(p.special_ids);
-    }
+    else
+        tok_parts_free(&p);
     free(r.lines);
     return s;
 }

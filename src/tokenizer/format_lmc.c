@@ -193,14 +193,10 @@ lmc_status tok_load_lmc_mem(const char *json, size_t n, const char *what, lmc_to
     }
     if (s == LMC_OK)
         s = read_all(j, &d, &p);
-    if (s == LMC_OK) {
+    if (s == LMC_OK)
         s = tok_build(&p, out);
-    } else {
-        free(p.blob);
-        free(p.off);
-        free(p.merges);
-        free(p.special_ids);
-    }
+    else
+        tok_parts_free(&p);
     free(d.start);
     free(d.len);
     lmc_sb_free(&d.b);

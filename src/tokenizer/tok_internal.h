@@ -167,6 +167,8 @@ typedef struct {
 } tok_parts;
 
 lmc_status tok_build(tok_parts *p, lmc_tokenizer **out);
+/* Frees what a loader gathered when it fails before tok_build. */
+void tok_parts_free(tok_parts *p);
 
 /* Printable form of token bytes for error messages (escapes non-printables). */
 void tok_describe(lmc_sb *b, const uint8_t *s, size_t n);

@@ -107,7 +107,7 @@ int tok_idmap_add(tok_idmap *m, const uint8_t *blob, const uint64_t *off, int id
 
 /* ---------- building ---------- */
 
-static void parts_free(tok_parts *p)
+void tok_parts_free(tok_parts *p)
 {
     free(p->blob);
     free(p->off);
@@ -258,13 +258,13 @@ lmc_status tok_build(tok_parts *p, lmc_tokenizer **out)
 {
     *out = NULL;
     if (p->n_vocab < 256 || p->n_vocab > TOK_MAX_VOCAB) {
-        parts_free(p);
+        tok_parts_free(p);
         return lmc_err(LMC_EFORMAT, "%s: vocabulary size %d is out of range (256..%d)", p->what, p->n_vocab,
                        TOK_MAX_VOCAB);
     }
     lmc_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        parts_free(p);
+        tok_parts_free(p);
         return lmc_err(LMC_ENOMEM, "%s: out of memory", p->what);
     }
     t->n_vocab = p->n_vocab;
