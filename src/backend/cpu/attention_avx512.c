@@ -21,56 +21,43 @@ static void transpose_head(float *kt, const float *k, size_t stride, int T, int 
             kt[(size_t)d * T + s] = k[(size_t)s * stride + d];
 }
 
-/* sc[0..n) = (q . KT[:, s]) * scale for s < n, 64 scores at a time in four
- * independent accumulators (one chain would wait on FMA latency); lanes
- * past n up to the next multiple of 16 are garbage the caller masks. */
-LMC_AVX512 static void scores(float *sc, const float *q, const float *kt, int T, int n, int HS, float scale)
+/* out[j] = mul * sum_i c[i] * m[i * ld + j] for j < n: a vector times a
+ * matrix, 64 columns at a time in four independent accumulators (one chain
+ * would wait on FMA latency). With the keys transposed (KT, ld = T) it gives
+ * a query's scores; with the value rows (ld = row) a weighted sum of them. */
+LMC_AVX512 static void vec_mat(float *out, const float *c, const float *m, size_t ld, int rows, int n, float mul)
 {
-    __m512 vs = _mm512_set1_ps(scale);
-    for (int s = 0; s < n; s += 64) {
-        __mmask16 m0 = lmc_mask16(T - s), m1 = lmc_mask16(T - s - 16), m2 = lmc_mask16(T - s - 32),
-                  m3 = lmc_mask16(T - s - 48);
+    __m512 vm = _mm512_set1_ps(mul);
+    for (int j = 0; j < n; j += 64) {
+        __mmask16 m0 = lmc_mask16(n - j), m1 = lmc_mask16(n - j - 16), m2 = lmc_mask16(n - j - 32),
+                  m3 = lmc_mask16(n - j - 48);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int d = 0; d < HS; d++) {
-            const float *r = kt + (size_t)d * T + s;
-            __m512 vq = _mm512_set1_ps(q[d]);
-            a0 = _mm512_fmadd_ps(vq, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(vq, _mm512_maskz_loadu_ps(m1, r + 16), a1);
-            a2 = _mm512_fmadd_ps(vq, _mm512_maskz_loadu_ps(m2, r + 32), a2);
-            a3 = _mm512_fmadd_ps(vq, _mm512_maskz_loadu_ps(m3, r + 48), a3);
+        for (int i = 0; i < rows; i++) {
+            const float *r = m + (size_t)i * ld + j;
+            __m512 vc = _mm512_set1_ps(c[i]);
+            a0 = _mm512_fmadd_ps(vc, _mm512_maskz_loadu_ps(m0, r), a0);
+            a1 = _mm512_fmadd_ps(vc, _mm512_maskz_loadu_ps(m1, r + 16), a1);
+            a2 = _mm512_fmadd_ps(vc, _mm512_maskz_loadu_ps(m2, r + 32), a2);
+            a3 = _mm512_fmadd_ps(vc, _mm512_maskz_loadu_ps(m3, r + 48), a3);
         }
-        _mm512_storeu_ps(sc + s, _mm512_mul_ps(a0, vs));
-        if (s + 16 < n)
-            _mm512_storeu_ps(sc + s + 16, _mm512_mul_ps(a1, vs));
-        if (s + 32 < n)
-            _mm512_storeu_ps(sc + s + 32, _mm512_mul_ps(a2, vs));
-        if (s + 48 < n)
-            _mm512_storeu_ps(sc + s + 48, _mm512_mul_ps(a3, vs));
+        _mm512_mask_storeu_ps(out + j, m0, _mm512_mul_ps(a0, vm));
+        _mm512_mask_storeu_ps(out + j + 16, m1, _mm512_mul_ps(a1, vm));
+        _mm512_mask_storeu_ps(out + j + 32, m2, _mm512_mul_ps(a2, vm));
+        _mm512_mask_storeu_ps(out + j + 48, m3, _mm512_mul_ps(a3, vm));
     }
 }
 
-/* o (HS) = mul * sum_s w[s] x_s (rows of stride `row`), 64 dims at a time in
- * four accumulators */
-LMC_AVX512 static void weighted_rows(float *o, const float *w, const float *x, size_t row, int n, int HS, float mul)
+/* sc[0..n) = (q . KT[:, s]) * scale: the head's scores against keys s < n */
+LMC_AVX512 static inline void scores(float *sc, const float *q, const float *kt, int T, int n, int HS, float scale)
 {
-    __m512 vm = _mm512_set1_ps(mul);
-    for (int d = 0; d < HS; d += 64) {
-        __mmask16 m0 = lmc_mask16(HS - d), m1 = lmc_mask16(HS - d - 16), m2 = lmc_mask16(HS - d - 32),
-                  m3 = lmc_mask16(HS - d - 48);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int s = 0; s < n; s++) {
-            const float *r = x + (size_t)s * row + d;
-            __m512 vw = _mm512_set1_ps(w[s]);
-            a0 = _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(m1, r + 16), a1);
-            a2 = _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(m2, r + 32), a2);
-            a3 = _mm512_fmadd_ps(vw, _mm512_maskz_loadu_ps(m3, r + 48), a3);
-        }
-        _mm512_mask_storeu_ps(o + d, m0, _mm512_mul_ps(a0, vm));
-        _mm512_mask_storeu_ps(o + d + 16, m1, _mm512_mul_ps(a1, vm));
-        _mm512_mask_storeu_ps(o + d + 32, m2, _mm512_mul_ps(a2, vm));
-        _mm512_mask_storeu_ps(o + d + 48, m3, _mm512_mul_ps(a3, vm));
-    }
+    vec_mat(sc, q, kt, (size_t)T, HS, n, scale);
+}
+
+/* o (HS) = mul * sum_s w[s] x_s for s < n (rows of stride `row`) */
+LMC_AVX512 static inline void weighted_rows(float *o, const float *w, const float *x, size_t row, int n, int HS,
+                                            float mul)
+{
+    vec_mat(o, w, x, row, n, HS, mul);
 }
 
 /* y (HS) += a * x (HS) */
