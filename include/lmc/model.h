@@ -44,6 +44,8 @@ double lmc_config_train_flops_per_token(const lmc_model_config *c, int T);
 /* Hugging Face config.json (GPT2LMHeadModel / LlamaForCausalLM keys). */
 void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *out);
 lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_model_config *c);
+/* The same from the text of a config.json (n bytes); `what` names it in errors. */
+lmc_status lmc_config_from_hf_text(const char *text, size_t n, const char *what, lmc_model_config *c);
 /* A config file (HF config.json) or a preset name. */
 lmc_status lmc_config_load(const char *preset_or_path, lmc_model_config *c);
 void lmc_config_describe(const lmc_model_config *c, char *buf, size_t n);

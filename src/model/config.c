@@ -263,6 +263,15 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
     return s ? lmc_err_wrap(s, "%s", what) : LMC_OK;
 }
 
+lmc_status lmc_config_from_hf_text(const char *text, size_t n, const char *what, lmc_model_config *c)
+{
+    lmc_json *j;
+    LMC_TRY(lmc_json_parse(text, n, what, &j));
+    lmc_status s = lmc_config_from_hf_json(j, what, c);
+    lmc_json_free(j);
+    return s;
+}
+
 lmc_status lmc_config_load(const char *preset_or_path, lmc_model_config *c)
 {
     if (!strchr(preset_or_path, '/') && !strstr(preset_or_path, ".json"))
@@ -272,13 +281,8 @@ lmc_status lmc_config_load(const char *preset_or_path, lmc_model_config *c)
     char path[4096];
     snprintf(path, sizeof path, "%s%s", preset_or_path, lmc_is_dir(preset_or_path) ? "/config.json" : "");
     LMC_TRY(lmc_read_file(path, &text, &n));
-    lmc_json *j;
-    lmc_status s = lmc_json_parse(text, n, path, &j);
+    lmc_status s = lmc_config_from_hf_text(text, n, path, c);
     free(text);
-    if (s)
-        return s;
-    s = lmc_config_from_hf_json(j, path, c);
-    lmc_json_free(j);
     return s;
 }
 

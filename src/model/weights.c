@@ -10,15 +10,6 @@
 
 /* ---------- config discovery ---------- */
 
-static lmc_status config_from_json_text(const char *text, const char *what, lmc_model_config *cfg)
-{
-    lmc_json *j;
-    LMC_TRY(lmc_json_parse(text, strlen(text), what, &j));
-    lmc_status s = lmc_config_from_hf_json(j, what, cfg);
-    lmc_json_free(j);
-    return s;
-}
-
 static const lmc_st_tensor *find_gpt2(const lmc_st_file *f, const char *name)
 {
     const lmc_st_tensor *t = lmc_st_find(f, name);
@@ -60,7 +51,7 @@ static lmc_status discover_config(const lmc_st_file *f, const char *cfg_path, lm
     if (meta) {
         char what[4200];
         snprintf(what, sizeof what, "%s (lmc_config metadata)", f->path);
-        return config_from_json_text(meta, what, cfg);
+        return lmc_config_from_hf_text(meta, strlen(meta), what, cfg);
     }
     if (lmc_path_exists(cfg_path))
         return lmc_config_load(cfg_path, cfg);

@@ -73,13 +73,8 @@ lmc_status lmc_plan_model_load(const char *name, lmc_model_config *c)
     snprintf(path, sizeof path, "share/models/%s.json", name);
     size_t n = 0;
     const char *text = strchr(name, '/') ? NULL : lmc_plan_embedded(path, &n);
-    if (text) {
-        lmc_json *j = NULL;
-        LMC_TRY(lmc_json_parse(text, n, path, &j));
-        lmc_status s = lmc_config_from_hf_json(j, path, c);
-        lmc_json_free(j);
-        return s;
-    }
+    if (text)
+        return lmc_config_from_hf_text(text, n, path, c);
     if (strchr(name, '/') || strstr(name, ".json") || lmc_path_exists(name))
         return lmc_config_load(name, c);
     lmc_sb b;
