@@ -4,18 +4,11 @@
 #include "progress.h"
 
 #include <string.h>
-#include <sys/resource.h>
 
 typedef struct {
     lmc_progress p;
     int quiet;
 } printer;
-
-static double peak_rss_mb(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
-}
 
 static void on_event(void *ctx, const lmc_train_event *ev)
 {
@@ -53,7 +46,7 @@ static void on_event(void *ctx, const lmc_train_event *ev)
         lmc_progress_break(&pr->p);
         lmc_format_duration(ev->elapsed_s, el, sizeof el);
         fprintf(stderr, "done: %d steps, final loss %.4f, %s, peak memory %.0f MB\n", ev->step, ev->loss, el,
-                peak_rss_mb());
+                (double)lmc_peak_rss() / 1e6);
         break;
     }
 }
