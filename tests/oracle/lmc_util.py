@@ -67,6 +67,12 @@ def run_lmc(*args, check=True):
     return r
 
 
+def dump_step(init, shard, B, T, out):
+    """lmc's forward/backward of the first batch (lmc dump): (acts, grads)."""
+    run_lmc("dump", "--init", init, "--data", shard, "--batch", B, "--seq", T, "--out", out)
+    return st_read(os.path.join(out, "acts.safetensors"))[0], st_read(os.path.join(out, "grads.safetensors"))[0]
+
+
 def read_log(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

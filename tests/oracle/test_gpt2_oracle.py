@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import reference as ref
-from lmc_util import Checker, read_log, run_lmc, st_read, st_write, write_shard
+from lmc_util import Checker, dump_step, read_log, run_lmc, st_read, st_write, write_shard
 
 torch.manual_seed(0)
 L, NH, C, V, MAXT = 2, 3, 48, 97, 16
@@ -41,9 +41,7 @@ shard = os.path.join(tmp, "train.bin")
 write_shard(shard, tokens)
 
 # ---- one forward/backward ----
-run_lmc("dump", "--init", model_path, "--data", shard, "--batch", B, "--seq", T, "--out", tmp)
-acts, _ = st_read(os.path.join(tmp, "acts.safetensors"))
-grads, _ = st_read(os.path.join(tmp, "grads.safetensors"))
+acts, grads = dump_step(model_path, shard, B, T, tmp)
 x, y = ref.batch(tokens, 0, B, T)
 logits = ref.gpt2_forward(params, cfg, x)
 loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))

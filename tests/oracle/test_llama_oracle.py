@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import reference as ref
-from lmc_util import Checker, read_log, run_lmc, st_read, st_write, write_shard
+from lmc_util import Checker, dump_step, read_log, run_lmc, st_read, st_write, write_shard
 
 chk = Checker()
 L, C, I, V, MAXT = 2, 32, 40, 61, 32
@@ -31,9 +31,7 @@ for NH, NKV, tied in [(4, 4, False), (4, 2, False), (4, 1, False), (4, 2, True)]
     shard = os.path.join(tmp, "train.bin")
     write_shard(shard, tokens)
 
-    run_lmc("dump", "--init", tmp, "--data", shard, "--batch", B, "--seq", T, "--out", tmp)
-    acts, _ = st_read(os.path.join(tmp, "acts.safetensors"))
-    grads, _ = st_read(os.path.join(tmp, "grads.safetensors"))
+    acts, grads = dump_step(tmp, shard, B, T, tmp)
     x, y = ref.batch(tokens, 0, B, T)
     logits = ref.llama_forward(params, cfg, x)
     loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
