@@ -89,6 +89,13 @@ const lmc_tensor_slot *lmc_layout_slot(const lmc_layout *l, int layer, int kind)
  * [begin, end) in floats. */
 int lmc_layout_num_buckets(const lmc_layout *l);
 void lmc_layout_bucket(const lmc_layout *l, int bucket, size_t *begin, size_t *end);
+/* Units: the same ranges in the buffer's own order, the grain of ZeRO-3's
+ * gathers and of sharded weight files: unit 0 the embeddings, units
+ * 1..L layers 0..L-1, unit L+1 norm_f + head. Unit u is bucket L+1-u. */
+int lmc_layout_num_units(const lmc_layout *l);
+void lmc_layout_unit(const lmc_layout *l, int unit, size_t *begin, size_t *end);
+/* The unit holding a slot (layer -1: a global tensor; a tied head is wte's). */
+int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind);
 /* Display name of a slot ("h.3.qkv_w") for messages. */
 void lmc_layout_slot_name(int layer, int kind, char *buf, size_t n);
 

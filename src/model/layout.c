@@ -105,6 +105,21 @@ void lmc_layout_bucket(const lmc_layout *l, int bucket, size_t *begin, size_t *e
     }
 }
 
+int lmc_layout_num_units(const lmc_layout *l) { return l->n_layer + 2; }
+
+void lmc_layout_unit(const lmc_layout *l, int unit, size_t *begin, size_t *end)
+{
+    lmc_layout_bucket(l, l->n_layer + 1 - unit, begin, end);
+}
+
+int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind)
+{
+    if (layer >= 0)
+        return layer + 1;
+    return kind == LMC_T_WTE || kind == LMC_T_WPE || l->global[kind].offset == l->global[LMC_T_WTE].offset
+               ? 0 : l->n_layer + 1;
+}
+
 static const char *const global_names[] = {"wte", "wpe", "norm_f.w", "norm_f.b", "head"};
 static const char *const layer_names[] = {"ln1.w", "ln1.b", "qkv.w", "qkv.b", "attn_proj.w", "attn_proj.b",
                                           "ln2.w", "ln2.b", "fc.w", "fc.b", "mlp_proj.w", "mlp_proj.b"};
