@@ -1,11 +1,14 @@
 /* activation.c: GELU (tanh approximation) and SwiGLU, forward and backward. */
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/vecmath.h"
 
 #include <math.h>
+#include <string.h>
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
+#define ELEM_BLOCK 4096 /* elements per parallel block */
 
 #if defined(__x86_64__)
 /* tanh(u) = 1 - 2 / (e^{2u} + 1): exact at both ends, ~1e-7 absolute in between */
@@ -21,7 +24,7 @@ LMC_AVX512 static inline __m512 sigmoid512(__m512 x)
     return _mm512_div_ps(one, _mm512_add_ps(one, lmc_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
-/* GELU over [i0, i1); backward when dout is not NULL (dst = gelu'(x) dout) */
+/* GELU's backward over [i0, i1): dst = gelu'(x) dout */
 LMC_AVX512 static void gelu_avx512(float *dst, const float *inp, const float *dout, size_t i0, size_t i1)
 {
     __m512 k = _mm512_set1_ps(GELU_K), c = _mm512_set1_ps(GELU_C), half = _mm512_set1_ps(0.5f),
@@ -30,17 +33,11 @@ LMC_AVX512 static void gelu_avx512(float *dst, const float *inp, const float *do
         __mmask16 m = lmc_mask16((int)(i1 - i < 16 ? i1 - i : 16));
         __m512 x = _mm512_maskz_loadu_ps(m, inp + i), x2 = _mm512_mul_ps(x, x);
         __m512 th = tanh512(_mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(c, x2), x, x)));
-        __m512 r;
-        if (!dout) {
-            r = _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, th));
-        } else {
-            __m512 sech2 = _mm512_fnmadd_ps(th, th, one);
-            __m512 g = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(half, x), sech2),
-                                       _mm512_mul_ps(k, _mm512_fmadd_ps(c3, x2, one)),
-                                       _mm512_mul_ps(half, _mm512_add_ps(one, th)));
-            r = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, dout + i));
-        }
-        _mm512_mask_storeu_ps(dst + i, m, r);
+        __m512 sech2 = _mm512_fnmadd_ps(th, th, one);
+        __m512 g = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(half, x), sech2),
+                                   _mm512_mul_ps(k, _mm512_fmadd_ps(c3, x2, one)),
+                                   _mm512_mul_ps(half, _mm512_add_ps(one, th)));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, dout + i)));
     }
 }
 
@@ -63,7 +60,6 @@ LMC_AVX512 static void swiglu_avx512(float *dst, const float *g, const float *do
     }
 }
 
-#define ELEM_BLOCK 4096
 /* runs the AVX-512 GELU over n elements in blocks on all threads */
 static void gelu_blocks(lmc_backend *be, float *dst, const float *inp, const float *dout, size_t n)
 {
@@ -77,18 +73,19 @@ static void gelu_blocks(lmc_backend *be, float *dst, const float *inp, const flo
 #define USE_AVX512(be) 0
 #endif
 
+/* The matmul's fused GELU epilogue kernel of this instruction set, over
+ * blocks on all threads: GELU alone gives the same bits as the fused form,
+ * so a recomputed activation (--recompute) equals the one first computed. */
 void lmc_cpu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t n)
 {
-#if defined(__x86_64__)
-    if (USE_AVX512(be)) {
-        gelu_blocks(be, out, inp, NULL, n);
-        return;
-    }
-#endif
+    const lmc_gemm_impl *im = lmc_gemm_pick(cpu_of(be)->isa, LMC_F32, 1);
+    size_t nb = (n + ELEM_BLOCK - 1) / ELEM_BLOCK;
 #pragma omp parallel for num_threads(lmc_cpu_threads_for(be, n)) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = b * ELEM_BLOCK, k = n - i0 < ELEM_BLOCK ? n - i0 : ELEM_BLOCK;
+        if (out != inp)
+            memcpy(out + i0, inp + i0, k * sizeof(float));
+        im->gelu(out + i0, NULL, (int)k);
     }
 }
 
