@@ -67,7 +67,7 @@ static lmc_status run(const dump_opts *o, lmc_backend *be, lmc_model **mp, float
     lmc_model_zero_grads(m);
     lmc_model_forward(m, B, T, LMC_FWD_TRAIN, 1.0f / ((float)B * T));
     float loss = lmc_model_mean_loss(m, B, T);
-    lmc_model_backward(m, B, T, NULL, NULL);
+    lmc_model_backward(m, B, T);
     LMC_TRY(lmc_mkdir_p(o->out));
     s = write_acts(o->out, m, B, T, logits, loss);
     free(logits);

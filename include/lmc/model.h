@@ -10,6 +10,11 @@ typedef enum { LMC_NORM_LAYER = 0, LMC_NORM_RMS = 1 } lmc_norm_kind;
 typedef enum { LMC_POS_LEARNED = 0, LMC_POS_ROPE = 1 } lmc_pos_kind;
 typedef enum { LMC_MLP_GELU = 0, LMC_MLP_SWIGLU = 1 } lmc_mlp_kind;
 
+/* Activation recomputation in training: none keeps every intermediate;
+ * selective recomputes the cheap ones in backward (norm outputs, the MLP
+ * activation); full keeps each layer's input and reruns its forward. */
+typedef enum { LMC_RECOMPUTE_NONE = 0, LMC_RECOMPUTE_SELECTIVE = 1, LMC_RECOMPUTE_FULL = 2 } lmc_recompute;
+
 typedef struct {
     char family[16]; /* "gpt2" or "llama": tensor names and file conventions */
     int n_layer, n_head, n_kv_head, dim, ffn_dim; /* ffn_dim: MLP hidden size */
@@ -110,16 +115,77 @@ typedef struct {
 
 int lmc_hf_pieces(const lmc_model_config *c, int layer, int kind, lmc_hf_piece out[3]);
 
-/* Loads weights from a .safetensors file or a folder holding
- * model.safetensors (+ config.json). The config comes from the file's
- * "lmc_config" metadata, else config.json beside it, else the tensor shapes
- * (GPT-2 with 64-dim heads). *params is a host buffer of layout->total
- * floats (free with lmc_free). */
+/* Loads weights from a .safetensors file, a folder holding
+ * model.safetensors (+ config.json), or a sharded folder holding
+ * model.safetensors.index.json (the folder or the index file's path). The
+ * config comes from the "lmc_config" metadata of the (first) file, else
+ * config.json beside it, else the tensor shapes (GPT-2 with 64-dim heads).
+ * *params is a host buffer of layout->total floats (free with lmc_free). */
 lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout *layout, float **params);
 /* Writes HF-named fp32 tensors with the config in the metadata; a path
  * ending in '/' or naming a directory gets model.safetensors + config.json. */
 lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const lmc_layout *layout,
                             const float *params);
+/* The elements [begin, end) of the flat parameter buffer into dst (end -
+ * begin floats), from a single file or a sharded folder (what
+ * lmc_weights_load accepts), reading only the tensors that meet the range,
+ * with at most one tensor of temporary memory; padding reads as zero. cfg
+ * and *layout are outputs as in lmc_weights_load (free the layout with
+ * lmc_layout_free). begin == end reads only the config (dst may be NULL). */
+lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
+                                  size_t end, float *dst);
+
+/* ---------- streaming and sharded weights ----------
+ * Hugging Face's sharded layout: model-00001-of-0000N.safetensors files
+ * holding whole layout units, and model.safetensors.index.json mapping
+ * each tensor name to its file. A distributed job writes each file from
+ * the ranks that own its units, one unit at a time; no process needs the
+ * whole model. */
+typedef struct lmc_weights_writer lmc_weights_writer;
+
+/* A safetensors file at path (written to a temp name beside it) for the HF
+ * tensors of units [unit_begin, unit_end), in unit order, with lmc_config
+ * metadata. The header, every offset included, is written now. The layout
+ * must outlive the writer. */
+lmc_status lmc_weights_writer_open(lmc_weights_writer **w, const char *path, const lmc_model_config *cfg,
+                                   const lmc_layout *l, int unit_begin, int unit_end);
+/* Writes one unit: unit_params holds its floats [begin, end) as
+ * lmc_layout_unit gives them. Units must arrive in order. Extra memory: at
+ * most one tensor (GPT-2's transposed Conv1D weights). */
+lmc_status lmc_weights_writer_unit(lmc_weights_writer *w, int unit, const float *unit_params);
+/* Checks that every unit arrived, then fsyncs and renames the file into
+ * place (as lmc_write_file_atomic). Frees w, also on failure (the temp
+ * file is then removed). */
+lmc_status lmc_weights_writer_close(lmc_weights_writer *w);
+/* Removes the temp file and frees w (NULL is a no-op). */
+void lmc_weights_writer_abort(lmc_weights_writer *w);
+
+/* "model-00001-of-00003.safetensors" for k = 0, n = 3 (k is 0-based). */
+void lmc_weights_shard_name(int k, int n, char *buf, size_t len);
+/* Cuts the units into nfiles contiguous groups, file k holding units
+ * [unit_first[k], unit_first[k+1]), so that the largest file is as small
+ * as it can be (bytes counted as the units' floats in the buffer, padding
+ * included: a bound on the file's data). nfiles is clamped to [1, units]
+ * and the clamped count returned: every file holds at least one unit.
+ * unit_first needs max(nfiles, 1) + 1 entries; those past the clamped count
+ * are set to the number of units (files past it would be empty). */
+int lmc_weights_split(const lmc_layout *l, int nfiles, int *unit_first);
+/* The fewest files whose data each stays within max_file_bytes (HF's
+ * max_shard_size) when whole units go to files; a unit larger than the
+ * limit gets a file of its own. 0 means no limit: 1 file. */
+int lmc_weights_files_for(const lmc_layout *l, size_t max_file_bytes);
+/* Writes dir/model.safetensors.index.json ({"metadata": {"total_size"},
+ * "weight_map"}) for files split as unit_first, and dir/config.json, each
+ * atomically. */
+lmc_status lmc_weights_write_index(const char *dir, const lmc_model_config *cfg, const lmc_layout *l, int nfiles,
+                                   const int *unit_first);
+/* The whole buffer as a sharded folder: the files for max_file_bytes
+ * (lmc_weights_files_for), then the index, last, so a crash never leaves an
+ * index naming missing files. Afterwards a model.safetensors in dir (which
+ * lmc_weights_load would prefer) and shards of another file count are
+ * removed. */
+lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                    const float *params, size_t max_file_bytes);
 /* GPT-2 style init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)),
  * norm gains 1, biases 0; deterministic in seed, per tensor. */
 void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *layout, float *params, uint64_t seed);

@@ -122,7 +122,7 @@ int lmc_plan_fleet_on_hand(const lmc_plan_fleet *f, double day, lmc_plan_pool *g
 
 /* ---------- the job and a layout ---------- */
 
-typedef enum { LMC_RECOMPUTE_NONE = 0, LMC_RECOMPUTE_SELECTIVE = 1, LMC_RECOMPUTE_FULL = 2 } lmc_plan_recompute;
+typedef lmc_recompute lmc_plan_recompute; /* the trainer's --recompute */
 
 typedef struct {
     lmc_model_config model;

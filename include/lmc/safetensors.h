@@ -34,6 +34,10 @@ const lmc_st_tensor *lmc_st_find(const lmc_st_file *f, const char *name);
 size_t lmc_st_numel(const lmc_st_tensor *t);
 /* Converts F32/BF16/F16 data to fp32 into dst (numel floats). */
 lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *dst);
+/* The same for elements [first, first + count) of the flattened tensor:
+ * only those bytes of the file are touched. */
+lmc_status lmc_st_read_f32_range(const lmc_st_file *f, const lmc_st_tensor *t, size_t first, size_t count,
+                                 float *dst);
 /* Metadata string value or NULL. */
 const char *lmc_st_meta(const lmc_st_file *f, const char *key);
 
@@ -47,5 +51,11 @@ typedef struct {
 
 /* Writes a file atomically. meta: NULL-terminated key/value string pairs. */
 lmc_status lmc_st_write(const char *path, const lmc_st_entry *e, int n, const char *const *meta);
+/* Appends to out what precedes the data of such a file (8-byte length, JSON
+ * header padded to 8 bytes), with the entries' data laid out back to back in
+ * entry order; *data_len gets the data section's size. e[i].data is unused,
+ * so a streaming writer can emit the header before it has any tensor. */
+lmc_status lmc_st_header(const lmc_st_entry *e, int n, const char *const *meta, lmc_sb *out, size_t *data_len);
+size_t lmc_st_entry_bytes(const lmc_st_entry *e);
 
 #endif

@@ -19,7 +19,8 @@ typedef struct {
     const char *schedule; /* cosine | linear | constant */
     /* execution */
     const char *device, *precision, *dist;
-    int threads, zero;
+    int threads, zero;     /* zero: ZeRO stage 0-3 */
+    const char *recompute; /* none | selective | full */
     const char *balance;   /* off | auto */
     double slowdown;       /* test-only: this rank sleeps to run this many times slower */
     int slow_rank;
@@ -29,6 +30,8 @@ typedef struct {
 } lmc_train_opts;
 
 void lmc_train_defaults(lmc_train_opts *o);
+/* --recompute's value as the model's enum; an unknown name is an error. */
+lmc_status lmc_recompute_parse(const char *name, lmc_recompute *rc);
 
 typedef enum { LMC_EV_START, LMC_EV_STEP, LMC_EV_EVAL, LMC_EV_SAMPLE, LMC_EV_SAVE, LMC_EV_DONE } lmc_event_kind;
 

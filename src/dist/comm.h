@@ -36,10 +36,17 @@ struct lmc_comm_ops {
     /* non-blocking allreduce: *req identifies it until wait(req) */
     lmc_status (*allreduce_start)(lmc_comm *c, float *buf, size_t n, int *req);
     /* non-blocking reduce_scatter of the elements [begin, end) of an n-float
-     * buffer sharded as lmc_comm_shard(n) says (a gradient bucket under
-     * ZeRO): afterwards the elements of this rank's shard inside the range
-     * hold the sum over ranks; the rest of the range is undefined */
-    lmc_status (*reduce_scatter_start)(lmc_comm *c, float *buf, size_t n, size_t begin, size_t end, int *req);
+     * vector sharded as lmc_comm_shard(n) says (a gradient bucket under
+     * ZeRO); range (end - begin floats) holds those elements: afterwards
+     * the ones of this rank's shard hold the sum over ranks, the rest of
+     * the range is undefined */
+    lmc_status (*reduce_scatter_start)(lmc_comm *c, float *range, size_t n, size_t begin, size_t end, int *req);
+    /* non-blocking allgather of the elements [begin, end) of an n-float
+     * vector sharded as lmc_comm_shard(n) says (a unit's parameters under
+     * ZeRO-3): shard holds this rank's whole shard; afterwards range (end -
+     * begin floats) holds the elements [begin, end) from their owners */
+    lmc_status (*allgather_start)(lmc_comm *c, const float *shard, float *range, size_t n, size_t begin, size_t end,
+                                  int *req);
     /* Non-blocking operations complete in the order they were started. */
     lmc_status (*wait)(lmc_comm *c, int req);
     /* buf (n floats): afterwards rank r's shard holds the sum of every

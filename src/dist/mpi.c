@@ -44,11 +44,11 @@
  * bytes in 4 MB pieces took 40-50 ms and 33 ms (0.5M-2M floats all did). */
 #define FLOAT_CHUNK ((size_t)1 << 20)
 
-typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_GATHER, OP_BCAST, OP_HOST_SUM, OP_HOST_GATHER,
-               OP_BARRIER } op_kind;
+typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_AGRANGE, OP_GATHER, OP_BCAST, OP_HOST_SUM,
+               OP_HOST_GATHER, OP_BARRIER } op_kind;
 
-static const char *const op_names[] = {"allreduce", "reduce_scatter", "allgather", "gather", "broadcast",
-                                       "allreduce_host", "allgather_host", "barrier"};
+static const char *const op_names[] = {"allreduce", "reduce_scatter", "allgather", "allgather", "gather",
+                                       "broadcast", "allreduce_host", "allgather_host", "barrier"};
 
 typedef struct {
     op_kind op;
@@ -165,7 +165,7 @@ static lmc_status run_reduce_scatter(lmc_comm *c, mpi_req *r)
     for (size_t lo = r->begin; lo < r->end; lo += FLOAT_CHUNK) {
         size_t hi = r->end - lo < FLOAT_CHUNK ? r->end : lo + FLOAT_CHUNK;
         LMC_TRY(shard_counts(c, r, r->n, lo, hi));
-        float *base = (float *)r->buf + lo;
+        float *base = (float *)r->buf + (lo - r->begin);
         MPI_Request rq;
         int rc = MPI_Ireduce_scatter(MPI_IN_PLACE, base, p->counts, MPI_FLOAT, MPI_SUM, p->comm, &rq);
         LMC_TRY(finish_call(c, r, rc, &rq, "MPI_Ireduce_scatter"));
@@ -183,6 +183,26 @@ static lmc_status run_allgather(lmc_comm *c, mpi_req *r)
     int rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, r->buf, p->counts, p->displs, MPI_FLOAT, p->comm,
                              &rq);
     return finish_call(c, r, rc, &rq, "MPI_Iallgatherv");
+}
+
+/* The range [begin, end) from each element's owner into r->buf (the range),
+ * this rank sending from its shard r->in; in pieces of FLOAT_CHUNK. */
+static lmc_status run_allgather_range(lmc_comm *c, mpi_req *r)
+{
+    mpi_impl *p = impl_of(c);
+    size_t mine, cnt;
+    lmc_comm_shard(r->n, c->size, c->rank, &mine, &cnt);
+    for (size_t lo = r->begin; lo < r->end; lo += FLOAT_CHUNK) {
+        size_t hi = r->end - lo < FLOAT_CHUNK ? r->end : lo + FLOAT_CHUNK;
+        LMC_TRY(shard_counts(c, r, r->n, lo, hi));
+        int k = p->counts[c->rank];
+        const float *send = (const float *)r->in + (k ? lo + (size_t)p->displs[c->rank] - mine : 0);
+        MPI_Request rq;
+        int rc = MPI_Iallgatherv(send, k, MPI_FLOAT, (float *)r->buf + (lo - r->begin), p->counts, p->displs,
+                                 MPI_FLOAT, p->comm, &rq);
+        LMC_TRY(finish_call(c, r, rc, &rq, "MPI_Iallgatherv"));
+    }
+    return LMC_OK;
 }
 
 static lmc_status run_gather(lmc_comm *c, mpi_req *r)
@@ -235,6 +255,7 @@ static lmc_status run_req(lmc_comm *c, mpi_req *r)
     case OP_ALLREDUCE: return run_allreduce(c, r);
     case OP_RSCATTER: return run_reduce_scatter(c, r);
     case OP_ALLGATHER: return run_allgather(c, r);
+    case OP_AGRANGE: return run_allgather_range(c, r);
     case OP_GATHER: return run_gather(c, r);
     case OP_BCAST: return run_bcast(c, r);
     default: return run_host(c, r);
@@ -392,6 +413,15 @@ static lmc_status mpi_reduce_scatter_start(lmc_comm *c, float *buf, size_t n, si
     return post(c, &r, req);
 }
 
+static lmc_status mpi_allgather_start(lmc_comm *c, const float *shard, float *range, size_t n, size_t begin,
+                                      size_t end, int *req)
+{
+    if (begin > end || end > n)
+        return lmc_err(LMC_EINVAL, "mpi allgather: range [%zu, %zu) is not inside %zu elements", begin, end, n);
+    mpi_req r = {.op = OP_AGRANGE, .in = shard, .buf = range, .n = n, .begin = begin, .end = end};
+    return post(c, &r, req);
+}
+
 static lmc_status mpi_allreduce(lmc_comm *c, float *buf, size_t n)
 {
     mpi_req r = {.op = OP_ALLREDUCE, .buf = buf, .n = n};
@@ -517,6 +547,7 @@ static const lmc_comm_ops mpi_ops = {
     .allreduce = mpi_allreduce,
     .allreduce_start = mpi_allreduce_start,
     .reduce_scatter_start = mpi_reduce_scatter_start,
+    .allgather_start = mpi_allgather_start,
     .wait = mpi_wait,
     .reduce_scatter = mpi_reduce_scatter,
     .allgather = mpi_allgather,

@@ -187,7 +187,7 @@ static size_t piece(lmc_comm *c, size_t n, int q, size_t begin, size_t end, size
     return h > l ? h - l : 0;
 }
 
-static lmc_status nccl_reduce_scatter_start(lmc_comm *c, float *buf, size_t n, size_t begin, size_t end, int *req)
+static lmc_status nccl_reduce_scatter_start(lmc_comm *c, float *range, size_t n, size_t begin, size_t end, int *req)
 {
     nccl_impl *m = impl_of(c);
     const char *what = "reduce_scatter";
@@ -197,13 +197,41 @@ static lmc_status nccl_reduce_scatter_start(lmc_comm *c, float *buf, size_t n, s
     LMC_TRY(post_begin(c, what, &r));
     size_t blk = shard_block(n, c->size);
     if (begin == 0 && end == n && blk * (size_t)c->size == n) {
-        NC_TRY(c, what, ncclReduceScatter(buf, buf + (size_t)c->rank * blk, blk, ncclFloat, ncclSum, m->nc, m->stream));
+        NC_TRY(c, what, ncclReduceScatter(range, range + (size_t)c->rank * blk, blk, ncclFloat, ncclSum, m->nc,
+                                          m->stream));
     } else if (end > begin) {
         NC_TRY(c, what, ncclGroupStart());
         for (int q = 0; q < c->size; q++) {
             size_t lo, cnt = piece(c, n, q, begin, end, &lo);
             if (cnt)
-                NC_TRY(c, what, ncclReduce(buf + lo, buf + lo, cnt, ncclFloat, ncclSum, q, m->nc, m->stream));
+                NC_TRY(c, what, ncclReduce(range + (lo - begin), range + (lo - begin), cnt, ncclFloat, ncclSum, q,
+                                           m->nc, m->stream));
+        }
+        NC_TRY(c, what, ncclGroupEnd());
+    }
+    return post_end(c, r, what, req);
+}
+
+/* Each owner broadcasts its piece of [begin, end) from its shard into
+ * every rank's range buffer, all in one group. */
+static lmc_status nccl_allgather_start(lmc_comm *c, const float *shard, float *range, size_t n, size_t begin,
+                                       size_t end, int *req)
+{
+    nccl_impl *m = impl_of(c);
+    const char *what = "allgather";
+    if (begin > end || end > n)
+        return lmc_err(LMC_EINVAL, "nccl allgather: range [%zu, %zu) is not inside %zu elements", begin, end, n);
+    int r = -1;
+    LMC_TRY(post_begin(c, what, &r));
+    size_t mine, mine_cnt;
+    lmc_comm_shard(n, c->size, c->rank, &mine, &mine_cnt);
+    if (end > begin) {
+        NC_TRY(c, what, ncclGroupStart());
+        for (int q = 0; q < c->size; q++) {
+            size_t lo, cnt = piece(c, n, q, begin, end, &lo);
+            const float *send = q == c->rank ? shard + (lo - mine) : range + (lo - begin);
+            if (cnt)
+                NC_TRY(c, what, ncclBroadcast(send, range + (lo - begin), cnt, ncclFloat, q, m->nc, m->stream));
         }
         NC_TRY(c, what, ncclGroupEnd());
     }
@@ -373,6 +401,7 @@ static const lmc_comm_ops nccl_ops = {
     .allreduce = nccl_allreduce,
     .allreduce_start = nccl_allreduce_start,
     .reduce_scatter_start = nccl_reduce_scatter_start,
+    .allgather_start = nccl_allgather_start,
     .wait = nccl_wait,
     .reduce_scatter = nccl_reduce_scatter,
     .allgather = nccl_allgather,

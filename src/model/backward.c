@@ -2,14 +2,8 @@
  * LMC_FWD_TRAIN mode (logits replaced by dlogits); accumulates into grads. */
 #include "model/model.h"
 
-static float *slot(const lmc_model *m, float *base, int layer, int kind)
-{
-    const lmc_tensor_slot *s = lmc_layout_slot(&m->layout, layer, kind);
-    return s->offset == LMC_ABSENT ? NULL : base + s->offset;
-}
-
-#define W(layer, kind) slot(m, m->params, layer, kind)
-#define G(layer, kind) slot(m, m->grads, layer, kind)
+#define W(layer, kind) lmc_model_tensor(m, m->unit_params, layer, kind)
+#define G(layer, kind) lmc_model_tensor(m, m->unit_grads, layer, kind)
 
 /* Backward of out (M,n) = inp (M,k) . W^T + b:
  * dinp (M,k) = dout . W (skipped if dinp NULL); dW (n,k) += dout^T . inp; db += colsum(dout). */
@@ -74,36 +68,71 @@ static void attn_backward(lmc_model *m, const lmc_layer_acts *la, const float *x
                   la->ln1_rstd, N);
 }
 
-void lmc_model_backward(lmc_model *m, int B, int T, lmc_bucket_hook hook, void *ctx)
+/* Recomputes what forward did not keep of layer l (--recompute) with the
+ * same ops on the same inputs, so the values are bit-identical. The last
+ * layer's intermediates are still in their slots. */
+static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float *x, int l, int B, int T)
+{
+    lmc_backend *be = m->be;
+    int N = B * T;
+    if (m->recompute == LMC_RECOMPUTE_NONE || l == m->cfg.n_layer - 1)
+        return;
+    if (m->recompute == LMC_RECOMPUTE_FULL) {
+        lmc_model_layer_forward(m, l, x, B, T);
+        return;
+    }
+    lmc_model_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), N);
+    lmc_model_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(l, LMC_T_LN2_W),
+                           W(l, LMC_T_LN2_B), N);
+    if (m->cfg.mlp == LMC_MLP_GELU)
+        be->ops->gelu_forward(be, la->fch_act, la->fch, (size_t)N * m->act_dim);
+    else
+        be->ops->swiglu_forward(be, la->fch_act, la->fch, N, m->act_dim);
+}
+
+void lmc_model_backward(lmc_model *m, int B, int T)
 {
     lmc_backend *be = m->be;
     int N = B * T, C = m->cfg.dim, L = m->cfg.n_layer, Vp = m->cfg.vocab_padded;
     float *dres = m->a.dres, *dlnf = m->a.dbuf_a;
+    lmc_model_hook(m, 1, 0, 1); /* a tied head's gradient lands in wte */
+    lmc_model_hook(m, 1, L + 1, 1);
     /* classifier: logits = lnf . head^T, the logits buffer holds dlogits */
     linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, m->a.lnf, W(-1, LMC_T_HEAD), N, Vp, C);
-    lmc_layer_acts last;
-    lmc_model_layer_acts(m, L - 1, &last);
     be->ops->zero(be, dres, (size_t)N * C * sizeof(float));
-    norm_backward(m, dres, G(-1, LMC_T_NORMF_W), G(-1, LMC_T_NORMF_B), dlnf, last.res3, W(-1, LMC_T_NORMF_W),
-                  m->a.lnf_mean, m->a.lnf_rstd, N);
-    /* with a tied head the head's gradient lands in wte, finished only after
-     * the embedding backward; the bucket order still holds for norm_f */
-    if (hook)
-        hook(ctx, 0);
+    norm_backward(m, dres, G(-1, LMC_T_NORMF_W), G(-1, LMC_T_NORMF_B), dlnf, lmc_model_layer_input(m, L),
+                  W(-1, LMC_T_NORMF_W), m->a.lnf_mean, m->a.lnf_rstd, N);
+    lmc_model_hook(m, 0, L + 1, 1);
     for (int l = L - 1; l >= 0; l--) {
-        lmc_layer_acts la, prev;
+        lmc_layer_acts la;
         lmc_model_layer_acts(m, l, &la);
-        const float *x = m->a.encoded;
-        if (l > 0) {
-            lmc_model_layer_acts(m, l - 1, &prev);
-            x = prev.res3;
-        }
+        const float *x = lmc_model_layer_input(m, l);
+        lmc_model_hook(m, 1, l + 1, 1);
+        layer_recompute(m, &la, x, l, B, T);
         mlp_backward(m, &la, l, N);
         attn_backward(m, &la, x, l, B, T);
-        if (hook)
-            hook(ctx, L - l);
+        lmc_model_hook(m, 0, l + 1, 1);
     }
     be->ops->embed_backward(be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), dres, m->tokens, B, T, C);
-    if (hook)
-        hook(ctx, L + 1);
+    lmc_model_hook(m, 0, 0, 1);
+}
+
+void lmc_model_walk_units(lmc_model *m, int training)
+{
+    int L = m->cfg.n_layer;
+    for (int u = 0; u <= L + 1; u++) { /* forward */
+        lmc_model_hook(m, 1, u, 0);
+        if (u > 0)
+            lmc_model_hook(m, 0, u, 0);
+    }
+    if (!training) {
+        lmc_model_hook(m, 0, 0, 0);
+        return;
+    }
+    lmc_model_hook(m, 1, 0, 1); /* backward */
+    for (int u = L + 1; u >= 1; u--) {
+        lmc_model_hook(m, 1, u, 1);
+        lmc_model_hook(m, 0, u, 1);
+    }
+    lmc_model_hook(m, 0, 0, 1);
 }

@@ -2,13 +2,7 @@
  * N = B*T rows; C = dim; QKV = (NH + 2 NKV) HS; F = fc rows; H = ffn. */
 #include "model/model.h"
 
-static const float *slot(const lmc_model *m, const float *base, int layer, int kind)
-{
-    const lmc_tensor_slot *s = lmc_layout_slot(&m->layout, layer, kind);
-    return s->offset == LMC_ABSENT ? NULL : base + s->offset;
-}
-
-#define W(layer, kind) slot(m, m->params, layer, kind)
+#define W(layer, kind) lmc_model_tensor(m, m->unit_params, layer, kind)
 
 void lmc_model_norm_forward(lmc_model *m, float *out, float *mean, float *rstd, const float *inp, const float *w,
                             const float *b, int N)
@@ -46,7 +40,7 @@ static void mlp_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
     lmc_model_linear(m, la->res3, la->fch_act, W(l, LMC_T_PROJ_W), W(l, LMC_T_PROJ_B), N, C, m->act_dim, 1);
 }
 
-static void layer_forward(lmc_model *m, int l, const float *x, int B, int T)
+void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T)
 {
     lmc_backend *be = m->be;
     const lmc_model_config *c = &m->cfg;
@@ -79,19 +73,38 @@ static void classifier_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, fl
     be->ops->xent(be, m->a.losses, m->a.logits, m->targets, N, m->cfg.vocab, Vp, dloss, mode == LMC_FWD_TRAIN);
 }
 
+void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward)
+{
+    const lmc_unit_hooks *h = m->hooks;
+    if (h)
+        (acquire ? h->acquire : h->release)(h->ctx, unit, backward);
+}
+
+const float *lmc_model_layer_input(const lmc_model *m, int l)
+{
+    lmc_layer_acts prev;
+    if (l == 0)
+        return m->a.encoded;
+    lmc_model_layer_acts(m, l - 1, &prev);
+    return prev.res3;
+}
+
 void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss)
 {
     lmc_backend *be = m->be;
     int N = B * T, L = m->cfg.n_layer;
+    lmc_model_hook(m, 1, 0, 0);
     be->ops->embed_forward(be, m->a.encoded, m->tokens, NULL, W(-1, LMC_T_WTE), W(-1, LMC_T_WPE), B, T, m->cfg.dim);
-    const float *x = m->a.encoded;
     for (int l = 0; l < L; l++) {
-        layer_forward(m, l, x, B, T);
-        lmc_layer_acts la;
-        lmc_model_layer_acts(m, l, &la);
-        x = la.res3;
+        lmc_model_hook(m, 1, l + 1, 0);
+        lmc_model_layer_forward(m, l, lmc_model_layer_input(m, l), B, T);
+        lmc_model_hook(m, 0, l + 1, 0);
     }
-    lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, x, W(-1, LMC_T_NORMF_W), W(-1, LMC_T_NORMF_B),
-                           N);
+    lmc_model_hook(m, 1, L + 1, 0);
+    lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, lmc_model_layer_input(m, L), W(-1, LMC_T_NORMF_W),
+                           W(-1, LMC_T_NORMF_B), N);
     classifier_forward(m, B, T, mode, dloss);
+    lmc_model_hook(m, 0, L + 1, 0);
+    if (mode != LMC_FWD_TRAIN)
+        lmc_model_hook(m, 0, 0, 0);
 }

@@ -25,19 +25,31 @@ static size_t scratch_width(const lmc_model *m)
     return x;
 }
 
-/* Lays the activations out in one block; with base NULL only counts. */
+int lmc_model_keeps(lmc_recompute rc, int i)
+{
+    if (rc == LMC_RECOMPUTE_FULL)
+        return i == A_RES3; /* the next layer's input */
+    if (rc == LMC_RECOMPUTE_SELECTIVE)
+        return i != A_LN1 && i != A_LN2 && i != A_FCA;
+    return 1;
+}
+
+/* Lays the activations out in one block; with base NULL only counts. An
+ * intermediate kept for backward has one slot per layer, the others one
+ * slot that every layer overwrites (and backward recomputes). */
 static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
 {
     size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layer;
-    size_t sz[A_NLAYER], off = 0, reps = training ? L : 1;
+    size_t sz[A_NLAYER], off = 0;
     layer_sizes(m, B, T, sz);
     float **per_layer[A_NLAYER] = {&m->a.ln1, &m->a.ln1_mean, &m->a.ln1_rstd, &m->a.qkv, &m->a.atty, &m->a.lse,
                                    &m->a.res2, &m->a.ln2, &m->a.ln2_mean, &m->a.ln2_rstd, &m->a.fch,
                                    &m->a.fch_act, &m->a.res3};
 #define TAKE(ptr, n) (ptr = base ? base + off : NULL, off += ((n) + 15) / 16 * 16)
     for (int i = 0; i < A_NLAYER; i++) {
-        TAKE(*per_layer[i], sz[i] * reps);
-        m->layer_stride[i] = training ? sz[i] : 0;
+        int kept = training && lmc_model_keeps(m->recompute, i);
+        TAKE(*per_layer[i], sz[i] * (kept ? L : 1));
+        m->layer_stride[i] = kept ? sz[i] : 0;
     }
     TAKE(m->a.encoded, N * C);
     TAKE(m->a.lnf, N * C);
@@ -74,11 +86,12 @@ void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la)
     la->res3 = a->res3 + l * st[A_RES3];
 }
 
-size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training)
+size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training, lmc_recompute rc)
 {
     lmc_model m;
     memset(&m, 0, sizeof m);
     m.cfg = *cfg;
+    m.recompute = rc;
     m.hs = lmc_config_head_dim(cfg);
     m.qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m.hs;
     m.fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
@@ -86,8 +99,43 @@ size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int
     return layout_acts(&m, NULL, B, T, training) * sizeof(float);
 }
 
-lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
-                          int training)
+/* Unit pointers into the model's own buffers (where it has them). */
+static lmc_status units_init(lmc_model *m)
+{
+    int U = lmc_layout_num_units(&m->layout);
+    m->unit_params = calloc((size_t)U, sizeof *m->unit_params);
+    m->unit_grads = calloc((size_t)U, sizeof *m->unit_grads);
+    m->unit_begin = calloc((size_t)U, sizeof *m->unit_begin);
+    if (!m->unit_params || !m->unit_grads || !m->unit_begin)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    for (int u = 0; u < U; u++) {
+        size_t b, e;
+        lmc_layout_unit(&m->layout, u, &b, &e);
+        m->unit_begin[u] = b;
+        m->unit_params[u] = m->params ? m->params + b : NULL;
+        m->unit_grads[u] = m->grads ? m->grads + b : NULL;
+    }
+    return LMC_OK;
+}
+
+static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
+                       const lmc_model_opts *o)
+{
+    m->cfg = *cfg;
+    m->be = be;
+    m->B = B;
+    m->T = T;
+    m->training = o->training;
+    m->recompute = o->training ? o->recompute : LMC_RECOMPUTE_NONE;
+    m->prec = LMC_F32;
+    m->hs = lmc_config_head_dim(cfg);
+    m->qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m->hs;
+    m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
+    m->act_dim = cfg->ffn_dim;
+}
+
+lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
+                               const lmc_model_opts *o)
 {
     *out = NULL;
     if (B < 1 || T < 1 || T > cfg->max_seq)
@@ -96,37 +144,41 @@ lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_back
     lmc_model *m = calloc(1, sizeof *m);
     if (!m)
         return lmc_err(LMC_ENOMEM, "out of memory");
-    m->cfg = *cfg;
-    m->be = be;
-    m->B = B;
-    m->T = T;
-    m->training = training;
-    m->prec = LMC_F32;
-    m->hs = lmc_config_head_dim(cfg);
-    m->qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m->hs;
-    m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
-    m->act_dim = cfg->ffn_dim;
+    model_init(m, cfg, be, B, T, o);
     lmc_status s = lmc_layout_build(cfg, &m->layout);
     if (s) {
         free(m);
         return s;
     }
     size_t pbytes = m->layout.total * sizeof(float);
-    m->act_floats = layout_acts(m, NULL, B, T, training);
-    m->params = be->ops->alloc(be, pbytes);
-    m->grads = training ? be->ops->alloc(be, pbytes) : NULL;
+    int want_params = !o->no_params, want_grads = o->training && !o->no_grads;
+    m->act_floats = layout_acts(m, NULL, B, T, o->training);
+    m->params = want_params ? be->ops->alloc(be, pbytes) : NULL;
+    m->grads = want_grads ? be->ops->alloc(be, pbytes) : NULL;
     m->act_mem = be->ops->alloc(be, m->act_floats * sizeof(float));
     m->tokens = be->ops->alloc(be, (size_t)B * T * sizeof(int));
     m->targets = be->ops->alloc(be, (size_t)B * T * sizeof(int));
-    if (!m->params || (training && !m->grads) || !m->act_mem || !m->tokens || !m->targets) {
+    if ((want_params && !m->params) || (want_grads && !m->grads) || !m->act_mem || !m->tokens || !m->targets) {
         double act_mb = m->act_floats * 4 / 1e6;
         lmc_model_close(m);
         return lmc_err(LMC_ENOMEM, "out of memory: model needs %.1f MB of parameters%s and %.1f MB of activations "
-                       "for batch %d x %d", pbytes / 1e6, training ? " (x2 with gradients)" : "", act_mb, B, T);
+                       "for batch %d x %d", pbytes / 1e6, want_grads ? " (x2 with gradients)" : "", act_mb, B, T);
     }
-    layout_acts(m, m->act_mem, B, T, training);
+    s = units_init(m);
+    if (s) {
+        lmc_model_close(m);
+        return s;
+    }
+    layout_acts(m, m->act_mem, B, T, o->training);
     *out = m;
     return LMC_OK;
+}
+
+lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
+                          int training)
+{
+    lmc_model_opts o = {.training = training};
+    return lmc_model_open_opts(out, cfg, be, B, T, &o);
 }
 
 void lmc_model_close(lmc_model *m)
@@ -139,6 +191,9 @@ void lmc_model_close(lmc_model *m)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
     lmc_layout_free(&m->layout);
+    free(m->unit_params);
+    free(m->unit_grads);
+    free(m->unit_begin);
     free(m);
 }
 
@@ -154,7 +209,8 @@ void lmc_model_download_params(lmc_model *m, float *host)
 
 void lmc_model_zero_grads(lmc_model *m)
 {
-    m->be->ops->zero(m->be, m->grads, m->layout.total * sizeof(float));
+    if (m->grads)
+        m->be->ops->zero(m->be, m->grads, m->layout.total * sizeof(float));
 }
 
 lmc_status lmc_model_set_batch(lmc_model *m, const int *tokens, const int *targets, int B, int T, const char *what)

@@ -34,13 +34,39 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act, *res3;
 } lmc_layer_acts;
 
+/* Where a unit's parameters and gradients live while the model uses them
+ * (lmc_layout_unit: embeddings, layers, final). Without sharding they point
+ * into the model's own buffers; a sharded trainer (ZeRO-3, and ZeRO-2 for
+ * gradients) points them at gathered or transient buffers from its hooks. */
+typedef struct {
+    /* The passes call these around each unit, always in the order of
+     * lmc_model_walk_units: acquire before the unit's parameters (forward;
+     * in backward also its gradients) are used, release after; a backward
+     * release means the unit's gradients are complete. The embeddings unit
+     * (0) is acquired first in forward and, in training, released last in
+     * backward: a tied head uses it in between. */
+    void (*acquire)(void *ctx, int unit, int backward);
+    void (*release)(void *ctx, int unit, int backward);
+    void *ctx;
+} lmc_unit_hooks;
+
+typedef struct {
+    int training;
+    lmc_recompute recompute;
+    int no_params, no_grads; /* the caller provides them per unit (sharded training) */
+} lmc_model_opts;
+
 typedef struct {
     lmc_model_config cfg;
     lmc_layout layout;
     lmc_backend *be;
-    float *params, *grads; /* device; grads NULL when not training */
+    float *params, *grads; /* device; NULL when not training, or provided per unit */
+    float **unit_params, **unit_grads; /* [units]: where unit u's floats begin */
+    size_t *unit_begin;    /* [units]: unit u's first element in the flat buffer */
+    const lmc_unit_hooks *hooks; /* NULL: none */
     int B, T;              /* activation capacity */
     int training;
+    lmc_recompute recompute;
     lmc_dtype prec;        /* matmul input precision */
     lmc_acts a;
     void *act_mem;
@@ -55,11 +81,10 @@ typedef enum {
     LMC_FWD_TRAIN,       /* losses, and the logits replaced by dloss * dlogits */
 } lmc_fwd_mode;
 
-/* Called by backward as each gradient bucket (lmc_layout_bucket) completes. */
-typedef void (*lmc_bucket_hook)(void *ctx, int bucket);
-
 lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
                           int training);
+lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
+                               const lmc_model_opts *o);
 void lmc_model_close(lmc_model *m);
 void lmc_model_upload_params(lmc_model *m, const float *host);
 void lmc_model_download_params(lmc_model *m, float *host);
@@ -68,12 +93,33 @@ void lmc_model_download_params(lmc_model *m, float *host);
 lmc_status lmc_model_set_batch(lmc_model *m, const int *tokens, const int *targets, int B, int T,
                                const char *what);
 void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss);
-/* Accumulates into m->grads (zero them with lmc_model_zero_grads). */
-void lmc_model_backward(lmc_model *m, int B, int T, lmc_bucket_hook hook, void *ctx);
+/* Accumulates into the units' gradients (zero them with lmc_model_zero_grads,
+ * or the hooks provide zeroed ones). With --recompute the intermediates not
+ * kept by forward are computed again here, by the same ops: same bits. */
+void lmc_model_backward(lmc_model *m, int B, int T);
+/* Calls the hooks in the order one forward (training: + backward) does,
+ * computing nothing: a rank with no micro-batch joins the others'
+ * collectives this way. */
+void lmc_model_walk_units(lmc_model *m, int training);
+/* A tensor of a unit in use (NULL when the model has no such tensor). */
+static inline float *lmc_model_tensor(const lmc_model *m, float *const *units, int layer, int kind)
+{
+    const lmc_tensor_slot *s = lmc_layout_slot(&m->layout, layer, kind);
+    if (s->offset == LMC_ABSENT)
+        return NULL;
+    int u = lmc_layout_unit_of(&m->layout, layer, kind);
+    return units[u] + (s->offset - m->unit_begin[u]);
+}
 void lmc_model_zero_grads(lmc_model *m);
 /* Mean of the last forward's per-position losses. */
 float lmc_model_mean_loss(lmc_model *m, int B, int T);
 void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la);
+/* Layer l's input: the embeddings or layer l-1's output. */
+const float *lmc_model_layer_input(const lmc_model *m, int l);
+/* One layer's forward from input x into its activation slots. */
+void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T);
+/* Calls the acquire (1) or release (0) hook of a unit, if any. */
+void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward);
 /* The forward pass's building blocks, shared with the inference engine
  * (src/infer/): the model's norm (layernorm or rmsnorm) over N rows, and
  * out (M,n) (+)= inp (M,k) . W^T (+ bias) with W (n,k) as nn.Linear stores
@@ -82,6 +128,8 @@ void lmc_model_norm_forward(lmc_model *m, float *out, float *mean, float *rstd, 
                             const float *b, int N);
 void lmc_model_linear(lmc_model *m, float *out, const float *inp, const float *w, const float *bias, int M, int n,
                       int k, int accumulate);
-size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training);
+size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training, lmc_recompute rc);
+/* Per-layer intermediates that forward keeps under rc (1) or recomputes (0). */
+int lmc_model_keeps(lmc_recompute rc, int act_index);
 
 #endif

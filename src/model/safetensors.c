@@ -152,15 +152,19 @@ static float half_to_float(uint16_t h)
     return v.f;
 }
 
-lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *dst)
+lmc_status lmc_st_read_f32_range(const lmc_st_file *f, const lmc_st_tensor *t, size_t first, size_t count,
+                                 float *dst)
 {
     size_t n = lmc_st_numel(t);
-    const uint8_t *src = f->data + t->begin;
+    if (first > n || count > n - first)
+        return lmc_err(LMC_ERANGE, "%s: tensor '%s': elements [%zu, %zu) outside its %zu", f->path, t->name, first,
+                       first + count, n);
+    int bf = t->dtype[0] == 'B';
     if (!strcmp(t->dtype, "F32")) {
-        memcpy(dst, src, n * 4);
+        memcpy(dst, f->data + t->begin + 4 * first, count * 4);
     } else if (!strcmp(t->dtype, "BF16") || !strcmp(t->dtype, "F16")) {
-        int bf = t->dtype[0] == 'B';
-        for (size_t i = 0; i < n; i++) {
+        const uint8_t *src = f->data + t->begin + 2 * first;
+        for (size_t i = 0; i < count; i++) {
             uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
             union { uint32_t u; float f; } v = {(uint32_t)h << 16};
             dst[i] = bf ? v.f : half_to_float(h);
@@ -169,14 +173,28 @@ lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *
         return lmc_err(LMC_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32, BF16 or F16", f->path, t->name,
                        t->dtype);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < count; i++)
         if (!isfinite(dst[i]))
             return lmc_err(LMC_EFORMAT, "%s: tensor '%s' holds a non-finite value at element %zu", f->path,
-                           t->name, i);
+                           t->name, first + i);
     return LMC_OK;
 }
 
-static void header_json(lmc_sb *h, const lmc_st_entry *e, int n, const char *const *meta, size_t *sizes)
+lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *dst)
+{
+    return lmc_st_read_f32_range(f, t, 0, lmc_st_numel(t), dst);
+}
+
+size_t lmc_st_entry_bytes(const lmc_st_entry *e)
+{
+    size_t numel = 1;
+    for (int d = 0; d < e->ndim; d++)
+        numel *= (size_t)e->shape[d];
+    return numel * (size_t)dtype_size(e->dtype);
+}
+
+/* Returns the data section's size. */
+static size_t header_json(lmc_sb *h, const lmc_st_entry *e, int n, const char *const *meta)
 {
     lmc_sb_putc(h, '{');
     if (meta && meta[0]) {
@@ -192,48 +210,52 @@ static void header_json(lmc_sb *h, const lmc_st_entry *e, int n, const char *con
     }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < e[i].ndim; d++)
-            numel *= (size_t)e[i].shape[d];
-        sizes[i] = numel * (size_t)dtype_size(e[i].dtype);
+        size_t size = lmc_st_entry_bytes(&e[i]);
         lmc_sb_json_str(h, e[i].name, strlen(e[i].name));
         lmc_sb_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", e[i].dtype);
         for (int d = 0; d < e[i].ndim; d++)
             lmc_sb_printf(h, "%s%lld", d ? "," : "", (long long)e[i].shape[d]);
-        lmc_sb_printf(h, "],\"data_offsets\":[%zu,%zu]}%s", off, off + sizes[i], i + 1 < n ? "," : "");
-        off += sizes[i];
+        lmc_sb_printf(h, "],\"data_offsets\":[%zu,%zu]}%s", off, off + size, i + 1 < n ? "," : "");
+        off += size;
     }
     if (h->len && h->s[h->len - 1] == ',')
         h->s[--h->len] = 0;
     lmc_sb_putc(h, '}');
     while ((h->len + 8) % 8) /* pad so the data section is 8-byte aligned */
         lmc_sb_putc(h, ' ');
+    return off;
+}
+
+lmc_status lmc_st_header(const lmc_st_entry *e, int n, const char *const *meta, lmc_sb *out, size_t *data_len)
+{
+    lmc_sb h;
+    lmc_sb_init(&h);
+    *data_len = header_json(&h, e, n, meta);
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    lmc_sb_put(out, (const char *)len8, 8);
+    lmc_sb_put(out, h.s, h.len);
+    int oom = h.oom || out->oom;
+    lmc_sb_free(&h);
+    return oom ? lmc_err(LMC_ENOMEM, "out of memory") : LMC_OK;
 }
 
 lmc_status lmc_st_write(const char *path, const lmc_st_entry *e, int n, const char *const *meta)
 {
-    size_t *sizes = calloc((size_t)n + 1, sizeof *sizes);
     lmc_sb h;
     lmc_sb_init(&h);
-    if (!sizes)
-        return lmc_err(LMC_ENOMEM, "out of memory");
-    header_json(&h, e, n, meta, sizes);
-    lmc_status s = h.oom ? lmc_err(LMC_ENOMEM, "out of memory") : LMC_OK;
+    size_t data_len;
+    lmc_status s = lmc_st_header(e, n, meta, &h, &data_len);
     lmc_afile af;
     if (s == LMC_OK)
         s = lmc_afile_open(&af, path);
     if (s == LMC_OK) {
-        uint8_t len8[8];
-        for (int i = 0; i < 8; i++)
-            len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-        s = lmc_afile_write(&af, len8, 8);
-        if (s == LMC_OK)
-            s = lmc_afile_write(&af, h.s, h.len);
+        s = lmc_afile_write(&af, h.s, h.len);
         for (int i = 0; i < n && s == LMC_OK; i++)
-            s = lmc_afile_write(&af, e[i].data, sizes[i]);
+            s = lmc_afile_write(&af, e[i].data, lmc_st_entry_bytes(&e[i]));
         s = s == LMC_OK ? lmc_afile_commit(&af) : (lmc_afile_abort(&af), s);
     }
     lmc_sb_free(&h);
-    free(sizes);
     return s;
 }

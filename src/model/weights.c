@@ -1,14 +1,135 @@
-/* weights.c: model weights from and to safetensors with Hugging Face names,
- * and deterministic initialisation. */
-#include "lmc/model.h"
+/* weights.c: model weights from safetensors with Hugging Face names (one
+ * file or the sharded layout, whole or one range of the flat buffer), and
+ * deterministic initialisation. Writing is in weights_stream.c. */
 #include "lmc/safetensors.h"
+#include "model/weights_internal.h"
 
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------- config discovery ---------- */
+/* ---------- the files a model lives in ----------
+ * One safetensors file, or the files of a sharded folder's index, each
+ * opened (its header parsed) only when a tensor in it is needed. */
+
+typedef struct {
+    char *dir;     /* where config.json and the shards are */
+    lmc_windex ix; /* sharded: the index; a single file is one file, no map */
+    int sharded;
+    int nfiles;
+    char **paths;     /* [nfiles] */
+    lmc_st_file *f;   /* [nfiles]; f[k].path != NULL once open */
+    char **used;      /* [nfiles][tensors]: a piece found it */
+} wsrc;
+
+static void src_close(wsrc *src)
+{
+    for (int k = 0; k < src->nfiles; k++) {
+        if (src->f && src->f[k].path)
+            lmc_st_close(&src->f[k]);
+        free(src->paths ? src->paths[k] : NULL);
+        free(src->used ? src->used[k] : NULL);
+    }
+    free(src->paths);
+    free(src->f);
+    free(src->used);
+    free(src->dir);
+    lmc_windex_free(&src->ix);
+    memset(src, 0, sizeof *src);
+}
+
+static char *join(const char *dir, const char *name)
+{
+    lmc_sb b;
+    lmc_sb_init(&b);
+    lmc_sb_printf(&b, "%s/%s", dir, name);
+    if (b.oom)
+        lmc_sb_free(&b);
+    return b.s;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static lmc_status read_index(wsrc *src, const char *index_path)
+{
+    char *text;
+    size_t len;
+    LMC_TRY(lmc_read_file(index_path, &text, &len));
+    lmc_status s = lmc_windex_parse(text, len, index_path, &src->ix);
+    free(text);
+    if (s == LMC_OK && src->ix.nfiles == 0)
+        s = lmc_err(LMC_EFORMAT, "%s: weight_map is empty", index_path);
+    src->sharded = 1;
+    src->nfiles = src->ix.nfiles;
+    return s;
+}
+
+static lmc_status alloc_files(wsrc *src, const char *single)
+{
+    int n = src->nfiles;
+    src->paths = calloc((size_t)n, sizeof *src->paths);
+    src->f = calloc((size_t)n, sizeof *src->f);
+    src->used = calloc((size_t)n, sizeof *src->used);
+    if (!src->paths || !src->f || !src->used)
+        return lmc_err(LMC_ENOMEM, "out of memory opening %s", src->dir);
+    for (int k = 0; k < n; k++)
+        if (!(src->paths[k] = single ? lmc_strdup(single) : join(src->dir, src->ix.files[k])))
+            return lmc_err(LMC_ENOMEM, "out of memory opening %s", src->dir);
+    return LMC_OK;
+}
+
+/* path: a .safetensors file, a folder holding model.safetensors or
+ * model.safetensors.index.json, or an index file. */
+static lmc_status src_open(wsrc *src, const char *path)
+{
+    memset(src, 0, sizeof *src);
+    int is_dir = lmc_is_dir(path);
+    char *file = is_dir ? join(path, "model.safetensors") : lmc_strdup(path);
+    char *index = is_dir ? join(path, "model.safetensors.index.json") : lmc_strdup(path);
+    char *copy = lmc_strdup(path);
+    src->dir = copy && !is_dir ? lmc_strdup(dirname(copy)) : lmc_strdup(path);
+    lmc_status s = file && index && copy && src->dir ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory opening %s", path);
+    int sharded = is_dir ? !lmc_path_exists(file) && lmc_path_exists(index) : ends_with(path, ".json");
+    if (s == LMC_OK && sharded)
+        s = read_index(src, index);
+    else if (s == LMC_OK)
+        src->nfiles = 1;
+    if (s == LMC_OK)
+        s = alloc_files(src, sharded ? NULL : file);
+    free(file);
+    free(index);
+    free(copy);
+    if (s != LMC_OK)
+        src_close(src);
+    return s;
+}
+
+/* The index file (sharded) or the one file: what errors about the model name. */
+static const char *src_name(const wsrc *src) { return src->sharded ? src->ix.path : src->paths[0]; }
+
+/* Opens file k on first use; tensor (NULL: the first the index puts
+ * there) is what the message about a missing shard names. */
+static lmc_status src_file(wsrc *src, int k, const char *tensor, lmc_st_file **out)
+{
+    *out = &src->f[k];
+    if (src->f[k].path)
+        return LMC_OK;
+    for (int i = 0; src->sharded && !tensor && i < src->ix.n; i++)
+        if (src->ix.map[i].file == k)
+            tensor = src->ix.map[i].name;
+    if (src->sharded && !lmc_path_exists(src->paths[k]))
+        return lmc_err(LMC_EIO, "%s: weight_map puts tensor '%s' in '%s', which does not exist (%s)", src->ix.path,
+                       tensor, src->ix.files[k], src->paths[k]);
+    LMC_TRY(lmc_st_open(&src->f[k], src->paths[k]));
+    if (!(src->used[k] = calloc((size_t)src->f[k].n + 1, 1)))
+        return lmc_err(LMC_ENOMEM, "out of memory opening %s", src->paths[k]);
+    return LMC_OK;
+}
 
 static const lmc_st_tensor *find_gpt2(const lmc_st_file *f, const char *name)
 {
@@ -18,15 +139,59 @@ static const lmc_st_tensor *find_gpt2(const lmc_st_file *f, const char *name)
     return t;
 }
 
+static lmc_windex_entry *index_entry(const wsrc *src, const char *name)
+{
+    lmc_windex_entry *e = lmc_windex_find(&src->ix, name);
+    if (!e && !strncmp(name, "transformer.", 12))
+        e = lmc_windex_find(&src->ix, name + 12);
+    return e;
+}
+
+/* The tensor of an HF name, or *t = NULL when the model has none such. */
+static lmc_status src_find(wsrc *src, const char *name, lmc_st_file **f, const lmc_st_tensor **t)
+{
+    *t = NULL;
+    lmc_windex_entry *e = src->sharded ? index_entry(src, name) : NULL;
+    if (src->sharded && !e)
+        return LMC_OK;
+    int k = e ? e->file : 0;
+    LMC_TRY(src_file(src, k, name, f));
+    *t = find_gpt2(*f, name);
+    if (!*t && e)
+        return lmc_err(LMC_EFORMAT, "%s: weight_map puts tensor '%s' in '%s', which does not hold it", src->ix.path,
+                       name, src->ix.files[k]);
+    if (e)
+        e->used = 1;
+    if (*t)
+        src->used[k][*t - (*f)->t] = 1;
+    return LMC_OK;
+}
+
+static lmc_status src_need(wsrc *src, const char *name, lmc_st_file **f, const lmc_st_tensor **t)
+{
+    LMC_TRY(src_find(src, name, f, t));
+    if (*t)
+        return LMC_OK;
+    if (src->sharded)
+        return lmc_err(LMC_EFORMAT, "%s: tensor '%s' is in no file (weight_map does not name it)", src->ix.path,
+                       name);
+    return lmc_err(LMC_EFORMAT, "%s: missing tensor '%s'", src->paths[0], name);
+}
+
+/* ---------- config discovery ---------- */
+
 /* GPT-2 files without a config: shapes give everything but the head count,
  * which follows GPT-2's 64-dimensional heads. */
-static lmc_status infer_gpt2_config(const lmc_st_file *f, lmc_model_config *cfg)
+static lmc_status infer_gpt2_config(wsrc *src, lmc_model_config *cfg)
 {
-    const lmc_st_tensor *wte = find_gpt2(f, "transformer.wte.weight");
-    const lmc_st_tensor *wpe = find_gpt2(f, "transformer.wpe.weight");
+    lmc_st_file *f;
+    const lmc_st_tensor *wte, *wpe, *ln;
+    LMC_TRY(src_find(src, "transformer.wte.weight", &f, &wte));
+    LMC_TRY(src_find(src, "transformer.wpe.weight", &f, &wpe));
     if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
         return lmc_err(LMC_EFORMAT, "%s: no lmc_config metadata, no config.json beside it, and no GPT-2 "
-                       "tensors (transformer.wte.weight, transformer.wpe.weight) to infer the model from", f->path);
+                       "tensors (transformer.wte.weight, transformer.wpe.weight) to infer the model from",
+                       src_name(src));
     LMC_TRY(lmc_config_preset("d12", cfg));
     cfg->vocab = (int)wte->shape[0];
     cfg->dim = (int)wte->shape[1];
@@ -34,195 +199,183 @@ static lmc_status infer_gpt2_config(const lmc_st_file *f, lmc_model_config *cfg)
     cfg->n_head = cfg->n_kv_head = cfg->dim / 64 > 0 ? cfg->dim / 64 : 1;
     cfg->ffn_dim = 4 * cfg->dim;
     int L = 0;
-    char name[96];
     for (;; L++) {
+        char name[96];
         snprintf(name, sizeof name, "transformer.h.%d.ln_1.weight", L);
-        if (!find_gpt2(f, name))
+        LMC_TRY(src_find(src, name, &f, &ln));
+        if (!ln)
             break;
     }
     cfg->n_layer = L;
     lmc_status s = lmc_config_finish(cfg);
-    return s ? lmc_err_wrap(s, "%s: inferring the model from tensor shapes", f->path) : LMC_OK;
+    return s ? lmc_err_wrap(s, "%s: inferring the model from tensor shapes", src_name(src)) : LMC_OK;
 }
 
-static lmc_status discover_config(const lmc_st_file *f, const char *cfg_path, lmc_model_config *cfg)
+/* The lmc_config metadata of the (first) file, else config.json beside it. */
+static lmc_status discover_config(wsrc *src, lmc_model_config *cfg)
 {
+    lmc_st_file *f;
+    LMC_TRY(src_file(src, 0, NULL, &f));
     const char *meta = lmc_st_meta(f, "lmc_config");
     if (meta) {
         char what[4200];
         snprintf(what, sizeof what, "%s (lmc_config metadata)", f->path);
         return lmc_config_from_hf_text(meta, strlen(meta), what, cfg);
     }
-    if (lmc_path_exists(cfg_path))
-        return lmc_config_load(cfg_path, cfg);
-    return infer_gpt2_config(f, cfg);
+    char *cfg_path = join(src->dir, "config.json");
+    if (!cfg_path)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    lmc_status s = lmc_path_exists(cfg_path) ? lmc_config_load(cfg_path, cfg) : infer_gpt2_config(src, cfg);
+    free(cfg_path);
+    return s;
 }
 
 /* ---------- loading ---------- */
 
 static int ignorable(const lmc_model_config *c, const char *name)
 {
-    size_t n = strlen(name);
-#define ENDS(s) (n >= strlen(s) && !strcmp(name + n - strlen(s), s))
-    return ENDS(".attn.bias") || ENDS(".attn.masked_bias") || ENDS("rotary_emb.inv_freq") ||
-           (c->tied && !strcmp(name, "lm_head.weight"));
-#undef ENDS
+    return ends_with(name, ".attn.bias") || ends_with(name, ".attn.masked_bias") ||
+           ends_with(name, "rotary_emb.inv_freq") || (c->tied && !strcmp(name, "lm_head.weight"));
 }
 
-static lmc_status check_shape(const lmc_st_file *f, const lmc_st_tensor *t, const lmc_hf_piece *p)
+static lmc_status check_shape(const lmc_st_file *f, const lmc_st_tensor *t, const lmc_wpiece *w)
 {
-    int64_t want0 = (int64_t)(p->transpose ? p->cols : p->rows), want1 = (int64_t)(p->transpose ? p->rows : p->cols);
-    int ok = p->cols == 1 ? t->ndim == 1 && t->shape[0] == want0
-                          : t->ndim == 2 && t->shape[0] == want0 && t->shape[1] == want1;
-    if (ok)
+    int64_t want[2];
+    int nd = lmc_wpiece_shape(w, want);
+    if (t->ndim == nd && t->shape[0] == want[0] && (nd == 1 || t->shape[1] == want[1]))
         return LMC_OK;
     char got[96] = "";
     for (int i = 0; i < t->ndim; i++)
         snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    if (p->cols == 1)
+    if (nd == 1)
         return lmc_err(LMC_EFORMAT, "%s: tensor '%s' has shape (%s), the model needs (%lld)", f->path, t->name, got,
-                       (long long)want0);
+                       (long long)want[0]);
     return lmc_err(LMC_EFORMAT, "%s: tensor '%s' has shape (%s), the model needs (%lld, %lld)", f->path, t->name, got,
-                   (long long)want0, (long long)want1);
+                   (long long)want[0], (long long)want[1]);
 }
 
-static lmc_status load_piece(const lmc_st_file *f, const lmc_hf_piece *p, float *dst, float *tmp, char *used)
+typedef struct {
+    float *p;
+    size_t cap;
+} staging;
+
+/* The part of one HF tensor that falls in [begin, end) into dst (which
+ * starts at begin). Untransposed tensors are read in place; a transposed
+ * one is read whole into staging, as its rows are scattered in the file. */
+static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, size_t begin, size_t end, float *dst, staging *tmp)
 {
-    const lmc_st_tensor *t = find_gpt2(f, p->name);
-    if (!t)
-        return lmc_err(LMC_EFORMAT, "%s: missing tensor '%s'", f->path, p->name);
-    used[t - f->t] = 1;
-    LMC_TRY(check_shape(f, t, p));
-    LMC_TRY(lmc_st_read_f32(f, t, tmp));
-    float *out = dst + p->row0 * p->cols;
-    if (!p->transpose) {
-        memcpy(out, tmp, p->rows * p->cols * sizeof(float));
-        return LMC_OK;
+    lmc_st_file *f;
+    const lmc_st_tensor *t;
+    LMC_TRY(src_need(src, w->p.name, &f, &t));
+    LMC_TRY(check_shape(f, t, w));
+    size_t n = lmc_wpiece_numel(w), a = begin > w->at ? begin - w->at : 0;
+    size_t b = end - w->at < n ? end - w->at : n; /* [a, b): the piece's elements in range */
+    float *out = dst + (w->at + a - begin);
+    if (!w->p.transpose)
+        return lmc_st_read_f32_range(f, t, a, b - a, out);
+    if (n > tmp->cap) {
+        lmc_free(tmp->p);
+        tmp->cap = 0;
+        if (!(tmp->p = lmc_alloc(n * sizeof(float), "weights staging buffer")))
+            return LMC_ENOMEM;
+        tmp->cap = n;
     }
-    for (size_t r = 0; r < p->rows; r++) /* file (cols, rows) -> ours (rows, cols) */
-        for (size_t c = 0; c < p->cols; c++)
-            out[r * p->cols + c] = tmp[c * p->rows + r];
+    LMC_TRY(lmc_st_read_f32(f, t, tmp->p));
+    size_t rows = w->p.rows, cols = w->p.cols;
+    for (size_t i = a; i < b; i++) /* file (cols, rows) -> ours (rows, cols) */
+        out[i - a] = tmp->p[(i % cols) * rows + i / cols];
     return LMC_OK;
 }
 
-static lmc_status load_all(const lmc_st_file *f, const lmc_model_config *cfg, const lmc_layout *l, float *params)
+static lmc_status read_unit(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, int u, size_t begin,
+                            size_t end, float *dst, staging *tmp)
 {
-    size_t maxel = 0;
-    for (int i = 0; i < f->n; i++)
-        if (lmc_st_numel(&f->t[i]) > maxel)
-            maxel = lmc_st_numel(&f->t[i]);
-    float *tmp = lmc_alloc(maxel * sizeof(float), "weights staging buffer");
-    char *used = calloc((size_t)f->n + 1, 1);
-    lmc_status s = tmp && used ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory loading %s", f->path);
-    for (int layer = -1; layer < cfg->n_layer && s == LMC_OK; layer++) {
-        int kinds = layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT;
-        for (int k = 0; k < kinds && s == LMC_OK; k++) {
-            const lmc_tensor_slot *slot = lmc_layout_slot(l, layer, k);
-            lmc_hf_piece p[3];
-            int np = slot->offset == LMC_ABSENT ? 0 : lmc_hf_pieces(cfg, layer, k, p);
-            for (int i = 0; i < np && s == LMC_OK; i++)
-                s = load_piece(f, &p[i], params + slot->offset, tmp, used);
-        }
+    lmc_wpiece w[LMC_UNIT_MAX_PIECES];
+    int np = lmc_weights_unit_pieces(cfg, l, u, w);
+    for (int i = 0; i < np; i++)
+        if (w[i].at < end && w[i].at + lmc_wpiece_numel(&w[i]) > begin)
+            LMC_TRY(read_piece(src, &w[i], begin, end, dst, tmp));
+    return LMC_OK;
+}
+
+/* After a whole load: every tensor of every file, and every name in the
+ * index, was either used or is one HF keeps that we do not need. */
+static lmc_status check_extra(wsrc *src, const lmc_model_config *cfg)
+{
+    for (int i = 0; src->sharded && i < src->ix.n; i++)
+        if (!src->ix.map[i].used && !ignorable(cfg, src->ix.map[i].name))
+            return lmc_err(LMC_EFORMAT, "%s: unexpected tensor '%s' in weight_map (not part of a %s model with "
+                           "this config)", src->ix.path, src->ix.map[i].name, cfg->family);
+    for (int k = 0; k < src->nfiles; k++) {
+        lmc_st_file *f;
+        LMC_TRY(src_file(src, k, NULL, &f));
+        for (int i = 0; i < f->n; i++)
+            if (!src->used[k][i] && !ignorable(cfg, f->t[i].name))
+                return lmc_err(LMC_EFORMAT, "%s: unexpected tensor '%s' (not part of a %s model with this config)",
+                               f->path, f->t[i].name, cfg->family);
     }
-    for (int i = 0; i < f->n && s == LMC_OK; i++)
-        if (!used[i] && !ignorable(cfg, f->t[i].name))
-            s = lmc_err(LMC_EFORMAT, "%s: unexpected tensor '%s' (not part of a %s model with this config)", f->path,
-                        f->t[i].name, cfg->family);
-    lmc_free(tmp);
-    free(used);
+    return LMC_OK;
+}
+
+static lmc_status src_read(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,
+                           float *dst)
+{
+    if (begin > end || end > l->total)
+        return lmc_err(LMC_ERANGE, "%s: elements [%zu, %zu) are not a range of the model's %zu parameters",
+                       src_name(src), begin, end, l->total);
+    if (end > begin)
+        memset(dst, 0, (end - begin) * sizeof(float)); /* padding stays zero */
+    staging tmp = {0};
+    lmc_status s = LMC_OK;
+    for (int u = 0; u < lmc_layout_num_units(l) && s == LMC_OK; u++) {
+        size_t ub, ue;
+        lmc_layout_unit(l, u, &ub, &ue);
+        if (ub < end && ue > begin)
+            s = read_unit(src, cfg, l, u, begin, end, dst, &tmp);
+    }
+    lmc_free(tmp.p);
+    if (s == LMC_OK && begin == 0 && end == l->total)
+        s = check_extra(src, cfg);
+    return s;
+}
+
+/* The files, the config and the layout: what every load starts with. */
+static lmc_status open_model(wsrc *src, const char *path, lmc_model_config *cfg, lmc_layout *layout)
+{
+    LMC_TRY(src_open(src, path));
+    lmc_status s = discover_config(src, cfg);
+    if (s == LMC_OK)
+        s = lmc_layout_build(cfg, layout);
+    if (s != LMC_OK)
+        src_close(src);
+    return s;
+}
+
+lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
+                                  size_t end, float *dst)
+{
+    wsrc src;
+    LMC_TRY(open_model(&src, path, cfg, layout));
+    lmc_status s = src_read(&src, cfg, layout, begin, end, dst);
+    if (s != LMC_OK)
+        lmc_layout_free(layout);
+    src_close(&src);
     return s;
 }
 
 lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout *layout, float **params)
 {
-    char file[4096], cfgpath[4096];
+    wsrc src;
     *params = NULL;
-    if (lmc_is_dir(path)) {
-        snprintf(file, sizeof file, "%s/model.safetensors", path);
-        snprintf(cfgpath, sizeof cfgpath, "%s/config.json", path);
-    } else {
-        snprintf(file, sizeof file, "%s", path);
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", path);
-        snprintf(cfgpath, sizeof cfgpath, "%s/config.json", dirname(dir));
+    LMC_TRY(open_model(&src, path, cfg, layout));
+    *params = lmc_alloc(layout->total * sizeof(float), "model parameters");
+    lmc_status s = *params ? src_read(&src, cfg, layout, 0, layout->total, *params) : LMC_ENOMEM;
+    if (s != LMC_OK) {
+        lmc_free(*params);
+        *params = NULL;
+        lmc_layout_free(layout);
     }
-    lmc_st_file f;
-    LMC_TRY(lmc_st_open(&f, file));
-    lmc_status s = discover_config(&f, cfgpath, cfg);
-    if (s == LMC_OK)
-        s = lmc_layout_build(cfg, layout);
-    if (s == LMC_OK) {
-        *params = lmc_alloc(layout->total * sizeof(float), "model parameters");
-        s = *params ? load_all(&f, cfg, layout, *params) : LMC_ENOMEM;
-        if (s != LMC_OK) {
-            lmc_free(*params);
-            *params = NULL;
-            lmc_layout_free(layout);
-        }
-    }
-    lmc_st_close(&f);
-    return s;
-}
-
-/* ---------- saving ---------- */
-
-lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const lmc_layout *l, const float *params)
-{
-    int cap = (cfg->n_layer + 1) * LMC_T_LAYER_COUNT * 3 + 8, n = 0;
-    lmc_st_entry *e = calloc((size_t)cap, sizeof *e);
-    lmc_hf_piece *names = calloc((size_t)cap, sizeof *names);
-    float **owned = calloc((size_t)cap, sizeof *owned);
-    lmc_status s = e && names && owned ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory saving %s", path);
-    for (int layer = -1; layer < cfg->n_layer && s == LMC_OK; layer++) {
-        int kinds = layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT;
-        for (int k = 0; k < kinds && s == LMC_OK; k++) {
-            const lmc_tensor_slot *slot = lmc_layout_slot(l, layer, k);
-            int np = slot->offset == LMC_ABSENT ? 0 : lmc_hf_pieces(cfg, layer, k, names + n);
-            for (int i = 0; i < np; i++, n++) {
-                lmc_hf_piece *p = &names[n];
-                const float *src = params + slot->offset + p->row0 * p->cols;
-                e[n].name = p->name;
-                e[n].dtype = "F32";
-                e[n].ndim = p->cols == 1 ? 1 : 2;
-                e[n].shape[0] = (int64_t)(p->transpose ? p->cols : p->rows);
-                e[n].shape[1] = (int64_t)(p->transpose ? p->rows : p->cols);
-                e[n].data = src;
-                if (!p->transpose)
-                    continue;
-                float *t = owned[n] = lmc_alloc(p->rows * p->cols * sizeof(float), "transposed tensor");
-                if (!t) {
-                    s = LMC_ENOMEM;
-                    break;
-                }
-                for (size_t r = 0; r < p->rows; r++)
-                    for (size_t c = 0; c < p->cols; c++)
-                        t[c * p->rows + r] = src[r * p->cols + c];
-                e[n].data = t;
-            }
-        }
-    }
-    lmc_sb cj;
-    lmc_sb_init(&cj);
-    lmc_config_to_hf_json(cfg, &cj);
-    if (s == LMC_OK) {
-        int dir = lmc_is_dir(path) || path[strlen(path) - 1] == '/';
-        char file[4096], cfile[4096];
-        snprintf(file, sizeof file, dir ? "%s/model.safetensors" : "%s", path);
-        snprintf(cfile, sizeof cfile, "%s/config.json", path);
-        const char *meta[] = {"format", "pt", "lmc_config", cj.s, NULL};
-        if (dir)
-            s = lmc_mkdir_p(path);
-        if (s == LMC_OK)
-            s = lmc_st_write(file, e, n, meta);
-        if (s == LMC_OK && dir)
-            s = lmc_write_file_atomic(cfile, cj.s, cj.len);
-    }
-    lmc_sb_free(&cj);
-    for (int i = 0; owned && i < n; i++)
-        lmc_free(owned[i]);
-    free(owned);
-    free(names);
-    free(e);
+    src_close(&src);
     return s;
 }
 

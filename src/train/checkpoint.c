@@ -19,13 +19,20 @@ static void state_json(const lmc_ckpt_state *st, lmc_sb *sb)
     lmc_sb_puts(sb, "\n}\n");
 }
 
-static lmc_status write_optim(const char *path, const lmc_layout *l, const float *m, const float *v)
+/* AdamW's m and v for the elements [begin, end) of a total-float model
+ * (the whole state, or one rank's shard with the range in the metadata). */
+static lmc_status write_optim(const char *path, size_t total, size_t begin, size_t end, const float *m,
+                              const float *v)
 {
     lmc_st_entry e[2] = {
-        {.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {(int64_t)l->total}, .data = m},
-        {.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {(int64_t)l->total}, .data = v},
+        {.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {(int64_t)(end - begin)}, .data = m},
+        {.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {(int64_t)(end - begin)}, .data = v},
     };
-    const char *meta[] = {"format", "lmc-optimizer", NULL};
+    char b[32], en[32], t[32];
+    snprintf(b, sizeof b, "%zu", begin);
+    snprintf(en, sizeof en, "%zu", end);
+    snprintf(t, sizeof t, "%zu", total);
+    const char *meta[] = {"format", "lmc-optimizer", "begin", b, "end", en, "total", t, NULL};
     return lmc_st_write(path, e, 2, meta);
 }
 
@@ -67,21 +74,20 @@ static void rotate(const char *out_dir, int keep)
     }
 }
 
-lmc_status lmc_ckpt_save(const char *out_dir, const lmc_ckpt_state *st, const lmc_model_config *cfg,
-                         const lmc_layout *layout, const float *params, const float *m, const float *v, int keep,
-                         char *saved, size_t saved_len)
+lmc_status lmc_ckpt_start(const char *out_dir, int step, char *tmp, size_t n)
 {
-    char tmp[4096], final[4096], file[4200], name[64];
-    snprintf(name, sizeof name, "step_%08d", st->step);
-    snprintf(tmp, sizeof tmp, "%s/.partial_%s", out_dir, name);
-    snprintf(final, sizeof final, "%s/%s", out_dir, name);
+    snprintf(tmp, n, "%s/.partial_step_%08d", out_dir, step);
     LMC_TRY(lmc_mkdir_p(out_dir));
     LMC_TRY(lmc_rm_rf(tmp));
-    LMC_TRY(lmc_mkdir_p(tmp));
-    snprintf(file, sizeof file, "%s/model.safetensors", tmp);
-    LMC_TRY(lmc_weights_save(file, cfg, layout, params));
-    snprintf(file, sizeof file, "%s/optim.safetensors", tmp);
-    LMC_TRY(write_optim(file, layout, m, v));
+    return lmc_mkdir_p(tmp);
+}
+
+lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_state *st, int keep, char *saved,
+                           size_t saved_len)
+{
+    char final[4096], file[4200], name[64];
+    snprintf(name, sizeof name, "step_%08d", st->step);
+    snprintf(final, sizeof final, "%s/%s", out_dir, name);
     lmc_sb sb;
     lmc_sb_init(&sb);
     state_json(st, &sb);
@@ -103,6 +109,32 @@ lmc_status lmc_ckpt_save(const char *out_dir, const lmc_ckpt_state *st, const lm
     if (saved)
         snprintf(saved, saved_len, "%s", final);
     return LMC_OK;
+}
+
+lmc_status lmc_ckpt_save(const char *out_dir, const lmc_ckpt_state *st, const lmc_model_config *cfg,
+                         const lmc_layout *layout, const float *params, const float *m, const float *v, int keep,
+                         char *saved, size_t saved_len)
+{
+    char tmp[4096], file[4200];
+    LMC_TRY(lmc_ckpt_start(out_dir, st->step, tmp, sizeof tmp));
+    snprintf(file, sizeof file, "%s/model.safetensors", tmp);
+    LMC_TRY(lmc_weights_save(file, cfg, layout, params));
+    snprintf(file, sizeof file, "%s/optim.safetensors", tmp);
+    LMC_TRY(write_optim(file, layout->total, 0, layout->total, m, v));
+    return lmc_ckpt_commit(out_dir, tmp, st, keep, saved, saved_len);
+}
+
+static void optim_shard_name(const char *dir, int k, int n, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/optim-%05d-of-%05d.safetensors", dir, k + 1, n);
+}
+
+lmc_status lmc_ckpt_write_optim_shard(const char *tmp, int k, int n, size_t total, size_t begin, size_t end,
+                                      const float *m, const float *v)
+{
+    char file[4200];
+    optim_shard_name(tmp, k, n, file, sizeof file);
+    return write_optim(file, total, begin, end, m, v);
 }
 
 lmc_status lmc_ckpt_resolve(const char *dir, char *path, size_t n)
@@ -167,36 +199,87 @@ static lmc_status read_state(const char *path, lmc_ckpt_state *st)
     return s;
 }
 
-lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
+/* The part of [begin, end) that one optimizer file holds, copied into m, v
+ * (indexed from begin). A file without a range in its metadata holds the
+ * whole state. */
+static lmc_status read_optim_file(const char *file, size_t total, size_t begin, size_t end, float *m, float *v,
+                                  size_t *covered)
 {
-    char file[4200];
-    snprintf(file, sizeof file, "%s/optim.safetensors", path);
-    if (begin > end || end > total)
-        return lmc_err(LMC_EINVAL, "%s: range [%zu, %zu) is outside the %zu-float state", file, begin, end, total);
     lmc_st_file f;
     LMC_TRY(lmc_st_open(&f, file));
+    const char *mb = lmc_st_meta(&f, "begin"), *me = lmc_st_meta(&f, "end"), *mt = lmc_st_meta(&f, "total");
+    size_t fb = mb ? strtoull(mb, NULL, 10) : 0, fe = me ? strtoull(me, NULL, 10) : total;
+    size_t ft = mt ? strtoull(mt, NULL, 10) : total;
     const char *names[2] = {"adamw.m", "adamw.v"};
     float *dst[2] = {m, v};
     lmc_status s = LMC_OK;
+    if (ft != total || fb > fe || fe > total)
+        s = lmc_err(LMC_EFORMAT, "%s: holds elements [%zu, %zu) of a %zu-float model, not of this %zu-float model",
+                    file, fb, fe, ft, total);
+    size_t lo = fb > begin ? fb : begin, hi = fe < end ? fe : end;
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         const lmc_st_tensor *t = lmc_st_find(&f, names[i]);
-        if (!t || t->ndim != 1 || (size_t)t->shape[0] != total)
+        if (!t || t->ndim != 1 || (size_t)t->shape[0] != fe - fb)
             s = lmc_err(LMC_EFORMAT, "%s: tensor '%s' missing or not %zu floats (model mismatch)", file, names[i],
-                        total);
+                        fe - fb);
         else if (strcmp(t->dtype, "F32"))
             s = lmc_err(LMC_EFORMAT, "%s: tensor '%s' is %s, expected F32", file, names[i], t->dtype);
-        else /* the header check guarantees the byte range lies inside the file */
-            memcpy(dst[i], f.data + t->begin + begin * sizeof(float), (end - begin) * sizeof(float));
+        else if (hi > lo) /* the header check guarantees the byte range lies inside the file */
+            memcpy(dst[i] + (lo - begin), f.data + t->begin + (lo - fb) * sizeof(float), (hi - lo) * sizeof(float));
     }
+    if (s == LMC_OK && hi > lo)
+        *covered += hi - lo;
     lmc_st_close(&f);
     return s;
+}
+
+/* N of the optim-00001-of-N.safetensors in a checkpoint folder (0: none). */
+static int optim_files(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0, k, total;
+    char tail;
+    while (d && (e = readdir(d)))
+        if (sscanf(e->d_name, "optim-%5d-of-%5d.safetensor%c", &k, &total, &tail) == 3 && k == 1 && total > 0)
+            n = total;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
+{
+    char file[4200];
+    size_t covered = 0;
+    if (begin > end || end > total)
+        return lmc_err(LMC_EINVAL, "%s: range [%zu, %zu) is outside the %zu-float state", path, begin, end, total);
+    snprintf(file, sizeof file, "%s/optim.safetensors", path);
+    if (lmc_path_exists(file)) {
+        LMC_TRY(read_optim_file(file, total, begin, end, m, v, &covered));
+    } else { /* one file per rank that wrote it */
+        int n = optim_files(path);
+        for (int k = 0; k < n; k++) {
+            optim_shard_name(path, k, n, file, sizeof file);
+            LMC_TRY(read_optim_file(file, total, begin, end, m, v, &covered));
+        }
+    }
+    if (covered != end - begin)
+        return lmc_err(LMC_EFORMAT, "%s: the optimizer files cover %zu of the %zu elements this rank needs "
+                       "(missing optim.safetensors or optim-*-of-*.safetensors)", path, covered, end - begin);
+    return LMC_OK;
 }
 
 lmc_status lmc_ckpt_load(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
                          float **params)
 {
-    char file[4200];
     LMC_TRY(read_state(path, st));
-    snprintf(file, sizeof file, "%s/model.safetensors", path);
-    return lmc_weights_load(file, cfg, layout, params);
+    return lmc_weights_load(path, cfg, layout, params); /* model.safetensors, or the sharded layout's index */
+}
+
+lmc_status lmc_ckpt_load_range(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
+                               size_t begin, size_t end, float *dst)
+{
+    LMC_TRY(read_state(path, st));
+    return lmc_weights_load_range(path, cfg, layout, begin, end, dst);
 }

@@ -4,8 +4,13 @@
  * whole flat buffer: "adamw.m", "adamw.v") and state.json. It is written
  * into OUT/.partial_step_NNNNNNNN and renamed when complete; OUT/latest names
  * the newest complete one. A kill at any moment leaves the last good one.
- * The optimizer state is always whole (not per-rank shards), so a checkpoint
- * written by N ranks resumes on any number of ranks. */
+ * Under ZeRO-2/3 every rank writes its own part instead: the weights in
+ * Hugging Face's sharded layout (model-0000k-of-0000n.safetensors +
+ * model.safetensors.index.json) and AdamW's m and v for its shard
+ * (optim-0000k-of-0000n.safetensors, the range in the metadata), so no rank
+ * ever holds the whole model. Either way a checkpoint written by N ranks
+ * resumes on any number of ranks and any ZeRO stage, each rank reading only
+ * the range it needs. */
 #ifndef LMC_CHECKPOINT_H
 #define LMC_CHECKPOINT_H
 
@@ -25,11 +30,22 @@ typedef struct {
 lmc_status lmc_ckpt_save(const char *out_dir, const lmc_ckpt_state *st, const lmc_model_config *cfg,
                          const lmc_layout *layout, const float *params, const float *m, const float *v, int keep,
                          char *saved, size_t saved_len);
+/* The pieces of lmc_ckpt_save for checkpoints written by many ranks: start
+ * makes the empty OUT/.partial_step_N folder (tmp), the ranks write their
+ * files into it, and commit adds state.json and renames it into place. */
+lmc_status lmc_ckpt_start(const char *out_dir, int step, char *tmp, size_t n);
+lmc_status lmc_ckpt_write_optim_shard(const char *tmp, int k, int n, size_t total, size_t begin, size_t end,
+                                      const float *m, const float *v);
+lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_state *st, int keep, char *saved,
+                           size_t saved_len);
 /* dir may be an OUT folder (its latest checkpoint) or a step folder. */
 lmc_status lmc_ckpt_resolve(const char *dir, char *path, size_t n);
 /* Loads the state and the weights; *params is a host buffer (lmc_free). */
 lmc_status lmc_ckpt_load(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
                          float **params);
+/* The state and the parameters [begin, end) into dst (end - begin floats). */
+lmc_status lmc_ckpt_load_range(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
+                               size_t begin, size_t end, float *dst);
 /* Reads elements [begin, end) of AdamW's m and v (of a model of `total`
  * floats) into host buffers of end - begin floats: each rank of any count
  * takes its shard from the full state, touching only those pages. */

@@ -26,6 +26,9 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
     const lmc_train_opts *o = tr->o;
     int B = o->batch, T = o->seq, M = o->eval_batches > 0 ? o->eval_batches : 1;
     double acc[3] = {0, 0, 0};
+    int W = tr->comm->size, rounds = tr->zero == 3 ? (M + W - 1) / W : 0;
+    for (int r = (M - tr->comm->rank + W - 1) / W; r < rounds; r++)
+        lmc_model_walk_units(tr->m, 0); /* ZeRO-3: join the gathers of the ranks with one more batch */
     for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
         LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
         LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
@@ -44,7 +47,9 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
 }
 
 /* Generates sample_tokens tokens after an end-of-text token by full
- * recomputation, rank 0 only (the fast engine is src/infer). */
+ * recomputation (the fast engine is src/infer): rank 0 only, or under ZeRO-3
+ * every rank in step, each gathering the parameters with the others and
+ * drawing the same tokens. */
 lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
 {
     const lmc_train_opts *o = tr->o;

@@ -43,7 +43,7 @@ static void update_slot(lmc_optim *o, const lmc_tensor_slot *s, float *params, c
     if (b >= e)
         return;
     size_t k = b - o->begin;
-    o->be->ops->adamw(o->be, params + b, grads + b, o->m + k, o->v + k, e - b, s->decay ? hp_decay : hp_plain);
+    o->be->ops->adamw(o->be, params + k, grads + k, o->m + k, o->v + k, e - b, s->decay ? hp_decay : hp_plain);
 }
 
 void lmc_optim_step(lmc_optim *o, float *params, const float *grads, float lr, float beta1, float beta2, float eps,

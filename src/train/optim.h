@@ -18,8 +18,9 @@ typedef struct {
 lmc_status lmc_optim_open(lmc_optim *o, lmc_backend *be, const lmc_layout *layout, int tied, size_t begin,
                           size_t end);
 void lmc_optim_close(lmc_optim *o);
-/* One AdamW step on params[begin, end) with grads[begin, end) (pointers to
- * the full buffers); grads are multiplied by grad_scale first. */
+/* One AdamW step on the parameters [begin, end) with their gradients:
+ * params and grads point at element `begin` (a shard, or into the whole
+ * buffer); grads are multiplied by grad_scale first. */
 void lmc_optim_step(lmc_optim *o, float *params, const float *grads, float lr, float beta1, float beta2, float eps,
                     float weight_decay, float grad_scale);
 

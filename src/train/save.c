@@ -13,6 +13,7 @@
 #include "train/trainer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define HASH_CHUNK 65536 /* floats downloaded at a time for the weight hash */
 
@@ -38,7 +39,7 @@ static lmc_status hash_params(lmc_trainer *tr, uint64_t *h)
 lmc_status lmc_trainer_check_same(lmc_trainer *tr)
 {
     lmc_comm *c = tr->comm;
-    if (c->size == 1)
+    if (c->size == 1 || !tr->m->params) /* ZeRO-3: each rank holds other parameters */
         return LMC_OK;
     uint64_t h, *all = malloc((size_t)c->size * sizeof *all);
     lmc_status s = all ? hash_params(tr, &h) : lmc_err(LMC_ENOMEM, "out of memory");
@@ -90,6 +91,15 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
     size_t bytes = l->total * sizeof(float);
     int root = tr->comm->rank == 0;
     LMC_TRY(lmc_trainer_check_same(tr));
+    char saved[4096];
+    if (tr->zero >= 2) {
+        lmc_status s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
+        if (s == LMC_OK && root) {
+            lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = saved};
+            lmc_trainer_emit(tr, &ev);
+        }
+        return s;
+    }
     float *p = NULL, *m = NULL, *v = NULL;
     if (root) {
         p = lmc_alloc(bytes, "checkpoint staging");
@@ -102,7 +112,6 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
         s = gather_moment(tr, tr->opt.m, m);
     if (s == LMC_OK)
         s = gather_moment(tr, tr->opt.v, v);
-    char saved[4096];
     if (s == LMC_OK && root) {
         lmc_model_download_params(tr->m, p);
         lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed, .shuffle = tr->shuffle,
@@ -137,7 +146,11 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     if (!tr->o->save)
         return LMC_OK;
     lmc_status s = LMC_OK;
-    if (tr->comm->rank == 0) {
+    const char *path = tr->o->save;
+    size_t len = strlen(path);
+    if (tr->zero >= 2) /* every rank writes its part (a folder), or rank 0 streams one file */
+        s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
+    else if (tr->comm->rank == 0) {
         float *p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
         s = p ? LMC_OK : LMC_ENOMEM;
         if (p) {

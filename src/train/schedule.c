@@ -26,6 +26,7 @@ void lmc_train_defaults(lmc_train_opts *o)
     o->precision = "fp32";
     o->dist = "auto";
     o->balance = "off";
+    o->recompute = "none";
     o->slowdown = 1.0;
     o->keep = 2;
     o->eval_batches = 8;
@@ -46,4 +47,15 @@ double lmc_lr_at(const lmc_train_opts *o, int step)
     if (!strcmp(o->schedule, "linear"))
         return o->lr - (o->lr - min_lr) * progress;
     return min_lr + (o->lr - min_lr) * 0.5 * (1.0 + cos(M_PI * progress));
+}
+
+lmc_status lmc_recompute_parse(const char *name, lmc_recompute *rc)
+{
+    static const char *const names[] = {"none", "selective", "full"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *rc = (lmc_recompute)i;
+            return LMC_OK;
+        }
+    return lmc_err(LMC_EINVAL, "--recompute: '%s' is not none, selective or full", name);
 }

@@ -13,6 +13,10 @@
  * (lmc_comm_shard) and AdamW's m and v only for it: buckets are
  * reduce-scattered, the gradient norm is the allreduced sum of the shards'
  * squares, and after the update the parameters are allgathered.
+ * ZeRO-2 and ZeRO-3 (shard.c) also keep only this rank's shard of the
+ * gradients, and ZeRO-3 only its shard of the parameters; every
+ * micro-batch's gradients are reduce-scattered unit by unit during its
+ * backward pass.
  */
 #include "train/trainer.h"
 
@@ -30,22 +34,39 @@ static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
     if (tr->nreq >= lmc_layout_num_buckets(&tr->m->layout))
         return lmc_err(LMC_ECOMM, "step %d: more gradient buckets than the model has", tr->step + 1);
     if (tr->zero && c->ops->reduce_scatter_start)
-        LMC_TRY(c->ops->reduce_scatter_start(c, tr->m->grads, tr->m->layout.total, b, e, &req));
+        LMC_TRY(c->ops->reduce_scatter_start(c, tr->m->grads + b, tr->m->layout.total, b, e, &req));
     else /* a communicator without a ranged reduce-scatter: the whole sum is a superset */
         LMC_TRY(c->ops->allreduce_start(c, tr->m->grads + b, e - b, &req));
     tr->reqs[tr->nreq++] = req;
     return LMC_OK;
 }
 
-/* Called by the backward pass as each bucket's gradient is complete. */
-static void bucket_hook(void *ctx, int bucket)
+/* Called by the backward pass as each unit's gradient is complete. */
+static void bucket_release(void *ctx, int unit, int backward)
 {
     lmc_trainer *tr = ctx;
-    if (tr->hook_status)
+    if (tr->hook_status || !backward)
         return;
     size_t b, e;
-    lmc_layout_bucket(&tr->m->layout, bucket, &b, &e);
+    lmc_layout_unit(&tr->m->layout, unit, &b, &e);
     tr->hook_status = post_bucket(tr, b, e);
+}
+
+static void no_acquire(void *ctx, int unit, int backward) {}
+
+void lmc_trainer_dp_hooks(lmc_trainer *tr)
+{
+    tr->dp_hooks = (lmc_unit_hooks){.acquire = no_acquire, .release = bucket_release, .ctx = tr};
+}
+
+/* Micro-batch rounds this step: under ZeRO-2/3 every rank joins every
+ * round's collectives, so all run as many as the busiest rank. */
+static int rounds(const lmc_trainer *tr)
+{
+    int most = tr->mb_count[tr->comm->rank];
+    for (int r = 0; tr->sh && r < tr->comm->size; r++)
+        most = tr->mb_count[r] > most ? tr->mb_count[r] : most;
+    return most;
 }
 
 /* A rank with no micro-batch this step still contributes (zeros) to every
@@ -72,7 +93,13 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
     tr->nreq = 0;
     tr->hook_status = LMC_OK;
     lmc_model_zero_grads(tr->m);
-    for (int k = 0; k < n; k++) {
+    if (tr->sh)
+        lmc_shard_zero_grads(tr->sh);
+    for (int k = 0, R = rounds(tr); k < R; k++) {
+        if (k >= n) { /* no micro-batch of mine: join the others' collectives */
+            lmc_model_walk_units(tr->m, 1);
+            continue;
+        }
         uint64_t g0 = tr->consumed + (uint64_t)(first + k) * B;
         LMC_TRY(lmc_tokens_batch(&tr->train, g0, B, T, tr->seed, tr->shuffle, tr->cfg.vocab, tr->inputs,
                                  tr->targets));
@@ -83,13 +110,17 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         double t2 = lmc_now();
         lmc_balance_slowdown(tr, t2 - t1);
         double t3 = lmc_now();
-        lmc_model_backward(tr->m, B, T, dist && k == n - 1 ? bucket_hook : NULL, tr);
+        if (!tr->sh)
+            tr->m->hooks = dist && k == n - 1 ? &tr->dp_hooks : NULL;
+        lmc_model_backward(tr->m, B, T);
+        if (!tr->sh)
+            tr->m->hooks = NULL;
         LMC_TRY(tr->hook_status);
         if (o->slowdown > 1 || tr->measuring > 0)
             tr->be->ops->sync(tr->be); /* timings below must include the device's work */
         tr->fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
     }
-    if (dist && n == 0)
+    if (dist && n == 0 && !tr->sh)
         LMC_TRY(post_all_buckets(tr));
     tr->me.loss_sum = sum;
     tr->me.mb = n;
@@ -101,11 +132,23 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
  * (the job is about to be aborted) the rest are not waited for. */
 static lmc_status wait_buckets(lmc_trainer *tr)
 {
+    if (tr->sh)
+        return lmc_shard_finish_grads(tr->sh);
     lmc_status s = LMC_OK;
     for (int i = 0; i < tr->nreq && s == LMC_OK; i++)
         s = tr->comm->ops->wait(tr->comm, tr->reqs[i]);
     tr->nreq = 0;
     return s;
+}
+
+static float *own_grads(lmc_trainer *tr)
+{
+    return tr->sh ? tr->sh->own_grads : tr->m->grads + tr->own_begin;
+}
+
+static float *own_params(lmc_trainer *tr)
+{
+    return tr->sh ? lmc_shard_params(tr->sh) : tr->m->params + tr->own_begin;
 }
 
 /* The global gradient norm: of the whole reduced gradient, or under ZeRO
@@ -121,7 +164,7 @@ static lmc_status grad_norm(lmc_trainer *tr, float *norm)
         return LMC_OK;
     }
     if (tr->own_end > tr->own_begin) {
-        be->ops->sum(be, tr->m->a.scalar, tr->m->grads + tr->own_begin, tr->own_end - tr->own_begin, 1);
+        be->ops->sum(be, tr->m->a.scalar, own_grads(tr), tr->own_end - tr->own_begin, 1);
         be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
     }
     double d = sq;
@@ -145,9 +188,11 @@ static lmc_status optimizer_step(lmc_trainer *tr, float *norm, float *lr)
     if (o->clip > 0 && *norm > o->clip)
         scale = (float)(o->clip / (*norm + 1e-6));
     *lr = (float)lmc_lr_at(o, tr->step);
-    lmc_optim_step(&tr->opt, tr->m->params, tr->m->grads, *lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
+    lmc_optim_step(&tr->opt, own_params(tr), own_grads(tr), *lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
                    (float)o->weight_decay, scale);
-    if (tr->zero && tr->comm->size > 1) {
+    if (tr->sh)
+        LMC_TRY(lmc_shard_params_changed(tr->sh));
+    if (tr->zero && tr->zero < 3 && tr->comm->size > 1) {
         double t1 = lmc_now();
         LMC_TRY(tr->comm->ops->allgather(tr->comm, tr->m->params, tr->m->layout.total));
         comm_s += lmc_now() - t1;
@@ -217,12 +262,12 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         e.kind = LMC_EV_EVAL;
         lmc_trainer_emit(tr, &e);
     }
-    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && tr->comm->rank == 0) {
+    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->comm->rank == 0 || tr->zero == 3)) {
         lmc_sb text;
         lmc_sb_init(&text);
         lmc_status s = lmc_trainer_sample(tr, &text);
         lmc_train_event e = {.kind = LMC_EV_SAMPLE, .step = tr->step, .text = text.s ? text.s : ""};
-        if (s == LMC_OK)
+        if (s == LMC_OK && tr->comm->rank == 0)
             lmc_trainer_emit(tr, &e);
         lmc_sb_free(&text);
         LMC_TRY(s);

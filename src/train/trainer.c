@@ -124,26 +124,41 @@ static lmc_status check_opts(const lmc_train_opts *o)
         return lmc_err(LMC_EINVAL, "--save-every needs --out DIR for the checkpoints");
     if (o->eval_every > 0 && !o->val_data)
         return lmc_err(LMC_EINVAL, "--eval-every needs --val-data GLOB");
-    if (o->zero != 0 && o->zero != 1)
-        return lmc_err(LMC_EINVAL, "--zero %d: only stages 0 and 1 exist", o->zero);
-    return LMC_OK;
+    if (o->zero < 0 || o->zero > 3)
+        return lmc_err(LMC_EINVAL, "--zero %d: the stages are 0, 1, 2 and 3", o->zero);
+    lmc_recompute rc;
+    return lmc_recompute_parse(o->recompute, &rc);
 }
 
 /* The model, and AdamW over the parameters this rank owns: all of them, or
- * under ZeRO-1 its lmc_comm_shard (m and v allocated for that shard only;
- * resuming reads just that range of the checkpoint's whole state). */
-static lmc_status setup_model(lmc_trainer *tr, float *params, const char *ckpt, const lmc_ckpt_state *st)
+ * under ZeRO its lmc_comm_shard (m and v allocated for that shard only;
+ * resuming reads just that range of the checkpoint's state). Under ZeRO-2
+ * the model has no gradient buffer and under ZeRO-3 no parameter buffer
+ * either: shard.c provides them unit by unit. params holds this rank's
+ * starting parameters from element params_begin on. */
+static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t params_begin, const char *ckpt,
+                              const lmc_ckpt_state *st)
 {
     const lmc_train_opts *o = tr->o;
-    LMC_TRY(lmc_model_open(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, 1));
+    lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3};
+    LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
+    LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
-    lmc_model_upload_params(tr->m, params);
     const lmc_layout *l = &tr->m->layout;
     size_t count = l->total;
     tr->own_begin = 0;
     if (tr->zero)
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->own_begin, &count);
     tr->own_end = tr->own_begin + count;
+    if (tr->zero >= 2) {
+        LMC_TRY(lmc_shard_open(&tr->sh, tr->m, tr->comm, tr->zero));
+        tr->m->hooks = &tr->sh->hooks;
+    }
+    if (tr->zero == 3)
+        tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
+                            count * sizeof(float));
+    else
+        lmc_model_upload_params(tr->m, params);
     LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->own_begin, tr->own_end));
     if (!ckpt)
         return LMC_OK;
@@ -247,11 +262,12 @@ static lmc_status setup_local(lmc_trainer *tr)
     }
     lmc_status s = open_data(tr);
     if (s == LMC_OK)
-        s = setup_model(tr, params, o->resume ? ckpt : NULL, &st);
+        s = setup_model(tr, params, 0, o->resume ? ckpt : NULL, &st);
     lmc_free(params);
     if (s)
         return s;
     LMC_TRY(lmc_balance_open(tr));
+    lmc_trainer_dp_hooks(tr);
     tr->reqs = malloc((size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int));
     size_t n = (size_t)o->batch * o->seq;
     tr->inputs = malloc(n * sizeof(int));
@@ -278,12 +294,16 @@ static lmc_status setup(lmc_trainer *tr)
     LMC_TRY(check_opts(o));
     LMC_TRY(lmc_comm_open(o->dist, &tr->comm));
     lmc_comm *c = tr->comm;
+    if (o->zero == 3 && c->size == 1)
+        return lmc_err(LMC_EINVAL, "--zero 3 shards the parameters over the ranks of a distributed launch, but this "
+                       "is one process: run it under mpirun -np N (N >= 2), or use --zero 0");
     c->timeout_s = 3600; /* the other ranks may be loading a large checkpoint */
     LMC_TRY(lmc_trainer_agree(tr, setup_local(tr), "starting"));
     if (c->size == 1)
         return LMC_OK;
     LMC_TRY(check_ranks_agree(tr));
-    LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
+    if (tr->m->params) /* ZeRO-3: each rank read its own shard */
+        LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
     c->timeout_s = 600; /* until steps are timed */
     return LMC_OK;
 }
@@ -297,6 +317,7 @@ static void teardown(lmc_trainer *tr)
     free(tr->reqs);
     lmc_balance_close(tr);
     lmc_optim_close(&tr->opt);
+    lmc_shard_close(tr->sh);
     lmc_model_close(tr->m);
     lmc_tokens_close(&tr->train);
     if (tr->have_val)
@@ -310,19 +331,21 @@ static void describe(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     int world = tr->comm->size;
+    static const char *const zero_desc[] = {"", ", ZeRO-1 (optimizer state sharded)",
+                                            ", ZeRO-2 (optimizer state and gradients sharded)",
+                                            ", ZeRO-3 (optimizer state, gradients and parameters sharded)"};
     char desc[1400], cfg[512], dist[256] = "";
     lmc_config_describe(&tr->cfg, cfg, sizeof cfg);
     if (world > 1 || tr->zero)
-        snprintf(dist, sizeof dist, "; %s data parallel%s%s", tr->comm->name,
-                 tr->zero ? ", ZeRO-1 (optimizer state sharded)" : "",
+        snprintf(dist, sizeof dist, "; %s data parallel%s%s", tr->comm->name, zero_desc[tr->zero],
                  tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
     if (tr->ckpt_world > 0 && tr->ckpt_world != world)
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; checkpoint written by %d rank%s",
                  tr->ckpt_world, tr->ckpt_world > 1 ? "s" : "");
     snprintf(desc, sizeof desc,
-             "%s\ndevice %s (%d threads), %s, %d rank%s; batch %d x %d x accum %d%s = %d tokens/step; %zu train "
+             "%s\ndevice %s (%d threads), %s, recompute %s, %d rank%s; batch %d x %d x accum %d%s = %d tokens/step; %zu train "
              "tokens%s; starting at step %d%s",
-             cfg, tr->be->name, tr->be->threads, o->precision, world, world > 1 ? "s" : "", o->batch, o->seq,
+             cfg, tr->be->name, tr->be->threads, o->precision, o->recompute, world, world > 1 ? "s" : "", o->batch, o->seq,
              o->grad_accum, world > 1 ? " x ranks" : "", o->batch * o->seq * lmc_balance_total(tr), tr->train.total,
              tr->shuffle ? " (shuffled)" : " (in order)", tr->step, dist);
     lmc_train_event ev = {.kind = LMC_EV_START, .step = tr->step, .text = desc};

@@ -11,6 +11,7 @@
 #include "lmc/train.h"
 #include "model/model.h"
 #include "train/optim.h"
+#include "train/shard.h"
 
 /* What each rank reports after a step (all doubles: one allgather). */
 typedef struct {
@@ -45,7 +46,9 @@ typedef struct {
     FILE *log;
     float last_loss;
     /* data parallelism */
-    int zero;                  /* ZeRO-1: optimizer state sharded over the ranks */
+    int zero;                  /* ZeRO stage: 1 shards AdamW's state, 2 also the gradients, 3 also the parameters */
+    lmc_shard *sh;             /* ZeRO-2/3 state (shard.c), NULL otherwise */
+    lmc_unit_hooks dp_hooks;   /* without it: starts each unit's reduction as backward completes it */
     size_t own_begin, own_end; /* the parameters this rank's optimizer updates */
     int *reqs, nreq;           /* gradient buckets in flight */
     lmc_status hook_status;    /* the first failure inside the bucket hook */
@@ -65,10 +68,14 @@ void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev);
 lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
 /* step.c */
 lmc_status lmc_trainer_step(lmc_trainer *tr);
+void lmc_trainer_dp_hooks(lmc_trainer *tr);
 /* save.c */
 lmc_status lmc_trainer_save(lmc_trainer *tr);
 lmc_status lmc_trainer_save_final(lmc_trainer *tr);
 lmc_status lmc_trainer_check_same(lmc_trainer *tr);
+/* save_sharded.c: under ZeRO-2/3 every rank writes its part */
+lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len);
+lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int sharded);
 /* balance.c */
 lmc_status lmc_balance_open(lmc_trainer *tr);
 void lmc_balance_close(lmc_trainer *tr);

@@ -79,7 +79,7 @@ static void t_collectives(void)
         int r1 = -1, r2 = -1;
         size_t cut = n / 3;
         CHECK_OK(COMM->ops->reduce_scatter_start(COMM, d, n, 0, cut, &r1));
-        CHECK_OK(COMM->ops->reduce_scatter_start(COMM, d, n, cut, n, &r2));
+        CHECK_OK(COMM->ops->reduce_scatter_start(COMM, d + cut, n, cut, n, &r2));
         CHECK_OK(COMM->ops->wait(COMM, r1));
         CHECK_OK(COMM->ops->wait(COMM, r2));
         GPU->ops->download(GPU, got, d, n * 4);

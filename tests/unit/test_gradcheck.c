@@ -50,7 +50,7 @@ static void gradcheck(const char *preset, int rope_family)
     CHECK_OK(lmc_model_set_batch(m, tok, tg, B, T, "gradcheck"));
     lmc_model_zero_grads(m);
     lmc_model_forward(m, B, T, LMC_FWD_TRAIN, 1.0f / (B * T));
-    lmc_model_backward(m, B, T, NULL, NULL);
+    lmc_model_backward(m, B, T);
     float *g = malloc(m->layout.total * sizeof(float));
     memcpy(g, m->grads, m->layout.total * sizeof(float));
     int checked = 0;
