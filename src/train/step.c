@@ -89,7 +89,7 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
     int B = o->batch, T = o->seq, J = lmc_balance_total(tr), n = tr->mb_count[tr->comm->rank];
     int first = lmc_balance_first(tr), dist = tr->comm->size > 1;
     float dloss = 1.0f / ((float)B * T * J), sum = 0;
-    double t0 = lmc_now();
+    double t0 = lmc_now(), w0 = tr->sh ? tr->sh->wait_s : 0;
     tr->nreq = 0;
     tr->hook_status = LMC_OK;
     lmc_model_zero_grads(tr->m);
@@ -124,7 +124,10 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         LMC_TRY(post_all_buckets(tr));
     tr->me.loss_sum = sum;
     tr->me.mb = n;
-    tr->me.compute_ms = (lmc_now() - t0) * 1e3;
+    /* under ZeRO-3 the passes wait for other ranks' gathers: not compute */
+    double waited = tr->sh ? tr->sh->wait_s - w0 : 0;
+    tr->me.compute_ms = (lmc_now() - t0 - waited) * 1e3;
+    tr->me.comm_ms = waited * 1e3;
     return LMC_OK;
 }
 
@@ -300,7 +303,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     double t1 = lmc_now();
     LMC_TRY(wait_buckets(tr));
     tr->me.idle_ms = (lmc_now() - t1) * 1e3;
-    tr->me.comm_ms = tr->me.idle_ms;
+    tr->me.comm_ms += tr->me.idle_ms;
     LMC_TRY(optimizer_step(tr, &norm, &lr));
     tr->be->ops->sync(tr->be);
     double dt = lmc_now() - t0;

@@ -19,7 +19,7 @@ typedef struct {
     double mb;         /* micro-batches this rank ran */
     double compute_ms; /* its forward and backward passes (the test slowdown included) */
     double idle_ms;    /* then waiting for the gradient reduction to finish */
-    double comm_ms;    /* blocked on communication in all (idle + ZeRO norm and gather) */
+    double comm_ms;    /* blocked on communication in all (idle + ZeRO norm and gathers) */
     double busy_ms;    /* the communicator running collectives, overlapped or not */
     double step_ms;
     double rss_mb;     /* peak resident memory so far */

@@ -99,4 +99,24 @@ expect_fail "non-finite weight" "nan.safetensors: tensor 'transformer.ln_f.weigh
     $LMC train --init "$T/nan.safetensors" --data "$T/ok.bin"
 expect_fail "--init with overrides" "override a --model preset" $LMC train --init "$T/m.safetensors" --layers 3 --data "$T/ok.bin"
 expect_fail "missing weights file" "nothere.safetensors: cannot open" $LMC train --init "$T/nothere.safetensors" --data "$T/ok.bin"
+expect_fail "--zero 3 in one process" "--zero 3 shards the parameters over the ranks of a distributed launch.*mpirun" \
+    $LMC train $TINY --data "$T/ok.bin" --steps 1 --zero 3 --dist single
+expect_fail "unknown --zero stage" "--zero.*4" $LMC train $TINY --data "$T/ok.bin" --steps 1 --zero 4
+expect_fail "unknown --recompute" "--recompute: 'some' is not none, selective or full" \
+    $LMC train $TINY --data "$T/ok.bin" --steps 1 --recompute some
+# a sharded folder whose index names a file that is not there
+$LMC_FAST train $TINY --data "$T/ok.bin" --steps 1 --quiet --save "$T/sharded/" >/dev/null 2>&1
+"$PY" - "$T/sharded" <<'PYEOF'
+import json, os, struct, sys
+d = sys.argv[1]
+# the one file becomes the first of two; the index sends ln_f.weight to the second
+os.rename(d + "/model.safetensors", d + "/model-00001-of-00002.safetensors")
+f = open(d + "/model-00001-of-00002.safetensors", "rb")
+hdr = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+wm = {k: "model-0000%d-of-00002.safetensors" % (1 + (k == "transformer.ln_f.weight")) for k in hdr if k != "__metadata__"}
+json.dump({"metadata": {"total_size": 0}, "weight_map": wm}, open(d + "/model.safetensors.index.json", "w"))
+PYEOF
+expect_fail "sharded index naming a missing file" \
+    "model.safetensors.index.json.*transformer.ln_f.weight.*model-00002-of-00002.safetensors" \
+    $LMC train --init "$T/sharded" --data "$T/ok.bin" --steps 1
 finish

@@ -4,6 +4,9 @@
   compare.py differ A B TOL         some tensor differs by more than TOL (the test can fail)
   compare.py losses A B RTOL [FIRST LAST]   per-step losses (and the data position) agree
   compare.py field LOG KEY [STEP]   prints a field of the last (or a given) step
+  compare.py noise A B              prints max |a - b| over every tensor (a tolerance:
+                                    one process computing the same batch another way)
+  compare.py lossnoise A B          prints the largest relative difference of the losses
 Prints one line per check; exits non-zero on failure."""
 import json
 import os
@@ -41,6 +44,13 @@ def main():
         rel = "<=" if cmd == "weights" else ">"
         print("%s %s: max |diff| %.3g (%s) %s %.3g" % ("ok  " if ok else "FAIL", cmd, d, name, rel, tol))
         sys.exit(0 if ok else 1)
+    if cmd == "noise":
+        print("%.9g" % max_diff(sys.argv[2], sys.argv[3])[0])
+        sys.exit(0)
+    if cmd == "lossnoise":
+        a, b = read_log(sys.argv[2]), read_log(sys.argv[3])
+        print("%.9g" % max(abs(x["loss"] - y["loss"]) / abs(y["loss"]) for x, y in zip(a, b)))
+        sys.exit(0)
     if cmd == "losses":
         a, b, rtol = read_log(sys.argv[2]), read_log(sys.argv[3]), float(sys.argv[4])
         first = int(sys.argv[5]) if len(sys.argv) > 5 else 1

@@ -13,10 +13,10 @@ make_shard "$T/train.bin" 40000 64
 ARGS="--model d6 --layers 2 --dim 64 --heads 2 --vocab 64 --max-seq 32 --batch 2 --seq 32 --data $T/train.bin"
 ARGS="$ARGS --threads 1 --quiet"
 
-# run_and_hit SIGNAL OUT LOG: starts 2 ranks, signals rank 1 once a checkpoint
-# exists; sets rc and secs (from the signal to the end of mpirun)
+# run_and_hit SIGNAL OUT LOG [FLAGS]: starts 2 ranks, signals rank 1 once a
+# checkpoint exists; sets rc and secs (from the signal to the end of mpirun)
 run_and_hit() {
-    $MPIRUN -np 2 $LMC train $ARGS --steps 100000 --out "$2" --save-every 1 --keep 2 >"$3" 2>&1 &
+    $MPIRUN -np 2 $LMC train $ARGS ${4:-} --steps 100000 --out "$2" --save-every 1 --keep 2 >"$3" 2>&1 &
     local mp=$! victim
     wait_file "$2/latest" 60 || { echo "FAIL no checkpoint appeared"; cat "$3"; fails=$((fails + 1)); }
     sleep 0.5
@@ -44,6 +44,19 @@ expect_ok "resume on the remaining rank" $MPIRUN -np 1 $LMC train $ARGS --steps 
 last=$($CMP field "$T/resumed.jsonl" step 2>/dev/null)
 [ "$last" = "$((step + 2))" ] && [ "$(cat "$T/K/latest")" = "$(printf 'step_%08d' $((step + 2)))" ] &&
     echo "ok   continued from step $step to $last" || { echo "FAIL resume: last step '$last'"; fails=$((fails + 1)); }
+
+# the same during a ZeRO-3 step: every rank writes its part of the checkpoint
+run_and_hit KILL "$T/Z" "$T/zkill.log" "--zero 3"
+if [ $rc -ne 0 ] && [ $secs -le 10 ]; then echo "ok   ZeRO-3 rank 1 killed: job ended in ${secs}s with exit $rc"; else
+    echo "FAIL after kill -9 of ZeRO-3 rank 1: exit $rc after ${secs}s"; fails=$((fails + 1)); fi
+latest=$(cat "$T/Z/latest")
+step=$((10#${latest#step_}))
+[ -f "$T/Z/$latest/state.json" ] && [ -f "$T/Z/$latest/model.safetensors.index.json" ] &&
+    [ -f "$T/Z/$latest/model-00002-of-00002.safetensors" ] && [ -f "$T/Z/$latest/optim-00002-of-00002.safetensors" ] &&
+    echo "ok   last ZeRO-3 checkpoint ($latest) is complete" ||
+    { echo "FAIL last ZeRO-3 checkpoint incomplete: '$latest'"; fails=$((fails + 1)); }
+expect_ok "resume the ZeRO-3 checkpoint on one process" $LMC train $ARGS --steps $((step + 1)) --resume "$T/Z" \
+    --grad-accum 2 --log "$T/zresumed.jsonl"
 
 export LMC_COMM_TIMEOUT=3
 run_and_hit STOP "$T/S" "$T/stop.log"
