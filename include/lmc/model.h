@@ -170,9 +170,11 @@ void lmc_weights_shard_name(int k, int n, char *buf, size_t len);
  * unit_first needs max(nfiles, 1) + 1 entries; those past the clamped count
  * are set to the number of units (files past it would be empty). */
 int lmc_weights_split(const lmc_layout *l, int nfiles, int *unit_first);
-/* The fewest files whose data each stays within max_file_bytes (HF's
- * max_shard_size) when whole units go to files; a unit larger than the
- * limit gets a file of its own. 0 means no limit: 1 file. */
+/* How many files max_file_bytes (HF's max_shard_size) asks for: the fewest
+ * that keep each file within it when whole units go to files (bytes
+ * counted as in lmc_weights_split, so files come out a little smaller); a
+ * unit larger than the limit gets a file of its own. 0: no limit, 1 file.
+ * lmc_weights_split to that count keeps every file within the limit. */
 int lmc_weights_files_for(const lmc_layout *l, size_t max_file_bytes);
 /* Writes dir/model.safetensors.index.json ({"metadata": {"total_size"},
  * "weight_map"}) for files split as unit_first, and dir/config.json, each
@@ -189,5 +191,9 @@ lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg
 /* GPT-2 style init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)),
  * norm gains 1, biases 0; deterministic in seed, per tensor. */
 void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *layout, float *params, uint64_t seed);
+/* The same values for the elements [begin, end) only, into dst (end -
+ * begin floats): a rank of a sharded job initialises just its shard. */
+lmc_status lmc_weights_init_range(const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,
+                                  float *dst, uint64_t seed);
 
 #endif

@@ -55,44 +55,85 @@ static lmc_status check_resume_model(const lmc_train_opts *o, const lmc_model_co
     return lmc_err(LMC_EINVAL, "--resume %s holds a different model (%s) than the model flags say (%s)", path, b, a);
 }
 
+/* The elements [*begin, *end) of the parameters this rank starts from: all
+ * of them, or under ZeRO-3 its shard (no rank ever holds the whole model). */
+static void start_range(const lmc_trainer *tr, const lmc_layout *l, size_t *begin, size_t *end)
+{
+    size_t count = l->total;
+    *begin = 0;
+    if (tr->zero == 3)
+        lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, begin, &count);
+    *end = *begin + count;
+}
+
+typedef lmc_status (*range_loader)(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *l,
+                                   size_t begin, size_t end, float *dst);
+
+static lmc_status ckpt_loader(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *l,
+                              size_t begin, size_t end, float *dst)
+{
+    return lmc_ckpt_load_range(path, st, cfg, l, begin, end, dst);
+}
+
+static lmc_status weights_loader(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *l,
+                                 size_t begin, size_t end, float *dst)
+{
+    return lmc_weights_load_range(path, cfg, l, begin, end, dst);
+}
+
+/* This rank's range of the parameters from a file: the config first (an
+ * empty range), then the range. */
+static lmc_status load_start(lmc_trainer *tr, range_loader load, const char *path, lmc_ckpt_state *st,
+                             float **params, size_t *begin)
+{
+    lmc_layout layout;
+    size_t end;
+    LMC_TRY(load(path, st, &tr->cfg, &layout, 0, 0, NULL));
+    start_range(tr, &layout, begin, &end);
+    lmc_layout_free(&layout);
+    *params = lmc_alloc((end - *begin ? end - *begin : 1) * sizeof(float), "model parameters");
+    if (!*params)
+        return LMC_ENOMEM;
+    lmc_status s = load(path, st, &tr->cfg, &layout, *begin, end, *params);
+    lmc_layout_free(&layout);
+    return s;
+}
+
 /* The starting point: a checkpoint (ckpt receives its folder), weights from
- * a file, or a fresh init. */
-static lmc_status initial_state(lmc_trainer *tr, float **params, lmc_ckpt_state *st, char *ckpt, size_t n)
+ * a file, or a fresh init; *params holds the elements from *begin on (see
+ * start_range). */
+static lmc_status initial_state(lmc_trainer *tr, float **params, size_t *begin, lmc_ckpt_state *st, char *ckpt,
+                                size_t n)
 {
     const lmc_train_opts *o = tr->o;
     lmc_layout layout;
     memset(st, 0, sizeof *st);
     if (o->resume) {
         LMC_TRY(lmc_ckpt_resolve(o->resume, ckpt, n));
-        LMC_TRY(lmc_ckpt_load(ckpt, st, &tr->cfg, &layout, params));
-        lmc_layout_free(&layout);
-        lmc_status s = check_resume_model(o, &tr->cfg, ckpt);
+        lmc_status s = load_start(tr, ckpt_loader, ckpt, st, params, begin);
+        if (s == LMC_OK)
+            s = check_resume_model(o, &tr->cfg, ckpt);
         if (s == LMC_OK && st->seq != o->seq)
             s = lmc_err(LMC_EINVAL, "--seq %d differs from the checkpoint's %d (%s): the data position is counted "
                         "in sequences of that length", o->seq, st->seq, ckpt);
-        if (s) {
-            lmc_free(*params);
-            *params = NULL;
-        }
         return s;
     }
     if (o->init) {
         if (o->model)
             return lmc_err(LMC_EINVAL, "give either --model or --init, not both (--init takes the model from the file)");
-        LMC_TRY(lmc_weights_load(o->init, &tr->cfg, &layout, params));
-        lmc_layout_free(&layout);
-        return LMC_OK;
+        return load_start(tr, weights_loader, o->init, st, params, begin);
     }
     if (!o->model)
         return lmc_err(LMC_EINVAL, "give --model PRESET (e.g. d6), --init FILE.safetensors or --resume DIR");
     LMC_TRY(lmc_config_load(o->model, &tr->cfg));
     LMC_TRY(apply_overrides(o, &tr->cfg, tr->tok ? lmc_tok_vocab_size(tr->tok) : 0));
     LMC_TRY(lmc_layout_build(&tr->cfg, &layout));
-    *params = lmc_alloc(layout.total * sizeof(float), "model parameters");
-    if (*params)
-        lmc_weights_init(&tr->cfg, &layout, *params, tr->seed);
+    size_t end;
+    start_range(tr, &layout, begin, &end);
+    *params = lmc_alloc((end - *begin ? end - *begin : 1) * sizeof(float), "model parameters");
+    lmc_status s = *params ? lmc_weights_init_range(&tr->cfg, &layout, *begin, end, *params, tr->seed) : LMC_ENOMEM;
     lmc_layout_free(&layout);
-    return *params ? LMC_OK : LMC_ENOMEM;
+    return s;
 }
 
 static lmc_status open_data(lmc_trainer *tr)
@@ -242,11 +283,16 @@ static lmc_status setup_local(lmc_trainer *tr)
     tr->shuffle = o->shuffle;
     tr->zero = o->zero;
     float *params = NULL;
+    size_t params_begin = 0;
     lmc_ckpt_state st;
     char ckpt[4096];
     if (o->tokenizer)
         LMC_TRY(lmc_tok_load(o->tokenizer, &tr->tok));
-    LMC_TRY(initial_state(tr, &params, &st, ckpt, sizeof ckpt));
+    lmc_status s = initial_state(tr, &params, &params_begin, &st, ckpt, sizeof ckpt);
+    if (s) {
+        lmc_free(params);
+        return s;
+    }
     if (tr->tok && lmc_tok_vocab_size(tr->tok) > tr->cfg.vocab) {
         lmc_free(params);
         return lmc_err(LMC_EINVAL, "--tokenizer %s has %d tokens but the model's vocabulary is %d", o->tokenizer,
@@ -260,9 +306,9 @@ static lmc_status setup_local(lmc_trainer *tr)
         tr->last_loss = st.loss;
         tr->ckpt_world = st.world;
     }
-    lmc_status s = open_data(tr);
+    s = open_data(tr);
     if (s == LMC_OK)
-        s = setup_model(tr, params, 0, o->resume ? ckpt : NULL, &st);
+        s = setup_model(tr, params, params_begin, o->resume ? ckpt : NULL, &st);
     lmc_free(params);
     if (s)
         return s;
