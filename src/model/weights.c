@@ -260,14 +260,17 @@ typedef struct {
 } staging;
 
 /* The part of one HF tensor that falls in [begin, end) into dst (which
- * starts at begin). Untransposed tensors are read in place; a transposed
- * one is read whole into staging, as its rows are scattered in the file. */
+ * starts at begin; NULL: only find it and check its shape). Untransposed
+ * tensors are read in place; a transposed one is read whole into staging,
+ * as its rows are scattered in the file. */
 static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, size_t begin, size_t end, float *dst, staging *tmp)
 {
     lmc_st_file *f;
     const lmc_st_tensor *t;
     LMC_TRY(src_need(src, w->p.name, &f, &t));
     LMC_TRY(check_shape(f, t, w));
+    if (!dst)
+        return LMC_OK;
     size_t n = lmc_wpiece_numel(w), a = begin > w->at ? begin - w->at : 0;
     size_t b = end - w->at < n ? end - w->at : n; /* [a, b): the piece's elements in range */
     float *out = dst + (w->at + a - begin);
@@ -317,13 +320,17 @@ static lmc_status check_extra(wsrc *src, const lmc_model_config *cfg)
     return LMC_OK;
 }
 
+/* Elements [begin, end) into dst. With dst NULL, only checks that every
+ * tensor meeting the range is there with its shape (and, for the whole
+ * buffer, that nothing unexpected is): headers alone, so a file that
+ * claims a huge model fails before anyone allocates for it. */
 static lmc_status src_read(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,
                            float *dst)
 {
     if (begin > end || end > l->total)
         return lmc_err(LMC_ERANGE, "%s: elements [%zu, %zu) are not a range of the model's %zu parameters",
                        src_name(src), begin, end, l->total);
-    if (end > begin)
+    if (dst && end > begin)
         memset(dst, 0, (end - begin) * sizeof(float)); /* padding stays zero */
     staging tmp = {0};
     lmc_status s = LMC_OK;
@@ -334,7 +341,7 @@ static lmc_status src_read(wsrc *src, const lmc_model_config *cfg, const lmc_lay
             s = read_unit(src, cfg, l, u, begin, end, dst, &tmp);
     }
     lmc_free(tmp.p);
-    if (s == LMC_OK && begin == 0 && end == l->total)
+    if (s == LMC_OK && !dst && begin == 0 && end == l->total)
         s = check_extra(src, cfg);
     return s;
 }
@@ -354,9 +361,13 @@ static lmc_status open_model(wsrc *src, const char *path, lmc_model_config *cfg,
 lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
                                   size_t end, float *dst)
 {
+    if (!dst && end > begin)
+        return lmc_err(LMC_EINVAL, "%s: no buffer for elements [%zu, %zu)", path, begin, end);
     wsrc src;
     LMC_TRY(open_model(&src, path, cfg, layout));
-    lmc_status s = src_read(&src, cfg, layout, begin, end, dst);
+    lmc_status s = src_read(&src, cfg, layout, begin, end, NULL);
+    if (s == LMC_OK && dst)
+        s = src_read(&src, cfg, layout, begin, end, dst);
     if (s != LMC_OK)
         lmc_layout_free(layout);
     src_close(&src);
@@ -368,8 +379,11 @@ lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout 
     wsrc src;
     *params = NULL;
     LMC_TRY(open_model(&src, path, cfg, layout));
-    *params = lmc_alloc(layout->total * sizeof(float), "model parameters");
-    lmc_status s = *params ? src_read(&src, cfg, layout, 0, layout->total, *params) : LMC_ENOMEM;
+    lmc_status s = src_read(&src, cfg, layout, 0, layout->total, NULL);
+    if (s == LMC_OK && !(*params = lmc_alloc(layout->total * sizeof(float), "model parameters")))
+        s = LMC_ENOMEM;
+    if (s == LMC_OK)
+        s = src_read(&src, cfg, layout, 0, layout->total, *params);
     if (s != LMC_OK) {
         lmc_free(*params);
         *params = NULL;

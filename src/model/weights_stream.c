@@ -179,9 +179,11 @@ static lmc_status remove_stale(const char *dir, int keep_shards)
         return LMC_OK;
     lmc_status s = LMC_OK;
     for (struct dirent *e; s == LMC_OK && (e = readdir(d));) {
-        int k, n, len = 0;
-        if (sscanf(e->d_name, "model-%5d-of-%5d.safetensors%n", &k, &n, &len) == 2 && len &&
-            !e->d_name[len] && n != keep_shards)
+        int k, n;
+        char ours[64] = "";
+        if (sscanf(e->d_name, "model-%5d-of-%5d.safetensors", &k, &n) == 2)
+            lmc_weights_shard_name(k - 1, n, ours, sizeof ours);
+        if (!strcmp(ours, e->d_name) && n != keep_shards) /* exactly a name we would write */
             s = remove_file(dir, e->d_name);
     }
     closedir(d);
