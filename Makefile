@@ -146,24 +146,34 @@ $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 bench-gemm: $(BUILD)/bench/bench_gemm
 	$< $(BENCH_ARGS)
 
-# ---- fuzz: the tokenizer (tests/fuzz/fuzz_tokenizer.c) ---------------------
-# `make fuzz` builds $(FUZZ_BUILD)/fuzz_tokenizer with clang's libFuzzer and
-# ASan+UBSan (core + tokenizer sources only) and runs it for FUZZ_SECONDS
-# (default 60), keeping the corpus in $(FUZZ_BUILD)/corpus between runs.
+# ---- fuzz: the tokenizer and the weights reader (tests/fuzz/) --------------
+# `make fuzz-build` builds $(FUZZ_BUILD)/fuzz_tokenizer and
+# $(FUZZ_BUILD)/fuzz_weights_index with clang's libFuzzer and ASan+UBSan (core
+# plus the sources each one needs). `make fuzz-tokenizer` and
+# `make fuzz-weights` run one for FUZZ_SECONDS (default 60), keeping its corpus
+# in $(FUZZ_BUILD)/corpus[-weights] between runs; `make fuzz` runs both.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -Iinclude -Isrc
 FUZZ_SRC     := $(wildcard src/core/*.c src/tokenizer/*.c)
-.PHONY: fuzz fuzz-build
-fuzz-build: $(FUZZ_BUILD)/fuzz_tokenizer
+FUZZ_WEIGHTS_SRC := $(wildcard src/core/*.c) $(addprefix src/model/,config.c layout.c hf_names.c safetensors.c \
+                    weights.c weights_index.c weights_stream.c)
+.PHONY: fuzz fuzz-build fuzz-tokenizer fuzz-weights
+fuzz-build: $(FUZZ_BUILD)/fuzz_tokenizer $(FUZZ_BUILD)/fuzz_weights_index
+fuzz: fuzz-tokenizer fuzz-weights
 
 $(FUZZ_BUILD)/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) $(wildcard src/tokenizer/*.h include/lmc/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) -lm -lpthread
 
-fuzz: $(FUZZ_BUILD)/fuzz_tokenizer
+$(FUZZ_BUILD)/fuzz_weights_index: tests/fuzz/fuzz_weights_index.c $(FUZZ_WEIGHTS_SRC) \
+                                  $(wildcard src/model/*.h include/lmc/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_weights_index.c $(FUZZ_WEIGHTS_SRC) -lm -lpthread
+
+fuzz-tokenizer: $(FUZZ_BUILD)/fuzz_tokenizer
 	@mkdir -p $(FUZZ_BUILD)/corpus
 	@{ printf '\004{"format": "lmc-bpe", "version": 1, "pretokenizer": "gpt2", "vocab_size": 258, "byte_ids": ['; \
 	   seq -s, 0 255 | tr -d '\n'; \
@@ -171,3 +181,10 @@ fuzz: $(FUZZ_BUILD)/fuzz_tokenizer
 	 } > $(FUZZ_BUILD)/corpus/seed-lmc-json
 	@printf '\000Hello world, it'"'"'s 12:30 \303\251 \344\270\255\n\n  x' > $(FUZZ_BUILD)/corpus/seed-text
 	$(FUZZ_BUILD)/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(FUZZ_BUILD)/corpus
+
+# the seeds (a good index and shard of the target's own tiny model) come from
+# a first run that executes nothing else (-runs=0)
+fuzz-weights: $(FUZZ_BUILD)/fuzz_weights_index
+	@mkdir -p $(FUZZ_BUILD)/corpus-weights
+	LMC_FUZZ_SEEDS=$(FUZZ_BUILD)/corpus-weights $< -runs=0 $(FUZZ_BUILD)/corpus-weights
+	$< -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(FUZZ_BUILD)/corpus-weights
