@@ -98,6 +98,8 @@ int lmc_cmd_train(int argc, char **argv)
         {"test-slowdown", CLI_FLOAT, &o.slowdown, "test only: make --test-slow-rank this many times slower", 1, 100},
         {"test-slow-rank", CLI_INT, &slow_rank, "test only: the rank --test-slowdown applies to", -1, 1 << 20},
         {"save", CLI_STR, &o.save, "final weights (.safetensors, or a folder for HF layout)"},
+        {"max-shard-mb", CLI_FLOAT, &o.max_shard_mb, "--save into a folder: HF sharded files of at most this size",
+         0.001, 1e9},
         {"out", CLI_STR, &o.out_dir, "checkpoint folder"},
         {"save-every", CLI_INT, &save_every, "checkpoint every N steps", 0, 1 << 30},
         {"keep", CLI_INT, &keep, "checkpoints to keep (0 = all)", 0, 1 << 20},

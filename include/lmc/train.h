@@ -26,6 +26,7 @@ typedef struct {
     int slow_rank;
     /* outputs */
     const char *save, *out_dir, *resume, *log;
+    double max_shard_mb; /* --save into a folder: files of at most this size (HF's max_shard_size) */
     int save_every, keep, eval_every, eval_batches, sample_every, sample_tokens;
 } lmc_train_opts;
 

@@ -141,6 +141,18 @@ lmc_status lmc_trainer_save(lmc_trainer *tr)
     return s;
 }
 
+/* A folder for a model larger than --max-shard-mb gets Hugging Face's
+ * sharded layout; otherwise one file (model.safetensors in a folder). */
+static lmc_status save_whole(lmc_trainer *tr, const float *params)
+{
+    const char *path = tr->o->save;
+    size_t len = strlen(path), max = (size_t)(tr->o->max_shard_mb * 1e6);
+    int dir = lmc_is_dir(path) || (len && path[len - 1] == '/');
+    if (dir && lmc_weights_files_for(&tr->m->layout, max) > 1)
+        return lmc_weights_save_sharded(path, &tr->cfg, &tr->m->layout, params, max);
+    return lmc_weights_save(path, &tr->cfg, &tr->m->layout, params);
+}
+
 lmc_status lmc_trainer_save_final(lmc_trainer *tr)
 {
     if (!tr->o->save)
@@ -155,7 +167,7 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
         s = p ? LMC_OK : LMC_ENOMEM;
         if (p) {
             lmc_model_download_params(tr->m, p);
-            s = lmc_weights_save(tr->o->save, &tr->cfg, &tr->m->layout, p);
+            s = save_whole(tr, p);
         }
         lmc_free(p);
     }
