@@ -1,11 +1,10 @@
 /* weights.c: model weights from safetensors with Hugging Face names (one
- * file or the sharded layout, whole or one range of the flat buffer), and
- * deterministic initialisation. Writing is in weights_stream.c. */
+ * file or the sharded layout, whole or one range of the flat buffer).
+ * Writing is in weights_stream.c, initialisation in init.c. */
 #include "lmc/safetensors.h"
 #include "model/weights_internal.h"
 
 #include <libgen.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -395,37 +394,9 @@ lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout 
 
 /* ---------- initialisation ---------- */
 
-static void fill_normal(float *p, size_t n, float std, uint64_t seed)
-{
-    lmc_rng r;
-    lmc_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++)
-        p[i] = std * lmc_rng_normal(&r);
-}
-
+/* The whole buffer is one range whose tensors are all whole, which
+ * lmc_weights_init_range (init.c) fills in place: it cannot fail. */
 void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *l, float *params, uint64_t seed)
 {
-    float resid_std = 0.02f / sqrtf(2.0f * cfg->n_layer);
-    for (int layer = -1; layer < cfg->n_layer; layer++) {
-        int kinds = layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT;
-        for (int k = 0; k < kinds; k++) {
-            const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
-            if (s->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && cfg->tied))
-                continue;
-            float *p = params + s->offset;
-            size_t rows = s->rows;
-            if (layer < 0 && (k == LMC_T_WTE || k == LMC_T_HEAD))
-                rows = (size_t)cfg->vocab; /* padded rows stay zero */
-            uint64_t ts = lmc_hash64(seed ^ lmc_hash64((uint64_t)(layer + 1) * 64 + (uint64_t)k));
-            int is_norm_w = layer < 0 ? k == LMC_T_NORMF_W : (k == LMC_T_LN1_W || k == LMC_T_LN2_W);
-            if (is_norm_w)
-                for (size_t i = 0; i < rows; i++)
-                    p[i] = 1.0f;
-            else if (s->cols > 1)
-                fill_normal(p, rows * s->cols,
-                            layer >= 0 && (k == LMC_T_ATTN_W || k == LMC_T_PROJ_W) ? resid_std : 0.02f, ts);
-            else
-                memset(p, 0, rows * sizeof(float));
-        }
-    }
+    (void)lmc_weights_init_range(cfg, l, 0, l->total, params, seed);
 }
