@@ -2,6 +2,7 @@
 #include "lmc/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,8 +116,10 @@ static int parse_string(parser *ps, char **out, size_t *outlen)
             continue;
         }
         ps->p++;
-        if (ps->p >= ps->end)
-            break;
+        if (ps->p >= ps->end) { /* input ends inside an escape: no closing quote either */
+            lmc_sb_free(&b);
+            return fail(ps, "unterminated string"), 0;
+        }
         char e = *ps->p++;
         switch (e) {
         case '"': lmc_sb_putc(&b, '"'); break;
@@ -200,9 +203,16 @@ static lmc_json *parse_number(parser *ps)
         return fail(ps, "number too long"), NULL;
     memcpy(buf, s, n);
     buf[n] = 0;
+    double v = strtod(buf, NULL);
+    if (isinf(v)) { /* refused rather than read as inf, which no JSON writer can give back */
+        char msg[128];
+        snprintf(msg, sizeof msg, "number %s is out of range (beyond +-1.8e308)", buf);
+        ps->p = s;
+        return fail(ps, msg), NULL;
+    }
     lmc_json *j = new_node(ps, LMC_JSON_NUM);
     if (j)
-        j->num = strtod(buf, NULL);
+        j->num = v;
     return j;
 }
 
