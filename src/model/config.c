@@ -2,10 +2,20 @@
  * Hugging Face config.json in both directions. */
 #include "lmc/model.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Bounds of every size, checked by lmc_config_finish and, field by field,
+ * by the config.json reader before anything is derived from a value. */
+#define MAX_LAYERS 1024
+#define MAX_HEADS 1024
+#define MAX_DIM 65536
+#define MAX_FFN (1 << 20)
+#define MAX_VOCAB (1 << 24)
+#define MAX_SEQ (1 << 20)
 
 static void gpt2(lmc_model_config *c, int layers, int heads, int dim)
 {
@@ -95,21 +105,21 @@ lmc_status lmc_config_finish(lmc_model_config *c)
 {
     if (strcmp(c->family, "gpt2") && strcmp(c->family, "llama"))
         return lmc_err(LMC_EINVAL, "model config: family '%s' is not gpt2 or llama", c->family);
-    if (c->n_layer < 1 || c->n_layer > 1024)
+    if (c->n_layer < 1 || c->n_layer > MAX_LAYERS)
         return bad("layers", c->n_layer, "must be in [1, 1024]");
-    if (c->n_head < 1 || c->n_head > 1024)
+    if (c->n_head < 1 || c->n_head > MAX_HEADS)
         return bad("heads", c->n_head, "must be in [1, 1024]");
     if (c->n_kv_head < 1 || c->n_head % c->n_kv_head)
         return bad("kv_heads", c->n_kv_head, "must divide the number of heads");
-    if (c->dim < 1 || c->dim > 65536 || c->dim % c->n_head)
+    if (c->dim < 1 || c->dim > MAX_DIM || c->dim % c->n_head)
         return bad("dim", c->dim, "must be a positive multiple of the number of heads (at most 65536)");
     if (c->pos == LMC_POS_ROPE && (c->dim / c->n_head) % 2)
         return bad("head_dim", c->dim / c->n_head, "must be even for rotary embeddings");
-    if (c->ffn_dim < 1 || c->ffn_dim > 1 << 20)
+    if (c->ffn_dim < 1 || c->ffn_dim > MAX_FFN)
         return bad("ffn_dim", c->ffn_dim, "must be in [1, 1048576]");
-    if (c->vocab < 2 || c->vocab > 1 << 24)
+    if (c->vocab < 2 || c->vocab > MAX_VOCAB)
         return bad("vocab", c->vocab, "must be in [2, 16777216]");
-    if (c->max_seq < 1 || c->max_seq > 1 << 20)
+    if (c->max_seq < 1 || c->max_seq > MAX_SEQ)
         return bad("max_seq", c->max_seq, "must be in [1, 1048576]");
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
         return lmc_err(LMC_EINVAL, "model config: norm_eps = %g must be in (0, 1)", c->norm_eps);
@@ -178,20 +188,27 @@ void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *o)
                   c->tied ? "true" : "false");
 }
 
-static lmc_status get_int(const lmc_json *j, const char *key, const char *what, int *out)
+/* A size field in [0, hi] (0 and other values lmc_config_finish refuses
+ * are left to it, which names the rule they break). */
+static lmc_status get_int(const lmc_json *j, const char *key, const char *what, int hi, int *out)
 {
     long long v = *out;
     LMC_TRY(lmc_json_get_int(j, key, what, &v));
-    if (v < 0 || v > 1 << 30)
-        return lmc_err(LMC_EFORMAT, "%s: field '%s' = %lld is out of range", what, key, v);
+    if (v < 0 || v > hi)
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' = %lld is out of range [0, %d]", what, key, v, hi);
     *out = (int)v;
     return LMC_OK;
 }
 
+/* A value that a float holds: beyond FLT_MAX it would become inf, pass a
+ * "> 1" check and be saved as null, which no reader takes back. */
 static lmc_status get_float(const lmc_json *j, const char *key, const char *what, float *out)
 {
     double v = *out;
     LMC_TRY(lmc_json_get_num(j, key, what, &v));
+    if (!(fabs(v) <= FLT_MAX))
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' = %g is out of range for a 32-bit float (|x| <= %g)", what,
+                       key, v, FLT_MAX);
     *out = (float)v;
     return LMC_OK;
 }
@@ -208,17 +225,17 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
     if (!strcmp(type, "gpt2")) {
         gpt2(c, 0, 0, 0);
         c->vocab = 0;
-        LMC_TRY(get_int(j, "n_layer", what, &c->n_layer));
-        LMC_TRY(get_int(j, "n_head", what, &c->n_head));
-        LMC_TRY(get_int(j, "n_embd", what, &c->dim));
-        LMC_TRY(get_int(j, "n_positions", what, &c->max_seq));
-        LMC_TRY(get_int(j, "vocab_size", what, &c->vocab));
+        LMC_TRY(get_int(j, "n_layer", what, MAX_LAYERS, &c->n_layer));
+        LMC_TRY(get_int(j, "n_head", what, MAX_HEADS, &c->n_head));
+        LMC_TRY(get_int(j, "n_embd", what, MAX_DIM, &c->dim));
+        LMC_TRY(get_int(j, "n_positions", what, MAX_SEQ, &c->max_seq));
+        LMC_TRY(get_int(j, "vocab_size", what, MAX_VOCAB, &c->vocab));
         LMC_TRY(get_float(j, "layer_norm_epsilon", what, &c->norm_eps));
         c->n_kv_head = c->n_head;
         c->ffn_dim = 4 * c->dim;
         lmc_json *inner = lmc_json_get(j, "n_inner");
         if (inner && inner->type != LMC_JSON_NULL)
-            LMC_TRY(get_int(j, "n_inner", what, &c->ffn_dim));
+            LMC_TRY(get_int(j, "n_inner", what, MAX_FFN, &c->ffn_dim));
         const char *act = NULL;
         LMC_TRY(lmc_json_get_str(j, "activation_function", what, &act));
         if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
@@ -227,18 +244,18 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
         llama(c, 0, 0, 0, 0, 0, 0);
         c->vocab = 0;
         c->n_kv_head = -1;
-        LMC_TRY(get_int(j, "num_hidden_layers", what, &c->n_layer));
-        LMC_TRY(get_int(j, "num_attention_heads", what, &c->n_head));
+        LMC_TRY(get_int(j, "num_hidden_layers", what, MAX_LAYERS, &c->n_layer));
+        LMC_TRY(get_int(j, "num_attention_heads", what, MAX_HEADS, &c->n_head));
         c->n_kv_head = c->n_head;
-        LMC_TRY(get_int(j, "num_key_value_heads", what, &c->n_kv_head));
-        LMC_TRY(get_int(j, "hidden_size", what, &c->dim));
-        LMC_TRY(get_int(j, "intermediate_size", what, &c->ffn_dim));
-        LMC_TRY(get_int(j, "max_position_embeddings", what, &c->max_seq));
-        LMC_TRY(get_int(j, "vocab_size", what, &c->vocab));
+        LMC_TRY(get_int(j, "num_key_value_heads", what, MAX_HEADS, &c->n_kv_head));
+        LMC_TRY(get_int(j, "hidden_size", what, MAX_DIM, &c->dim));
+        LMC_TRY(get_int(j, "intermediate_size", what, MAX_FFN, &c->ffn_dim));
+        LMC_TRY(get_int(j, "max_position_embeddings", what, MAX_SEQ, &c->max_seq));
+        LMC_TRY(get_int(j, "vocab_size", what, MAX_VOCAB, &c->vocab));
         LMC_TRY(get_float(j, "rms_norm_eps", what, &c->norm_eps));
         LMC_TRY(get_float(j, "rope_theta", what, &c->rope_theta));
         int hd = c->n_head ? c->dim / c->n_head : 0;
-        LMC_TRY(get_int(j, "head_dim", what, &hd));
+        LMC_TRY(get_int(j, "head_dim", what, MAX_DIM, &hd));
         if (c->n_head && hd != c->dim / c->n_head)
             return lmc_err(LMC_EUNSUPPORTED, "%s: head_dim %d != hidden_size / num_attention_heads", what, hd);
         int ab = 0, mb = 0;
