@@ -58,3 +58,10 @@ lmc_status lmc_weights_init_range(const lmc_model_config *cfg, const lmc_layout 
     }
     return LMC_OK;
 }
+
+/* The whole buffer is one range whose tensors are all whole, filled in
+ * place: it cannot fail. */
+void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *l, float *params, uint64_t seed)
+{
+    (void)lmc_weights_init_range(cfg, l, 0, l->total, params, seed);
+}

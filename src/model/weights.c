@@ -391,12 +391,3 @@ lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout 
     src_close(&src);
     return s;
 }
-
-/* ---------- initialisation ---------- */
-
-/* The whole buffer is one range whose tensors are all whole, which
- * lmc_weights_init_range (init.c) fills in place: it cannot fail. */
-void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *l, float *params, uint64_t seed)
-{
-    (void)lmc_weights_init_range(cfg, l, 0, l->total, params, seed);
-}
