@@ -58,7 +58,7 @@ int lmc_cmd_train(int argc, char **argv)
     long long batch = o.batch, seq = o.seq, accum = o.grad_accum, steps = o.steps, warmup = 0, seed = (long long)o.seed,
               threads = 0, layers = 0, heads = 0, kv = 0, dim = 0, ffn = 0, vocab = 0, maxseq = 0, save_every = 0,
               keep = o.keep, eval_every = 0, eval_batches = o.eval_batches, sample_every = 0,
-              sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1;
+              sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1, tp = 1;
     int no_shuffle = 0, quiet = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &o.model, "preset (d6 d12 d24 d36 d48, llama-15m ...) or config.json"},
@@ -93,6 +93,8 @@ int lmc_cmd_train(int argc, char **argv)
         {"precision", CLI_STR, &o.precision, "fp32 | bf16 (bf16 matmul inputs, fp32 master weights)"},
         {"dist", CLI_STR, &o.dist, "auto | single | mpi | nccl"},
         {"zero", CLI_INT, &zero, "ZeRO stage: 1 shards AdamW state, 2 + gradients, 3 + parameters", 0, 3},
+        {"tp", CLI_INT, &tp, "tensor-parallel degree: groups of this many consecutive ranks split every layer",
+         1, 4096},
         {"recompute", CLI_STR, &o.recompute, "none | selective | full: activations recomputed in backward"},
         {"balance", CLI_STR, &o.balance, "off | auto: micro-batches per rank by speed"},
         {"test-slowdown", CLI_FLOAT, &o.slowdown, "test only: make --test-slow-rank this many times slower", 1, 100},
@@ -124,6 +126,7 @@ int lmc_cmd_train(int argc, char **argv)
     o.vocab = (int)vocab, o.max_seq = (int)maxseq, o.save_every = (int)save_every, o.keep = (int)keep;
     o.eval_every = (int)eval_every, o.eval_batches = (int)eval_batches, o.sample_every = (int)sample_every;
     o.sample_tokens = (int)sample_tokens, o.zero = (int)zero, o.slow_rank = (int)slow_rank;
+    o.tp = (int)tp;
     if (o.init && (layers || heads || kv || dim || ffn || vocab || maxseq))
         return cli_fail("train", lmc_err(LMC_EINVAL, "--layers/--heads/--dim/... override a --model preset; "
                                                      "--init takes the model from the file"));

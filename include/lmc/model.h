@@ -87,6 +87,17 @@ typedef struct {
 #define LMC_ABSENT ((size_t)-1)
 
 lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l);
+/* One tensor-parallel rank's part (tp divides the heads, kv heads and MLP
+ * width): fused QKV and MLP fc rows and the output projections' columns
+ * are 1/tp of the model's; everything else is whole (replicated). */
+lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, lmc_layout *l);
+/* Whether a tensor is split over tensor-parallel ranks (else replicated). */
+int lmc_layout_tp_split(int layer, int kind);
+/* Copies between the whole model's buffer (layout g) and tensor-parallel
+ * rank r of tp's part (layout t): to_part 1 fills part from whole, 0 the
+ * reverse (the part's elements only). */
+void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lmc_layout *t, int tp, int r,
+                        float *whole, float *part, int to_part);
 void lmc_layout_free(lmc_layout *l);
 const lmc_tensor_slot *lmc_layout_slot(const lmc_layout *l, int layer, int kind);
 /* Gradient buckets in the order backward completes them: bucket 0 is

@@ -20,6 +20,7 @@ typedef struct {
     /* execution */
     const char *device, *precision, *dist;
     int threads, zero;     /* zero: ZeRO stage 0-3 */
+    int tp;                /* tensor-parallel degree: consecutive ranks split each layer */
     const char *recompute; /* none | selective | full */
     const char *balance;   /* off | auto */
     double slowdown;       /* test-only: this rank sleeps to run this many times slower */

@@ -28,6 +28,8 @@ lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out)
     *out = NULL;
     if (!device || !strcmp(device, "cpu"))
         return lmc_cpu_backend_open(threads, "auto", out);
+    if (!strncmp(device, "cpu:", 4)) /* a forced instruction-set path: avx512, avx512-nodot, avx2, c */
+        return lmc_cpu_backend_open(threads, device + 4, out);
     if (!strncmp(device, "cuda", 4) && (device[4] == 0 || device[4] == ':')) {
         long long idx = -1; /* plain "cuda": the GPU of this process's local rank */
         if (device[4] == ':')
@@ -36,7 +38,7 @@ lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out)
         snprintf(what, sizeof what, "--device %s", device);
         return cuda_open((int)idx, what, out);
     }
-    return lmc_err(LMC_EINVAL, "--device: unknown device '%s' (use cpu, cuda or cuda:N)", device);
+    return lmc_err(LMC_EINVAL, "--device: unknown device '%s' (use cpu, cpu:ISA, cuda or cuda:N)", device);
 }
 
 void lmc_backend_close(lmc_backend *be)

@@ -63,6 +63,10 @@ struct lmc_comm_ops {
     /* gather `bytes` from every rank into out (size * bytes) on all ranks (host memory) */
     lmc_status (*allgather_host)(lmc_comm *c, const void *in, void *out, size_t bytes);
     lmc_status (*barrier)(lmc_comm *c);
+    /* A process group: every rank calls it; ranks with the same color form
+     * one new communicator, ranked by key (MPI_Comm_split). The new one is
+     * independent (its own queue and watchdog); close it before its parent. */
+    lmc_status (*split)(lmc_comm *c, int color, int key, lmc_comm **out);
     /* The fault path: after a failure on this rank that the others cannot
      * see (an error, a timed-out wait), ends every rank of the job so none
      * waits forever: prints why on stderr and aborts (MPI_Abort, which does

@@ -45,10 +45,10 @@
 #define FLOAT_CHUNK ((size_t)1 << 20)
 
 typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_AGRANGE, OP_GATHER, OP_BCAST, OP_HOST_SUM,
-               OP_HOST_GATHER, OP_BARRIER } op_kind;
+               OP_HOST_GATHER, OP_BARRIER, OP_SPLIT } op_kind;
 
 static const char *const op_names[] = {"allreduce", "reduce_scatter", "allgather", "allgather", "gather",
-                                       "broadcast", "allreduce_host", "allgather_host", "barrier"};
+                                       "broadcast", "allreduce_host", "allgather_host", "barrier", "split"};
 
 typedef struct {
     op_kind op;
@@ -62,7 +62,7 @@ typedef struct {
 
 typedef struct {
     MPI_Comm comm;
-    int own_init, threaded, stop, faulted, sigterm;
+    int own_init, threaded, stop, faulted, sigterm, provided;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work, done;
@@ -241,6 +241,10 @@ static lmc_status run_host(lmc_comm *c, mpi_req *r)
     }
     if (r->op == OP_BARRIER)
         return finish_call(c, r, MPI_Ibarrier(p->comm, &rq), &rq, "MPI_Ibarrier");
+    if (r->op == OP_SPLIT) { /* blocking, but on this communicator's own thread like every call on it */
+        int rc = MPI_Comm_split(p->comm, r->root, r->op_max, (MPI_Comm *)r->buf);
+        return rc == MPI_SUCCESS ? LMC_OK : req_fail(c, r, rc, "MPI_Comm_split");
+    }
     if (r->bytes > INT_MAX)
         return req_limit(c, r, r->bytes);
     char *out = r->buf;
@@ -543,6 +547,8 @@ static void mpi_destroy(lmc_comm *c)
     free(c);
 }
 
+static lmc_status mpi_split(lmc_comm *c, int color, int key, lmc_comm **out);
+
 static const lmc_comm_ops mpi_ops = {
     .allreduce = mpi_allreduce,
     .allreduce_start = mpi_allreduce_start,
@@ -556,6 +562,7 @@ static const lmc_comm_ops mpi_ops = {
     .allreduce_host = mpi_allreduce_host,
     .allgather_host = mpi_allgather_host,
     .barrier = mpi_barrier,
+    .split = mpi_split,
     .abort = mpi_abort,
     .destroy = mpi_destroy,
 };
@@ -593,23 +600,20 @@ static lmc_status start_mpi(mpi_impl *p, int *provided)
     return LMC_OK;
 }
 
-lmc_status lmc_comm_mpi(lmc_comm **out)
+/* An lmc communicator over comm (a duplicate of the world, or a split of
+ * one), with its own communication thread. */
+static lmc_status mpi_wrap(MPI_Comm comm, int own_init, int provided, int root, lmc_comm **out)
 {
-    *out = NULL;
     lmc_comm *c = calloc(1, sizeof *c);
     mpi_impl *p = calloc(1, sizeof *p);
     if (!c || !p) {
         free(c), free(p);
+        MPI_Comm_free(&comm);
         return lmc_err(LMC_ENOMEM, "out of memory opening the MPI communicator");
     }
-    int provided = MPI_THREAD_SINGLE;
-    lmc_status s = start_mpi(p, &provided);
-    if (s) {
-        if (p->own_init)
-            MPI_Finalize();
-        free(c), free(p);
-        return s;
-    }
+    p->comm = comm;
+    p->own_init = own_init;
+    p->provided = provided;
     MPI_Comm_rank(p->comm, &c->rank);
     MPI_Comm_size(p->comm, &c->size);
     p->counts = calloc((size_t)c->size, sizeof(int));
@@ -633,8 +637,38 @@ lmc_status lmc_comm_mpi(lmc_comm **out)
     p->threaded = provided >= MPI_THREAD_SERIALIZED && c->size > 1;
     if (p->threaded && pthread_create(&p->thread, NULL, comm_thread, c) != 0)
         p->threaded = 0; /* collectives run on the caller's thread: slower, still correct */
-    if (c->size > 1)
+    if (root && c->size > 1)
         p->sigterm = install_sigterm(c);
     *out = c;
     return LMC_OK;
+}
+
+/* Several communicators each drive MPI from their own thread: that needs
+ * MPI_THREAD_MULTIPLE. */
+static lmc_status mpi_split(lmc_comm *c, int color, int key, lmc_comm **out)
+{
+    mpi_impl *p = impl_of(c);
+    *out = NULL;
+    if (p->provided < MPI_THREAD_MULTIPLE)
+        return lmc_err(LMC_EUNSUPPORTED, "mpi: process groups (--tp) need an MPI with MPI_THREAD_MULTIPLE support; "
+                       "this one provides level %d", p->provided);
+    MPI_Comm sub = MPI_COMM_NULL;
+    mpi_req r = {.op = OP_SPLIT, .root = color, .op_max = key, .buf = &sub};
+    LMC_TRY(run_now(c, &r));
+    MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
+    return mpi_wrap(sub, 0, p->provided, 0, out);
+}
+
+lmc_status lmc_comm_mpi(lmc_comm **out)
+{
+    *out = NULL;
+    mpi_impl boot = {0};
+    int provided = MPI_THREAD_SINGLE;
+    lmc_status s = start_mpi(&boot, &provided);
+    if (s) {
+        if (boot.own_init)
+            MPI_Finalize();
+        return s;
+    }
+    return mpi_wrap(boot.comm, boot.own_init, provided, 1, out);
 }

@@ -40,6 +40,7 @@ static lmc_status copy_gather(lmc_comm *c, const void *in, void *out, size_t byt
 }
 static lmc_status nop_barrier(lmc_comm *c) { return LMC_OK; }
 static void single_destroy(lmc_comm *c) { free(c); }
+static lmc_status single_split(lmc_comm *c, int color, int key, lmc_comm **out) { return lmc_comm_single(out); }
 
 static const lmc_comm_ops single_ops = {
     .allreduce = nop_buf,
@@ -54,6 +55,7 @@ static const lmc_comm_ops single_ops = {
     .allreduce_host = nop_host,
     .allgather_host = copy_gather,
     .barrier = nop_barrier,
+    .split = single_split,
     .abort = nop_abort,
     .destroy = single_destroy,
 };

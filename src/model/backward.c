@@ -48,6 +48,7 @@ static void mlp_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N)
     }
     float *dln2 = dfch == da ? db : da; // (N,C)
     linear_backward(m, dln2, G(l, LMC_T_FC_W), G(l, LMC_T_FC_B), dfch, la->ln2, W(l, LMC_T_FC_W), N, F, C);
+    lmc_model_tp_sum(m, dln2, (size_t)N * C); /* column-parallel: each rank's part of d(ln2) (Megatron's f) */
     norm_backward(m, dres, G(l, LMC_T_LN2_W), G(l, LMC_T_LN2_B), dln2, la->res2, W(l, LMC_T_LN2_W), la->ln2_mean,
                   la->ln2_rstd, N);
 }
@@ -59,11 +60,13 @@ static void attn_backward(lmc_model *m, const lmc_layer_acts *la, const float *x
     const lmc_model_config *c = &m->cfg;
     int N = B * T, C = c->dim;
     float *dres = m->a.dres, *da = m->a.dbuf_a, *db = m->a.dbuf_b;
-    linear_backward(m, da, G(l, LMC_T_ATTN_W), G(l, LMC_T_ATTN_B), dres, la->atty, W(l, LMC_T_ATTN_W), N, C, C);
-    be->ops->attention_backward(be, db, da, la->atty, la->lse, la->qkv, B, T, c->n_head, c->n_kv_head, m->hs);
+    linear_backward(m, da, G(l, LMC_T_ATTN_W), G(l, LMC_T_ATTN_B), dres, la->atty, W(l, LMC_T_ATTN_W), N, C,
+                    m->nh * m->hs);
+    be->ops->attention_backward(be, db, da, la->atty, la->lse, la->qkv, B, T, m->nh, m->nkv, m->hs);
     if (c->pos == LMC_POS_ROPE)
-        be->ops->rope(be, db, NULL, B, T, c->n_head, c->n_kv_head, m->hs, c->rope_theta, 1);
+        be->ops->rope(be, db, NULL, B, T, m->nh, m->nkv, m->hs, c->rope_theta, 1);
     linear_backward(m, da, G(l, LMC_T_QKV_W), G(l, LMC_T_QKV_B), db, la->ln1, W(l, LMC_T_QKV_W), N, m->qkv_dim, C);
+    lmc_model_tp_sum(m, da, (size_t)N * C);
     norm_backward(m, dres, G(l, LMC_T_LN1_W), G(l, LMC_T_LN1_B), da, x, W(l, LMC_T_LN1_W), la->ln1_mean,
                   la->ln1_rstd, N);
 }

@@ -22,6 +22,27 @@ void lmc_model_linear(lmc_model *m, float *out, const float *inp, const float *w
     m->be->ops->matmul(m->be, out, inp, w, &g);
 }
 
+/* out (M,n) = resid + inp (M,k) . W^T + bias, W row-parallel under tensor
+ * parallelism: each rank multiplies its columns, one rank adds the residual
+ * and the bias, and the sum over the group completes it (Megatron's g). */
+static void row_parallel(lmc_model *m, float *out, const float *resid, const float *inp, const float *w,
+                         const float *bias, int M, int n, int k)
+{
+    if (m->tp_rank == 0) {
+        m->be->ops->copy(m->be, out, resid, (size_t)M * n * sizeof(float));
+        lmc_model_linear(m, out, inp, w, bias, M, n, k, 1);
+    } else {
+        lmc_model_linear(m, out, inp, w, NULL, M, n, k, 0);
+    }
+    lmc_model_tp_sum(m, out, (size_t)M * n);
+}
+
+void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n)
+{
+    if (m->tp > 1 && !m->tp_status)
+        m->tp_status = m->tp_comm->ops->allreduce(m->tp_comm, buf, n);
+}
+
 static void mlp_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
 {
     lmc_backend *be = m->be;
@@ -35,9 +56,7 @@ static void mlp_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
         lmc_model_linear(m, la->fch, la->ln2, W(l, LMC_T_FC_W), W(l, LMC_T_FC_B), N, m->fc_dim, C, 0);
         be->ops->swiglu_forward(be, la->fch_act, la->fch, N, m->act_dim);
     }
-    /* res3 = res2 + proj(act): copy the residual, accumulate the projection */
-    be->ops->copy(be, la->res3, la->res2, (size_t)N * C * sizeof(float));
-    lmc_model_linear(m, la->res3, la->fch_act, W(l, LMC_T_PROJ_W), W(l, LMC_T_PROJ_B), N, C, m->act_dim, 1);
+    row_parallel(m, la->res3, la->res2, la->fch_act, W(l, LMC_T_PROJ_W), W(l, LMC_T_PROJ_B), N, C, m->act_dim);
 }
 
 void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T)
@@ -50,10 +69,9 @@ void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T)
     lmc_model_norm_forward(m, la.ln1, la.ln1_mean, la.ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), N);
     lmc_model_linear(m, la.qkv, la.ln1, W(l, LMC_T_QKV_W), W(l, LMC_T_QKV_B), N, m->qkv_dim, C, 0);
     if (c->pos == LMC_POS_ROPE)
-        be->ops->rope(be, la.qkv, NULL, B, T, c->n_head, c->n_kv_head, m->hs, c->rope_theta, 0);
-    be->ops->attention_forward(be, la.atty, la.lse, la.qkv, B, T, c->n_head, c->n_kv_head, m->hs);
-    be->ops->copy(be, la.res2, x, (size_t)N * C * sizeof(float));
-    lmc_model_linear(m, la.res2, la.atty, W(l, LMC_T_ATTN_W), W(l, LMC_T_ATTN_B), N, C, C, 1);
+        be->ops->rope(be, la.qkv, NULL, B, T, m->nh, m->nkv, m->hs, c->rope_theta, 0);
+    be->ops->attention_forward(be, la.atty, la.lse, la.qkv, B, T, m->nh, m->nkv, m->hs);
+    row_parallel(m, la.res2, x, la.atty, W(l, LMC_T_ATTN_W), W(l, LMC_T_ATTN_B), N, C, m->nh * m->hs);
     lmc_model_norm_forward(m, la.ln2, la.ln2_mean, la.ln2_rstd, la.res2, W(l, LMC_T_LN2_W), W(l, LMC_T_LN2_B), N);
     mlp_forward(m, &la, l, N);
 }

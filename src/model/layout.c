@@ -21,11 +21,12 @@ static void absent(lmc_tensor_slot *s)
     s->offset = LMC_ABSENT;
 }
 
-static void place_layer(const lmc_model_config *c, lmc_tensor_slot *t, size_t *cur)
+static void place_layer(const lmc_model_config *c, int tp, lmc_tensor_slot *t, size_t *cur)
 {
-    size_t C = (size_t)c->dim, hs = (size_t)lmc_config_head_dim(c);
-    size_t qkv = ((size_t)c->n_head + 2 * (size_t)c->n_kv_head) * hs, att = (size_t)c->n_head * hs;
-    size_t fc = (c->mlp == LMC_MLP_SWIGLU ? 2 : 1) * (size_t)c->ffn_dim;
+    size_t C = (size_t)c->dim, hs = (size_t)lmc_config_head_dim(c), F = (size_t)(c->ffn_dim / tp);
+    size_t nh = (size_t)(c->n_head / tp), nkv = (size_t)(c->n_kv_head / tp);
+    size_t qkv = (nh + 2 * nkv) * hs, att = nh * hs;
+    size_t fc = (c->mlp == LMC_MLP_SWIGLU ? 2 : 1) * F;
     int nb = c->norm == LMC_NORM_LAYER && c->bias;
     for (int k = 0; k < LMC_T_LAYER_COUNT; k++)
         absent(&t[k]);
@@ -44,12 +45,14 @@ static void place_layer(const lmc_model_config *c, lmc_tensor_slot *t, size_t *c
     place(cur, &t[LMC_T_FC_W], fc, C, 1);
     if (c->bias)
         place(cur, &t[LMC_T_FC_B], fc, 1, 0);
-    place(cur, &t[LMC_T_PROJ_W], C, (size_t)c->ffn_dim, 1);
+    place(cur, &t[LMC_T_PROJ_W], C, F, 1);
     if (c->bias)
         place(cur, &t[LMC_T_PROJ_B], C, 1, 0);
 }
 
-lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l)
+lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l) { return lmc_layout_build_tp(c, 1, l); }
+
+lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, lmc_layout *l)
 {
     memset(l, 0, sizeof *l);
     l->n_layer = c->n_layer;
@@ -63,7 +66,7 @@ lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l)
     if (c->pos == LMC_POS_LEARNED)
         place(&cur, &l->global[LMC_T_WPE], (size_t)c->max_seq, C, 1);
     for (int i = 0; i < c->n_layer; i++)
-        place_layer(c, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
+        place_layer(c, tp, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
     place(&cur, &l->global[LMC_T_NORMF_W], C, 1, 0);
     if (c->norm == LMC_NORM_LAYER && c->bias)
         place(&cur, &l->global[LMC_T_NORMF_B], C, 1, 0);

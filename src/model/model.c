@@ -9,7 +9,7 @@ enum { A_LN1, A_LN1M, A_LN1R, A_QKV, A_ATTY, A_LSE, A_RES2, A_LN2, A_LN2M, A_LN2
 static void layer_sizes(const lmc_model *m, int B, int T, size_t *sz)
 {
     size_t N = (size_t)B * T, C = (size_t)m->cfg.dim;
-    size_t s[A_NLAYER] = {N * C, N, N, N * m->qkv_dim, N * C, N * m->cfg.n_head, N * C,
+    size_t s[A_NLAYER] = {N * C, N, N, N * m->qkv_dim, N * C, N * m->nh, N * C,
                           N * C, N, N, N * m->fc_dim, N * m->act_dim, N * C};
     for (int i = 0; i < A_NLAYER; i++)
         sz[i] = (s[i] + 15) / 16 * 16;
@@ -86,16 +86,24 @@ void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la)
     la->res3 = a->res3 + l * st[A_RES3];
 }
 
+/* Shapes of this rank's part of a layer (all of it without tensor parallelism). */
+static void set_dims(lmc_model *m, const lmc_model_config *cfg, int tp)
+{
+    m->hs = lmc_config_head_dim(cfg);
+    m->nh = cfg->n_head / tp;
+    m->nkv = cfg->n_kv_head / tp;
+    m->act_dim = cfg->ffn_dim / tp;
+    m->qkv_dim = (m->nh + 2 * m->nkv) * m->hs;
+    m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * m->act_dim;
+}
+
 size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training, lmc_recompute rc)
 {
     lmc_model m;
     memset(&m, 0, sizeof m);
     m.cfg = *cfg;
     m.recompute = rc;
-    m.hs = lmc_config_head_dim(cfg);
-    m.qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m.hs;
-    m.fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
-    m.act_dim = cfg->ffn_dim;
+    set_dims(&m, cfg, 1);
     return layout_acts(&m, NULL, B, T, training) * sizeof(float);
 }
 
@@ -128,10 +136,10 @@ static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *b
     m->training = o->training;
     m->recompute = o->training ? o->recompute : LMC_RECOMPUTE_NONE;
     m->prec = LMC_F32;
-    m->hs = lmc_config_head_dim(cfg);
-    m->qkv_dim = (cfg->n_head + 2 * cfg->n_kv_head) * m->hs;
-    m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * cfg->ffn_dim;
-    m->act_dim = cfg->ffn_dim;
+    m->tp = o->tp > 1 ? o->tp : 1;
+    m->tp_rank = m->tp > 1 ? o->tp_rank : 0;
+    m->tp_comm = m->tp > 1 ? o->tp_comm : NULL;
+    set_dims(m, cfg, m->tp);
 }
 
 lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
@@ -145,7 +153,7 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     if (!m)
         return lmc_err(LMC_ENOMEM, "out of memory");
     model_init(m, cfg, be, B, T, o);
-    lmc_status s = lmc_layout_build(cfg, &m->layout);
+    lmc_status s = lmc_layout_build_tp(cfg, m->tp, &m->layout);
     if (s) {
         free(m);
         return s;

@@ -5,6 +5,7 @@
 #define LMC_MODEL_RT_H
 
 #include "backend/backend.h"
+#include "dist/comm.h"
 #include "lmc/model.h"
 
 /* Saved activations. Per-layer arrays are [L][...] in training; in
@@ -54,6 +55,11 @@ typedef struct {
     int training;
     lmc_recompute recompute;
     int no_params, no_grads; /* the caller provides them per unit (sharded training) */
+    /* Tensor parallelism (Megatron-LM): this rank holds 1/tp of each
+     * layer's heads and MLP columns (lmc_layout_build_tp) and sums partial
+     * results over tp_comm; tp <= 1: the whole model. */
+    int tp, tp_rank;
+    lmc_comm *tp_comm;
 } lmc_model_opts;
 
 typedef struct {
@@ -73,6 +79,10 @@ typedef struct {
     size_t act_floats, layer_stride[13];
     int *tokens, *targets; /* device (B*T) */
     int qkv_dim, fc_dim, act_dim, hs;
+    int nh, nkv;           /* this rank's query and key/value heads */
+    int tp, tp_rank;       /* tensor parallelism (lmc_model_opts) */
+    lmc_comm *tp_comm;
+    lmc_status tp_status;  /* the first failed tensor-parallel sum (the passes check it once) */
 } lmc_model;
 
 typedef enum {
@@ -118,6 +128,9 @@ void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la);
 const float *lmc_model_layer_input(const lmc_model *m, int l);
 /* One layer's forward from input x into its activation slots. */
 void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T);
+/* buf (n floats) = its sum over the tensor-parallel group (no-op without);
+ * a failure is kept in m->tp_status. */
+void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n);
 /* Calls the acquire (1) or release (0) hook of a unit, if any. */
 void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward);
 /* The forward pass's building blocks, shared with the inference engine

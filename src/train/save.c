@@ -85,44 +85,90 @@ static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_f
     return s;
 }
 
-static lmc_status save_checkpoint(lmc_trainer *tr)
+/* Under --tp, on the ranks of the first tensor-parallel group (each the
+ * first of its data-parallel group): bufs[0..n) hold this rank's part of
+ * the model (host); afterwards rank 0's hold the whole model's (layout g)
+ * and the others' are freed. A collective of that group. */
+static lmc_status tp_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, int n)
 {
-    const lmc_layout *l = &tr->m->layout;
-    size_t bytes = l->total * sizeof(float);
-    int root = tr->comm->rank == 0;
-    LMC_TRY(lmc_trainer_check_same(tr));
-    char saved[4096];
-    if (tr->zero >= 2) {
-        lmc_status s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
-        if (s == LMC_OK && root) {
-            lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = saved};
-            lmc_trainer_emit(tr, &ev);
-        }
-        return s;
+    size_t part = tr->m->layout.total;
+    float *all = lmc_alloc((size_t)tr->tp * part * sizeof(float), "checkpoint staging");
+    lmc_status s = all ? LMC_OK : LMC_ENOMEM;
+    for (int i = 0; i < n && s == LMC_OK; i++) {
+        s = tr->tpc->ops->allgather_host(tr->tpc, bufs[i], all, part * sizeof(float));
+        float *whole = tr->tp_rank == 0 && s == LMC_OK ? lmc_alloc(g->total * sizeof(float), "checkpoint staging")
+                                                       : NULL;
+        if (tr->tp_rank == 0 && s == LMC_OK && !whole)
+            s = LMC_ENOMEM;
+        for (int r = 0; whole && r < tr->tp; r++)
+            lmc_layout_tp_copy(&tr->cfg, g, &tr->m->layout, tr->tp, r, whole, all + (size_t)r * part, 0);
+        lmc_free(bufs[i]);
+        bufs[i] = whole;
     }
-    float *p = NULL, *m = NULL, *v = NULL;
-    if (root) {
-        p = lmc_alloc(bytes, "checkpoint staging");
-        m = lmc_alloc(bytes, "checkpoint staging");
-        v = lmc_alloc(bytes, "checkpoint staging");
-    }
-    lmc_status s = !root || (p && m && v) ? LMC_OK : LMC_ENOMEM;
+    lmc_free(all);
+    return s;
+}
+
+/* The whole model's layout (the model's own without --tp). */
+static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
+{
+    if (tr->tp > 1)
+        return lmc_layout_build(&tr->cfg, g);
+    *g = tr->m->layout;
+    return LMC_OK;
+}
+
+static void whole_layout_free(lmc_trainer *tr, lmc_layout *g)
+{
+    if (tr->tp > 1)
+        lmc_layout_free(g);
+}
+
+/* Parameters, m and v gathered to rank 0 (host), whole; NULL elsewhere. */
+static lmc_status gather_whole(lmc_trainer *tr, const lmc_layout *g, float *bufs[3])
+{
+    size_t bytes = tr->m->layout.total * sizeof(float);
+    int dp_root = tr->comm->rank == 0;
+    for (int i = 0; i < 3; i++)
+        bufs[i] = dp_root ? lmc_alloc(bytes, "checkpoint staging") : NULL;
+    lmc_status s = !dp_root || (bufs[0] && bufs[1] && bufs[2]) ? LMC_OK : LMC_ENOMEM;
     s = lmc_trainer_agree(tr, s, "allocating checkpoint staging");
     if (s == LMC_OK)
-        s = gather_moment(tr, tr->opt.m, m);
+        s = gather_moment(tr, tr->opt.m, bufs[1]);
     if (s == LMC_OK)
-        s = gather_moment(tr, tr->opt.v, v);
-    if (s == LMC_OK && root) {
-        lmc_model_download_params(tr->m, p);
-        lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed, .shuffle = tr->shuffle,
-                             .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t,
-                             .loss = tr->last_loss};
-        s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, l, p, m, v, tr->o->keep, saved, sizeof saved);
+        s = gather_moment(tr, tr->opt.v, bufs[2]);
+    if (s == LMC_OK && dp_root)
+        lmc_model_download_params(tr->m, bufs[0]);
+    if (s == LMC_OK && dp_root && tr->tp > 1)
+        s = tp_whole(tr, g, bufs, 3);
+    return lmc_trainer_agree(tr, s, "gathering the checkpoint");
+}
+
+static lmc_status save_checkpoint(lmc_trainer *tr)
+{
+    int root = tr->world->rank == 0;
+    LMC_TRY(lmc_trainer_check_same(tr));
+    char saved[4096];
+    lmc_status s;
+    if (tr->zero >= 2) {
+        s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
+    } else {
+        lmc_layout g;
+        float *b[3] = {NULL, NULL, NULL};
+        LMC_TRY(whole_layout(tr, &g));
+        s = gather_whole(tr, &g, b);
+        if (s == LMC_OK && root) {
+            lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed,
+                                 .shuffle = tr->shuffle, .seq = tr->o->seq, .world = tr->world->size,
+                                 .adam_t = tr->opt.t, .loss = tr->last_loss};
+            s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, &g, b[0], b[1], b[2], tr->o->keep, saved,
+                              sizeof saved);
+        }
+        for (int i = 0; i < 3; i++)
+            lmc_free(b[i]);
+        whole_layout_free(tr, &g);
+        s = lmc_trainer_agree(tr, s, "saving the checkpoint");
     }
-    lmc_free(p);
-    lmc_free(m);
-    lmc_free(v);
-    s = lmc_trainer_agree(tr, s, "saving the checkpoint");
     if (s == LMC_OK && root) {
         lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = saved};
         lmc_trainer_emit(tr, &ev);
@@ -143,14 +189,36 @@ lmc_status lmc_trainer_save(lmc_trainer *tr)
 
 /* A folder for a model larger than --max-shard-mb gets Hugging Face's
  * sharded layout; otherwise one file (model.safetensors in a folder). */
-static lmc_status save_whole(lmc_trainer *tr, const float *params)
+static lmc_status save_whole(lmc_trainer *tr, const lmc_layout *g, const float *params)
 {
     const char *path = tr->o->save;
     size_t len = strlen(path), max = (size_t)(tr->o->max_shard_mb * 1e6);
     int dir = lmc_is_dir(path) || (len && path[len - 1] == '/');
-    if (dir && lmc_weights_files_for(&tr->m->layout, max) > 1)
-        return lmc_weights_save_sharded(path, &tr->cfg, &tr->m->layout, params, max);
-    return lmc_weights_save(path, &tr->cfg, &tr->m->layout, params);
+    if (dir && lmc_weights_files_for(g, max) > 1)
+        return lmc_weights_save_sharded(path, &tr->cfg, g, params, max);
+    return lmc_weights_save(path, &tr->cfg, g, params);
+}
+
+/* The final weights of ZeRO-0/1 runs: rank 0 writes them whole. */
+static lmc_status save_final_whole(lmc_trainer *tr)
+{
+    lmc_layout g;
+    LMC_TRY(whole_layout(tr, &g));
+    float *p = NULL;
+    lmc_status s = LMC_OK;
+    if (tr->comm->rank == 0) {
+        p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
+        s = p ? LMC_OK : LMC_ENOMEM;
+        if (p)
+            lmc_model_download_params(tr->m, p);
+        if (s == LMC_OK && tr->tp > 1)
+            s = tp_whole(tr, &g, &p, 1);
+        if (s == LMC_OK && tr->world->rank == 0)
+            s = save_whole(tr, &g, p);
+    }
+    lmc_free(p);
+    whole_layout_free(tr, &g);
+    return s;
 }
 
 lmc_status lmc_trainer_save_final(lmc_trainer *tr)
@@ -162,21 +230,14 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     size_t len = strlen(path);
     if (tr->zero >= 2) /* every rank writes its part (a folder), or rank 0 streams one file */
         s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
-    else if (tr->comm->rank == 0) {
-        float *p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
-        s = p ? LMC_OK : LMC_ENOMEM;
-        if (p) {
-            lmc_model_download_params(tr->m, p);
-            s = save_whole(tr, p);
-        }
-        lmc_free(p);
-    }
+    else
+        s = save_final_whole(tr);
     double timeout = tr->comm->timeout_s;
     if (timeout < 3600)
         tr->comm->timeout_s = 3600;
     s = lmc_trainer_agree(tr, s, "saving the final weights");
     tr->comm->timeout_s = timeout;
-    if (s == LMC_OK && tr->comm->rank == 0) {
+    if (s == LMC_OK && tr->world->rank == 0) {
         lmc_train_event ev = {.kind = LMC_EV_SAVE, .step = tr->step, .text = tr->o->save};
         lmc_trainer_emit(tr, &ev);
     }

@@ -27,6 +27,7 @@ void lmc_train_defaults(lmc_train_opts *o)
     o->dist = "auto";
     o->balance = "off";
     o->recompute = "none";
+    o->tp = 1;
     o->max_shard_mb = 5000; /* Hugging Face's default max_shard_size, 5GB */
     o->slowdown = 1.0;
     o->keep = 2;

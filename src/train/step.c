@@ -116,6 +116,7 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         if (!tr->sh)
             tr->m->hooks = NULL;
         LMC_TRY(tr->hook_status);
+        LMC_TRY(tr->m->tp_status);
         if (o->slowdown > 1 || tr->measuring > 0)
             tr->be->ops->sync(tr->be); /* timings below must include the device's work */
         tr->fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
@@ -154,24 +155,50 @@ static float *own_params(lmc_trainer *tr)
     return tr->sh ? lmc_shard_params(tr->sh) : tr->m->params + tr->own_begin;
 }
 
+static float squares(lmc_trainer *tr, const float *x, size_t n)
+{
+    float sq = 0;
+    if (n) {
+        tr->be->ops->sum(tr->be, tr->m->a.scalar, x, n, 1);
+        tr->be->ops->download(tr->be, &sq, tr->m->a.scalar, sizeof sq);
+    }
+    return sq;
+}
+
+/* Under --tp: the squares of this rank's gradient elements [begin, end)
+ * (g points at begin) counting a tensor whole on every rank of the group
+ * (replicated) on its first rank only, so the group's sum counts each once. */
+static double tp_squares(lmc_trainer *tr, const float *g, size_t begin, size_t end)
+{
+    const lmc_layout *l = &tr->m->layout;
+    double sq = 0;
+    for (int layer = -1; layer < l->n_layer; layer++)
+        for (int k = 0; k < (layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT); k++) {
+            const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
+            if (s->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && tr->cfg.tied) ||
+                (tr->tp_rank > 0 && !lmc_layout_tp_split(layer, k)))
+                continue;
+            size_t lo = s->offset > begin ? s->offset : begin, e = s->offset + s->rows * s->cols;
+            size_t hi = e < end ? e : end;
+            if (hi > lo)
+                sq += squares(tr, g + (lo - begin), hi - lo);
+        }
+    return sq;
+}
+
 /* The global gradient norm: of the whole reduced gradient, or under ZeRO
- * the allreduced sum of the shards' squares. */
+ * the allreduced sum of the shards' squares; under --tp also summed over
+ * the tensor-parallel group. */
 static lmc_status grad_norm(lmc_trainer *tr, float *norm)
 {
-    lmc_backend *be = tr->be;
-    float sq = 0;
-    if (!tr->zero) {
-        be->ops->sum(be, tr->m->a.scalar, tr->m->grads, tr->m->layout.total, 1);
-        be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
-        *norm = sqrtf(sq);
+    if (!tr->zero && tr->tp == 1) {
+        *norm = sqrtf(squares(tr, tr->m->grads, tr->m->layout.total));
         return LMC_OK;
     }
-    if (tr->own_end > tr->own_begin) {
-        be->ops->sum(be, tr->m->a.scalar, own_grads(tr), tr->own_end - tr->own_begin, 1);
-        be->ops->download(be, &sq, tr->m->a.scalar, sizeof sq);
-    }
-    double d = sq;
-    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &d, 1, 0));
+    double d = tr->tp > 1 ? tp_squares(tr, own_grads(tr), tr->own_begin, tr->own_end)
+                          : squares(tr, own_grads(tr), tr->own_end - tr->own_begin);
+    lmc_comm *c = tr->zero ? tr->world : tr->tpc; /* the shards, and the tensor-parallel parts */
+    LMC_TRY(c->ops->allreduce_host(c, &d, 1, 0));
     *norm = sqrtf((float)d);
     return LMC_OK;
 }
@@ -265,12 +292,14 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         e.kind = LMC_EV_EVAL;
         lmc_trainer_emit(tr, &e);
     }
-    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->comm->rank == 0 || tr->zero == 3)) {
+    /* under ZeRO-3 and --tp the forward pass is a collective: every rank samples */
+    int all_sample = tr->zero == 3 || tr->tp > 1;
+    if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->world->rank == 0 || all_sample)) {
         lmc_sb text;
         lmc_sb_init(&text);
         lmc_status s = lmc_trainer_sample(tr, &text);
         lmc_train_event e = {.kind = LMC_EV_SAMPLE, .step = tr->step, .text = text.s ? text.s : ""};
-        if (s == LMC_OK && tr->comm->rank == 0)
+        if (s == LMC_OK && tr->world->rank == 0)
             lmc_trainer_emit(tr, &e);
         lmc_sb_free(&text);
         LMC_TRY(s);
@@ -290,6 +319,8 @@ static lmc_status gather_stats(lmc_trainer *tr)
         if (tr->all[r].step_ms / 1e3 > tr->max_step_s)
             tr->max_step_s = tr->all[r].step_ms / 1e3;
     c->timeout_s = 20 * tr->max_step_s > 600 ? 20 * tr->max_step_s : 600;
+    if (tr->tpc)
+        tr->tpc->timeout_s = c->timeout_s;
     return LMC_OK;
 }
 
@@ -322,7 +353,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     double tokens = (double)o->batch * o->seq * J;
     lmc_train_event ev = {.kind = LMC_EV_STEP, .step = tr->step, .loss = tr->last_loss, .lr = lr,
                           .grad_norm = norm, .tokens_per_s = tokens / dt, .ms = dt * 1e3, .val_bpb = -1};
-    ev.mfu = ev.tokens_per_s * tr->flops_per_token / (tr->peak_flops * tr->comm->size);
+    ev.mfu = ev.tokens_per_s * tr->flops_per_token / (tr->peak_flops * tr->world->size);
     ev.elapsed_s = lmc_now() - tr->start_time;
     ev.eta_s = dt * (o->steps - tr->step);
     lmc_trainer_emit(tr, &ev);

@@ -10,8 +10,8 @@
 
 void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev)
 {
-    ev->rank = tr->comm->rank;
-    ev->world = tr->comm->size;
+    ev->rank = tr->world->rank;
+    ev->world = tr->world->size;
     ev->steps = tr->o->steps;
     if (tr->cb)
         tr->cb(tr->ctx, ev);
@@ -171,6 +171,81 @@ static lmc_status check_opts(const lmc_train_opts *o)
     return lmc_recompute_parse(o->recompute, &rc);
 }
 
+/* The job's process groups: --tp consecutive ranks split every layer (the
+ * fast links inside a node), and the ranks holding the same part of the
+ * model form a data-parallel group. */
+static lmc_status open_groups(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    LMC_TRY(lmc_comm_open(o->dist, &tr->world));
+    lmc_comm *w = tr->world;
+    tr->comm = w;
+    tr->tp = o->tp > 1 ? o->tp : 1;
+    if (tr->tp == 1)
+        return LMC_OK;
+    if (w->size % tr->tp)
+        return lmc_err(LMC_EINVAL, "--tp %d does not divide the %d ranks of this job: a job is groups of %d "
+                       "consecutive ranks (each layer split over a group) times data-parallel replicas, so run a "
+                       "multiple of %d ranks", tr->tp, w->size, tr->tp, tr->tp);
+    if (o->zero >= 2)
+        return lmc_err(LMC_EUNSUPPORTED, "--tp with --zero %d is not supported yet: use --zero 0 or 1 over the "
+                       "data-parallel ranks", o->zero);
+    tr->tp_rank = w->rank % tr->tp;
+    LMC_TRY(w->ops->split(w, w->rank / tr->tp, w->rank, &tr->tpc));
+    lmc_comm *dp = NULL;
+    LMC_TRY(w->ops->split(w, tr->tp_rank, w->rank, &dp));
+    tr->comm = dp;
+    return LMC_OK;
+}
+
+/* Each rank holds 1/tp of every layer's heads and MLP width. */
+static lmc_status check_tp(const lmc_trainer *tr)
+{
+    const lmc_model_config *c = &tr->cfg;
+    int t = tr->tp;
+    if (c->n_head % t == 0 && c->n_kv_head % t == 0 && c->ffn_dim % t == 0)
+        return LMC_OK;
+    return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and the MLP "
+                   "width (%d): each rank of a tensor-parallel group holds 1/%d of each", t, c->n_head,
+                   c->n_kv_head, c->ffn_dim, t);
+}
+
+/* Under --tp: this rank's part of the whole model's host buffer `whole`
+ * (a checkpoint's or init's) into the model. */
+static lmc_status upload_part(lmc_trainer *tr, const float *whole)
+{
+    lmc_layout g;
+    LMC_TRY(lmc_layout_build(&tr->cfg, &g));
+    float *part = lmc_alloc(tr->m->layout.total * sizeof(float), "this rank's part of the model");
+    if (part) {
+        lmc_layout_tp_copy(&tr->cfg, &g, &tr->m->layout, tr->tp, tr->tp_rank, (float *)whole, part, 1);
+        lmc_model_upload_params(tr->m, part);
+    }
+    lmc_free(part);
+    lmc_layout_free(&g);
+    return part ? LMC_OK : LMC_ENOMEM;
+}
+
+/* Under --tp: AdamW's m and v of this rank's part (its own range of it)
+ * from a checkpoint's whole-model state. */
+static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, float *v)
+{
+    lmc_layout g;
+    LMC_TRY(lmc_layout_build(&tr->cfg, &g));
+    size_t own = (tr->own_end - tr->own_begin) * sizeof(float);
+    float *wm = lmc_alloc(g.total * sizeof(float), "AdamW state"), *wv = lmc_alloc(g.total * sizeof(float), "AdamW state");
+    float *part = lmc_alloc(tr->m->layout.total * sizeof(float), "AdamW state");
+    lmc_status s = wm && wv && part ? lmc_ckpt_load_optim(ckpt, g.total, 0, g.total, wm, wv) : LMC_ENOMEM;
+    float *whole[2] = {wm, wv}, *dst[2] = {m, v};
+    for (int i = 0; i < 2 && s == LMC_OK; i++) {
+        lmc_layout_tp_copy(&tr->cfg, &g, &tr->m->layout, tr->tp, tr->tp_rank, whole[i], part, 1);
+        memcpy(dst[i], part + tr->own_begin, own);
+    }
+    lmc_free(wm), lmc_free(wv), lmc_free(part);
+    lmc_layout_free(&g);
+    return s;
+}
+
 /* The model, and AdamW over the parameters this rank owns: all of them, or
  * under ZeRO its lmc_comm_shard (m and v allocated for that shard only;
  * resuming reads just that range of the checkpoint's state). Under ZeRO-2
@@ -181,7 +256,8 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
                               const lmc_ckpt_state *st)
 {
     const lmc_train_opts *o = tr->o;
-    lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3};
+    lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
+                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
@@ -198,6 +274,8 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     if (tr->zero == 3)
         tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
                             count * sizeof(float));
+    else if (tr->tp > 1)
+        LMC_TRY(upload_part(tr, params));
     else
         lmc_model_upload_params(tr->m, params);
     LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->own_begin, tr->own_end));
@@ -205,7 +283,9 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
         return LMC_OK;
     size_t bytes = count * sizeof(float);
     float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
-    lmc_status s = m && v ? lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v) : LMC_ENOMEM;
+    lmc_status s = !m || !v                ? LMC_ENOMEM
+                   : tr->tp > 1            ? load_optim_part(tr, ckpt, m, v)
+                                           : lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v);
     if (s == LMC_OK && bytes) {
         tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
         tr->be->ops->upload(tr->be, tr->opt.v, v, bytes);
@@ -222,7 +302,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
 static lmc_status check_ranks_agree(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    lmc_comm *c = tr->comm;
+    lmc_comm *c = tr->world;
     static const char *const names[] = {"parameter count", "--batch", "--seq", "--grad-accum", "--steps",
                                         "--zero", "step", "data position", "--seed", "shuffle", "--balance",
                                         "training tokens"};
@@ -262,10 +342,10 @@ static lmc_status check_memory_kinds(lmc_trainer *tr)
  * rank left waiting in a collective. */
 lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what)
 {
-    if (!tr->comm || tr->comm->size == 1)
+    if (!tr->world || tr->world->size == 1)
         return s;
     double bad = s != LMC_OK;
-    LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &bad, 1, 1));
+    LMC_TRY(tr->world->ops->allreduce_host(tr->world, &bad, 1, 1));
     if (bad)
         tr->consistent_error = 1;
     if (bad && s == LMC_OK)
@@ -289,6 +369,12 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (o->tokenizer)
         LMC_TRY(lmc_tok_load(o->tokenizer, &tr->tok));
     lmc_status s = initial_state(tr, &params, &params_begin, &st, ckpt, sizeof ckpt);
+    if (s) {
+        lmc_free(params);
+        return s;
+    }
+    if (s == LMC_OK && tr->tp > 1)
+        s = check_tp(tr);
     if (s) {
         lmc_free(params);
         return s;
@@ -322,7 +408,7 @@ static lmc_status setup_local(lmc_trainer *tr)
         return lmc_err(LMC_ENOMEM, "out of memory");
     tr->flops_per_token = lmc_config_train_flops_per_token(&tr->cfg, o->seq);
     tr->peak_flops = tr->be->ops->peak_flops(tr->be, tr->m->prec);
-    if (o->log && tr->comm->rank == 0) {
+    if (o->log && tr->world->rank == 0) {
         LMC_TRY(lmc_mkdir_parent(o->log));
         tr->log = fopen(o->log, o->resume ? "a" : "w");
         if (!tr->log)
@@ -338,14 +424,14 @@ static lmc_status setup(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     LMC_TRY(check_opts(o));
-    LMC_TRY(lmc_comm_open(o->dist, &tr->comm));
+    LMC_TRY(open_groups(tr));
     lmc_comm *c = tr->comm;
     if (o->zero == 3 && c->size == 1)
         return lmc_err(LMC_EINVAL, "--zero 3 shards the parameters over the ranks of a distributed launch, but this "
                        "is one process: run it under mpirun -np N (N >= 2), or use --zero 0");
     c->timeout_s = 3600; /* the other ranks may be loading a large checkpoint */
     LMC_TRY(lmc_trainer_agree(tr, setup_local(tr), "starting"));
-    if (c->size == 1)
+    if (tr->world->size == 1)
         return LMC_OK;
     LMC_TRY(check_ranks_agree(tr));
     if (tr->m->params) /* ZeRO-3: each rank read its own shard */
@@ -369,21 +455,25 @@ static void teardown(lmc_trainer *tr)
     if (tr->have_val)
         lmc_tokens_close(&tr->val);
     lmc_backend_close(tr->be);
-    lmc_comm_close(tr->comm);
+    if (tr->comm != tr->world)
+        lmc_comm_close(tr->comm);
+    lmc_comm_close(tr->tpc);
+    lmc_comm_close(tr->world);
     lmc_tok_free(tr->tok);
 }
 
 static void describe(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    int world = tr->comm->size;
+    int world = tr->world->size;
     static const char *const zero_desc[] = {"", ", ZeRO-1 (optimizer state sharded)",
                                             ", ZeRO-2 (optimizer state and gradients sharded)",
                                             ", ZeRO-3 (optimizer state, gradients and parameters sharded)"};
     char desc[1400], cfg[512], dist[256] = "";
     lmc_config_describe(&tr->cfg, cfg, sizeof cfg);
     if (world > 1 || tr->zero)
-        snprintf(dist, sizeof dist, "; %s data parallel%s%s", tr->comm->name, zero_desc[tr->zero],
+        snprintf(dist, sizeof dist, "; %s %d-way tensor x %d-way data parallel%s%s", tr->comm->name, tr->tp,
+                 tr->comm->size, zero_desc[tr->zero],
                  tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
     if (tr->ckpt_world > 0 && tr->ckpt_world != world)
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; checkpoint written by %d rank%s",

@@ -29,7 +29,10 @@ typedef struct {
     const lmc_train_opts *o;
     lmc_train_cb cb;
     void *ctx;
-    lmc_comm *comm;
+    lmc_comm *comm;  /* the data-parallel group: ranks holding the same part of the model */
+    lmc_comm *world; /* every rank of the job (the same as comm without --tp) */
+    lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
+    int tp, tp_rank;
     lmc_backend *be;
     lmc_model_config cfg;
     lmc_model *m;

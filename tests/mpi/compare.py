@@ -4,9 +4,10 @@
   compare.py differ A B TOL         some tensor differs by more than TOL (the test can fail)
   compare.py losses A B RTOL [FIRST LAST]   per-step losses (and the data position) agree
   compare.py field LOG KEY [STEP]   prints a field of the last (or a given) step
-  compare.py noise A B              prints max |a - b| over every tensor (a tolerance:
-                                    one process computing the same batch another way)
-  compare.py lossnoise A B          prints the largest relative difference of the losses
+  compare.py noise A B [C ...]      prints the largest max |x - y| over every pair of
+                                    the files (a tolerance: one process computing the
+                                    same batch other ways)
+  compare.py lossnoise A B [C ...]  the same for the per-step losses (relative)
 Prints one line per check; exits non-zero on failure."""
 import json
 import os
@@ -45,11 +46,14 @@ def main():
         print("%s %s: max |diff| %.3g (%s) %s %.3g" % ("ok  " if ok else "FAIL", cmd, d, name, rel, tol))
         sys.exit(0 if ok else 1)
     if cmd == "noise":
-        print("%.9g" % max_diff(sys.argv[2], sys.argv[3])[0])
+        f = sys.argv[2:]
+        print("%.9g" % max(max_diff(f[i], f[j])[0] for i in range(len(f)) for j in range(i + 1, len(f))))
         sys.exit(0)
     if cmd == "lossnoise":
-        a, b = read_log(sys.argv[2]), read_log(sys.argv[3])
-        print("%.9g" % max(abs(x["loss"] - y["loss"]) / abs(y["loss"]) for x, y in zip(a, b)))
+        logs = [read_log(p) for p in sys.argv[2:]]
+        print("%.9g" % max(abs(x["loss"] - y["loss"]) / abs(y["loss"])
+                           for i in range(len(logs)) for j in range(i + 1, len(logs))
+                           for x, y in zip(logs[i], logs[j])))
         sys.exit(0)
     if cmd == "losses":
         a, b, rtol = read_log(sys.argv[2]), read_log(sys.argv[3]), float(sys.argv[4])

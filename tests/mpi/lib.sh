@@ -36,3 +36,27 @@ wait_file() {
     for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done
     return 1
 }
+
+# equivalent NAME "MODEL FLAGS" NP "PARALLEL FLAGS": a parallel run of NP
+# ranks (its flags give each rank's share of a global batch of 4 sequences)
+# must give the weights and losses of one process running that batch (1 x
+# accum 4) within that process's own float noise: the largest difference
+# between it computing the batch five ways (1 x accum 4, 2 x 2, 4 x 1, and 1
+# x 4 on the AVX2 and on the portable C matmul kernels, which round
+# differently). Sets TOL to the weights' tolerance.
+equivalent() {
+    local name=$1 args=$2 np=$3 par=$4 d=$T/$1 w
+    mkdir -p "$d"
+    for w in "1 4 cpu" "2 2 cpu" "4 1 cpu" "1 4 cpu:avx2" "1 4 cpu:c"; do
+        set -- $w
+        expect_ok "$name: 1 process, $1 x accum $2 on $3" $LMC train $args --batch "$1" --grad-accum "$2" \
+            --device "$3" --save "$d/one-$1-$3.st" --log "$d/one-$1-$3.jsonl"
+    done
+    expect_ok "$name: $np ranks $par" $MPIRUN -np "$np" $LMC train $args $par --save "$d/par.st" --log "$d/par.jsonl"
+    local ways=("$d"/one-*.st) logs=("$d"/one-*.jsonl)
+    TOL=$($CMP noise "${ways[@]}")
+    local rtol # at least one unit in the last place of a loss (2^-23 relative): no finer difference exists
+    rtol=$($PY -c "import sys; print(max(float(sys.argv[1]), 2**-23))" "$($CMP lossnoise "${logs[@]}")")
+    check "$name: weights within one process's noise" $CMP weights "$d/one-1-cpu.st" "$d/par.st" "$TOL"
+    check "$name: losses within one process's noise" $CMP losses "$d/par.jsonl" "$d/one-1-cpu.jsonl" "$rtol"
+}

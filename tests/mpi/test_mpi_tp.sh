@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Tensor parallelism (--tp, Megatron-LM's split of every layer over a group
+# of consecutive ranks) is exact: tp 2 on 2 ranks, tp 2 x 2 data-parallel
+# ranks on 4 (also with ZeRO-1 over the data-parallel group), Llama with GQA
+# and bf16 each give the weights and losses of one process running the same
+# global batch, within that process's own float noise (lib.sh's
+# equivalent). A tp-2 checkpoint holds whole Hugging Face tensors and
+# resumes on 1 process and on tp 4. Bad layouts fail before step 1.
+. "$(dirname "$0")/lib.sh"
+need_mpi
+
+make_shard "$T/train.bin" 40000 64
+COMMON="--vocab 64 --max-seq 32 --seq 16 --data $T/train.bin --steps 6 --lr 3e-3 --warmup 2 --clip 0.5 --threads 1 --quiet"
+GPT="--model d6 --layers 3 --dim 32 --heads 4 $COMMON"
+LLAMA="--model llama-15m --layers 2 --dim 64 --heads 4 --kv-heads 2 --ffn 96 $COMMON"
+
+equivalent gpt2-tp2 "$GPT" 2 "--batch 4 --tp 2"
+expect_ok "half the batch" $LMC train $GPT --batch 2 --save "$T/half.st"
+check "a different batch is caught" $CMP differ "$T/gpt2-tp2/one-1-cpu.st" "$T/half.st" "$TOL"
+TOL32=$TOL
+equivalent gpt2-tp2-dp2 "$GPT" 4 "--batch 2 --tp 2"
+equivalent gpt2-tp2-dp2-zero1 "$GPT" 4 "--batch 2 --tp 2 --zero 1"
+equivalent gpt2-tp4 "$GPT" 4 "--batch 4 --tp 4"
+equivalent llama-gqa-tp2 "$LLAMA" 2 "--batch 4 --tp 2"
+equivalent gpt2-tp2-bf16 "$GPT --precision bf16" 2 "--batch 4 --tp 2"
+
+# checkpoints: whole tensors whatever the layout; tp 2 -> 1 process, -> tp 4
+d=$T/ckpt
+expect_ok "tp 2 with checkpoints" $MPIRUN -np 2 $LMC train $GPT --batch 4 --tp 2 --out "$d/run" --save-every 3 \
+    --keep 0 --save "$d/full.st"
+for w in 1 4; do
+    cp -r "$d/run" "$d/r$w" && rm -rf "$d/r$w/step_00000006" && echo step_00000003 >"$d/r$w/latest"
+done
+expect_ok "resume the tp-2 checkpoint on 1 process" $LMC train $GPT --batch 4 --resume "$d/r1" --save "$d/r1.st"
+expect_ok "resume the tp-2 checkpoint on tp 4" $MPIRUN -np 4 $LMC train $GPT --batch 4 --tp 4 --resume "$d/r4" \
+    --save "$d/r4.st"
+check "tp 2 -> 1 process continues as the uninterrupted run" $CMP weights "$d/full.st" "$d/r1.st" "$TOL32"
+check "tp 2 -> tp 4 continues as the uninterrupted run" $CMP weights "$d/full.st" "$d/r4.st" "$TOL32"
+expect_ok "the tp-2 weights load in lmc sample" $LMC sample --model "$d/full.st" --max-tokens 2 --prompt-ids "1 2"
+
+expect_fail "tp not dividing the heads" "--tp 3 must divide the attention heads \(4\)" \
+    $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 3 --steps 1
+expect_fail "tp not dividing the ranks" "--tp 2 does not divide the 3 ranks" \
+    $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 2 --steps 1
+finish
