@@ -1,6 +1,7 @@
 /* cmd_generate.c: `lmc generate`: text from a prompt with the KV-cache
  * engine, streamed to stdout as it is produced; speeds on stderr. */
 #include "cli.h"
+#include "model_file.h"
 #include "prompt.h"
 #include "backend/backend.h"
 #include "lmc/infer.h"
@@ -11,16 +12,16 @@
 
 typedef struct {
     const char *model, *tokenizer, *prompt, *prompt_ids, *device, *quant;
-    long long max_tokens, top_k, seed, threads, ctx;
+    long long max_tokens, top_k, seed, threads, ctx, tp;
     double temperature, top_p, rep, freq, pres;
-    int ignore_eos, quiet;
+    int ignore_eos, quiet, logprobs;
     cli_list stops;
 } gen_opts;
 
 typedef struct {
     lmc_tokenizer *tok;
     lmc_textstream text;
-    int first;
+    int first, silent; /* silent: a tensor-parallel rank other than 0 */
     lmc_status st;
 } out_ctx;
 
@@ -28,7 +29,7 @@ static void flush_text(out_ctx *o, int final)
 {
     const char *p;
     size_t n = lmc_text_take(&o->text, final, &p);
-    if (n)
+    if (n && !o->silent)
         fwrite(p, 1, n, stdout);
     fflush(stdout);
 }
@@ -37,7 +38,8 @@ static void on_token(lmc_seq *s, int id, void *ctx)
 {
     out_ctx *o = ctx;
     if (!o->tok) {
-        printf("%s%d", o->first ? "" : " ", id);
+        if (!o->silent)
+            printf("%s%d", o->first ? "" : " ", id);
         fflush(stdout);
         o->first = 0;
         return;
@@ -72,8 +74,8 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     lmc_model_config cfg;
     lmc_layout layout;
     float *host = NULL;
-    lmc_engine_opts eo = {.slots = 1, .ctx = (int)o->ctx};
-    LMC_TRY(lmc_quant_parse(o->quant, "--quant", &eo.quant));
+    lmc_engine_opts eo = {.slots = 1, .ctx = (int)o->ctx, .tp = (int)o->tp};
+    LMC_TRY(lmc_model_quant(o->model, o->quant, &eo.quant));
     LMC_TRY(lmc_weights_load(o->model, &cfg, &layout, &host));
     lmc_layout_free(&layout);
     lmc_status s = LMC_OK;
@@ -93,7 +95,16 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     if (s == LMC_OK && n >= (size_t)lmc_engine_ctx(e))
         s = lmc_err(LMC_ERANGE, "the prompt has %zu tokens; the context holds %d (--ctx), prompt included", n,
                     lmc_engine_ctx(e));
-    out_ctx oc = {.tok = tok, .first = 1};
+    if (s == LMC_OK && o->logprobs) {
+        lmc_sampling lp = {(float)o->temperature, (int)o->top_k, (float)o->top_p, (float)o->rep, (float)o->freq,
+                           (float)o->pres};
+        int stop = tok && !o->ignore_eos ? lmc_tok_special_id(tok, "<|endoftext|>") : -1;
+        s = lmc_print_logprobs(e, ids, (int)n, (int)o->max_tokens, &lp, (uint64_t)o->seed, stop);
+        free(ids);
+        lmc_engine_close(e);
+        return s;
+    }
+    out_ctx oc = {.tok = tok, .first = 1, .silent = e && lmc_engine_rank(e) != 0};
     lmc_seq seq;
     memset(&seq, 0, sizeof seq);
     lmc_sampling sp = {(float)o->temperature, (int)o->top_k, (float)o->top_p, (float)o->rep, (float)o->freq,
@@ -111,7 +122,7 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
         s = lmc_engine_iterate(e, &p, 1);
     if (s == LMC_OK)
         s = oc.st;
-    if (seq.ids) {
+    if (seq.ids && !oc.silent) {
         flush_text(&oc, 1);
         printf("\n");
         fflush(stdout);
@@ -127,11 +138,12 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 
 int lmc_cmd_generate(int argc, char **argv)
 {
-    gen_opts o = {.device = "cpu", .quant = "none", .max_tokens = 256, .top_k = 40, .seed = 1337,
+    gen_opts o = {.device = "cpu", .quant = "none", .max_tokens = 256, .top_k = 40, .seed = 1337, .tp = 1,
                   .temperature = 1.0, .top_p = 1.0, .rep = 1.0};
     cli_opt opts[] = {
-        {"model", CLI_STR, &o.model, "weights (.safetensors or HF folder)"},
-        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder (text in and out; without it ids in and out)"},
+        {"model", CLI_STR, &o.model, "weights (.safetensors, HF folder, or .gguf)"},
+        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder or .gguf (text in and out; without it ids in and out; "
+                                             "a .gguf model's own unless --prompt-ids)"},
         {"prompt", CLI_STR, &o.prompt, "prompt text (default: start of a document)"},
         {"prompt-ids", CLI_STR, &o.prompt_ids, "prompt as token ids (\"1 2 3\")"},
         {"max-tokens", CLI_INT, &o.max_tokens, "tokens to generate at most", 0, 1 << 24},
@@ -144,11 +156,13 @@ int lmc_cmd_generate(int argc, char **argv)
         {"stop", CLI_LIST, &o.stops, "stop string (repeatable); not printed"},
         {"ignore-eos", CLI_BOOL, &o.ignore_eos, "do not stop at <|endoftext|>"},
         {"seed", CLI_INT, &o.seed, "sampling seed", 0, 1LL << 62},
-        {"quant", CLI_STR, &o.quant, "weights for decode: none | bf16 | int8"},
+        {"quant", CLI_STR, &o.quant, "weights for decode: none | bf16 | int8 (default: a .gguf's own type)"},
         {"ctx", CLI_INT, &o.ctx, "context tokens, prompt included (default: the model's)", 0, 1 << 24},
         {"threads", CLI_INT, &o.threads, "CPU threads", 0, 4096},
         {"device", CLI_STR, &o.device, "cpu | cuda[:N]"},
+        {"tp", CLI_INT, &o.tp, "tensor parallel: split the model over the N ranks of mpirun -np N", 1, 4096},
         {"quiet", CLI_BOOL, &o.quiet, "no speed line on stderr"},
+        {"logprobs", CLI_BOOL, &o.logprobs, "print {\"id\": N, \"logprob\": X} lines (raw logits) instead of text"},
         {NULL},
     };
     cli_spec spec = {.cmd = "generate",
@@ -165,7 +179,9 @@ int lmc_cmd_generate(int argc, char **argv)
         cli_list_free(&o.stops);
         return cli_fail("generate", lmc_err(LMC_EINVAL, "--model FILE is required"));
     }
-    s = lmc_with_backend(o.tokenizer, o.device, (int)o.threads, run, &o);
+    if (!cli_was_set(&spec, "quant"))
+        o.quant = NULL; /* the model file's own type (model_file.c) */
+    s = lmc_with_backend(lmc_model_tokenizer(o.model, o.tokenizer, o.prompt_ids), o.device, (int)o.threads, run, &o);
     cli_list_free(&o.stops);
     return cli_fail("generate", s);
 }

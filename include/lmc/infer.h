@@ -26,6 +26,9 @@ typedef struct {
     int slots;       /* sequences decoded together; each has its own KV cache */
     int ctx;         /* tokens per slot (prompt + generated); 0 = the model's max_seq */
     lmc_quant quant; /* weights of the linear layers and the output head */
+    /* tensor parallelism: > 1 splits every layer over the ranks of an MPI
+     * launch of exactly tp processes, which all make the same calls */
+    int tp;
 } lmc_engine_opts;
 
 typedef struct lmc_engine lmc_engine;
@@ -39,6 +42,8 @@ void lmc_engine_close(lmc_engine *e);
 const lmc_model_config *lmc_engine_config(const lmc_engine *e);
 int lmc_engine_slots(const lmc_engine *e);
 int lmc_engine_ctx(const lmc_engine *e);
+/* This process's rank in a tensor-parallel engine (0 without): rank 0 prints. */
+int lmc_engine_rank(const lmc_engine *e);
 /* Bytes of weights one decode step reads (all linear layers and the head,
  * at the engine's weight type): the numerator of the bandwidth bound. */
 double lmc_engine_weight_bytes(const lmc_engine *e);

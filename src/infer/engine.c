@@ -45,8 +45,10 @@ static uint16_t to_bf16(float x)
 }
 
 /* rows x cols of host fp32 into dst (host) at type t; int8 gets a symmetric
- * per-row scale max|w|/127 */
-static void quantize(void *dst, float *scale, const float *w, size_t rows, size_t cols, lmc_dtype t)
+ * per-row scale max|w|/127, the max over the whole row: rowmax[r] when the
+ * matrix holds only some of each row's columns (tensor parallel) */
+static void quantize(void *dst, float *scale, const float *w, size_t rows, size_t cols, lmc_dtype t,
+                     const float *rowmax)
 {
     for (size_t r = 0; r < rows; r++) {
         const float *x = w + r * cols;
@@ -60,6 +62,8 @@ static void quantize(void *dst, float *scale, const float *w, size_t rows, size_
         float mx = 0.0f;
         for (size_t c = 0; c < cols; c++)
             mx = fabsf(x[c]) > mx ? fabsf(x[c]) : mx;
+        if (rowmax)
+            mx = rowmax[r];
         float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         scale[r] = s;
         for (size_t c = 0; c < cols; c++) {
@@ -86,7 +90,28 @@ static void mat_shape(const lmc_engine *e, int i, int *layer, int *kind, size_t 
     *cols = tslot(e, *layer, *kind)->cols;
 }
 
-static lmc_status build_weights(lmc_engine *e, const float *host)
+/* Under tensor parallelism the output projections hold some columns of
+ * each row: the row maxima over the whole rows (whole: the whole model's
+ * parameters), so the int8 values equal one process's. NULL otherwise. */
+static float *whole_rowmax(const lmc_engine *e, const float *whole, int layer, int kind)
+{
+    if (!whole || e->m->tp <= 1 || (kind != LMC_T_ATTN_W && kind != LMC_T_PROJ_W))
+        return NULL;
+    lmc_layout g;
+    if (lmc_layout_build(&e->cfg, &g))
+        return NULL;
+    const lmc_tensor_slot *s = lmc_layout_slot(&g, layer, kind);
+    float *mx = calloc(s->rows, sizeof(float));
+    for (size_t r = 0; mx && r < s->rows; r++)
+        for (size_t c = 0; c < s->cols; c++) {
+            float v = fabsf(whole[s->offset + r * s->cols + c]);
+            mx[r] = v > mx[r] ? v : mx[r];
+        }
+    lmc_layout_free(&g);
+    return mx;
+}
+
+static lmc_status build_weights(lmc_engine *e, const float *host, const float *whole)
 {
     int nm = n_mats(e);
     e->mats = calloc((size_t)nm, sizeof *e->mats);
@@ -124,7 +149,9 @@ static lmc_status build_weights(lmc_engine *e, const float *host)
         size_t rows, cols;
         mat_shape(e, i, &layer, &kind, &rows, &cols);
         const float *src = host + tslot(e, layer, kind)->offset;
-        quantize(tmp + off, (float *)(tmp + soff), src, rows, cols, t);
+        float *rowmax = t == LMC_I8 ? whole_rowmax(e, whole, layer, kind) : NULL;
+        quantize(tmp + off, (float *)(tmp + soff), src, rows, cols, t, rowmax);
+        free(rowmax);
         e->mats[i].w = (uint8_t *)e->qmem + off;
         e->mats[i].scale = t == LMC_I8 ? (const float *)((uint8_t *)e->qmem + soff) : NULL;
         off += (rows * cols * wsize(t) + 63) / 64 * 64;
@@ -187,6 +214,33 @@ static lmc_status check_ops(lmc_backend *be)
     return LMC_OK;
 }
 
+/* The model, whole or (tensor parallel) this rank's part of it: *part
+ * receives that part's host parameters (NULL when whole). */
+static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const float *params, int tp, float **part)
+{
+    lmc_model_opts mo = {.training = 0};
+    if (tp > 1) {
+        LMC_TRY(lmc_comm_open("auto", &e->tp_comm));
+        if (e->tp_comm->size != tp)
+            return lmc_err(LMC_EINVAL, "--tp %d splits the model over %d processes: run it as mpirun -np %d (this "
+                           "launch has %d)", tp, tp, tp, e->tp_comm->size);
+        if (cfg->n_head % tp || cfg->n_kv_head % tp || cfg->ffn_dim % tp)
+            return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and "
+                           "the MLP width (%d)", tp, cfg->n_head, cfg->n_kv_head, cfg->ffn_dim);
+        mo.tp = tp, mo.tp_rank = e->tp_comm->rank, mo.tp_comm = e->tp_comm;
+    }
+    LMC_TRY(lmc_model_open_opts(&e->m, cfg, e->be, 1, 1, &mo));
+    if (tp <= 1)
+        return LMC_OK;
+    lmc_layout whole;
+    LMC_TRY(lmc_layout_build(cfg, &whole));
+    *part = lmc_alloc(e->m->layout.total * sizeof(float), "this rank's part of the model");
+    if (*part)
+        lmc_layout_tp_copy(cfg, &whole, &e->m->layout, tp, mo.tp_rank, (float *)params, *part, 1);
+    lmc_layout_free(&whole);
+    return *part ? LMC_OK : LMC_ENOMEM;
+}
+
 lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,
                            const lmc_engine_opts *o)
 {
@@ -207,19 +261,22 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
     e->quant = o->quant;
     /* the model holds the fp32 parameters (embeddings, norms, biases, and
      * the weights of the fp32 path); its own activations are 1 x 1 */
-    lmc_status s = lmc_model_open(&e->m, cfg, be, 1, 1, 0);
+    float *part = NULL;
+    lmc_status s = open_model(e, cfg, params, o->tp, &part);
     if (s) {
-        free(e);
+        lmc_engine_close(e);
         return s;
     }
-    lmc_model_upload_params(e->m, params);
+    const float *mine = part ? part : params;
+    lmc_model_upload_params(e->m, mine);
     e->hs = e->m->hs;
     e->qkv_dim = e->m->qkv_dim;
     e->fc_dim = e->m->fc_dim;
     e->act_dim = e->m->act_dim;
-    e->kvdim = cfg->n_kv_head * e->hs;
+    e->kvdim = e->m->nkv * e->hs;
     e->device_bytes = e->m->layout.total * 4.0;
-    s = build_weights(e, params);
+    s = build_weights(e, mine, params);
+    lmc_free(part);
     if (s == LMC_OK)
         s = alloc_buffers(e);
     if (s) {
@@ -240,6 +297,7 @@ void lmc_engine_close(lmc_engine *e)
         if (dev[i])
             be->ops->free(be, dev[i]);
     lmc_model_close(e->m);
+    lmc_comm_close(e->tp_comm);
     free(e->mats), free(e->h_ints), free(e->h_logits), free(e->h_scratch), free(e->h_counts);
     free(e);
 }
@@ -247,6 +305,7 @@ void lmc_engine_close(lmc_engine *e)
 const lmc_model_config *lmc_engine_config(const lmc_engine *e) { return &e->cfg; }
 int lmc_engine_slots(const lmc_engine *e) { return e->slots; }
 int lmc_engine_ctx(const lmc_engine *e) { return e->ctx; }
+int lmc_engine_rank(const lmc_engine *e) { return e->tp_comm ? e->tp_comm->rank : 0; }
 double lmc_engine_weight_bytes(const lmc_engine *e) { return e->weight_bytes; }
 double lmc_engine_device_bytes(const lmc_engine *e) { return e->device_bytes; }
 

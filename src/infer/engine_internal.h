@@ -33,6 +33,7 @@ struct lmc_engine {
     float *h_logits, *h_scratch;
     int *h_counts;
     lmc_engine_stats stats;
+    lmc_comm *tp_comm; /* tensor parallelism (lmc_engine_opts.tp), NULL without */
 };
 
 #endif

@@ -33,6 +33,16 @@ static void lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat *W, 
                        W->scale ? W->scale + row0 : NULL, bias, M, (int)rows, (int)K, accumulate);
 }
 
+/* x (M, C) += inp . W^T + bias with W row-parallel under tensor
+ * parallelism: each rank its columns, rank 0 the residual and the bias,
+ * then the sum over the group (the training forward's row_parallel). */
+static void row_lin(lmc_engine *e, const float *inp, const lmc_wmat *W, const float *bias, int M, int gemm)
+{
+    int first = e->m->tp_rank == 0;
+    lin(e, e->x, inp, W, 0, (size_t)e->cfg.dim, first ? bias : NULL, M, first, gemm);
+    lmc_model_tp_sum(e->m, e->x, (size_t)M * e->cfg.dim);
+}
+
 static void norm(lmc_engine *e, float *out, const float *inp, int layer, int kind_w, int kind_b, int N)
 {
     lmc_model_norm_forward(e->m, out, NULL, NULL, inp, param(e, layer, kind_w), param(e, layer, kind_b), N);
@@ -58,7 +68,7 @@ static void mlp(lmc_engine *e, int l, int N, int gemm)
         lin(e, e->fch, e->ln, fc, 0, (size_t)e->fc_dim, fc_b, N, 0, gemm);
         be->ops->swiglu_forward(be, e->act, e->fch, N, e->act_dim);
     }
-    lin(e, e->x, e->act, mat(e, l, M_PROJ), 0, (size_t)e->cfg.dim, param(e, l, LMC_T_PROJ_B), N, 1, gemm);
+    row_lin(e, e->act, mat(e, l, M_PROJ), param(e, l, LMC_T_PROJ_B), N, gemm);
 }
 
 static float *kslot(lmc_engine *e, float *cache, int layer, int slot)
@@ -85,7 +95,7 @@ lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, fl
         return lmc_err(LMC_ERANGE, "prompt of %d tokens: must be 1 to %d (the context)", n, e->ctx);
     LMC_TRY(check_ids(e, ids, n, "prompt"));
     double t0 = lmc_now();
-    int gemm = e->quant == LMC_QUANT_NONE, C = c->dim, NH = c->n_head, NKV = c->n_kv_head, HS = e->hs;
+    int gemm = e->quant == LMC_QUANT_NONE, C = c->dim, NH = e->m->nh, NKV = e->m->nkv, HS = e->hs;
     be->ops->upload(be, e->d_tok, ids, (size_t)n * sizeof(int));
     be->ops->embed_forward(be, e->x, e->d_tok, NULL, param(e, -1, LMC_T_WTE), param(e, -1, LMC_T_WPE), 1, n, C);
     for (int l = 0; l < c->n_layer; l++) {
@@ -96,7 +106,7 @@ lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, fl
         be->ops->kv_store(be, kslot(e, e->kcache, l, slot), kslot(e, e->vcache, l, slot), e->qkv + (size_t)NH * HS,
                           e->qkv + (size_t)(NH + NKV) * HS, (size_t)e->qkv_dim, e->d_zero, 1, n, e->ctx, e->kvdim);
         be->ops->attention_forward(be, e->atty, NULL, e->qkv, 1, n, NH, NKV, HS);
-        lin(e, e->x, e->atty, mat(e, l, M_ATTN), 0, (size_t)C, param(e, l, LMC_T_ATTN_B), n, 1, gemm);
+        row_lin(e, e->atty, mat(e, l, M_ATTN), param(e, l, LMC_T_ATTN_B), n, gemm);
         norm(e, e->ln, e->x, l, LMC_T_LN2_W, LMC_T_LN2_B, n);
         mlp(e, l, n, gemm);
     }
@@ -106,6 +116,7 @@ lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, fl
         lmc_model_linear(e->m, e->logits, e->ln, param(e, -1, LMC_T_HEAD), NULL, 1, c->vocab_padded, C, 0);
     else
         lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, 1, 0, 0);
+    LMC_TRY(e->m->tp_status);
     be->ops->download(be, logits, e->logits, (size_t)c->vocab * sizeof(float));
     e->stats.prefill_tokens += n;
     e->stats.prefill_seconds += lmc_now() - t0;
@@ -132,7 +143,7 @@ lmc_status lmc_engine_decode(lmc_engine *e, int nb, const int *tokens, const int
         busy += !idle;
     }
     double t0 = lmc_now();
-    int C = c->dim, NH = c->n_head, NKV = c->n_kv_head, HS = e->hs, D = e->kvdim;
+    int C = c->dim, NH = e->m->nh, NKV = e->m->nkv, HS = e->hs, D = e->kvdim;
     be->ops->upload(be, e->d_tok, tok, (size_t)nb * sizeof(int));
     be->ops->upload(be, e->d_pos, p, (size_t)nb * sizeof(int));
     be->ops->upload(be, e->d_len, len, (size_t)nb * sizeof(int));
@@ -153,12 +164,13 @@ lmc_status lmc_engine_decode(lmc_engine *e, int nb, const int *tokens, const int
         float *kc = kslot(e, e->kcache, l, 0), *vc = kslot(e, e->vcache, l, 0);
         be->ops->kv_store(be, kc, vc, kv, kv + D, 2 * (size_t)D, e->d_pos, nb, 1, e->ctx, D);
         be->ops->attention_decode(be, e->atty, q, kc, vc, e->d_len, nb, e->ctx, NH, NKV, HS);
-        lin(e, e->x, e->atty, mat(e, l, M_ATTN), 0, (size_t)C, param(e, l, LMC_T_ATTN_B), nb, 1, 0);
+        row_lin(e, e->atty, mat(e, l, M_ATTN), param(e, l, LMC_T_ATTN_B), nb, 0);
         norm(e, e->ln, e->x, l, LMC_T_LN2_W, LMC_T_LN2_B, nb);
         mlp(e, l, nb, 0);
     }
     norm(e, e->ln, e->x, -1, LMC_T_NORMF_W, LMC_T_NORMF_B, nb);
     lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, nb, 0, 0);
+    LMC_TRY(e->m->tp_status);
     be->ops->download(be, logits, e->logits, (size_t)nb * c->vocab * sizeof(float));
     e->stats.decode_steps++;
     e->stats.decode_tokens += busy;

@@ -38,6 +38,24 @@ check "tp 2 -> 1 process continues as the uninterrupted run" $CMP weights "$d/fu
 check "tp 2 -> tp 4 continues as the uninterrupted run" $CMP weights "$d/full.st" "$d/r4.st" "$TOL32"
 expect_ok "the tp-2 weights load in lmc sample" $LMC sample --model "$d/full.st" --max-tokens 2 --prompt-ids "1 2"
 
+# generation split over 2 ranks: the same tokens as one process (greedy and
+# sampled with a seed; fp32 and int8 weights), GPT-2 and Llama with GQA
+for fam in GPT LLAMA; do
+    expect_ok "$fam: a random model" $LMC train ${!fam} --batch 1 --steps 0 --save "$T/gen-$fam.st"
+    for q in none int8; do
+        for temp in 0 0.8; do
+            gen=(generate --model "$T/gen-$fam.st" --prompt-ids "1 2 3" --max-tokens 24 --temperature $temp --quant $q
+                --quiet --ignore-eos)
+            one=$($LMC "${gen[@]}" 2>&1)
+            two=$($MPIRUN -np 2 $LMC "${gen[@]}" --tp 2 --threads 1 2>&1)
+            [ -n "$one" ] && [ "$one" = "$two" ] && echo "ok   $fam generate --tp 2 ($q, temperature $temp) = one process: $one" ||
+                { echo "FAIL $fam generate --tp 2 ($q, temperature $temp): '$two' vs '$one'"; fails=$((fails + 1)); }
+        done
+    done
+done
+expect_fail "generate --tp without as many ranks" "--tp 2 splits the model over 2 processes" \
+    $MPIRUN -np 1 $LMC generate --model "$T/gen-GPT.st" --prompt-ids "1 2" --tp 2
+
 expect_fail "tp not dividing the heads" "--tp 3 must divide the attention heads \(4\)" \
     $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 3 --steps 1
 expect_fail "tp not dividing the ranks" "--tp 2 does not divide the 3 ranks" \
