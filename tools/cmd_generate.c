@@ -21,7 +21,7 @@ typedef struct {
 typedef struct {
     lmc_tokenizer *tok;
     lmc_textstream text;
-    int first, silent; /* silent: a tensor-parallel rank other than 0 */
+    int first;
     lmc_status st;
 } out_ctx;
 
@@ -29,7 +29,7 @@ static void flush_text(out_ctx *o, int final)
 {
     const char *p;
     size_t n = lmc_text_take(&o->text, final, &p);
-    if (n && !o->silent)
+    if (n)
         fwrite(p, 1, n, stdout);
     fflush(stdout);
 }
@@ -38,8 +38,7 @@ static void on_token(lmc_seq *s, int id, void *ctx)
 {
     out_ctx *o = ctx;
     if (!o->tok) {
-        if (!o->silent)
-            printf("%s%d", o->first ? "" : " ", id);
+        printf("%s%d", o->first ? "" : " ", id);
         fflush(stdout);
         o->first = 0;
         return;
@@ -104,7 +103,13 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
         lmc_engine_close(e);
         return s;
     }
-    out_ctx oc = {.tok = tok, .first = 1, .silent = e && lmc_engine_rank(e) != 0};
+    if (s == LMC_OK && lmc_engine_rank(e) != 0) { /* tensor parallel: rank 0 leads */
+        s = lmc_engine_follow(e);
+        free(ids);
+        lmc_engine_close(e);
+        return s;
+    }
+    out_ctx oc = {.tok = tok, .first = 1};
     lmc_seq seq;
     memset(&seq, 0, sizeof seq);
     lmc_sampling sp = {(float)o->temperature, (int)o->top_k, (float)o->top_p, (float)o->rep, (float)o->freq,
@@ -122,7 +127,7 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
         s = lmc_engine_iterate(e, &p, 1);
     if (s == LMC_OK)
         s = oc.st;
-    if (seq.ids && !oc.silent) {
+    if (seq.ids) {
         flush_text(&oc, 1);
         printf("\n");
         fflush(stdout);

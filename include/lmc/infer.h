@@ -42,8 +42,12 @@ void lmc_engine_close(lmc_engine *e);
 const lmc_model_config *lmc_engine_config(const lmc_engine *e);
 int lmc_engine_slots(const lmc_engine *e);
 int lmc_engine_ctx(const lmc_engine *e);
-/* This process's rank in a tensor-parallel engine (0 without): rank 0 prints. */
+/* This process's rank in a tensor-parallel engine (0 without). Rank 0
+ * leads: it is used as any engine, and its prefill and decode calls run on
+ * every rank of the group. The other ranks call lmc_engine_follow, which
+ * runs those calls until the leader's engine closes. */
 int lmc_engine_rank(const lmc_engine *e);
+lmc_status lmc_engine_follow(lmc_engine *e);
 /* Bytes of weights one decode step reads (all linear layers and the head,
  * at the engine's weight type): the numerator of the bandwidth bound. */
 double lmc_engine_weight_bytes(const lmc_engine *e);

@@ -292,6 +292,7 @@ void lmc_engine_close(lmc_engine *e)
     if (!e)
         return;
     lmc_backend *be = e->be;
+    lmc_engine_release_followers(e);
     void *dev[] = {e->qmem, e->buf, e->kcache, e->vcache, e->ints};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
         if (dev[i])

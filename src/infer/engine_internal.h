@@ -36,4 +36,12 @@ struct lmc_engine {
     lmc_comm *tp_comm; /* tensor parallelism (lmc_engine_opts.tp), NULL without */
 };
 
+/* The passes on this rank alone (passes.c); lmc_engine_prefill and
+ * lmc_engine_decode first send the call to a tensor-parallel group's
+ * followers (follow.c). */
+lmc_status lmc_engine_prefill_local(lmc_engine *e, int slot, const int *ids, int n, float *logits);
+lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits);
+/* The leader tells its followers to return (lmc_engine_close). */
+void lmc_engine_release_followers(lmc_engine *e);
+
 #endif

@@ -85,7 +85,7 @@ static lmc_status check_ids(const lmc_engine *e, const int *ids, int n, const ch
     return LMC_OK;
 }
 
-lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, float *logits)
+lmc_status lmc_engine_prefill_local(lmc_engine *e, int slot, const int *ids, int n, float *logits)
 {
     const lmc_model_config *c = &e->cfg;
     lmc_backend *be = e->be;
@@ -123,7 +123,7 @@ lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, fl
     return LMC_OK;
 }
 
-lmc_status lmc_engine_decode(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits)
+lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits)
 {
     const lmc_model_config *c = &e->cfg;
     lmc_backend *be = e->be;
