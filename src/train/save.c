@@ -150,9 +150,9 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
     LMC_TRY(lmc_trainer_check_same(tr));
     char saved[4096];
     lmc_status s;
-    if (tr->zero >= 2) {
+    if (tr->zero >= 2 && tr->tp == 1) {
         s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
-    } else {
+    } else { /* under --tp the parts are joined into whole tensors on rank 0 */
         lmc_layout g;
         float *b[3] = {NULL, NULL, NULL};
         LMC_TRY(whole_layout(tr, &g));
@@ -228,7 +228,7 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     lmc_status s = LMC_OK;
     const char *path = tr->o->save;
     size_t len = strlen(path);
-    if (tr->zero >= 2) /* every rank writes its part (a folder), or rank 0 streams one file */
+    if (tr->zero >= 2 && tr->tp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
         s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
     else
         s = save_final_whole(tr);

@@ -187,9 +187,9 @@ static lmc_status open_groups(lmc_trainer *tr)
         return lmc_err(LMC_EINVAL, "--tp %d does not divide the %d ranks of this job: a job is groups of %d "
                        "consecutive ranks (each layer split over a group) times data-parallel replicas, so run a "
                        "multiple of %d ranks", tr->tp, w->size, tr->tp, tr->tp);
-    if (o->zero >= 2)
-        return lmc_err(LMC_EUNSUPPORTED, "--tp with --zero %d is not supported yet: use --zero 0 or 1 over the "
-                       "data-parallel ranks", o->zero);
+    if (o->zero == 3)
+        return lmc_err(LMC_EUNSUPPORTED, "--tp with --zero 3 is not supported yet: use --zero 0, 1 or 2 over the "
+                       "data-parallel ranks");
     tr->tp_rank = w->rank % tr->tp;
     LMC_TRY(w->ops->split(w, w->rank / tr->tp, w->rank, &tr->tpc));
     lmc_comm *dp = NULL;

@@ -4,7 +4,8 @@
 # ranks on 4 (also with ZeRO-1 over the data-parallel group), Llama with GQA
 # and bf16 each give the weights and losses of one process running the same
 # global batch, within that process's own float noise (lib.sh's
-# equivalent). A tp-2 checkpoint holds whole Hugging Face tensors and
+# equivalent), as do ZeRO-2 over the data-parallel group with recomputation.
+# A tp-2 checkpoint holds whole Hugging Face tensors and
 # resumes on 1 process and on tp 4. Bad layouts fail before step 1.
 . "$(dirname "$0")/lib.sh"
 need_mpi
@@ -20,6 +21,7 @@ check "a different batch is caught" $CMP differ "$T/gpt2-tp2/one-1-cpu.st" "$T/h
 TOL32=$TOL
 equivalent gpt2-tp2-dp2 "$GPT" 4 "--batch 2 --tp 2"
 equivalent gpt2-tp2-dp2-zero1 "$GPT" 4 "--batch 2 --tp 2 --zero 1"
+equivalent gpt2-tp2-dp2-zero2 "$GPT" 4 "--batch 2 --tp 2 --zero 2 --recompute full"
 equivalent gpt2-tp4 "$GPT" 4 "--batch 4 --tp 4"
 equivalent llama-gqa-tp2 "$LLAMA" 2 "--batch 4 --tp 2"
 equivalent gpt2-tp2-bf16 "$GPT --precision bf16" 2 "--batch 4 --tp 2"
