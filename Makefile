@@ -146,45 +146,50 @@ $(BUILD)/bench/bench_gemm: bench/bench_gemm.c $(LIB)
 bench-gemm: $(BUILD)/bench/bench_gemm
 	$< $(BENCH_ARGS)
 
-# ---- fuzz: the tokenizer and the weights reader (tests/fuzz/) --------------
-# `make fuzz-build` builds $(FUZZ_BUILD)/fuzz_tokenizer and
-# $(FUZZ_BUILD)/fuzz_weights_index with clang's libFuzzer and ASan+UBSan (core
-# plus the sources each one needs). `make fuzz-tokenizer` and
-# `make fuzz-weights` run one for FUZZ_SECONDS (default 60), keeping its corpus
-# in $(FUZZ_BUILD)/corpus[-weights] between runs; `make fuzz` runs both.
+# ---- fuzz: every parser of user bytes (tests/fuzz/, docs/reliability.md) ---
+# `make fuzz` (or fuzz-build) builds one libFuzzer binary per parser,
+# $(FUZZ_BUILD)/fuzz_<name>, with clang and ASan+UBSan: json, config,
+# safetensors, shards, tokenizer, serve (the request parser) and
+# weights_index. They link against an instrumented archive of the modules
+# that read user bytes, so each pulls in just what its parser needs.
+# `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
+# `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
+# `bash tests/fuzz/run.sh SECONDS` runs them all, keeping corpora in
+# $(FUZZ_BUILD)/corpus/<name>. Seeds come from lmc's own writers (each target
+# writes its own when LMC_FUZZ_SEEDS is set); dictionaries are tests/fuzz/*.dict.
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS  := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                -fno-omit-frame-pointer -Iinclude -Isrc
-FUZZ_SRC     := $(wildcard src/core/*.c src/tokenizer/*.c)
-FUZZ_WEIGHTS_SRC := $(wildcard src/core/*.c) $(addprefix src/model/,config.c layout.c hf_names.c safetensors.c \
-                    weights.c weights_index.c weights_stream.c)
-.PHONY: fuzz fuzz-build fuzz-tokenizer fuzz-weights
-fuzz-build: $(FUZZ_BUILD)/fuzz_tokenizer $(FUZZ_BUILD)/fuzz_weights_index
-fuzz: fuzz-tokenizer fuzz-weights
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c) src/train/data.c src/serve/api.c \
+                tests/fuzz/fuzz_common.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a
 
-$(FUZZ_BUILD)/fuzz_tokenizer: tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) $(wildcard src/tokenizer/*.h include/lmc/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c $(FUZZ_SRC) -lm -lpthread
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-tokenizer fuzz-weights
+fuzz fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/fuzz_weights_index: tests/fuzz/fuzz_weights_index.c $(FUZZ_WEIGHTS_SRC) \
-                                  $(wildcard src/model/*.h include/lmc/*.h)
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_weights_index.c $(FUZZ_WEIGHTS_SRC) -lm -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ -lm -lpthread
+
+fuzz-smoke: $(FUZZ_BINS)
+	FUZZ_BUILT=1 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh --smoke
 
 fuzz-tokenizer: $(FUZZ_BUILD)/fuzz_tokenizer
-	@mkdir -p $(FUZZ_BUILD)/corpus
-	@{ printf '\004{"format": "lmc-bpe", "version": 1, "pretokenizer": "gpt2", "vocab_size": 258, "byte_ids": ['; \
-	   seq -s, 0 255 | tr -d '\n'; \
-	   printf '], "merges": [[97, 98, 256]], "special_tokens": [{"id": 257, "content": "<s>"}]}'; \
-	 } > $(FUZZ_BUILD)/corpus/seed-lmc-json
-	@printf '\000Hello world, it'"'"'s 12:30 \303\251 \344\270\255\n\n  x' > $(FUZZ_BUILD)/corpus/seed-text
-	$(FUZZ_BUILD)/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(FUZZ_BUILD)/corpus
+	FUZZ_BUILT=1 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh $(FUZZ_SECONDS) tokenizer
 
-# the seeds (a good index and shard of the target's own tiny model) come from
-# a first run that executes nothing else (-runs=0)
 fuzz-weights: $(FUZZ_BUILD)/fuzz_weights_index
-	@mkdir -p $(FUZZ_BUILD)/corpus-weights
-	LMC_FUZZ_SEEDS=$(FUZZ_BUILD)/corpus-weights $< -runs=0 $(FUZZ_BUILD)/corpus-weights
-	$< -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(FUZZ_BUILD)/corpus-weights
+	FUZZ_BUILT=1 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh $(FUZZ_SECONDS) weights_index
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.d)

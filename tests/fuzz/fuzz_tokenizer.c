@@ -1,21 +1,45 @@
-/* fuzz_tokenizer.c: libFuzzer target for the tokenizer (`make fuzz`).
- * The first byte picks what the rest is fed to:
- *   0-3  text: decode(encode(x)) == x, with and without special tokens, and
- *        every safe cut find_cut reports keeps the pre-tokenization intact;
- *   4    lmc-tokenizer.json from memory (then a round trip if it loads);
+/* fuzz_tokenizer.c: libFuzzer target for the tokenizer. The first byte picks
+ * what the rest is fed to:
+ *   0-1  text: decode(encode(x)) == x, and blocks cut at every safe cut
+ *        find_cut reports pre-tokenize exactly as the whole (linear time);
+ *   2-3  text with special tokens: decode(encode(x)) == x;
+ *   4    lmc-tokenizer.json from memory;
  *   5    encoder.json + vocab.bpe from memory, split at the first NUL byte.
- * Any mismatch aborts, which libFuzzer reports with the input. */
+ * A tokenizer file that loads must round-trip text, and save (in its own
+ * format) and reload to a tokenizer that encodes alike. Any violation
+ * aborts, which libFuzzer reports with the input. Seeds: the target's
+ * trained tokenizer saved by lmc's writers in both formats, and texts. */
+#include "fuzz_common.h"
 #include "lmc/tokenizer.h"
 #include "tokenizer/tok_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static lmc_tokenizer *tok;
 
 static const char *CORPUS = "The quick brown fox jumps over the lazy dog. It's 12:30, isn't it? "
                             "naïve café 中文字符 🎉 emoji\n\n  indented\tcode(x) { return y; }\n"
                             "<|endoftext|> don't we'll they've 3.14159 1,000,000 ÆØÅ ελληνικά русский\n";
+
+static void seeds(void)
+{
+    lmc_sb a, b;
+    lmc_sb_init(&a);
+    lmc_sb_init(&b);
+    if (tok_save_lmc_sb(tok, &a))
+        abort();
+    fuzz_seed("seed-lmc-tokenizer-json", 4, a.s, a.len);
+    a.len = 0;
+    if (tok_save_gpt2_sb(tok, &a, &b))
+        abort();
+    fuzz_seed2("seed-gpt2-files", 5, a.s, a.len, 0, b.s, b.len);
+    fuzz_seed("seed-text", 0, CORPUS, strlen(CORPUS));
+    fuzz_seed("seed-text-special", 2, CORPUS, strlen(CORPUS));
+    lmc_sb_free(&a);
+    lmc_sb_free(&b);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -33,43 +57,86 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     lmc_tok_trainer_free(tr);
     lmc_sb_free(&text);
+    if (fuzz_seeding())
+        seeds();
     return 0;
+}
+
+static void encode(const lmc_tokenizer *t, const char *s, size_t n, int special, int **ids, size_t *k)
+{
+    lmc_status st = special ? lmc_tok_encode_special(t, s, n, NULL, 0, ids, k) : lmc_tok_encode(t, s, n, ids, k);
+    FUZZ_ASSERT(st == LMC_OK);
 }
 
 static void round_trip(const lmc_tokenizer *t, const char *s, size_t n, int special)
 {
     int *ids = NULL;
     size_t k = 0;
-    lmc_status st = special ? lmc_tok_encode_special(t, s, n, NULL, 0, &ids, &k) : lmc_tok_encode(t, s, n, &ids, &k);
-    if (st != LMC_OK)
-        abort();
+    encode(t, s, n, special, &ids, &k);
     lmc_sb out;
     lmc_sb_init(&out);
-    if (lmc_tok_decode(t, ids, k, &out) != LMC_OK || out.len != n || (n && memcmp(out.s, s, n)))
-        abort();
+    FUZZ_ASSERT(lmc_tok_decode(t, ids, k, &out) == LMC_OK && out.len == n && (!n || !memcmp(out.s, s, n)));
     lmc_sb_free(&out);
     free(ids);
 }
 
-/* Pieces of s[0..n) equal those of s[0..k) followed by those of s[k..n). */
+/* Blocks cut at every safe cut, each pre-tokenized on its own (as the
+ * streaming reader does), give the pieces of the whole text. find_cut scans
+ * on from the last cut and each piece is found once in the whole and once
+ * in its block, so the check is linear in n. */
 static void check_cuts(const char *s, size_t n)
 {
-    for (size_t k = 1; k < n; k++) {
-        if (lmc_tok_find_cut(s, n, k, k) != k)
-            continue;
-        size_t p = 0;
-        while (p < k)
-            p = lmc_tok_piece_end(s, n, p);
-        if (p != k) /* a piece of the whole crosses the cut */
-            abort();
-        size_t q = 0;
-        while (q < k) {
-            size_t a = lmc_tok_piece_end(s, n, q), b = lmc_tok_piece_end(s, k, q);
-            if (a != b)
-                abort();
-            q = a;
+    size_t a = 0;
+    while (a < n) {
+        size_t b = lmc_tok_find_cut(s, n, a + 1, n - 1);
+        FUZZ_ASSERT(b == 0 || (b > a && b < n));
+        if (b == 0)
+            b = n;
+        for (size_t q = a; q < b;) {
+            size_t whole = lmc_tok_piece_end(s, n, q), block = a + lmc_tok_piece_end(s + a, b - a, q - a);
+            FUZZ_ASSERT(whole == block && whole > q); /* no piece of the whole crosses the cut at b */
+            q = whole;
         }
+        a = b;
     }
+}
+
+/* Encodes a fixed text and the input's first bytes alike. */
+static void same_encoding(const lmc_tokenizer *t, const lmc_tokenizer *u, const char *s, size_t n)
+{
+    const char *texts[2] = {"hello world, it's <|endoftext|> 12", s};
+    size_t lens[2] = {strlen(texts[0]), n < 64 ? n : 64};
+    for (int i = 0; i < 2; i++) {
+        int *x = NULL, *y = NULL;
+        size_t kx = 0, ky = 0;
+        encode(t, texts[i], lens[i], 0, &x, &kx);
+        encode(u, texts[i], lens[i], 0, &y, &ky);
+        FUZZ_ASSERT(kx == ky && (!kx || !memcmp(x, y, kx * sizeof *x)));
+        free(x);
+        free(y);
+    }
+}
+
+/* A loaded tokenizer saves in the format it came from and loads back. */
+static void check_loaded(lmc_tokenizer *t, int gpt2, const char *s, size_t n)
+{
+    round_trip(t, "hello world", 11, 0);
+    lmc_sb a, b;
+    lmc_sb_init(&a);
+    lmc_sb_init(&b);
+    lmc_tokenizer *u = NULL;
+    if (!gpt2) {
+        FUZZ_ASSERT(tok_save_lmc_sb(t, &a) == LMC_OK);
+        FUZZ_ASSERT(tok_load_lmc_mem(a.s, a.len, "saved lmc-tokenizer.json", &u) == LMC_OK);
+    } else {
+        FUZZ_ASSERT(tok_save_gpt2_sb(t, &a, &b) == LMC_OK);
+        FUZZ_ASSERT(tok_load_gpt2_mem(a.s, a.len, b.s, b.len, "saved encoder.json", "saved vocab.bpe", &u) == LMC_OK);
+    }
+    FUZZ_ASSERT(lmc_tok_vocab_size(u) == lmc_tok_vocab_size(t));
+    same_encoding(t, u, s, n);
+    lmc_tok_free(u);
+    lmc_sb_free(&a);
+    lmc_sb_free(&b);
 }
 
 static void fuzz_gpt2(const char *s, size_t n)
@@ -80,7 +147,7 @@ static void fuzz_gpt2(const char *s, size_t n)
     size_t bn = nul ? n - en - 1 : 0;
     lmc_tokenizer *t = NULL;
     if (tok_load_gpt2_mem(s, en, bpe, bn, "encoder.json", "vocab.bpe", &t) == LMC_OK) {
-        round_trip(t, "hello world", 11, 0);
+        check_loaded(t, 1, s, n);
         lmc_tok_free(t);
     }
 }
@@ -104,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         lmc_tokenizer *t = NULL;
         if (tok_load_lmc_mem(s, n, "lmc-tokenizer.json", &t) == LMC_OK) {
-            round_trip(t, "hello world", 11, 0);
+            check_loaded(t, 0, s, n);
             lmc_tok_free(t);
         }
         break;

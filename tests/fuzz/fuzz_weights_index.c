@@ -10,6 +10,7 @@
  * A load that succeeds must give finite parameters. Any violation aborts,
  * which libFuzzer reports with the input. With LMC_FUZZ_SEEDS=dir the good
  * index and shard are written there first as seeds (mode byte prepended). */
+#include "fuzz_common.h"
 #include "lmc/model.h"
 #include "model/weights_internal.h"
 
@@ -19,35 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
-static char root[64];   /* this process's folder */
-static char good_index_path[128], shard1_path[128];
+static const char *root; /* this process's folder */
+static char good_index_path[300], shard1_path[300];
 static char *good_index, *good_shard;
 static size_t good_index_len, good_shard_len;
-
-static void put_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb"); /* not atomic: the fuzzer rewrites it per input and fsync is slow */
-    if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0)
-        abort();
-}
-
-static void seed(const char *dir, const char *name, int mode, const char *data, size_t n)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fputc(mode, f) == EOF || fwrite(data, 1, n, f) != n || fclose(f) != 0)
-        abort();
-}
-
-static void cleanup(void) { lmc_rm_rf(root); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     lmc_model_config c;
     lmc_layout l;
-    snprintf(root, sizeof root, "/tmp/lmc_fuzz_weights_XXXXXX");
-    if (!mkdtemp(root) || lmc_config_preset("d6", &c))
+    root = fuzz_tmpdir("weights");
+    if (lmc_config_preset("d6", &c))
         abort();
     c.n_layer = 1, c.dim = 8, c.n_head = c.n_kv_head = 2, c.ffn_dim = 32, c.vocab = 10, c.max_seq = 4;
     if (lmc_config_finish(&c) || lmc_layout_build(&c, &l))
@@ -68,13 +51,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (lmc_read_file(good_index_path, &good_index, &good_index_len) ||
         lmc_read_file(shard1_path, &good_shard, &good_shard_len))
         abort();
-    const char *seeds = getenv("LMC_FUZZ_SEEDS");
-    if (seeds) {
-        seed(seeds, "seed-index-parse", 0, good_index, good_index_len);
-        seed(seeds, "seed-index-load", 1, good_index, good_index_len);
-        seed(seeds, "seed-shard", 2, good_shard, good_shard_len);
-    }
-    atexit(cleanup);
+    fuzz_seed("seed-index-parse", 0, good_index, good_index_len);
+    fuzz_seed("seed-index-load", 1, good_index, good_index_len);
+    fuzz_seed("seed-shard", 2, good_shard, good_shard_len);
     return 0;
 }
 
@@ -125,14 +104,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 1:
-        put_file(good_index_path, s, n);
+        fuzz_put_file(good_index_path, s, n);
         load_both();
-        put_file(good_index_path, good_index, good_index_len);
+        fuzz_put_file(good_index_path, good_index, good_index_len);
         break;
     case 2:
-        put_file(shard1_path, s, n);
+        fuzz_put_file(shard1_path, s, n);
         load_both();
-        put_file(shard1_path, good_shard, good_shard_len);
+        fuzz_put_file(shard1_path, good_shard, good_shard_len);
         break;
     }
     return 0;
