@@ -47,6 +47,7 @@ echo "== unit and conformance tests"
 for t in build/tests/unit/test_* build/tests/conformance/test_*; do
     [ -x "$t" ] && [[ "$t" != *.d ]] && run "${t#build/}" "$t"
 done
+run "fuzz smoke" make -s -j"$JOBS" fuzz-smoke   # every parser's libFuzzer target, a fixed number of runs
 
 echo "== unit tests under ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
