@@ -82,6 +82,7 @@ typedef struct {
     lmc_tensor_slot *layer; /* [n_layer][LMC_T_LAYER_COUNT] */
     int n_layer;
     size_t total;           /* floats in the buffer, padding included */
+    int tp, vocab_split;    /* a tensor-parallel rank's part (lmc_layout_build_tp); 1, 0 when whole */
 } lmc_layout;
 
 #define LMC_ABSENT ((size_t)-1)
@@ -89,10 +90,13 @@ typedef struct {
 lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l);
 /* One tensor-parallel rank's part (tp divides the heads, kv heads and MLP
  * width): fused QKV and MLP fc rows and the output projections' columns
- * are 1/tp of the model's; everything else is whole (replicated). */
-lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, lmc_layout *l);
-/* Whether a tensor is split over tensor-parallel ranks (else replicated). */
-int lmc_layout_tp_split(int layer, int kind);
+ * are 1/tp of the model's; with vocab_split (tp divides vocab_padded) also
+ * the rows of the token embedding and the head (vocabulary-parallel);
+ * everything else is whole (replicated). */
+lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, int vocab_split, lmc_layout *l);
+/* Whether a tensor of layout l is split over tensor-parallel ranks (else
+ * replicated on each). */
+int lmc_layout_tp_split(const lmc_layout *l, int layer, int kind);
 /* Copies between the whole model's buffer (layout g) and tensor-parallel
  * rank r of tp's part (layout t): to_part 1 fills part from whole, 0 the
  * reverse (the part's elements only). */

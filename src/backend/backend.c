@@ -23,13 +23,39 @@ static lmc_status cuda_open(int device, const char *name, lmc_backend **out)
 #endif
 }
 
+/* "cpu:" then, comma-separated, an instruction-set path to force (avx512,
+ * avx512-nodot, avx2, c) and kc=N (matmuls sum k in blocks of at most N):
+ * the same numbers computed another way, to measure float noise. */
+static lmc_status cpu_variant(const char *device, int threads, lmc_backend **out)
+{
+    char isa[32] = "auto", spec[128];
+    int kc = 0;
+    snprintf(spec, sizeof spec, "%s", device + 4);
+    for (char *tok = strtok(spec, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strncmp(tok, "kc=", 3)) {
+            char *end;
+            long v = strtol(tok + 3, &end, 10);
+            if (*end || v < 2 || v > 4096)
+                return lmc_err(LMC_EINVAL, "--device %s: kc=%s must be a whole number in [2, 4096]", device, tok + 3);
+            kc = (int)v;
+        } else {
+            snprintf(isa, sizeof isa, "%s", tok);
+        }
+    }
+    lmc_status s = lmc_cpu_backend_open(threads, isa, out);
+    if (s)
+        return lmc_err_wrap(s, "--device %s", device);
+    lmc_cpu_set_kc_cap(*out, kc);
+    return LMC_OK;
+}
+
 lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out)
 {
     *out = NULL;
     if (!device || !strcmp(device, "cpu"))
         return lmc_cpu_backend_open(threads, "auto", out);
-    if (!strncmp(device, "cpu:", 4)) /* a forced instruction-set path: avx512, avx512-nodot, avx2, c */
-        return lmc_cpu_backend_open(threads, device + 4, out);
+    if (!strncmp(device, "cpu:", 4))
+        return cpu_variant(device, threads, out);
     if (!strncmp(device, "cuda", 4) && (device[4] == 0 || device[4] == ':')) {
         long long idx = -1; /* plain "cuda": the GPU of this process's local rank */
         if (device[4] == ':')

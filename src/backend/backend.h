@@ -94,7 +94,11 @@ struct lmc_backend_ops {
     void (*bias_grad)(lmc_backend *be, float *dbias, const float *dout, int m, int n);
 
     /* ---- embeddings ---- out (B,T,C) = wte[tokens] + wpe[pos0[b] + t]
-     * wpe may be NULL (rotary models); pos0 (B) may be NULL (= 0). */
+     * wpe may be NULL (rotary models); pos0 (B) may be NULL (= 0). A
+     * negative id is a token whose row another rank holds (a vocabulary-
+     * parallel embedding): its wte row reads as zeros and gets no gradient;
+     * wpe and dwpe still apply. Backends without vocabulary-parallel
+     * support (no xent_part) never receive negative ids. */
     void (*embed_forward)(lmc_backend *be, float *out, const int *tokens, const int *pos0,
                           const float *wte, const float *wpe, int B, int T, int C);
     /* dwte (V,C) +=, dwpe (maxT,C) += (if not NULL), dout (B,T,C) */
@@ -179,6 +183,17 @@ struct lmc_backend_ops {
      * padded columns V..Vp by 0. targets are valid ids < V. */
     void (*xent)(lmc_backend *be, float *losses, float *logits, const int *targets,
                  int N, int V, int Vp, float dloss, int backward);
+    /* Vocabulary-parallel softmax cross-entropy (Megatron-LM): this rank
+     * holds the logits' columns [v0, v0 + V) of the vocabulary, (N, Vp)
+     * with V valid. stats (N, 2), per row: stage 0 writes {max of the row's
+     * columns (-inf when V = 0), the target's logit (0 when another rank
+     * holds it)}; stage 1 reads stats[r][0] = the max over all ranks and
+     * writes stats[r][1] = sum of exp(x - max) over this rank's columns;
+     * stage 2 reads stats[r][0] = the log-sum-exp over all ranks and
+     * overwrites the logits by dloss * (softmax - onehot(target)), the
+     * padded columns by 0. May be NULL (no vocabulary parallelism). */
+    void (*xent_part)(lmc_backend *be, float *stats, float *logits, const int *targets, int N, int V, int Vp,
+                      int v0, float dloss, int stage);
     /* out[0] = sum of x (squares: of x^2), accumulated in double */
     void (*sum)(lmc_backend *be, float *out, const float *x, size_t n, int squares);
     void (*adamw)(lmc_backend *be, float *p, const float *g, float *m, float *v, size_t n,
@@ -199,6 +214,8 @@ lmc_status lmc_cuda_plugin_symbol(const char *name, const char *what, void **sym
 /* CPU backend with a forced instruction set: "auto", "avx512",
  * "avx512-nodot" (without AVX512-BF16's vdpbf16ps), "avx2", "c". */
 lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out);
+/* kc > 0: the CPU backend's matmuls sum k in blocks of at most kc. */
+void lmc_cpu_set_kc_cap(lmc_backend *be, int kc);
 /* Names of the CPU instruction-set paths this machine can run, best first. */
 int lmc_cpu_isa_list(const char **names, int max);
 

@@ -96,12 +96,14 @@ static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float 
 void lmc_model_backward(lmc_model *m, int B, int T)
 {
     lmc_backend *be = m->be;
-    int N = B * T, C = m->cfg.dim, L = m->cfg.n_layer, Vp = m->cfg.vocab_padded;
+    int N = B * T, C = m->cfg.dim, L = m->cfg.n_layer;
     float *dres = m->a.dres, *dlnf = m->a.dbuf_a;
     lmc_model_hook(m, 1, 0, 1); /* a tied head's gradient lands in wte */
     lmc_model_hook(m, 1, L + 1, 1);
     /* classifier: logits = lnf . head^T, the logits buffer holds dlogits */
-    linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, m->a.lnf, W(-1, LMC_T_HEAD), N, Vp, C);
+    linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, m->a.lnf, W(-1, LMC_T_HEAD), N, m->vrows, C);
+    if (m->vocab_split)
+        lmc_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary columns' part */
     be->ops->zero(be, dres, (size_t)N * C * sizeof(float));
     norm_backward(m, dres, G(-1, LMC_T_NORMF_W), G(-1, LMC_T_NORMF_B), dlnf, lmc_model_layer_input(m, L),
                   W(-1, LMC_T_NORMF_W), m->a.lnf_mean, m->a.lnf_rstd, N);
@@ -116,7 +118,8 @@ void lmc_model_backward(lmc_model *m, int B, int T)
         attn_backward(m, &la, x, l, B, T);
         lmc_model_hook(m, 0, l + 1, 1);
     }
-    be->ops->embed_backward(be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), dres, m->tokens, B, T, C);
+    be->ops->embed_backward(be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), dres, m->vocab_split ? m->tokens_part : m->tokens,
+                            B, T, C);
     lmc_model_hook(m, 0, 0, 1);
 }
 

@@ -112,7 +112,14 @@ void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dlos
     lmc_backend *be = m->be;
     int N = B * T, L = m->cfg.n_layer;
     lmc_model_hook(m, 1, 0, 0);
-    be->ops->embed_forward(be, m->a.encoded, m->tokens, NULL, W(-1, LMC_T_WTE), W(-1, LMC_T_WPE), B, T, m->cfg.dim);
+    if (m->vocab_split) { /* each rank its vocabulary rows (and rank 0 the positions), then the sum */
+        be->ops->embed_forward(be, m->a.encoded, m->tokens_part, NULL, W(-1, LMC_T_WTE),
+                               m->tp_rank == 0 ? W(-1, LMC_T_WPE) : NULL, B, T, m->cfg.dim);
+        lmc_model_tp_sum(m, m->a.encoded, (size_t)N * m->cfg.dim);
+    } else {
+        be->ops->embed_forward(be, m->a.encoded, m->tokens, NULL, W(-1, LMC_T_WTE), W(-1, LMC_T_WPE), B, T,
+                               m->cfg.dim);
+    }
     for (int l = 0; l < L; l++) {
         lmc_model_hook(m, 1, l + 1, 0);
         lmc_model_layer_forward(m, l, lmc_model_layer_input(m, l), B, T);
@@ -121,7 +128,10 @@ void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dlos
     lmc_model_hook(m, 1, L + 1, 0);
     lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, lmc_model_layer_input(m, L), W(-1, LMC_T_NORMF_W),
                            W(-1, LMC_T_NORMF_B), N);
-    classifier_forward(m, B, T, mode, dloss);
+    if (m->vocab_split)
+        lmc_model_vocab_forward(m, B, T, mode, dloss);
+    else
+        classifier_forward(m, B, T, mode, dloss);
     lmc_model_hook(m, 0, L + 1, 0);
     if (mode != LMC_FWD_TRAIN)
         lmc_model_hook(m, 0, 0, 0);

@@ -50,19 +50,21 @@ static void place_layer(const lmc_model_config *c, int tp, lmc_tensor_slot *t, s
         place(cur, &t[LMC_T_PROJ_B], C, 1, 0);
 }
 
-lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l) { return lmc_layout_build_tp(c, 1, l); }
+lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l) { return lmc_layout_build_tp(c, 1, 0, l); }
 
-lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, lmc_layout *l)
+lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, int vocab_split, lmc_layout *l)
 {
     memset(l, 0, sizeof *l);
     l->n_layer = c->n_layer;
     l->layer = calloc((size_t)c->n_layer * LMC_T_LAYER_COUNT, sizeof *l->layer);
     if (!l->layer)
         return lmc_err(LMC_ENOMEM, "out of memory building the parameter layout");
-    size_t cur = 0, C = (size_t)c->dim;
+    size_t cur = 0, C = (size_t)c->dim, V = (size_t)c->vocab_padded / (vocab_split ? (size_t)tp : 1);
+    l->tp = tp;
+    l->vocab_split = vocab_split && tp > 1;
     for (int k = 0; k < LMC_T_GLOBAL_COUNT; k++)
         absent(&l->global[k]);
-    place(&cur, &l->global[LMC_T_WTE], (size_t)c->vocab_padded, C, 1);
+    place(&cur, &l->global[LMC_T_WTE], V, C, 1);
     if (c->pos == LMC_POS_LEARNED)
         place(&cur, &l->global[LMC_T_WPE], (size_t)c->max_seq, C, 1);
     for (int i = 0; i < c->n_layer; i++)
@@ -73,7 +75,7 @@ lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, lmc_layout *l)
     if (c->tied)
         l->global[LMC_T_HEAD] = l->global[LMC_T_WTE];
     else
-        place(&cur, &l->global[LMC_T_HEAD], (size_t)c->vocab_padded, C, 1);
+        place(&cur, &l->global[LMC_T_HEAD], V, C, 1);
     l->total = cur;
     return LMC_OK;
 }

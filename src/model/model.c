@@ -55,7 +55,10 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
     TAKE(m->a.lnf, N * C);
     TAKE(m->a.lnf_mean, N);
     TAKE(m->a.lnf_rstd, N);
-    TAKE(m->a.logits, N * (size_t)m->cfg.vocab_padded);
+    size_t logits = N * (size_t)m->vrows; /* vocabulary-parallel: this rank's columns, or B gathered rows */
+    if (m->vocab_split && (size_t)B * m->cfg.vocab_padded > logits)
+        logits = (size_t)B * m->cfg.vocab_padded;
+    TAKE(m->a.logits, logits);
     TAKE(m->a.losses, N);
     TAKE(m->a.scalar, 16);
     if (training) {
@@ -104,6 +107,7 @@ size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int
     m.cfg = *cfg;
     m.recompute = rc;
     set_dims(&m, cfg, 1);
+    m.vrows = cfg->vocab_padded;
     return layout_acts(&m, NULL, B, T, training) * sizeof(float);
 }
 
@@ -140,6 +144,24 @@ static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *b
     m->tp_rank = m->tp > 1 ? o->tp_rank : 0;
     m->tp_comm = m->tp > 1 ? o->tp_comm : NULL;
     set_dims(m, cfg, m->tp);
+    m->vocab_split = m->tp > 1 && o->vocab_parallel;
+    m->vrows = cfg->vocab_padded / (m->vocab_split ? m->tp : 1);
+    m->v0 = m->vocab_split ? m->tp_rank * m->vrows : 0;
+    int left = cfg->vocab - m->v0;
+    m->vvalid = left < 0 ? 0 : left < m->vrows ? left : m->vrows;
+}
+
+static lmc_status vocab_buffers(lmc_model *m)
+{
+    size_t N = (size_t)m->B * m->T;
+    m->tokens_part = m->be->ops->alloc(m->be, N * sizeof(int));
+    m->xstats = m->be->ops->alloc(m->be, 2 * N * sizeof(float));
+    m->h_ids = malloc(N * sizeof(int));
+    m->h_xstats = malloc(2 * N * sizeof(float));
+    m->h_rows = malloc(3 * N * sizeof(double));
+    if (!m->tokens_part || !m->xstats || !m->h_ids || !m->h_xstats || !m->h_rows)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    return LMC_OK;
 }
 
 lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
@@ -153,7 +175,7 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     if (!m)
         return lmc_err(LMC_ENOMEM, "out of memory");
     model_init(m, cfg, be, B, T, o);
-    lmc_status s = lmc_layout_build_tp(cfg, m->tp, &m->layout);
+    lmc_status s = lmc_layout_build_tp(cfg, m->tp, o->vocab_parallel, &m->layout);
     if (s) {
         free(m);
         return s;
@@ -173,6 +195,8 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
                        "for batch %d x %d", pbytes / 1e6, want_grads ? " (x2 with gradients)" : "", act_mb, B, T);
     }
     s = units_init(m);
+    if (s == LMC_OK && m->vocab_split)
+        s = vocab_buffers(m);
     if (s) {
         lmc_model_close(m);
         return s;
@@ -194,7 +218,7 @@ void lmc_model_close(lmc_model *m)
     if (!m)
         return;
     lmc_backend *be = m->be;
-    void *bufs[] = {m->params, m->grads, m->act_mem, m->tokens, m->targets};
+    void *bufs[] = {m->params, m->grads, m->act_mem, m->tokens, m->targets, m->tokens_part, m->xstats};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
@@ -202,6 +226,9 @@ void lmc_model_close(lmc_model *m)
     free(m->unit_params);
     free(m->unit_grads);
     free(m->unit_begin);
+    free(m->h_ids);
+    free(m->h_xstats);
+    free(m->h_rows);
     free(m);
 }
 
@@ -235,6 +262,11 @@ lmc_status lmc_model_set_batch(lmc_model *m, const int *tokens, const int *targe
                            targets[i], i, m->cfg.vocab);
     }
     m->be->ops->upload(m->be, m->tokens, tokens, n * sizeof(int));
+    if (m->vocab_split) { /* the embedding rows this rank holds; -1: another rank's */
+        for (size_t i = 0; i < n; i++)
+            m->h_ids[i] = tokens[i] >= m->v0 && tokens[i] < m->v0 + m->vrows ? tokens[i] - m->v0 : -1;
+        m->be->ops->upload(m->be, m->tokens_part, m->h_ids, n * sizeof(int));
+    }
     if (targets)
         m->be->ops->upload(m->be, m->targets, targets, n * sizeof(int));
     return LMC_OK;

@@ -60,6 +60,7 @@ typedef struct {
      * results over tp_comm; tp <= 1: the whole model. */
     int tp, tp_rank;
     lmc_comm *tp_comm;
+    int vocab_parallel; /* also split the token embedding and the head by vocabulary rows (training) */
 } lmc_model_opts;
 
 typedef struct {
@@ -83,6 +84,13 @@ typedef struct {
     int tp, tp_rank;       /* tensor parallelism (lmc_model_opts) */
     lmc_comm *tp_comm;
     lmc_status tp_status;  /* the first failed tensor-parallel sum (the passes check it once) */
+    /* vocabulary parallelism: this rank's rows [v0, v0 + vrows) of the
+     * embedding and head, vvalid of them real tokens (the rest padding) */
+    int vocab_split, v0, vrows, vvalid;
+    int *tokens_part;      /* device (B*T): token ids relative to v0, -1 for other ranks' */
+    int *h_ids;            /* host (B*T) */
+    float *xstats, *h_xstats; /* device and host (N,2): xent_part's statistics */
+    double *h_rows;        /* host (3N): per-row reductions over the group */
 } lmc_model;
 
 typedef enum {
@@ -131,6 +139,8 @@ void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T);
 /* buf (n floats) = its sum over the tensor-parallel group (no-op without);
  * a failure is kept in m->tp_status. */
 void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n);
+/* Vocabulary-parallel classifier (forward.c's, in vocab.c). */
+void lmc_model_vocab_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss);
 /* Calls the acquire (1) or release (0) hook of a unit, if any. */
 void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward);
 /* The forward pass's building blocks, shared with the inference engine

@@ -4,7 +4,9 @@
  * column-parallel (rank r holds its heads' q, k and v rows, its slice of the
  * fc rows, and for SwiGLU its slice of gate and of up); the attention and
  * MLP output projections are row-parallel (rank r holds the matching
- * columns). Norms, the output projections' biases, embeddings and the head
+ * columns); vocabulary-parallel, the token embedding and the head are
+ * split by rows (rank r holds vocabulary_padded / tp rows from r times
+ * that). Norms, the output projections' biases and the position embedding
  * are whole on every rank. Checkpoints always hold whole tensors: these
  * copies move between the two.
  */
@@ -12,10 +14,14 @@
 
 #include <string.h>
 
-int lmc_layout_tp_split(int layer, int kind)
+int lmc_layout_tp_split(const lmc_layout *l, int layer, int kind)
 {
-    return layer >= 0 && (kind == LMC_T_QKV_W || kind == LMC_T_QKV_B || kind == LMC_T_FC_W || kind == LMC_T_FC_B ||
-                          kind == LMC_T_ATTN_W || kind == LMC_T_PROJ_W);
+    if (l->tp <= 1)
+        return 0;
+    if (layer < 0)
+        return l->vocab_split && (kind == LMC_T_WTE || kind == LMC_T_HEAD);
+    return kind == LMC_T_QKV_W || kind == LMC_T_QKV_B || kind == LMC_T_FC_W || kind == LMC_T_FC_B ||
+           kind == LMC_T_ATTN_W || kind == LMC_T_PROJ_W;
 }
 
 typedef struct {
@@ -72,7 +78,9 @@ void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lm
             if (gs->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && c->tied))
                 continue;
             tensor_pair tpair = {whole + gs->offset, part + ts->offset, gs->cols, ts->cols, to_part};
-            if (lmc_layout_tp_split(layer, k))
+            if (layer < 0 && lmc_layout_tp_split(t, layer, k)) /* vocabulary rows */
+                copy_block(&tpair, r * ts->rows, 0, ts->rows, 0, 0, gs->cols);
+            else if (lmc_layout_tp_split(t, layer, k))
                 copy_layer_tensor(c, k, tp, r, &tpair, ts->cols);
             else
                 copy_block(&tpair, 0, 0, gs->rows, 0, 0, gs->cols);

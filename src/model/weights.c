@@ -1,6 +1,7 @@
 /* weights.c: model weights from safetensors with Hugging Face names (one
  * file or the sharded layout, whole or one range of the flat buffer).
  * Writing is in weights_stream.c, initialisation in init.c. */
+#include "lmc/gguf.h"
 #include "lmc/safetensors.h"
 #include "model/weights_internal.h"
 
@@ -357,9 +358,23 @@ static lmc_status open_model(wsrc *src, const char *path, lmc_model_config *cfg,
     return s;
 }
 
+/* A .gguf file is llama.cpp's format, read by gguf_model.c. Weak: a build
+ * of this file without the GGUF reader (a fuzz target) still links. */
+#pragma weak lmc_gguf_load_range
+#pragma weak lmc_gguf_load
+
+static int is_gguf(const char *path) { return ends_with(path, ".gguf") && !lmc_is_dir(path); }
+
+static lmc_status no_gguf(const char *path)
+{
+    return lmc_err(LMC_EUNSUPPORTED, "%s: this build of lmc reads no GGUF files", path);
+}
+
 lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
                                   size_t end, float *dst)
 {
+    if (is_gguf(path))
+        return lmc_gguf_load_range ? lmc_gguf_load_range(path, cfg, layout, begin, end, dst) : no_gguf(path);
     if (!dst && end > begin)
         return lmc_err(LMC_EINVAL, "%s: no buffer for elements [%zu, %zu)", path, begin, end);
     wsrc src;
@@ -377,6 +392,8 @@ lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout 
 {
     wsrc src;
     *params = NULL;
+    if (is_gguf(path))
+        return lmc_gguf_load ? lmc_gguf_load(path, cfg, layout, params) : no_gguf(path);
     LMC_TRY(open_model(&src, path, cfg, layout));
     lmc_status s = src_read(&src, cfg, layout, 0, layout->total, NULL);
     if (s == LMC_OK && !(*params = lmc_alloc(layout->total * sizeof(float), "model parameters")))

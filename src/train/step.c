@@ -176,7 +176,7 @@ static double tp_squares(lmc_trainer *tr, const float *g, size_t begin, size_t e
         for (int k = 0; k < (layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT); k++) {
             const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
             if (s->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && tr->cfg.tied) ||
-                (tr->tp_rank > 0 && !lmc_layout_tp_split(layer, k)))
+                (tr->tp_rank > 0 && !lmc_layout_tp_split(l, layer, k)))
                 continue;
             size_t lo = s->offset > begin ? s->offset : begin, e = s->offset + s->rows * s->cols;
             size_t hi = e < end ? e : end;

@@ -203,8 +203,14 @@ static lmc_status check_tp(const lmc_trainer *tr)
 {
     const lmc_model_config *c = &tr->cfg;
     int t = tr->tp;
-    if (c->n_head % t == 0 && c->n_kv_head % t == 0 && c->ffn_dim % t == 0)
-        return LMC_OK;
+    if (!tr->be->ops->xent_part)
+        return lmc_err(LMC_EUNSUPPORTED, "--tp: backend %s has no vocabulary-parallel cross-entropy (xent_part)",
+                       tr->be->name);
+    if (c->n_head % t == 0 && c->n_kv_head % t == 0 && c->ffn_dim % t == 0) {
+        if (c->vocab_padded % t == 0)
+            return LMC_OK;
+        return lmc_err(LMC_EINVAL, "--tp %d must divide the padded vocabulary (%d rows)", t, c->vocab_padded);
+    }
     return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and the MLP "
                    "width (%d): each rank of a tensor-parallel group holds 1/%d of each", t, c->n_head,
                    c->n_kv_head, c->ffn_dim, t);
@@ -257,7 +263,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
 {
     const lmc_train_opts *o = tr->o;
     lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
-                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc};
+                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;

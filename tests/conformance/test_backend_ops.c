@@ -195,6 +195,45 @@ static void t_embed(lmc_backend *be, int B, int T, int C, int V, int learned)
     free(wte), free(wpe), free(dout), free(g0), free(p0), free(tok);
 }
 
+/* A negative id (a vocabulary-parallel embedding's token held by another
+ * rank) reads as zeros (plus wpe) and leaves dwte alone. */
+static void t_embed_foreign(lmc_backend *be, int B, int T, int C, int V)
+{
+    size_t N = (size_t)B * T;
+    float *wte = hrand((size_t)V * C, 1), *wpe = hrand((size_t)T * C, 1), *dout = hrand(N * C, 1);
+    float *g0 = hrand((size_t)V * C, 1), *out = malloc(N * C * 4), *dw = malloc((size_t)V * C * 4);
+    int *tok = hints(N, V);
+    for (size_t i = 0; i < N; i += 2)
+        tok[i] = -1;
+    for (int learned = 0; learned < 2; learned++) {
+        devs d = {be};
+        float *o = upf(&d, dout, N * C), *dwte = upf(&d, g0, (size_t)V * C), *dp = learned ? upf(&d, wpe, (size_t)T * C) : NULL;
+        int *dt = up(&d, tok, N * sizeof(int));
+        be->ops->embed_forward(be, o, dt, NULL, upf(&d, wte, (size_t)V * C), dp, B, T, C);
+        down(&d, out, o, N * C);
+        be->ops->embed_backward(be, dwte, NULL, upf(&d, dout, N * C), dt, B, T, C);
+        down(&d, dw, dwte, (size_t)V * C);
+        release(&d);
+        size_t bad = 0;
+        for (size_t i = 0; i < N; i++)
+            for (int c = 0; c < C; c++) {
+                float want = tok[i] < 0 ? (learned ? wpe[(i % T) * C + c] : 0.0f)
+                                        : wte[(size_t)tok[i] * C + c] + (learned ? wpe[(i % T) * C + c] : 0.0f);
+                bad += out[i * C + c] != want;
+            }
+        double sum_g = 0, sum_want = 0; /* dwte gains exactly the rows of the ids >= 0 */
+        for (size_t i = 0; i < (size_t)V * C; i++)
+            sum_g += dw[i] - g0[i];
+        for (size_t i = 0; i < N; i++)
+            for (int c = 0; tok[i] >= 0 && c < C; c++)
+                sum_want += dout[i * C + c];
+        CHECK_MSG(!bad && fabs(sum_g - sum_want) < 1e-3 * (1 + fabs(sum_want)),
+                  "%s embed with foreign ids (wpe %d): %zu wrong outputs, dwte gained %g, wanted %g", be->name,
+                  learned, bad, sum_g, sum_want);
+    }
+    free(wte), free(wpe), free(dout), free(g0), free(out), free(dw), free(tok);
+}
+
 /* ---- norms ---- */
 
 static void t_norm(lmc_backend *be, int N, int C, int rms, int bias)
@@ -500,6 +539,76 @@ static void t_xent(lmc_backend *be, int N, int V, int Vp, int backward)
     free(logits), free(tg);
 }
 
+/* One rank's slice [v0, v0 + nv) of the logits through one xent_part stage
+ * (stats in/out, logits in/out as padded (N, Vpl) rows). */
+static void xent_part_run(lmc_backend *be, float *stats, float *part, const int *tg, int N, int nv, int Vpl, int v0,
+                          int stage)
+{
+    devs e = {be};
+    float *dl = upf(&e, part, (size_t)N * Vpl), *ds = upf(&e, stats, (size_t)N * 2);
+    be->ops->xent_part(be, ds, dl, up(&e, tg, (size_t)N * 4), N, nv, Vpl, v0, 0.5f, stage);
+    down(&e, stats, ds, (size_t)N * 2);
+    down(&e, part, dl, (size_t)N * Vpl);
+    release(&e);
+}
+
+/* xent_part over P slices of the vocabulary, combined as the model does
+ * (max, then sum of exps, then log-sum-exp), equals xent on whole rows:
+ * the losses and the gradient, with the padding zeroed. */
+static void t_xent_part(lmc_backend *be, int N, int V, int P)
+{
+    if (!be->ops->xent_part) {
+        fprintf(stderr, "note %s: no xent_part op (vocabulary-parallel training unsupported)\n", be->name);
+        return;
+    }
+    int Vl = (V + P - 1) / P, Vpl = (Vl + 15) / 16 * 16;
+    size_t n = (size_t)N * V;
+    float *logits = hrand(n, 5), *want = malloc(n * 4), *wl = malloc((size_t)N * 4), *got = malloc(n * 4);
+    float *loss = calloc((size_t)N, 4), *st = malloc((size_t)N * 2 * 4), *part = malloc((size_t)N * Vpl * 4);
+    double *mx = malloc((size_t)N * sizeof(double)), *sum = calloc((size_t)N, sizeof(double));
+    double *tlog = calloc((size_t)N, sizeof(double));
+    int *tg = hints((size_t)N, V), padding_bad = 0;
+    devs d = {REF};
+    float *lg = upf(&d, logits, n), *ls = upf(&d, logits, (size_t)N);
+    REF->ops->xent(REF, ls, lg, up(&d, tg, (size_t)N * 4), N, V, V, 0.5f, 1);
+    down(&d, want, lg, n);
+    down(&d, wl, ls, (size_t)N);
+    release(&d);
+    for (int stage = 0; stage < 3; stage++)
+        for (int p = 0; p < P; p++) {
+            int v0 = p * Vl, nv = V - v0 < Vl ? (V - v0 > 0 ? V - v0 : 0) : Vl;
+            for (int r = 0; r < N; r++) {
+                for (int j = 0; j < Vpl; j++)
+                    part[(size_t)r * Vpl + j] = j < nv ? logits[(size_t)r * V + v0 + j] : 99.0f;
+                st[2 * r] = stage == 1 ? (float)mx[r] : loss[r] + (float)tlog[r]; /* stage 2: the lse */
+            }
+            xent_part_run(be, st, part, tg, N, nv, Vpl, v0, stage);
+            for (int r = 0; r < N; r++) {
+                if (stage == 0) {
+                    mx[r] = p == 0 || st[2 * r] > mx[r] ? st[2 * r] : mx[r];
+                    tlog[r] += st[2 * r + 1];
+                } else if (stage == 1) {
+                    sum[r] += st[2 * r + 1];
+                    if (p == P - 1)
+                        loss[r] = (float)(mx[r] + log(sum[r]) - tlog[r]);
+                } else {
+                    for (int j = 0; j < Vpl; j++)
+                        if (j < nv)
+                            got[(size_t)r * V + v0 + j] = part[(size_t)r * Vpl + j];
+                        else
+                            padding_bad += part[(size_t)r * Vpl + j] != 0.0f;
+                }
+            }
+        }
+    char what[64];
+    snprintf(what, sizeof what, "xent_part N%d V%d P%d", N, V, P);
+    compare(be->name, what, loss, wl, (size_t)N);
+    compare(be->name, what, got, want, n);
+    CHECK_MSG(!padding_bad, "%s %s: %d padded logits not zeroed", be->name, what, padding_bad);
+    free(logits), free(want), free(wl), free(got), free(loss), free(st), free(part), free(mx), free(sum);
+    free(tlog), free(tg);
+}
+
 static void t_elementwise(lmc_backend *be, size_t n)
 {
     float *a = hrand(n, 1), *b = hrand(n, 1), *absb = hrand(n, 1), *r[2][8];
@@ -595,6 +704,10 @@ static void all_ops(lmc_backend *be)
     t_xent(be, 5, 97, 128, 1);
     t_xent(be, 5, 97, 128, 0);
     t_xent(be, 3, 5000, 5056, 1);
+    t_xent_part(be, 5, 97, 3);
+    t_xent_part(be, 4, 64, 2);
+    t_xent_part(be, 3, 5000, 4);
+    t_embed_foreign(be, 2, 7, 24, 50);
     t_elementwise(be, 1);
     t_elementwise(be, 1000);
     t_elementwise(be, 100003);

@@ -41,13 +41,15 @@ wait_file() {
 # ranks (its flags give each rank's share of a global batch of 4 sequences)
 # must give the weights and losses of one process running that batch (1 x
 # accum 4) within that process's own float noise: the largest difference
-# between it computing the batch five ways (1 x accum 4, 2 x 2, 4 x 1, and 1
+# between it computing the batch six ways (1 x accum 4, 2 x 2, 4 x 1, and 1
 # x 4 on the AVX2 and on the portable C matmul kernels, which round
-# differently). Sets TOL to the weights' tolerance.
+# differently, and with every matmul summing k in blocks of 16, the
+# association a tensor-parallel split of these tiny layers has). Sets TOL to
+# the weights' tolerance.
 equivalent() {
     local name=$1 args=$2 np=$3 par=$4 d=$T/$1 w
     mkdir -p "$d"
-    for w in "1 4 cpu" "2 2 cpu" "4 1 cpu" "1 4 cpu:avx2" "1 4 cpu:c"; do
+    for w in "1 4 cpu" "2 2 cpu" "4 1 cpu" "1 4 cpu:avx2" "1 4 cpu:c" "1 4 cpu:kc=16"; do
         set -- $w
         expect_ok "$name: 1 process, $1 x accum $2 on $3" $LMC train $args --batch "$1" --grad-accum "$2" \
             --device "$3" --save "$d/one-$1-$3.st" --log "$d/one-$1-$3.jsonl"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Tensor parallelism (--tp, Megatron-LM's split of every layer over a group
-# of consecutive ranks) is exact: tp 2 on 2 ranks, tp 2 x 2 data-parallel
-# ranks on 4 (also with ZeRO-1 over the data-parallel group), Llama with GQA
-# and bf16 each give the weights and losses of one process running the same
-# global batch, within that process's own float noise (lib.sh's
-# equivalent), as do ZeRO-2 over the data-parallel group with recomputation.
+# of consecutive ranks, with a vocabulary-parallel embedding and
+# cross-entropy) is exact: tp 2 on 2 ranks, tp 2 x 2 data-parallel ranks on
+# 4 (also with ZeRO-1 and ZeRO-2 over the data-parallel group), tp 4 and
+# Llama with GQA each give the weights and losses of one process running the
+# same global batch, within that process's own float noise (lib.sh's
+# equivalent).
 # A tp-2 checkpoint holds whole Hugging Face tensors and
 # resumes on 1 process and on tp 4. Bad layouts fail before step 1.
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +25,6 @@ equivalent gpt2-tp2-dp2-zero1 "$GPT" 4 "--batch 2 --tp 2 --zero 1"
 equivalent gpt2-tp2-dp2-zero2 "$GPT" 4 "--batch 2 --tp 2 --zero 2 --recompute full"
 equivalent gpt2-tp4 "$GPT" 4 "--batch 4 --tp 4"
 equivalent llama-gqa-tp2 "$LLAMA" 2 "--batch 4 --tp 2"
-equivalent gpt2-tp2-bf16 "$GPT --precision bf16" 2 "--batch 4 --tp 2"
 
 # checkpoints: whole tensors whatever the layout; tp 2 -> 1 process, -> tp 4
 d=$T/ckpt

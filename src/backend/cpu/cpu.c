@@ -91,6 +91,7 @@ static const lmc_backend_ops cpu_ops = {
     .add = lmc_cpu_add,
     .scale = lmc_cpu_scale,
     .xent = lmc_cpu_xent,
+    .xent_part = lmc_cpu_xent_part,
     .sum = lmc_cpu_sum,
     .adamw = lmc_cpu_adamw,
     .cast = lmc_cpu_cast,
@@ -177,3 +178,5 @@ lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out)
     *out = be;
     return LMC_OK;
 }
+
+void lmc_cpu_set_kc_cap(lmc_backend *be, int kc) { cpu_of(be)->kc_cap = kc; }

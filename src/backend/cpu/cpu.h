@@ -14,6 +14,7 @@ typedef struct {
     float *scratch; /* grown on demand, reused: no allocation in steady state */
     size_t scratch_bytes;
     double peak[2]; /* measured peak FLOP/s, fp32 and bf16; 0 until asked */
+    int kc_cap;     /* > 0: matmuls sum k in blocks of at most this (a numerics probe: --device cpu:kc=N) */
 } lmc_cpu;
 
 static inline lmc_cpu *cpu_of(lmc_backend *be) { return (lmc_cpu *)be->impl; }
@@ -89,6 +90,8 @@ void lmc_cpu_linear(lmc_backend *be, float *out, const float *inp, const void *w
                     const float *scale, const float *bias, int M, int N, int K, int accumulate);
 void lmc_cpu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t n);
 void lmc_cpu_scale(lmc_backend *be, float *x, float s, size_t n);
+void lmc_cpu_xent_part(lmc_backend *be, float *stats, float *logits, const int *targets, int N, int V, int Vp,
+                       int v0, float dloss, int stage);
 void lmc_cpu_xent(lmc_backend *be, float *losses, float *logits, const int *targets, int N, int V, int Vp,
                   float dloss, int backward);
 void lmc_cpu_sum(lmc_backend *be, float *out, const float *x, size_t n, int squares);

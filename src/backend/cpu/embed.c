@@ -9,15 +9,10 @@ void lmc_cpu_embed_forward(lmc_backend *be, float *out, const int *tokens, const
     for (int bt = 0; bt < B * T; bt++) {
         int b = bt / T, t = bt % T;
         float *o = out + (size_t)bt * C;
-        const float *e = wte + (size_t)tokens[bt] * C;
-        if (wpe) {
-            const float *p = wpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C;
-            for (int i = 0; i < C; i++)
-                o[i] = e[i] + p[i];
-        } else {
-            for (int i = 0; i < C; i++)
-                o[i] = e[i];
-        }
+        const float *e = tokens[bt] >= 0 ? wte + (size_t)tokens[bt] * C : NULL; /* < 0: another rank's row */
+        const float *p = wpe ? wpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C : NULL;
+        for (int i = 0; i < C; i++)
+            o[i] = e && p ? e[i] + p[i] : e ? e[i] : p ? p[i] : 0.0f;
     }
 }
 
@@ -31,8 +26,8 @@ void lmc_cpu_embed_backward(lmc_backend *be, float *dwte, float *dwpe, const flo
         int c0 = cb * blk, c1 = c0 + blk < C ? c0 + blk : C;
         for (int bt = 0; bt < B * T; bt++) {
             const float *d = dout + (size_t)bt * C;
-            float *w = dwte + (size_t)tokens[bt] * C;
-            for (int i = c0; i < c1; i++)
+            float *w = tokens[bt] >= 0 ? dwte + (size_t)tokens[bt] * C : NULL;
+            for (int i = c0; w && i < c1; i++)
                 w[i] += d[i];
             if (dwpe) {
                 float *p = dwpe + (size_t)(bt % T) * C;

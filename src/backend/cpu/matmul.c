@@ -8,6 +8,12 @@
 void lmc_cpu_matmul(lmc_backend *be, float *c, const float *a, const float *b, const lmc_gemm *g)
 {
     const lmc_gemm_impl *im = lmc_gemm_pick(cpu_of(be)->isa, g->prec, cpu_of(be)->dot);
+    lmc_gemm_impl capped;
+    if (cpu_of(be)->kc_cap > 0 && cpu_of(be)->kc_cap < im->kc) { /* the same sums, associated in k blocks */
+        capped = *im;
+        capped.kc = cpu_of(be)->kc_cap;
+        im = &capped;
+    }
     size_t bytes = lmc_gemm_scratch_bytes(im, be->threads, g);
     void *scratch = bytes ? lmc_cpu_scratch(be, bytes) : NULL;
     lmc_gemm_run(im, be->threads, scratch, c, a, b, g);

@@ -62,3 +62,33 @@ void lmc_cpu_xent(lmc_backend *be, float *losses, float *logits, const int *targ
             x[j] = 0.0f;
     }
 }
+
+/* The vocabulary-parallel pieces (backend.h xent_part), portable code: a
+ * row's columns are few per rank and the step is dominated by the head's
+ * matmul. Sums in double, as lmc_cpu_xent's portable path. */
+void lmc_cpu_xent_part(lmc_backend *be, float *stats, float *logits, const int *targets, int N, int V, int Vp,
+                       int v0, float dloss, int stage)
+{
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+    for (int r = 0; r < N; r++) {
+        float *x = logits + (size_t)r * Vp, *st = stats + 2 * (size_t)r;
+        int t = targets[r] - v0, mine = t >= 0 && t < V;
+        if (stage == 0) {
+            float mx = -INFINITY;
+            for (int j = 0; j < V; j++)
+                mx = x[j] > mx ? x[j] : mx;
+            st[0] = mx;
+            st[1] = mine ? x[t] : 0.0f;
+        } else if (stage == 1) {
+            double sum = 0.0;
+            for (int j = 0; j < V; j++)
+                sum += expf(x[j] - st[0]);
+            st[1] = (float)sum;
+        } else {
+            for (int j = 0; j < Vp; j++)
+                x[j] = j < V ? expf(x[j] - st[0]) * dloss : 0.0f;
+            if (mine)
+                x[t] -= dloss;
+        }
+    }
+}
