@@ -48,7 +48,7 @@ static int unspell(const int16_t tab[ALPHABET_MAX], const char *s, size_t n, lmc
     return 1;
 }
 
-static void put_spelled(lmc_sb *b, const uint8_t *s, size_t n)
+void tok_gpt2_spell(lmc_sb *b, const uint8_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t cp = tok_gpt2_byte_char(s[i]);
@@ -296,7 +296,7 @@ lmc_status tok_save_gpt2_sb(const lmc_tokenizer *t, lmc_sb *enc, lmc_sb *bpe)
             break;
         }
         tokb.len = 0;
-        put_spelled(&tokb, t->blob + t->off[id], (size_t)(t->off[id + 1] - t->off[id]));
+        tok_gpt2_spell(&tokb, t->blob + t->off[id], (size_t)(t->off[id + 1] - t->off[id]));
         lmc_sb_puts(enc, id ? ", " : "");
         lmc_sb_json_str(enc, tokb.s ? tokb.s : "", tokb.len);
         lmc_sb_printf(enc, ": %d", id);
@@ -305,9 +305,9 @@ lmc_status tok_save_gpt2_sb(const lmc_tokenizer *t, lmc_sb *enc, lmc_sb *bpe)
     lmc_sb_puts(bpe, "#version: 0.2\n");
     for (int i = 0; i < t->n_merges && s == LMC_OK; i++) {
         const tok_merge *m = &t->merges[i];
-        put_spelled(bpe, t->blob + t->off[m->left], (size_t)(t->off[m->left + 1] - t->off[m->left]));
+        tok_gpt2_spell(bpe, t->blob + t->off[m->left], (size_t)(t->off[m->left + 1] - t->off[m->left]));
         lmc_sb_putc(bpe, ' ');
-        put_spelled(bpe, t->blob + t->off[m->right], (size_t)(t->off[m->right + 1] - t->off[m->right]));
+        tok_gpt2_spell(bpe, t->blob + t->off[m->right], (size_t)(t->off[m->right + 1] - t->off[m->right]));
         lmc_sb_putc(bpe, '\n');
     }
     lmc_sb_free(&tokb);

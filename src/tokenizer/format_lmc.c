@@ -9,6 +9,7 @@
  * Token bytes are never stored: a byte token is its byte, a merge result is
  * its left token's bytes then its right's, a special is its content. So the
  * file cannot disagree with itself, and each id must be defined before use. */
+#include "lmc/gguf.h"
 #include "tokenizer/tok_internal.h"
 
 #include <math.h>
@@ -255,12 +256,25 @@ static lmc_status load_gpt2(const char *dir, lmc_tokenizer **out)
     return s;
 }
 
+/* A .gguf file's tokenizer (src/model/gguf_vocab.c). Weak: the fuzz
+ * targets that build this folder without the GGUF reader still link. */
+#pragma weak lmc_gguf_tok_load
+
+static int is_gguf(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && !strcmp(path + n - 5, ".gguf") && !lmc_is_dir(path);
+}
+
 lmc_status lmc_tok_load(const char *dir, lmc_tokenizer **out)
 {
     *out = NULL;
+    if (is_gguf(dir))
+        return lmc_gguf_tok_load ? lmc_gguf_tok_load(dir, out)
+                                 : lmc_err(LMC_EUNSUPPORTED, "%s: this build of lmc reads no GGUF files", dir);
     if (!lmc_is_dir(dir))
         return lmc_err(LMC_EIO, "%s: not a directory (a tokenizer is a folder holding %s, or encoder.json and "
-                       "vocab.bpe)", dir, LMC_TOK_FILE);
+                       "vocab.bpe, or a .gguf file)", dir, LMC_TOK_FILE);
     char *lp = join(dir, LMC_TOK_FILE), *e = NULL;
     if (!lp)
         return lmc_err(LMC_ENOMEM, "out of memory");

@@ -177,6 +177,8 @@ void tok_describe(lmc_sb *b, const uint8_t *s, size_t n);
 
 /* Code point GPT-2 uses to spell byte b in encoder.json / vocab.bpe. */
 uint32_t tok_gpt2_byte_char(int b);
+/* Appends bytes s[0..n) spelled in that alphabet (UTF-8). */
+void tok_gpt2_spell(lmc_sb *b, const uint8_t *s, size_t n);
 
 /* ---------- loaders from memory (also the fuzz target's entry points) ---------- */
 
