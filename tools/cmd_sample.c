@@ -1,6 +1,7 @@
 /* cmd_sample.c: `lmc sample`: a simple generate by full recomputation
  * (the fast KV-cache engine is `lmc generate`). */
 #include "cli.h"
+#include "model_file.h"
 #include "prompt.h"
 #include "lmc/sampler.h"
 #include "lmc/tokenizer.h"
@@ -81,8 +82,9 @@ int lmc_cmd_sample(int argc, char **argv)
 {
     sample_opts o = {.device = "cpu", .max_tokens = 64, .top_k = 40, .seed = 1337, .temperature = 1.0, .top_p = 1.0};
     cli_opt opts[] = {
-        {"model", CLI_STR, &o.model, "weights (.safetensors or HF folder)"},
-        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder (text in and out)"},
+        {"model", CLI_STR, &o.model, "weights (.safetensors, HF folder, or .gguf)"},
+        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder or .gguf (text in and out; a .gguf model's own "
+                                             "unless --prompt-ids)"},
         {"prompt", CLI_STR, &o.prompt, "prompt text (default: start of a document)"},
         {"prompt-ids", CLI_STR, &o.prompt_ids, "prompt as token ids (\"1 2 3\")"},
         {"max-tokens", CLI_INT, &o.max_tokens, "tokens to generate", 0, 1 << 20},
@@ -101,5 +103,6 @@ int lmc_cmd_sample(int argc, char **argv)
         return cli_exit(&spec, s);
     if (!o.model)
         return cli_fail("sample", lmc_err(LMC_EINVAL, "--model FILE is required"));
-    return cli_fail("sample", lmc_with_backend(o.tokenizer, o.device, (int)o.threads, generate, &o));
+    const char *tok = lmc_model_tokenizer(o.model, o.tokenizer, o.prompt_ids);
+    return cli_fail("sample", lmc_with_backend(tok, o.device, (int)o.threads, generate, &o));
 }

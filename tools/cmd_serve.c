@@ -2,6 +2,7 @@
  * SIGTERM stop it gracefully: no new requests, in-flight ones finish (up to
  * --drain seconds, then they are cancelled), exit 0. */
 #include "cli.h"
+#include "model_file.h"
 #include "backend/backend.h"
 #include "lmc/serve.h"
 
@@ -62,7 +63,7 @@ static char *default_name(const char *path)
     memcpy(out, base, len);
     out[len] = 0;
     char *dot = strrchr(out, '.');
-    if (dot && !strcmp(dot, ".safetensors"))
+    if (dot && (!strcmp(dot, ".safetensors") || !strcmp(dot, ".gguf")))
         *dot = 0;
     return out;
 }
@@ -99,11 +100,11 @@ static lmc_status run(const serve_opts *o)
     lmc_model_config cfg;
     lmc_layout layout;
     lmc_engine_opts eo = {.slots = (int)o->slots, .ctx = (int)o->ctx};
-    lmc_status s = lmc_quant_parse(o->quant, "--quant", &eo.quant);
+    lmc_status s = lmc_model_quant(o->model, o->quant, &eo.quant);
     if (s == LMC_OK && o->key_file)
         s = read_key(o->key_file, &key);
     if (s == LMC_OK)
-        s = lmc_tok_load(o->tokenizer, &tok);
+        s = lmc_tok_load(lmc_model_tokenizer(o->model, o->tokenizer, NULL), &tok);
     if (s == LMC_OK)
         s = lmc_weights_load(o->model, &cfg, &layout, &host);
     if (s == LMC_OK) {
@@ -152,8 +153,8 @@ int lmc_cmd_serve(int argc, char **argv)
     serve_opts o = {.host = "127.0.0.1", .port = 8000, .slots = 4, .queue = 64, .quant = "none", .device = "cpu",
                     .max_body = 1 << 20, .drain = 30};
     cli_opt opts[] = {
-        {"model", CLI_STR, &o.model, "weights (.safetensors or HF folder)"},
-        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder"},
+        {"model", CLI_STR, &o.model, "weights (.safetensors, HF folder, or .gguf)"},
+        {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder or .gguf (default: a .gguf model's own)"},
         {"host", CLI_STR, &o.host, "address to listen on (default 127.0.0.1)"},
         {"port", CLI_INT, &o.port, "TCP port (0: any free one; the log says which)", 0, 65535},
         {"slots", CLI_INT, &o.slots, "sequences decoded together (continuous batching)", 1, 4096},
@@ -166,7 +167,7 @@ int lmc_cmd_serve(int argc, char **argv)
         {"max-body", CLI_INT, &o.max_body, "request body limit in bytes (413 beyond)", 1024, 1LL << 32},
         {"max-connections", CLI_INT, &o.max_conn, "open connections at most (default 2(slots+queue)+64)", 0, 1 << 20},
         {"drain", CLI_FLOAT, &o.drain, "seconds in-flight requests get to finish at shutdown", 0, 86400},
-        {"quant", CLI_STR, &o.quant, "weights for decode: none | bf16 | int8"},
+        {"quant", CLI_STR, &o.quant, "weights for decode: none | bf16 | int8 (default: a .gguf's own type)"},
         {"threads", CLI_INT, &o.threads, "CPU threads for the model", 0, 4096},
         {"device", CLI_STR, &o.device, "cpu | cuda[:N]"},
         {NULL},
@@ -179,7 +180,10 @@ int lmc_cmd_serve(int argc, char **argv)
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
     if (s)
         return cli_exit(&spec, s);
-    if (!o.model || !o.tokenizer)
-        return cli_fail("serve", lmc_err(LMC_EINVAL, "--model FILE and --tokenizer DIR are required"));
+    if (!cli_was_set(&spec, "quant"))
+        o.quant = NULL; /* the model file's own type (model_file.c) */
+    if (!o.model || !lmc_model_tokenizer(o.model, o.tokenizer, NULL))
+        return cli_fail("serve", lmc_err(LMC_EINVAL, "--model FILE and --tokenizer DIR are required (a .gguf model "
+                                         "carries its tokenizer)"));
     return cli_fail("serve", run(&o));
 }

@@ -12,6 +12,7 @@
     X(decode, "token ids on stdin -> text on stdout")                                \
     X(tokenize, "text files -> train/val token shards")                              \
     X(plan, "memory fit, parallel layout and time to train on a fleet")              \
+    X(export, "a model and its tokenizer as GGUF for llama.cpp")                     \
     X(dump, "debug: forward/backward of one batch, tensors to safetensors")
 
 /* weak: a command whose file is not built is simply not offered */
