@@ -55,6 +55,28 @@ static const char *test_current;
         fprintf(stderr, "%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #fn); \
     } while (0)
 
+/* A scratch folder per test program: test_tmpdir("gguf") makes
+ * $TMPDIR/lmc_gguf_XXXXXX (default /tmp) and returns it, NULL on failure;
+ * test_path("x.bin") names a file in it (four rotating buffers, so one
+ * call may take a few paths). */
+static char test_dir[256];
+
+static inline const char *test_tmpdir(const char *name)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(test_dir, sizeof test_dir, "%s/lmc_%s_XXXXXX", t && *t ? t : "/tmp", name);
+    return mkdtemp(test_dir);
+}
+
+static inline const char *test_path(const char *name)
+{
+    static char buf[4][512];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", test_dir, name);
+    return buf[i];
+}
+
 static inline int test_summary(void)
 {
     fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures);

@@ -43,15 +43,7 @@ static void drop(model *m)
     lmc_layout_free(&m->l);
 }
 
-static char tmpdir[64];
-static const char *at(const char *name)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", tmpdir, name);
-    return buf[i];
-}
+static const char *at(const char *name) { return test_path(name); }
 
 /* Loads path whole and compares with m bit for bit. */
 static void check_loads(const char *path, const model *m)
@@ -482,8 +474,7 @@ static void test_write_for_oracle(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lmc_sharded_XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (!test_tmpdir("sharded"))
         return 1;
     RUN(test_shard_names_and_split);
     RUN(test_writer_matches_save);
@@ -497,6 +488,6 @@ int main(void)
     RUN(test_config_beside_index);
     if (getenv("LMC_SHARDED_OUT"))
         RUN(test_write_for_oracle);
-    CHECK_OK(lmc_rm_rf(tmpdir));
+    CHECK_OK(lmc_rm_rf(test_dir));
     return test_summary();
 }
