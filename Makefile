@@ -149,8 +149,8 @@ bench-gemm: $(BUILD)/bench/bench_gemm
 # ---- fuzz: every parser of user bytes (tests/fuzz/, docs/reliability.md) ---
 # `make fuzz` (or fuzz-build) builds one libFuzzer binary per parser,
 # $(FUZZ_BUILD)/fuzz_<name>, with clang and ASan+UBSan: json, config,
-# safetensors, shards, tokenizer, serve (the request parser) and
-# weights_index. They link against an instrumented archive of the modules
+# safetensors, shards, tokenizer, serve (the request parser), weights_index
+# and gguf. They link against an instrumented archive of the modules
 # that read user bytes, so each pulls in just what its parser needs.
 # `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
 # `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
@@ -162,7 +162,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
-FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c) src/train/data.c src/serve/api.c \
                 tests/fuzz/fuzz_common.c

@@ -8,7 +8,7 @@
 #       each target FUZZ_SMOKE_RUNS times (default 4000) with a fixed
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
-# Names: json config safetensors shards tokenizer serve weights_index (all
+# Names: json config safetensors shards tokenizer serve weights_index gguf (all
 # when none is given). Each target first writes its seeds (lmc's own writers,
 # LMC_FUZZ_SEEDS) and uses tests/fuzz/<name>.dict. A crash, leak, sanitizer
 # report or broken property stops that target, keeps the input in
@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index"
+ALL="json config safetensors shards tokenizer serve weights_index gguf"
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
@@ -37,6 +37,7 @@ max_len() {
     case $1 in
     shards | tokenizer) echo 8192 ;;
     weights_index) echo 16384 ;;
+    gguf) echo 32768 ;;
     *) echo 4096 ;;
     esac
 }

@@ -1,0 +1,130 @@
+/* fuzz_gguf.c: libFuzzer target for the GGUF reader (src/model/gguf_read.c)
+ * and what reads a parsed file: the model (gguf_model.c) and the tokenizer
+ * (gguf_vocab.c, src/tokenizer/format_gguf.c). The input is a whole .gguf
+ * file, parsed in place. Properties of a file that parses: every tensor's
+ * data lies inside the input and has the size of its shape and type, every
+ * key and tensor is found by name, each typed getter either returns the
+ * value or fails naming the key; a model that loads has finite parameters,
+ * and one that does not, like a tokenizer that does not, fails with a
+ * message naming the file. A refusal to parse names the file too.
+ * Seeds: lmc_gguf_export of a tiny GPT-2 and a tiny Llama (GQA) with a
+ * 258-token tokenizer, in q8_0, bf16 and f32. */
+#include "fuzz_common.h"
+#include "lmc/gguf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHAT "fuzz.gguf"
+
+/* As small as a model with a byte-level vocabulary gets (the tokenizer's
+ * 258 tokens make most of the file): 1 layer, tied head. */
+static void seed_model(int llama, int ftype, int dim, const lmc_tokenizer *t)
+{
+    lmc_model_config c;
+    lmc_layout l;
+    if (lmc_config_preset(llama ? "llama-15m" : "d6", &c))
+        abort();
+    c.n_layer = 1, c.dim = dim, c.n_head = 2, c.n_kv_head = llama ? 1 : 2, c.ffn_dim = 32, c.vocab = 258;
+    c.max_seq = 4, c.tied = 1;
+    if (lmc_config_finish(&c) || lmc_layout_build(&c, &l))
+        abort();
+    float *p = lmc_alloc(l.total * sizeof(float), "seed");
+    if (!p)
+        abort();
+    lmc_weights_init(&c, &l, p, 1);
+    char path[4200], name[64];
+    snprintf(name, sizeof name, "seed-%s-%s-%d.gguf", llama ? "llama" : "gpt2", lmc_gguf_ftype_name(ftype), dim);
+    fuzz_path(path, sizeof path, getenv("LMC_FUZZ_SEEDS"), name);
+    if (lmc_gguf_export(path, name, &c, &l, p, t, ftype))
+        abort();
+    lmc_free(p);
+    lmc_layout_free(&l);
+}
+
+static void seeds(void)
+{
+    static const char *sp[] = {"<|endoftext|>"};
+    lmc_tok_train_opts o = {.vocab_size = 258, .specials = sp, .n_specials = 1};
+    lmc_tok_trainer *tr;
+    lmc_tokenizer *t;
+    if (lmc_tok_trainer_new(&o, &tr) || lmc_tok_trainer_feed(tr, "aab aab ab", 10) || lmc_tok_trainer_finish(tr, &t))
+        abort();
+    lmc_tok_trainer_free(tr);
+    seed_model(0, LMC_GGUF_FTYPE_Q8_0, 32, t);
+    seed_model(1, LMC_GGUF_FTYPE_Q8_0, 32, t);
+    seed_model(1, LMC_GGUF_FTYPE_BF16, 16, t);
+    seed_model(0, LMC_GGUF_FTYPE_F32, 8, t);
+    lmc_tok_free(t);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    if (fuzz_seeding())
+        seeds();
+    return 0;
+}
+
+static void check_kv(const lmc_gguf *g, const lmc_gguf_kv *kv)
+{
+    FUZZ_ASSERT(lmc_gguf_find(g, kv->key) == kv);
+    long long i;
+    double f;
+    int b;
+    lmc_gguf_str s;
+    const lmc_gguf_kv *a;
+    lmc_status st[] = {
+        lmc_gguf_get_int(g, kv->key, 1, -5, 1LL << 40, &i), lmc_gguf_get_float(g, kv->key, 1, &f),
+        lmc_gguf_get_bool(g, kv->key, 1, &b), lmc_gguf_get_str(g, kv->key, 1, &s),
+        lmc_gguf_get_arr(g, kv->key, 1, LMC_GGUF_STR, &a), lmc_gguf_get_arr(g, kv->key, 1, LMC_GGUF_I32, &a),
+    };
+    for (size_t k = 0; k < sizeof st / sizeof *st; k++)
+        FUZZ_ASSERT(st[k] == LMC_OK || (st[k] == LMC_EFORMAT && strstr(lmc_errmsg(), kv->key)));
+    if (st[3] == LMC_OK)
+        FUZZ_ASSERT(kv->type == LMC_GGUF_STR && s.s == kv->str[0].s);
+    if (st[5] == LMC_OK && a->n)
+        (void)lmc_gguf_arr_int(a, a->n - 1);
+}
+
+static void check_model(const lmc_gguf *g)
+{
+    lmc_model_config c;
+    lmc_layout l;
+    float *p = NULL;
+    if (lmc_gguf_model_from(g, &c, &l, &p) != LMC_OK) {
+        FUZZ_ASSERT(strstr(lmc_errmsg(), WHAT) != NULL && p == NULL);
+        return;
+    }
+    for (size_t i = 0; i < l.total; i++)
+        FUZZ_ASSERT(isfinite(p[i]));
+    lmc_free(p);
+    lmc_layout_free(&l);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lmc_gguf g;
+    if (lmc_gguf_parse(&g, data, size, WHAT) != LMC_OK) {
+        FUZZ_ASSERT(strstr(lmc_errmsg(), WHAT) != NULL);
+        return 0;
+    }
+    FUZZ_ASSERT(g.data_offset % g.alignment == 0);
+    for (int i = 0; i < g.n_tensors; i++) {
+        const lmc_gguf_tensor *t = &g.t[i];
+        uint64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        FUZZ_ASSERT(t->data >= data && t->data + t->bytes <= data + size);
+        FUZZ_ASSERT(t->bytes == lmc_ggml_bytes((lmc_ggml_type)t->type, n));
+        FUZZ_ASSERT(lmc_gguf_tensor_find(&g, t->name) == t);
+    }
+    for (int i = 0; i < g.n_kv; i++)
+        check_kv(&g, &g.kv[i]);
+    check_model(&g);
+    lmc_tokenizer *tok = NULL;
+    if (lmc_gguf_tok_from(&g, &tok) == LMC_OK)
+        lmc_tok_free(tok);
+    else
+        FUZZ_ASSERT(strstr(lmc_errmsg(), WHAT) != NULL);
+    lmc_gguf_close(&g);
+    return 0;
+}
