@@ -1,6 +1,7 @@
 /* cmd_plan.c: `lmc plan`: memory fit, parallel layout and time to train a
- * model on a fleet of chips that may arrive over time; and calibration of
- * the cost model against real step times (--calibrate, --calibrate-log). */
+ * model on a fleet of chips that may arrive over time; one layout's memory
+ * per chip, part by part (--memory); and calibration of the cost model
+ * against real step times (--calibrate, --calibrate-log). */
 #include "cli.h"
 #include "commands.h"
 #include "lmc/plan.h"
@@ -20,7 +21,7 @@ typedef struct {
     cli_list chips;
     long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
     double tp_overlap, replan_hours, tolerance;
-    int json, no_flash, dropout, calibrate;
+    int json, no_flash, dropout, calibrate, memory;
 } plan_opts;
 
 static lmc_status load_catalog(const plan_opts *o, lmc_plan_catalog *cat)
@@ -75,6 +76,13 @@ static lmc_status make_job(const plan_opts *o, lmc_plan_job *job)
     job->dropout = o->dropout;
     job->tp_overlap = o->tp_overlap;
     return LMC_OK;
+}
+
+/* Writes a report to stdout and frees it. */
+static void print_sb(lmc_sb *out)
+{
+    fwrite(out->s, 1, out->len, stdout);
+    lmc_sb_free(out);
 }
 
 /* Chips marked "measure" (cpu) get this machine's figures. */
@@ -139,15 +147,68 @@ static lmc_status run_plan(const plan_opts *o)
         lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl};
         lmc_sb out;
         lmc_sb_init(&out);
-        if (o->json)
-            lmc_plan_report_json(&r, &out);
-        else
-            lmc_plan_report_text(&r, &out);
-        fwrite(out.s, 1, out.len, stdout);
-        lmc_sb_free(&out);
+        (o->json ? lmc_plan_report_json : lmc_plan_report_text)(&r, &out);
+        print_sb(&out);
     }
     lmc_plan_timeline_free(&tl);
     free(best);
+    lmc_plan_fleet_free(&f);
+    lmc_plan_catalog_free(&cat);
+    return s;
+}
+
+/* ---------- one layout's memory ---------- */
+
+/* The layout the flags fix, on the first pool's chip: tp, pp, vpp,
+ * micro-batch default 1, ZeRO 0, no recomputation, and dp all the fleet's
+ * chips over tp x pp. */
+static lmc_status memory_layout(const plan_opts *o, const lmc_plan_fleet *f, lmc_plan_layout *l)
+{
+    long long chips = 0;
+    for (int i = 0; i < f->n; i++)
+        chips += f->pools[i].count;
+    int rc = LMC_RECOMPUTE_NONE;
+    LMC_TRY(parse_recompute(o->recompute, &rc));
+    *l = (lmc_plan_layout){.tp = o->tp > 0 ? (int)o->tp : 1, .pp = o->pp > 0 ? (int)o->pp : 1,
+                           .vpp = o->vpp > 0 ? (int)o->vpp : 1, .micro_batch = o->mb > 0 ? (int)o->mb : 1,
+                           .zero = o->zero >= 0 ? (int)o->zero : 0, .recompute = (lmc_plan_recompute)rc};
+    long long dp = o->dp > 0 ? o->dp : chips / ((long long)l->tp * l->pp);
+    if (dp < 1 || dp * l->tp * l->pp > chips)
+        return lmc_err(LMC_EINVAL, "--memory: dp %lld x tp %d x pp %d needs more chips than --fleet %s has (%lld)",
+                       dp, l->tp, l->pp, o->fleet, chips);
+    l->dp = (int)(dp < 1 << 30 ? dp : 1 << 30);
+    return LMC_OK;
+}
+
+static lmc_status run_memory(const plan_opts *opt)
+{
+    if (!opt->model)
+        return lmc_err(LMC_EINVAL, "--memory needs --model (and --fleet, default 1xcpu; see lmc plan --help)");
+    plan_opts q = *opt;
+    q.fleet = opt->fleet ? opt->fleet : "1xcpu";
+    lmc_plan_job job;
+    LMC_TRY(make_job(&q, &job));
+    lmc_plan_catalog cat;
+    lmc_plan_fleet f = {0};
+    lmc_plan_layout l;
+    lmc_status s = load_catalog(&q, &cat);
+    if (!s)
+        s = lmc_plan_fleet_load(&cat, q.fleet, 0, &f);
+    if (!s)
+        s = memory_layout(&q, &f, &l);
+    if (!s) {
+        lmc_plan_chip chip = f.pools[0].chip;
+        if (chip.measure)
+            lmc_plan_chip_measure_memory(&chip);
+        long long per = (long long)l.micro_batch * l.dp, mbs = (job.global_batch + per - 1) / per;
+        lmc_plan_mem m;
+        lmc_plan_memory(&job, &chip, &l, (int)(mbs < 1 << 30 ? mbs : 1 << 30), &m);
+        lmc_plan_memory_report r = {&job, q.model, &chip, &l, &m};
+        lmc_sb out;
+        lmc_sb_init(&out);
+        (q.json ? lmc_plan_memory_json : lmc_plan_memory_text)(&r, &out);
+        print_sb(&out);
+    }
     lmc_plan_fleet_free(&f);
     lmc_plan_catalog_free(&cat);
     return s;
@@ -406,6 +467,8 @@ int lmc_cmd_plan(int argc, char **argv)
         {"json", CLI_BOOL, &o.json, "print one JSON object"},
         {"plot", CLI_STR, &o.plot, "write the timeline as an SVG plot"},
         {"threads", CLI_INT, &o.threads, "CPU threads for the cpu chip and calibration", 1, 4096},
+        {"memory", CLI_BOOL, &o.memory, "one layout's memory per chip, part by part: the flags above fix it (default "
+                                         "tp, pp, micro-batch 1, ZeRO-0, no recompute, dp all chips; --fleet 1xcpu)"},
         {"calibrate", CLI_BOOL, &o.calibrate, "train --model (default d6,d12) briefly here; compare with prediction"},
         {"calibrate-log", CLI_STR, &o.calib_log, "compare a training log (JSONL with \"ms\") with the prediction"},
         {"batch", CLI_INT, &o.batch, "calibration: sequences per step (default 4)", 1, 1 << 20},
@@ -415,8 +478,8 @@ int lmc_cmd_plan(int argc, char **argv)
         {NULL},
     };
     cli_spec spec = {.cmd = "plan",
-                     .synopsis = "--model M --tokens N --fleet FLEET.json|NxCHIP [flags] | --calibrate | "
-                                 "--calibrate-log FILE",
+                     .synopsis = "--model M --tokens N --fleet FLEET.json|NxCHIP [flags] | --memory --model M "
+                                 "[layout flags] | --calibrate | --calibrate-log FILE",
                      .about = "Finds the parallel layouts (data/tensor/pipeline degrees, micro-batch, ZeRO stage, "
                               "recomputation) that fit in memory, their step time, tokens/s and MFU, and when "
                               "training ends as chips arrive. Chips: share/chips.json (built in) and --chips FILE. "
@@ -424,7 +487,9 @@ int lmc_cmd_plan(int argc, char **argv)
                      .opts = opts};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
     int bad = 0, busy = 0;
-    if (!s && o.calibrate)
+    if (!s && o.memory)
+        s = run_memory(&o);
+    else if (!s && o.calibrate)
         s = run_calibrate(&o, &bad, &busy);
     else if (!s && o.calib_log)
         s = run_calibrate_log(&o, &bad, &busy);

@@ -5,6 +5,7 @@
  *   measure.c   the `cpu` chip, measured on this machine
  *   fleet.c     fleets (FLEET.json or NxCHIP), dates, planner model shapes
  *   cost.c      the cost model: memory, compute, communication per layout
+ *   memory.c    what lmc train itself allocates per rank (the cpu chip)
  *   search.c    layouts: enumerate, evaluate, rank; unequal-rank balancing
  *   timeline.c  deliveries: re-plans, tokens done by date, finish date
  *   svg.c       the timeline as a plot
@@ -77,6 +78,8 @@ int lmc_plan_embedded_model(int i, char *name, size_t n);
  * backend (an FMA loop), sgemm efficiency, attention efficiency, memory
  * bandwidth and capacity. threads <= 0: all cores. */
 lmc_status lmc_plan_chip_measure_cpu(lmc_plan_chip *c, int threads);
+/* Only the capacity: this machine's RAM size (instant). */
+void lmc_plan_chip_measure_memory(lmc_plan_chip *c);
 
 /* ---------- models ---------- */
 
@@ -152,17 +155,33 @@ typedef struct {
 /* ---------- the cost model (cost.c) ---------- */
 
 typedef struct {
-    double weights, grads, optim, activations, logits, buffers, total; /* bytes per chip */
-    double usable;                                                     /* bytes the chip offers */
+    double weights, grads, optim, activations, logits, buffers; /* bytes per chip */
+    double startup;  /* lmc train: the host copy of the starting weights, alive until uploaded */
+    double overhead; /* lmc train: the process itself (binary, libraries, MPI) */
+    double total;    /* the peak: every part above at once */
+    double usable;   /* bytes the chip offers */
+    int trainer;     /* 1: what lmc train allocates (the cpu chip); 0: the generic mixed-precision model */
 } lmc_plan_mem;
 
 /* Activation bytes of one transformer layer for one micro-batch of b
  * sequences on one chip of a tp-way group (Korthikanti et al. 2022, with
  * GQA, SwiGLU, flash attention and dropout as switches). */
 double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan_recompute rc);
-/* Per-chip memory of a layout on a chip; returns 1 when it fits. */
+/* Per-chip memory of a layout on a chip; returns 1 when it fits. On the
+ * `cpu` chip with tp = pp = 1 (what lmc train runs there) it is
+ * lmc_plan_trainer_memory; elsewhere the generic model (docs/planner.md). */
 int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
                     int microbatches, lmc_plan_mem *m);
+
+/* Per-rank peak memory of `lmc train` on the CPU backend (memory.c;
+ * docs/zero_memory.md): micro-batches of batch x seq tokens, `ranks`
+ * data-parallel ranks, ZeRO stage 0..3, recomputation. Everything is fp32
+ * (bf16 only rounds matmul inputs) and host memory, so all of it is RSS.
+ * Sets every part and total; usable is left 0. */
+lmc_status lmc_plan_trainer_memory(const lmc_model_config *c, int batch, int seq, int ranks, int zero,
+                                   lmc_plan_recompute rc, lmc_plan_mem *m);
+/* 1 when the chip is lmc's own CPU backend (the catalogue's `cpu`). */
+int lmc_plan_chip_is_cpu(const lmc_plan_chip *chip);
 
 /* Collectives over n ranks on links of bw bytes/s (one direction) with a
  * per-step latency lat seconds: ring algorithms (Patarasuk & Yuan 2009;
@@ -298,5 +317,16 @@ typedef struct {
 void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *out);
 void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *out);
 const char *lmc_plan_recompute_name(lmc_plan_recompute rc);
+
+/* One layout's memory per chip, part by part (`lmc plan --memory`). */
+typedef struct {
+    const lmc_plan_job *job;
+    const char *model_name;
+    const lmc_plan_chip *chip;
+    const lmc_plan_layout *layout;
+    const lmc_plan_mem *mem;
+} lmc_plan_memory_report;
+void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *out);
+void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *out);
 
 #endif

@@ -104,6 +104,13 @@ int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lm
     const lmc_model_config *c = &job->model;
     memset(m, 0, sizeof *m);
     double e = esize(job), tp = l->tp, dp = l->dp > 0 ? l->dp : 1;
+    /* lmc train on its CPU backend: what it allocates, not a generic model
+     * (it runs data parallelism only; other layouts keep the generic one) */
+    if (lmc_plan_chip_is_cpu(chip) && l->tp == 1 && l->pp == 1 &&
+        lmc_plan_trainer_memory(c, l->micro_batch, job->seq, (int)dp, l->zero, l->recompute, m) == LMC_OK) {
+        m->usable = chip->memory_gb * 1e9 * (1 - job->mem_reserve);
+        return m->total <= m->usable;
+    }
     double P = lmc_plan_stage_params(c, l->pp) / tp;
     /* mixed precision: 16-bit weights and grads, fp32 master + Adam m, v;
      * fp32 training: weights, grads, m, v (ZeRO paper's K = 12 and 8) */

@@ -208,6 +208,13 @@ static lmc_status measure_round(int threads, bench *x, figures *f)
 
 static double cap1(double x) { return x > 1 ? 1 : x; }
 
+void lmc_plan_chip_measure_memory(lmc_plan_chip *c)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psz > 0)
+        c->memory_gb = (double)pages * psz / 1e9;
+}
+
 lmc_status lmc_plan_chip_measure_cpu(lmc_plan_chip *c, int threads)
 {
     bench x = {0};
@@ -246,9 +253,7 @@ lmc_status lmc_plan_chip_measure_cpu(lmc_plan_chip *c, int threads)
     c->optim_ns = best.optim * 1e9;
     c->memory_bw_gbs = best.bw / 1e9;
     c->kernel_us = best.kernel * 1e6;
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && psz > 0)
-        c->memory_gb = (double)pages * psz / 1e9;
+    lmc_plan_chip_measure_memory(c);
     c->chips_per_node = 1;
     c->measured = 1;
     return LMC_OK;

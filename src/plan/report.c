@@ -166,6 +166,26 @@ static void kstr(lmc_sb *o, const char *k, const char *v, int *first)
     lmc_sb_json_str(o, v, strlen(v));
 }
 
+/* {"name": value, ...} */
+static void num_object(lmc_sb *o, const char *const *names, const double *v, int n)
+{
+    int g = 1;
+    lmc_sb_putc(o, '{');
+    for (int i = 0; i < n; i++)
+        knum(o, names[i], v[i], &g);
+    lmc_sb_putc(o, '}');
+}
+
+/* The parts of a per-chip memory figure, in bytes. */
+static void mem_parts_json(lmc_sb *o, const lmc_plan_mem *m)
+{
+    static const char *const names[] = {"weights", "grads",   "optim",    "activations", "logits",
+                                        "buffers", "startup", "overhead", "total"};
+    double v[] = {m->weights, m->grads, m->optim, m->activations, m->logits, m->buffers, m->startup, m->overhead,
+                  m->total};
+    num_object(o, names, v, 9);
+}
+
 static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
 {
     const lmc_plan_layout *l = &r->layout;
@@ -186,20 +206,15 @@ static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
     knum(o, "hours", tokens / r->tokens_per_s / 3600, &f);
     knum(o, "mem_gb", r->mem.total / 1e9, &f);
     knum(o, "mem_usable_gb", r->mem.usable / 1e9, &f);
+    key(o, "mem_bytes", &f);
+    mem_parts_json(o, &r->mem);
     kstr(o, "bottleneck", r->bottleneck ? r->bottleneck : "", &f);
     key(o, "step_parts_s", &f);
-    int g = 1;
-    lmc_sb_putc(o, '{');
-    knum(o, "compute", r->t_compute, &g);
-    knum(o, "memory_bound", r->t_memory, &g);
-    knum(o, "tensor_parallel", r->t_tp, &g);
-    knum(o, "pipeline_sends", r->t_pp, &g);
-    knum(o, "pipeline_bubble", r->t_bubble, &g);
-    knum(o, "data_parallel", r->t_dp, &g);
-    knum(o, "optimizer", r->t_opt, &g);
-    knum(o, "zero3", r->t_zero3, &g);
-    knum(o, "imbalance", r->t_idle, &g);
-    lmc_sb_puts(o, "}");
+    static const char *const steps[] = {"compute",       "memory_bound", "tensor_parallel",
+                                        "pipeline_sends", "pipeline_bubble", "data_parallel",
+                                        "optimizer",     "zero3",        "imbalance"};
+    double t[] = {r->t_compute, r->t_memory, r->t_tp, r->t_pp, r->t_bubble, r->t_dp, r->t_opt, r->t_zero3, r->t_idle};
+    num_object(o, steps, t, 9);
     key(o, "pools", &f);
     lmc_sb_putc(o, '[');
     for (int p = 0; p < r->n_pools; p++) {
@@ -303,5 +318,76 @@ void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
         key(o, "timeline", &f);
         timeline_json(o, tl);
     }
+    lmc_sb_puts(o, "}\n");
+}
+
+/* ---------- one layout's memory (lmc plan --memory) ---------- */
+
+void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *o)
+{
+    const lmc_plan_job *j = r->job;
+    const lmc_plan_layout *l = r->layout;
+    const lmc_plan_mem *m = r->mem;
+    char desc[256], launch[32] = "";
+    lmc_config_describe(&j->model, desc, sizeof desc);
+    lmc_sb_printf(o, "model    %s: %s\n", r->model_name, desc);
+    lmc_sb_printf(o, "layout   %s: dp %d, tp %d, pp %d, micro-batch %d x %d tokens, ZeRO-%d, recompute %s\n",
+                  r->chip->name, l->dp, l->tp, l->pp, l->micro_batch, j->seq, l->zero,
+                  lmc_plan_recompute_name(l->recompute));
+    if (m->trainer) {
+        if (l->dp > 1)
+            snprintf(launch, sizeof launch, "mpirun -np %d ", l->dp);
+        lmc_sb_printf(o, "run      %slmc train --model %s --batch %d --seq %d --zero %d --recompute %s\n", launch,
+                      r->model_name, l->micro_batch, j->seq, l->zero, lmc_plan_recompute_name(l->recompute));
+        lmc_sb_puts(o, "memory per rank: what lmc train allocates (fp32 on the CPU backend, all of it RSS), "
+                       "MB = 1e6 bytes\n");
+    } else {
+        lmc_sb_printf(o, "memory per chip: the generic model (%s; docs/planner.md), MB = 1e6 bytes\n",
+                      j->bf16 ? "16-bit weights and gradients, fp32 master and Adam" : "fp32");
+    }
+    struct {
+        const char *name;
+        double v;
+        const char *why;
+    } parts[] = {
+        {"weights", m->weights, l->zero == 3 ? "this rank's shard" : "the whole model"},
+        {"gradients", m->grads, l->zero >= 2 ? "this rank's shard" : "the whole model"},
+        {"optimizer", m->optim, l->zero >= 1 ? "AdamW state, this rank's shard" : "AdamW state"},
+        {"activations", m->activations, m->trainer ? "kept for backward, scratch and logits" : "kept for backward"},
+        {"logits", m->logits, "fp32, on the last stage"},
+        {"buffers", m->buffers, l->zero >= 2 ? "ZeRO units in flight (embeddings, two more)" : "none below ZeRO-2"},
+        {"start-up", m->startup, "the starting weights on the host until uploaded"},
+        {"overhead", m->overhead, "the process: binary, libraries, MPI"},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        if (parts[i].v > 0 || (m->trainer && strcmp(parts[i].name, "logits")))
+            lmc_sb_printf(o, "  %-12s %10.1f MB  %s\n", parts[i].name, parts[i].v / 1e6, parts[i].why);
+    lmc_sb_printf(o, "  %-12s %10.1f MB  of %.1f MB usable: %s\n", "total (peak)", m->total / 1e6, m->usable / 1e6,
+                  m->total <= m->usable ? "fits" : "does not fit");
+    if (m->trainer && l->dp > 1) /* a cpu "chip" is a machine; mpirun on one runs every rank there */
+        lmc_sb_printf(o, "  all %d ranks on one machine: %.1f MB\n", l->dp, l->dp * m->total / 1e6);
+}
+
+void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *o)
+{
+    const lmc_plan_layout *l = r->layout;
+    int f = 1;
+    lmc_sb_putc(o, '{');
+    kstr(o, "model", r->model_name, &f);
+    kstr(o, "chip", r->chip->name, &f);
+    kstr(o, "source", r->mem->trainer ? "lmc train" : "generic", &f);
+    knum(o, "params", lmc_config_num_params(&r->job->model), &f);
+    knum(o, "dp", l->dp, &f);
+    knum(o, "tp", l->tp, &f);
+    knum(o, "pp", l->pp, &f);
+    knum(o, "micro_batch", l->micro_batch, &f);
+    knum(o, "seq", r->job->seq, &f);
+    knum(o, "zero", l->zero, &f);
+    kstr(o, "recompute", lmc_plan_recompute_name(l->recompute), &f);
+    key(o, "bytes", &f);
+    mem_parts_json(o, r->mem);
+    knum(o, "usable_bytes", r->mem->usable, &f);
+    key(o, "fits", &f);
+    lmc_sb_puts(o, r->mem->total <= r->mem->usable ? "true" : "false");
     lmc_sb_puts(o, "}\n");
 }

@@ -67,6 +67,44 @@ if grep -q "300.0" "$T/cal.txt" && grep -qE "[+-][0-9.]+%" "$T/cal.txt"; then ec
 expect_ok "--calibrate-log within 25% of llm.c's 300 ms" $LMC plan --calibrate-log "$T/run.jsonl" --model d12 \
     --fleet 8xA100 --global-batch 512 --seq 1024 --micro-batch 64 --tolerance 0.25
 
+# one layout's memory, part by part: lmc train's own allocations on the cpu
+# chip (the parts add up; ZeRO-3 < ZeRO-0), the generic model elsewhere
+$LMC plan --memory --model d12 --fleet 4xcpu --micro-batch 4 --seq 256 --zero 3 --recompute full --json \
+    >"$T/mem3.json" 2>&1
+$LMC plan --memory --model d12 --fleet 4xcpu --micro-batch 4 --seq 256 --json >"$T/mem0.json" 2>&1
+check_json "--memory on cpu: lmc train's parts add up" \
+    "d['source'] == 'lmc train' and d['dp'] == 4 and d['zero'] == 3 and d['recompute'] == 'full' and \
+     abs(sum(v for k, v in d['bytes'].items() if k != 'total') - d['bytes']['total']) < 1 and \
+     d['bytes']['weights'] * 4 == d['bytes']['startup'] * 4 == 4 * 124475904 and d['fits']" "$T/mem3.json"
+"$PY" -c "import json, sys; a, b = (json.load(open(f))['bytes']['total'] for f in sys.argv[1:]); sys.exit(0 if a < b / 2 else 1)" \
+    "$T/mem3.json" "$T/mem0.json" && echo "ok   --memory: ZeRO-3 + full recompute under half of ZeRO-0" ||
+    { echo "FAIL --memory ZeRO-3 vs 0: $(cat "$T/mem3.json" "$T/mem0.json")"; fails=$((fails + 1)); }
+$LMC plan --memory --model d12 --fleet 8xH100 --micro-batch 4 --seq 256 --zero 1 --json >"$T/memg.json" 2>&1
+check_json "--memory on H100: the generic model" \
+    "d['source'] == 'generic' and d['dp'] == 8 and d['bytes']['startup'] == 0 and d['bytes']['logits'] > 0" \
+    "$T/memg.json"
+$LMC plan --memory --model d12 --fleet 4xcpu --micro-batch 4 --seq 256 --zero 2 >"$T/mem.txt" 2>&1
+if grep -q "mpirun -np 4 lmc train --model d12 --batch 4 --seq 256 --zero 2 --recompute none" "$T/mem.txt" &&
+    grep -qE "^  buffers +[0-9.]+ MB" "$T/mem.txt" && grep -qE "^  total \(peak\) +[0-9.]+ MB .*: fits" "$T/mem.txt"; then
+    echo "ok   --memory text: the run's flags and the parts"
+else echo "FAIL --memory text: $(cat "$T/mem.txt")"; fails=$((fails + 1)); fi
+# ... and what a real run reports: a 2-layer GPT-2, one process, within 15%
+cat >"$T/small.json" <<'EOF'
+{"model_type": "gpt2", "n_layer": 2, "n_head": 6, "n_embd": 384, "vocab_size": 50257, "n_positions": 1024}
+EOF
+make_shard "$T/small.bin" 4096 50257
+$LMC_FAST train --model "$T/small.json" --data "$T/small.bin" --batch 2 --seq 64 --steps 2 --threads 1 \
+    --recompute selective --quiet --log "$T/small.jsonl" >"$T/small.out" 2>&1
+$LMC plan --memory --model "$T/small.json" --micro-batch 2 --seq 64 --recompute selective --json >"$T/small_plan.json"
+if "$PY" -c "import json, sys; m = json.loads(open(sys.argv[1]).read().splitlines()[-1])['rss_mb'][0]
+p = json.load(open(sys.argv[2]))['bytes']['total'] / 1e6; print('measured %.1f MB, lmc plan %.1f MB' % (m, p))
+sys.exit(0 if abs(p / m - 1) <= 0.15 else 1)" "$T/small.jsonl" "$T/small_plan.json" >"$T/small.cmp" 2>&1; then
+    echo "ok   --memory beside a real run: $(cat "$T/small.cmp")"
+else echo "FAIL --memory beside a real run: $(cat "$T/small.cmp" "$T/small.out")"; fails=$((fails + 1)); fi
+expect_fail "--memory needs --model" "--memory needs --model" $LMC plan --memory
+expect_fail "--memory: more ranks than chips" "dp 8 x tp 1 x pp 1 needs more chips than --fleet 4xcpu has \(4\)" \
+    $LMC plan --memory --model d12 --fleet 4xcpu --dp 8
+
 # bad input
 expect_fail "unknown chip" "unknown chip 'H1000' \(known: A100" $LMC plan --model d12 --tokens 1B --fleet 8xH1000
 echo '{"pools": [{"chip": "Z9", "count": 8}]}' >"$T/z9.json"
