@@ -222,5 +222,7 @@ void cu_cast(lmc_backend *be, void *dst, lmc_dtype dst_type, const void *src, lm
 /* Shared by matmul (bias / GELU epilogues done by hand) and elementwise. */
 void cu_gelu_inplace_keep(lmc_backend *be, float *c, float *pre, size_t n);
 void cu_cast_f32_bf16(lmc_backend *be, uint16_t *dst, const float *src, size_t n);
+/* dst (rows, ld) bf16 = src (rows, cols) fp32, pad columns zeroed (ld >= cols) */
+void cu_cast_f32_bf16_pad(lmc_backend *be, uint16_t *dst, const float *src, int rows, int cols, int ld);
 
 #endif

@@ -23,6 +23,16 @@ __global__ static void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_
         dst[i] = cu_f32_to_bf16(src[i]);
 }
 
+// dst (rows, ld) = src (rows, cols) in bf16, the ld - cols pad columns zeroed
+__global__ static void f32_to_bf16_pad_kernel(uint16_t *dst, const float *src, size_t rows, int cols, int ld)
+{
+    GRID_STRIDE(i, rows * (size_t)ld) {
+        size_t r = i / (size_t)ld;
+        int c = (int)(i % (size_t)ld);
+        dst[i] = c < cols ? cu_f32_to_bf16(src[r * cols + c]) : (uint16_t)0;
+    }
+}
+
 __global__ static void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n)
 {
     GRID_STRIDE(i, n)
@@ -53,6 +63,19 @@ void cu_cast_f32_bf16(lmc_backend *be, uint16_t *dst, const float *src, size_t n
         return;
     CU_LAUNCH(f32_to_bf16_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, dst, src, n);
     cu_launched(be, "cast to bf16");
+}
+
+void cu_cast_f32_bf16_pad(lmc_backend *be, uint16_t *dst, const float *src, int rows, int cols, int ld)
+{
+    if (ld == cols) {
+        cu_cast_f32_bf16(be, dst, src, (size_t)rows * cols);
+        return;
+    }
+    size_t n = (size_t)rows * ld;
+    if (!n)
+        return;
+    CU_LAUNCH(f32_to_bf16_pad_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, dst, src, (size_t)rows, cols, ld);
+    cu_launched(be, "cast to bf16 (padded)");
 }
 
 // dst = src converted (F32 <-> BF16, round to nearest even)

@@ -11,14 +11,19 @@
  * Precision: LMC_F32 is plain fp32 (CUBLAS_COMPUTE_32F, no TF32) so results
  * match the CPU tightly. LMC_BF16 rounds A and B to bf16 (round to nearest
  * even, the CPU's bits) into scratch and multiplies those with fp32
- * accumulation and fp32 output.
+ * accumulation and fp32 output. The bf16 copies' rows are padded to a
+ * multiple of 8 elements (16 bytes) and start 256-byte aligned: tensor-core
+ * kernels need that of every operand, and with an odd k (or m, n) an
+ * unpadded copy would leave cuBLASLt slow fallbacks or no algorithm at all.
  *
- * Epilogues: the bias is added by cuBLASLt's BIAS epilogue (an exact add).
- * GELU is our own tanhf kernel after the GEMM unless lmc_cuda_set_fused_gelu
- * turned on cuBLASLt's GELU(_AUX) epilogue for bf16 (off by default: its
- * accuracy is not documented). When cuBLASLt offers no algorithm for a
- * fused form (alignment, ld), our own kernels do the bias and GELU around a
- * plain GEMM, in the CPU's order.
+ * Epilogues: the bias is added by cuBLASLt's BIAS epilogue (an exact add)
+ * when the bias pointer is 16-byte aligned (below that the epilogue may
+ * fault on some CUDA 13 versions). GELU is our own tanhf kernel after the
+ * GEMM unless lmc_cuda_set_fused_gelu turned on cuBLASLt's GELU(_AUX)
+ * epilogue for bf16 (off by default: its accuracy is not documented, and
+ * gelu_forward cannot reproduce its bits). When cuBLASLt offers no algorithm
+ * for a fused form (alignment, ld), our own kernels do the bias and GELU
+ * around a plain GEMM, in the CPU's order.
  */
 #include "backend/cuda/colsum.cuh"
 
@@ -85,8 +90,11 @@ static int log2i(int a)
             goto done;                            \
     } while (0)
 
+#define LT_RESULTS 4 /* heuristic results asked for: the first usable one is taken */
+
 typedef struct {
     const void *x, *y; /* cuBLASLt's A (our B) and B (our A) */
+    int64_t ldx, ldy;  /* their leading dimensions (bf16 copies: padded) */
     float *c;
     int bf16;
     cublasLtEpilogue_t epi;
@@ -136,32 +144,38 @@ static int lt_matmul(lmc_backend *be, const lmc_gemm *g, const lt_call *L)
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &L->aux, sizeof L->aux));
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof ld));
     }
-    // X: our B, column-major (n,k) ld n, or (k,n) ld k when trans_b
-    LT_TRY(cublasLtMatrixLayoutCreate(&xl, in, g->trans_b ? k : n, g->trans_b ? n : k, g->trans_b ? k : n));
-    // Y: our A, column-major (k,m) ld k, or (m,k) ld m when trans_a
-    LT_TRY(cublasLtMatrixLayoutCreate(&yl, in, g->trans_a ? m : k, g->trans_a ? k : m, g->trans_a ? m : k));
+    // X: our B, column-major (n,k), or (k,n) when trans_b
+    LT_TRY(cublasLtMatrixLayoutCreate(&xl, in, g->trans_b ? k : n, g->trans_b ? n : k, L->ldx));
+    // Y: our A, column-major (k,m), or (m,k) when trans_a
+    LT_TRY(cublasLtMatrixLayoutCreate(&yl, in, g->trans_a ? m : k, g->trans_a ? k : m, L->ldy));
     // D = C: column-major (n,m) ld n
     LT_TRY(cublasLtMatrixLayoutCreate(&dl, CUDA_R_32F, n, m, n));
 
     if (!hit) {
         size_t ws = CU_LT_WS_BYTES;
         uint32_t a32x = (uint32_t)ax, a32y = (uint32_t)ay, a32c = (uint32_t)ac;
-        cublasLtMatmulHeuristicResult_t res;
-        int found = 0;
+        cublasLtMatmulHeuristicResult_t res[LT_RESULTS];
+        int found = 0, use = -1;
         LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a32x, sizeof a32x));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a32y, sizeof a32y));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &a32c, sizeof a32c));
         LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &a32c, sizeof a32c));
-        if (cublasLtMatmulAlgoGetHeuristic(cu->lt, op, xl, yl, dl, dl, pref, 1, &res, &found) !=
-                CUBLAS_STATUS_SUCCESS || found == 0)
+        if (cublasLtMatmulAlgoGetHeuristic(cu->lt, op, xl, yl, dl, dl, pref, LT_RESULTS, res, &found) !=
+            CUBLAS_STATUS_SUCCESS)
+            goto done;
+        /* a result's other fields are valid only when its state is SUCCESS */
+        for (int i = 0; i < found && i < LT_RESULTS && use < 0; i++)
+            if (res[i].state == CUBLAS_STATUS_SUCCESS)
+                use = i;
+        if (use < 0)
             goto done;
         hit = &cu->algos[cu->algo_next];
         cu->algo_next = (cu->algo_next + 1) % CU_ALGO_CACHE;
         hit->m = m, hit->n = n, hit->k = k, hit->ta = g->trans_a, hit->tb = g->trans_b;
         hit->prec = L->bf16, hit->epi = epi, hit->beta1 = beta != 0.0f, hit->align = key_align;
-        hit->algo = res.algo;
+        hit->algo = res[use].algo;
         hit->valid = 1;
     }
     if (cublasLtMatmul(cu->lt, op, &alpha, L->x, xl, L->y, yl, &beta, L->c, dl, L->c, dl, &hit->algo, cu->lt_ws,
@@ -188,6 +202,8 @@ done:
  * then do bias and GELU). */
 static cublasLtEpilogue_t fused_epilogue(lmc_backend *be, const lmc_gemm *g, int bf16)
 {
+    if (g->bias && align_of(g->bias) < 16) /* the epilogue reads the bias in 16-byte vectors */
+        return CUBLASLT_EPILOGUE_DEFAULT;
     if (g->gelu) {
         /* gelu with accumulate is outside the contract; do it the CPU's way */
         if (!bf16 || !cu_of(be)->fuse_gelu || g->accumulate)
@@ -209,21 +225,22 @@ void cu_matmul(lmc_backend *be, float *c, const float *a, const float *b, const 
     cu_enter(be);
     if (m <= 0 || n <= 0)
         return;
-    const void *x = b, *y = a;
-    if (bf16 && k > 0) {
-        size_t na = (size_t)m * k, nb = (size_t)k * n;
-        size_t oa = 0, ob = cu_align_up(na * 2, 256);
-        char *s = (char *)cu_scratch(be, ob + nb * 2);
+    // A stored (m,k), or (k,m) when trans_a; B stored (k,n), or (n,k) when trans_b
+    int ra = g->trans_a ? k : m, ca = g->trans_a ? m : k, rb = g->trans_b ? n : k, cb = g->trans_b ? k : n;
+    lt_call L;
+    L.x = b, L.y = a, L.ldx = cb, L.ldy = ca, L.c = c, L.bf16 = bf16;
+    if (bf16 && k > 0) { /* rows padded to 8 elements (16 bytes) */
+        L.ldy = (int64_t)cu_align_up((size_t)ca, 8), L.ldx = (int64_t)cu_align_up((size_t)cb, 8);
+        size_t oa = 0, ob = cu_align_up((size_t)ra * L.ldy * 2, 256);
+        char *s = (char *)cu_scratch(be, ob + (size_t)rb * L.ldx * 2);
         if (!s)
             return;
-        cu_cast_f32_bf16(be, (uint16_t *)(s + oa), a, na);
-        cu_cast_f32_bf16(be, (uint16_t *)(s + ob), b, nb);
-        y = s + oa;
-        x = s + ob;
+        cu_cast_f32_bf16_pad(be, (uint16_t *)(s + oa), a, ra, ca, (int)L.ldy);
+        cu_cast_f32_bf16_pad(be, (uint16_t *)(s + ob), b, rb, cb, (int)L.ldx);
+        L.y = s + oa;
+        L.x = s + ob;
     }
 
-    lt_call L;
-    L.x = x, L.y = y, L.c = c, L.bf16 = bf16;
     if (k > 0) {
         L.epi = fused_epilogue(be, g, bf16);
         if (L.epi != CUBLASLT_EPILOGUE_DEFAULT) {
