@@ -5,8 +5,9 @@
  * fast the weights stream from memory: one warp per weight row reads it once
  * (coalesced), converts to fp32 in registers and dots it with up to 8 input
  * rows; the input rows are small and stay in cache. Larger M runs in groups
- * of 8 rows (grid y), re-reading W per group: correct for prefill, but a
- * GEMM would be faster there (fp32 weights take it: cuBLASLt via matmul).
+ * of 8 rows (grid y, looping past 65535 groups), re-reading W per group:
+ * correct for prefill, but a GEMM would be faster there (fp32 weights take
+ * it: cuBLASLt via matmul).
  * The CPU's arithmetic: fp32 products and sums, then acc * scale + bias. */
 #include "backend/cuda/cuda_common.cuh"
 
@@ -24,31 +25,34 @@ template <int WT> __device__ static inline float w_at(const void *w, size_t i)
     return (float)((const int8_t *)w)[i];
 }
 
-// out (M,N); block: LIN_WARPS weight rows x LIN_MR input rows (m0 = blockIdx.y * LIN_MR)
+// out (M,N); block: LIN_WARPS weight rows x LIN_MR input rows, groups of
+// input rows m0 = (blockIdx.y + k gridDim.y) * LIN_MR (grid y is at most 65535)
 template <int WT>
 __global__ static void linear_kernel(float *out, const float *inp, const void *w, const float *scale,
                                      const float *bias, int M, int N, int K, int accumulate)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int m0 = blockIdx.y * LIN_MR, mr = M - m0 < LIN_MR ? M - m0 : LIN_MR;
-    for (int n = blockIdx.x * LIN_WARPS + warp; n < N; n += gridDim.x * LIN_WARPS) { /* warp-uniform */
-        float acc[LIN_MR];
-        for (int m = 0; m < LIN_MR; m++)
-            acc[m] = 0.0f;
-        size_t row = (size_t)n * K;
-        for (int k = lane; k < K; k += 32) {
-            float wv = w_at<WT>(w, row + k);
+    for (int m0 = blockIdx.y * LIN_MR; m0 < M; m0 += gridDim.y * LIN_MR) { /* block-uniform */
+        int mr = M - m0 < LIN_MR ? M - m0 : LIN_MR;
+        for (int n = blockIdx.x * LIN_WARPS + warp; n < N; n += gridDim.x * LIN_WARPS) { /* warp-uniform */
+            float acc[LIN_MR];
             for (int m = 0; m < LIN_MR; m++)
-                if (m < mr)
-                    acc[m] += inp[(size_t)(m0 + m) * K + k] * wv;
-        }
-        for (int m = 0; m < LIN_MR; m++)
-            acc[m] = cu_warp_sum(acc[m]);
-        if (lane == 0) {
-            for (int m = 0; m < mr; m++) {
-                float v = acc[m] * (scale ? scale[n] : 1.0f) + (bias ? bias[n] : 0.0f);
-                float *o = out + (size_t)(m0 + m) * N + n;
-                *o = accumulate ? *o + v : v;
+                acc[m] = 0.0f;
+            size_t row = (size_t)n * K;
+            for (int k = lane; k < K; k += 32) {
+                float wv = w_at<WT>(w, row + k);
+                for (int m = 0; m < LIN_MR; m++)
+                    if (m < mr)
+                        acc[m] += inp[(size_t)(m0 + m) * K + k] * wv;
+            }
+            for (int m = 0; m < LIN_MR; m++)
+                acc[m] = cu_warp_sum(acc[m]);
+            if (lane == 0) {
+                for (int m = 0; m < mr; m++) {
+                    float v = acc[m] * (scale ? scale[n] : 1.0f) + (bias ? bias[n] : 0.0f);
+                    float *o = out + (size_t)(m0 + m) * N + n;
+                    *o = accumulate ? *o + v : v;
+                }
             }
         }
     }
@@ -72,7 +76,8 @@ void cu_linear(lmc_backend *be, float *out, const float *inp, const void *w, lmc
     unsigned gx = (unsigned)((N + LIN_WARPS - 1) / LIN_WARPS);
     if (gx > 65536)
         gx = 65536;
-    dim3 grid(gx, (unsigned)((M + LIN_MR - 1) / LIN_MR));
+    unsigned gy = (unsigned)((M + LIN_MR - 1) / LIN_MR);
+    dim3 grid(gx, gy > 65535 ? 65535 : gy);
     cudaStream_t st = cu_of(be)->stream;
     if (wtype == LMC_F32) {
         CU_LAUNCH(linear_kernel<LMC_F32>, grid, 32 * LIN_WARPS, 0, st, out, inp, w, scale, bias, M, N, K, accumulate);
