@@ -12,20 +12,17 @@ __device__ static inline float gelu_f(float x)
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
-__global__ static void gelu_fwd_kernel(float *out, const float *inp, size_t n)
-{
-    GRID_STRIDE(i, n)
-        out[i] = gelu_f(inp[i]);
-}
-
-// c = gelu(c), pre = c before (when pre is not NULL): the unfused matmul epilogue
-__global__ static void gelu_keep_kernel(float *c, float *pre, size_t n)
+// out = gelu(inp), pre = inp (when not NULL). One kernel for gelu_forward and
+// the matmul's GELU epilogue (out = inp = C), so a recomputed activation has
+// the same bits as the one the matmul produced: same machine code, no chance
+// of the compiler contracting the two differently.
+__global__ static void gelu_kernel(float *out, float *pre, const float *inp, size_t n)
 {
     GRID_STRIDE(i, n) {
-        float x = c[i];
+        float x = inp[i];
         if (pre)
             pre[i] = x;
-        c[i] = gelu_f(x);
+        out[i] = gelu_f(x);
     }
 }
 
@@ -72,7 +69,7 @@ void cu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t n)
     cu_enter(be);
     if (!n)
         return;
-    CU_LAUNCH(gelu_fwd_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, out, inp, n);
+    CU_LAUNCH(gelu_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, out, (float *)NULL, inp, n);
     cu_launched(be, "gelu_forward");
 }
 
@@ -80,7 +77,7 @@ void cu_gelu_inplace_keep(lmc_backend *be, float *c, float *pre, size_t n)
 {
     if (!n)
         return;
-    CU_LAUNCH(gelu_keep_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, c, pre, n);
+    CU_LAUNCH(gelu_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, c, pre, c, n);
     cu_launched(be, "matmul gelu");
 }
 

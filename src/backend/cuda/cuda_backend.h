@@ -18,7 +18,9 @@ const char *lmc_cuda_error(lmc_backend *be);
  * off (the default): the GEMM, then this backend's own tanhf GELU kernel,
  * as fp32 matmuls always do. Whether cuBLASLt's GELU is within the
  * conformance tolerance (1e-4) is not documented: tests/gpu/test_cuda_ops
- * measures it, and the default can change once a GPU has said so. */
+ * measures it, and the default can change once a GPU has said so. On, the
+ * backend no longer meets gelu_forward's contract of reproducing the
+ * epilogue's bits (activation recomputation would differ slightly). */
 void lmc_cuda_set_fused_gelu(lmc_backend *be, int on);
 
 #endif
