@@ -510,8 +510,9 @@ void cu_attention_backward(lmc_backend *be, float *dqkv, const float *dout, cons
 __global__ static void att_decode_kernel(float *out, const float *q, const float *kcache, const float *vcache,
                                          const int *len, int maxT, int NH, int NKV, int HS, float scale)
 {
-    __shared__ float wm[DEC_WARPS], wl[DEC_WARPS];
-    __shared__ float wo[DEC_WARPS][32 * DEC_MAXJ];
+    CU_SHARED(float, wm, [DEC_WARPS]);
+    CU_SHARED(float, wl, [DEC_WARPS]);
+    CU_SHARED(float, wo, [DEC_WARPS][32 * DEC_MAXJ]);
     int bh = blockIdx.x, b = bh / NH, h = bh % NH, kh = h / (NH / NKV);
     int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     float *o = out + (size_t)bh * HS;

@@ -16,7 +16,7 @@
 template <int NOUT, typename F>
 __global__ void cu_colsum_partial_kernel(float *partial, F f, int rows, int cols, int chunk)
 {
-    __shared__ float sh[NOUT][CU_COLSUM_TY][CU_COLSUM_TX + 1];
+    CU_SHARED(float, sh, [NOUT][CU_COLSUM_TY][CU_COLSUM_TX + 1]);
     int tx = threadIdx.x, ty = threadIdx.y;
     int col = blockIdx.x * CU_COLSUM_TX + tx, y = blockIdx.y;
     int r0 = y * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;

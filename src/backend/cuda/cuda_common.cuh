@@ -8,8 +8,9 @@
  *
  * The same sources build for a host emulator (tests/gpu/emu) when
  * LMC_CUDA_EMU is defined: that is why kernels are launched through
- * CU_LAUNCH, dynamic shared memory is declared through CU_DYN_SMEM, and only
- * the intrinsics the emulator provides are used (__syncthreads,
+ * CU_LAUNCH, shared memory is declared through CU_SHARED (static) and
+ * CU_DYN_SMEM (dynamic), so the emulator can size, limit and poison it, and
+ * only the intrinsics the emulator provides are used (__syncthreads,
  * __shfl_xor_sync, no atomics).
  */
 #ifndef LMC_CUDA_COMMON_CUH
@@ -35,6 +36,8 @@ extern "C" {
 #define CU_DYN_SMEM(type, name)                                  \
     extern __shared__ __align__(16) unsigned char cu_dyn_smem_[]; \
     type *name = reinterpret_cast<type *>(cu_dyn_smem_)
+/* CU_SHARED(float, sh, [8][33]) is __shared__ float sh[8][33] */
+#define CU_SHARED(type, name, dims) __shared__ type name dims
 #endif
 
 /* ---------- backend state ---------- */

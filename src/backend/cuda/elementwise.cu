@@ -109,7 +109,7 @@ void cu_cast(lmc_backend *be, void *dst, lmc_dtype dst_type, const void *src, lm
 
 __global__ static void sum_partial_kernel(double *part, const float *x, size_t n, int squares)
 {
-    __shared__ double sh[32];
+    CU_SHARED(double, sh, [32]);
     double acc = 0.0;
     GRID_STRIDE(i, n) {
         double v = x[i];
@@ -122,7 +122,7 @@ __global__ static void sum_partial_kernel(double *part, const float *x, size_t n
 
 __global__ static void sum_final_kernel(float *out, const double *part, int nparts)
 {
-    __shared__ double sh[32];
+    CU_SHARED(double, sh, [32]);
     double acc = 0.0;
     for (int i = threadIdx.x; i < nparts; i += blockDim.x)
         acc += part[i];

@@ -138,7 +138,7 @@ static cudaError_t sort_pairs(void *temp, size_t *temp_bytes, const int *keys_in
     return cub::DeviceRadixSort::SortPairs(temp, *temp_bytes, keys_in, keys_out, vals_in, vals_out, n, 0,
                                            (int)(sizeof(int) * 8), st);
 #else
-    return emu_sort_pairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n);
+    return emu_sort_pairs(temp, temp_bytes, keys_in, keys_out, vals_in, vals_out, n, st);
 #endif
 }
 

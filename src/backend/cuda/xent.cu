@@ -12,8 +12,8 @@
 __global__ static void xent_kernel(float *losses, float *logits, const int *targets, int V, int Vp, float dloss,
                                    int backward)
 {
-    __shared__ float shf[32];
-    __shared__ double shd[32];
+    CU_SHARED(float, shf, [32]);
+    CU_SHARED(double, shd, [32]);
     float *x = logits + (size_t)blockIdx.x * Vp;
     int t = targets[blockIdx.x];
     float xt = threadIdx.x == 0 ? x[t] : 0.0f; /* read before pass 2 overwrites it */
