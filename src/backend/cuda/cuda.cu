@@ -3,7 +3,13 @@
  * One stream per backend, created blocking (cudaStreamCreate) on purpose:
  * the NCCL communicator orders its collectives after our kernels by recording
  * an event on the legacy default stream, which waits for blocking streams
- * (src/dist/nccl.c). */
+ * (src/dist/nccl.c).
+ *
+ * Open fails, with a message saying what to do, where the backend could not
+ * work: no device, a driver older than the toolkit, a device older than sm_80,
+ * or a build without code for this device (a probe kernel runs at open, so a
+ * missing image is not a surprise at the first op: see CUDA_ARCHS in the
+ * Makefile). */
 #include "backend/cuda/cuda_common.cuh"
 
 #include <stdarg.h>
@@ -65,6 +71,16 @@ void cu_enter(lmc_backend *be)
         cu_ok(be, cudaSetDevice(cu_of(be)->device), "cudaSetDevice");
 }
 
+/* Without memory pools (cudaDevAttrMemoryPoolsSupported = 0: some vGPU and
+ * MIG set-ups) the old block is freed after the stream drained. */
+static cudaError_t scratch_free(lmc_cuda *c, void *p)
+{
+    if (c->mempools)
+        return cudaFreeAsync(p, c->stream);
+    cudaError_t e = cudaStreamSynchronize(c->stream);
+    return e != cudaSuccess ? e : cudaFree(p);
+}
+
 void *cu_scratch(lmc_backend *be, size_t bytes)
 {
     lmc_cuda *c = cu_of(be);
@@ -74,10 +90,11 @@ void *cu_scratch(lmc_backend *be, size_t bytes)
      * requests does not reallocate every step */
     size_t want = cu_align_up(bytes + bytes / 4, (size_t)1 << 20);
     if (c->scratch)
-        cu_ok(be, cudaFreeAsync(c->scratch, c->stream), "freeing scratch");
+        cu_ok(be, scratch_free(c, c->scratch), "freeing scratch");
     c->scratch = NULL;
     c->scratch_bytes = 0;
-    if (!cu_ok(be, cudaMallocAsync(&c->scratch, want, c->stream), "allocating scratch")) {
+    cudaError_t e = c->mempools ? cudaMallocAsync(&c->scratch, want, c->stream) : cudaMalloc(&c->scratch, want);
+    if (!cu_ok(be, e, "allocating scratch")) {
         c->scratch = NULL;
         return NULL;
     }
@@ -182,7 +199,7 @@ static void cu_release(lmc_cuda *c)
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     if (c->scratch)
-        cudaFreeAsync(c->scratch, c->stream);
+        scratch_free(c, c->scratch);
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     if (c->lt_ws)
@@ -242,11 +259,11 @@ double cu_peak_flops(lmc_backend *be, lmc_dtype prec)
     const char *n = c->dev_name;
     int bf = prec == LMC_BF16;
     /* vendor figures for the parts we train on; MFU is quoted against these */
+    if ((strstr(n, "H100") || strstr(n, "H200")) && strstr(n, "NVL")) /* PCIe cards, lower clocks and power */
+        return bf ? 835e12 : 60e12;
     if (strstr(n, "H200") || strstr(n, "GH200") || (strstr(n, "H100") && strstr(n, "SXM")) ||
         (strstr(n, "H100") && strstr(n, "HBM3")))
         return bf ? 989e12 : 67e12;
-    if (strstr(n, "H100") && strstr(n, "NVL"))
-        return bf ? 835e12 : 60e12;
     if (strstr(n, "H100") && strstr(n, "PCIe"))
         return bf ? 756e12 : 51e12;
     if (strstr(n, "A100"))
@@ -257,6 +274,62 @@ double cu_peak_flops(lmc_backend *be, lmc_dtype prec)
 }
 
 /* ---------- table and open ---------- */
+
+#ifndef LMC_CUDA_ARCHS
+#define LMC_CUDA_ARCHS "unknown" /* the Makefile passes the list it built */
+#endif
+
+/* The device of the CUDA backend this process opened last, for the NCCL
+ * communicator (src/dist/nccl.c): process state, as CUDA's current device
+ * is. -1 before any. */
+static int g_last_device = -1;
+
+extern "C" int lmc_cuda_backend_device(void) { return g_last_device; }
+
+__global__ static void probe_kernel(int *flag)
+{
+    if (blockIdx.x == 0 && threadIdx.x == 0)
+        *flag = 0x6c6d63;
+}
+
+/* Runs one of our kernels: a binary without code for this device (or PTX
+ * newer than the driver) fails here, at open, instead of at the first op. */
+static lmc_status probe(lmc_cuda *c)
+{
+    int got = 0;
+    cudaError_t e = cudaSuccess;
+    CU_LAUNCH(probe_kernel, 1, 32, 0, c->stream, (int *)c->lt_ws);
+    if ((e = cudaGetLastError()) == cudaSuccess && (e = cudaStreamSynchronize(c->stream)) == cudaSuccess)
+        e = cudaMemcpy(&got, c->lt_ws, sizeof got, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess && got == 0x6c6d63)
+        return LMC_OK;
+    return lmc_err(LMC_EUNSUPPORTED,
+                   "%s: %s (compute capability %d.%d) cannot run this build's kernels: %s. This lmc was built with "
+                   "CUDA_ARCHS=\"%s\": rebuild with %d%d in the list (make clean; make CUDA_ARCHS=\"... %d%d\")",
+                   c->name, c->dev_name, c->cc_major, c->cc_minor,
+                   e != cudaSuccess ? cudaGetErrorString(e) : "the probe kernel did not run", LMC_CUDA_ARCHS, c->cc_major,
+                   c->cc_minor, c->cc_major, c->cc_minor);
+}
+
+/* No device found: say why, naming an old driver when that is the reason. */
+static lmc_status no_device(int device, int count, cudaError_t e)
+{
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    if (e == cudaErrorInsufficientDriver && drv == 0)
+        return lmc_err(LMC_EUNSUPPORTED, "cuda:%d: no NVIDIA driver is installed (libcuda.so not found): no GPU to use",
+                       device < 0 ? 0 : device);
+    if (e == cudaErrorInsufficientDriver) {
+        return lmc_err(LMC_EUNSUPPORTED,
+                       "cuda:%d: the NVIDIA driver supports CUDA %d.%d but lmc was built with the CUDA %d.%d "
+                       "toolkit: install a driver for CUDA %d.%d or newer%s, or build with an older toolkit",
+                       device < 0 ? 0 : device, drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10, rt / 1000,
+                       rt % 1000 / 10, rt / 1000 == 13 ? " (R580 or later)" : "");
+    }
+    return lmc_err(LMC_EUNSUPPORTED, "cuda:%d: no such device (found %d CUDA devices%s%s)", device < 0 ? 0 : device,
+                   count, e != cudaSuccess ? ": " : "", e != cudaSuccess ? cudaGetErrorString(e) : "");
+}
 
 /* Filled field by field (C++ has no designated initialisers before C++20)
  * so a reordered backend.h cannot silently shift the table. */
@@ -331,9 +404,7 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
     if (device < 0 && count > 0)
         device = local_rank() % count;
     if (device < 0 || device >= count)
-        return lmc_err(LMC_EUNSUPPORTED, "cuda:%d: no such device (found %d CUDA devices%s%s)",
-                       device < 0 ? 0 : device, count, e != cudaSuccess ? ": " : "",
-                       e != cudaSuccess ? cudaGetErrorString(e) : "");
+        return no_device(device, count, e);
     lmc_backend *be = (lmc_backend *)calloc(1, sizeof *be);
     lmc_cuda *c = (lmc_cuda *)calloc(1, sizeof *c);
     if (!be || !c) {
@@ -355,6 +426,7 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
     if ((e = cudaSetDevice(device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess ||
         (e = cudaDeviceGetAttribute(&c->clock_khz, cudaDevAttrClockRate, device)) != cudaSuccess ||
         (e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&c->mempools, cudaDevAttrMemoryPoolsSupported, device)) != cudaSuccess ||
         (e = cudaStreamCreate(&c->stream)) != cudaSuccess)
         return open_fail(c, be, lmc_err(LMC_EIO, "cuda:%d: cannot initialise the device: %s", device,
                                         cudaGetErrorString(e)));
@@ -370,6 +442,9 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
     if ((e = cudaMalloc(&c->lt_ws, CU_LT_WS_BYTES)) != cudaSuccess)
         return open_fail(c, be, lmc_err(LMC_ENOMEM, "cuda:%d: cannot allocate the %zu MiB cuBLASLt workspace: %s",
                                         device, CU_LT_WS_BYTES >> 20, cudaGetErrorString(e)));
+    lmc_status ps = probe(c);
+    if (ps != LMC_OK)
+        return open_fail(c, be, ps);
     cublasStatus_t bs = cublasLtCreate(&c->lt);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         c->lt = NULL;
@@ -391,6 +466,7 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
             break;
         }
     }
+    g_last_device = device;
     *out = be;
     return LMC_OK;
 }

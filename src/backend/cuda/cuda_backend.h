@@ -23,4 +23,9 @@ const char *lmc_cuda_error(lmc_backend *be);
  * epilogue's bits (activation recomputation would differ slightly). */
 void lmc_cuda_set_fused_gelu(lmc_backend *be, int on);
 
+/* The device of the CUDA backend this process opened last, -1 before any:
+ * the NCCL communicator binds to it (one process per GPU, whichever GPU
+ * --device cuda:N named). */
+int lmc_cuda_backend_device(void);
+
 #endif

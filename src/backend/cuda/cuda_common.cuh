@@ -61,6 +61,7 @@ typedef struct {
     char dev_name[256]; /* "NVIDIA H200" */
     int sm_count, cc_major, cc_minor, clock_khz;
     size_t smem_optin;  /* max dynamic shared memory per block */
+    int mempools;       /* cudaMallocAsync available (cudaDevAttrMemoryPoolsSupported) */
     cudaStream_t stream;
     cublasLtHandle_t lt;
     void *lt_ws;        /* cuBLASLt workspace, fixed size */

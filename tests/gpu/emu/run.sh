@@ -4,8 +4,9 @@
 # cuda_emu.h), under AddressSanitizer + UBSan, then runs the emulation's own
 # tests (test_emu: every strictness catches a broken case), the conformance
 # suite and tests/gpu/test_cuda_ops against it, and the backend on emulated
-# devices that differ (A100 shared memory, a cuBLASLt heuristic returning
-# an unusable first result, no device). No GPU needed. It checks the kernels'
+# devices that differ (A100 shared memory, no memory pools, a cuBLASLt
+# heuristic returning an unusable first result, no device, an old driver, a
+# build without code for the device). No GPU needed. It checks the kernels'
 # logic, not their speed.
 # Usage: bash tests/gpu/emu/run.sh [quick]   (quick: smaller shapes; about
 # 2-3 minutes on 2 cores from a clean build, scripts/test.sh runs it)
@@ -65,8 +66,10 @@ echo "== conformance suite again, cuBLASLt offering no fused epilogue (the fallb
 EMU_LT_NO_EPILOGUE=1 LMC_TEST_QUICK=1 ASAN_OPTIONS=$CONF_ASAN "$OUT/test_backend_ops" 2>&1 | tail -2
 echo "== test_cuda_ops, cuda = host emulation"
 "$OUT/test_cuda_ops"
-echo "== test_cuda_ops on an A100's shared memory (32-row backward tiles), an unusable first heuristic result"
-EMU_SMEM_OPTIN=166912 EMU_LT_BAD_FIRST=1 LMC_TEST_QUICK=1 "$OUT/test_cuda_ops" 2>&1 | grep -E "checks,|^FAIL"
-echo "== open errors: no device"
+echo "== test_cuda_ops on an A100's shared memory (32-row backward tiles), no memory pools, an unusable first heuristic result"
+EMU_SMEM_OPTIN=166912 EMU_NO_MEMPOOLS=1 EMU_LT_BAD_FIRST=1 LMC_TEST_QUICK=1 "$OUT/test_cuda_ops" 2>&1 | grep -E "checks,|^FAIL"
+echo "== open errors: no device, an old driver, a build without code for the device"
 EMU_NO_DEVICE=1 expect "no such device" "$OUT/test_cuda_ops"
+EMU_OLD_DRIVER=1 expect "install a driver for CUDA 13.0" "$OUT/test_cuda_ops"
+EMU_NO_KERNEL_IMAGE=1 expect "no kernel image is available" "$OUT/test_cuda_ops"
 echo "== host emulation passed in $((SECONDS - T0))s"

@@ -452,6 +452,42 @@ static void t_launch_limits(void)
     CHECK(cudaGetLastError() == cudaSuccess && cudaStreamSynchronize(S) == cudaSuccess);
 }
 
+/* ---------- the backend's open ---------- */
+
+static void t_open_errors(void)
+{
+    lmc_backend *be = nullptr;
+    setenv("EMU_NO_KERNEL_IMAGE", "1", 1);
+    CHECK_ERR(lmc_cuda_backend_open(0, &be), LMC_EUNSUPPORTED, "no kernel image is available");
+    CHECK_ERR(lmc_cuda_backend_open(0, &be), LMC_EUNSUPPORTED, "CUDA_ARCHS");
+    unsetenv("EMU_NO_KERNEL_IMAGE");
+    setenv("EMU_OLD_DRIVER", "1", 1);
+    CHECK_ERR(lmc_cuda_backend_open(0, &be), LMC_EUNSUPPORTED, "driver supports CUDA 12.4 but lmc was built with "
+                                                               "the CUDA 13.0 toolkit");
+    unsetenv("EMU_OLD_DRIVER");
+    CHECK_OK(lmc_cuda_backend_open(0, &be));
+    if (be) {
+        CHECK(lmc_cuda_backend_device() == 0);
+        lmc_backend_close(be);
+    }
+    /* the bf16 peak MFU is quoted against, by the device's name */
+    static const struct {
+        const char *name;
+        double tflops;
+    } peaks[] = {{"NVIDIA H200 NVL", 835}, {"NVIDIA H100 NVL", 835}, {"NVIDIA H200", 989},
+                 {"NVIDIA H100 80GB HBM3", 989}, {"NVIDIA A100-SXM4-80GB", 312}};
+    for (size_t i = 0; i < sizeof peaks / sizeof peaks[0]; i++) {
+        setenv("EMU_DEVICE_NAME", peaks[i].name, 1);
+        CHECK_OK(lmc_cuda_backend_open(0, &be));
+        if (be) {
+            double p = be->ops->peak_flops(be, LMC_BF16) / 1e12;
+            CHECK_MSG(p == peaks[i].tflops, "%s: peak %g TFLOP/s, want %g", peaks[i].name, p, peaks[i].tflops);
+            lmc_backend_close(be);
+        }
+    }
+    unsetenv("EMU_DEVICE_NAME");
+}
+
 int main(void)
 {
     CHECK(cudaStreamCreate(&S) == cudaSuccess);
@@ -462,6 +498,7 @@ int main(void)
     RUN(t_streams);
     RUN(t_cublaslt);
     RUN(t_launch_limits);
+    RUN(t_open_errors);
     cudaStreamDestroy(S);
     return test_summary();
 }
