@@ -1,10 +1,14 @@
 /* test_cuda_ops.c: what the conformance suite does not cover for the CUDA
  * backend: model-sized shapes (GPT-2 d12, Llama GQA, head sizes 80 and 256,
  * T not a multiple of the tile), bit-for-bit determinism of every reduction,
- * misaligned matmul operands, the fused GELU epilogue's error, memory
- * (zeroed alloc, uploads larger than the staging buffer), the sticky error
- * for an unsupported shape, and with --bench the speed of the ops a GPT-2
- * d12 step spends its time in.
+ * misaligned matmul operands (4-byte aligned operands and bias, odd k in
+ * bf16), the fused GELU epilogue's error, the embedding gradient on Zipf-
+ * distributed tokens (long runs of one token), a linear layer taller than
+ * 65535 row groups, memory (zeroed alloc, uploads larger than the staging
+ * buffer), the sticky error for an unsupported shape, and with --bench the
+ * speed of the ops a GPT-2 d12 step spends its time in.
+ * Usage: test_cuda_ops [--bench | --only t_name]  (--only: one test, e.g.
+ * t_attention_small under compute-sanitizer's racecheck)
  * Exits 0 with a "skip" line when no CUDA device is present.
  * Built by tests/gpu/run.sh (GPU) and tests/gpu/emu/run.sh (host emulation,
  * where LMC_CUDA_EMU keeps the shapes small). */
@@ -126,6 +130,9 @@ static void t_attention_shapes(void)
         t_attention(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4]);
 }
 
+/* one small case: for compute-sanitizer's racecheck (slow) */
+static void t_attention_small(void) { t_attention(1, 65, 2, 1, 64); }
+
 static void t_decode_long(void)
 {
     int B = 3, maxT = BIG ? 5000 : 300, NH = 8, NKV = 2, HS = 128;
@@ -226,6 +233,83 @@ static void t_matmul_model(void)
         lmc_cuda_set_fused_gelu(GPU, 0);
         free(a), free(b), free(bias);
     }
+}
+
+/* ---------- embedding gradient on text-like tokens ---------- */
+
+/* n token ids drawn from a Zipf law over V ids (P(rank r) ~ 1/(r+1)^s, id =
+ * rank): the frequency profile of real text, where "the" and "," alone are
+ * several percent of a batch */
+static int *zipf_tokens(size_t n, int V, double s)
+{
+    double *cdf = malloc(V * sizeof(double)), acc = 0;
+    for (int r = 0; r < V; r++)
+        cdf[r] = acc += 1.0 / pow(r + 1.0, s);
+    int *t = malloc(n * sizeof(int));
+    for (size_t i = 0; i < n; i++) {
+        double u = (frand() * 0.5 + 0.5) * acc;
+        int lo = 0, hi = V - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (cdf[mid] < u)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        t[i] = lo;
+    }
+    free(cdf);
+    return t;
+}
+
+static float *run_embed_bwd(lmc_backend *be, const float *dout, const int *tok, const float *g0, int N, int C, int V)
+{
+    float *dd = dev(be, dout, (size_t)N * C * 4), *dw = dev(be, g0, (size_t)V * C * 4);
+    int *dt = dev(be, tok, (size_t)N * sizeof(int));
+    be->ops->embed_backward(be, dw, NULL, dd, dt, 1, N, C);
+    float *r = get(be, dw, (size_t)V * C);
+    be->ops->free(be, dd), be->ops->free(be, dw), be->ops->free(be, dt);
+    return r;
+}
+
+/* The most frequent tokens' rows span many segments (EMB_SEG, embed.cu):
+ * the pieces must add up to the CPU's sums, in the same bits every run. */
+static void t_embed_zipf(void)
+{
+    int N = BIG ? 65536 : 3000, C = BIG ? 768 : 40, V = BIG ? 50257 : 500;
+    int *tok = zipf_tokens(N, V, 1.1);
+    int top = 0;
+    for (int i = 0; i < N; i++)
+        top += tok[i] == 0;
+    float *dout = hrand((size_t)N * C, 1), *g0 = hrand((size_t)V * C, 1);
+    float *want = run_embed_bwd(REF, dout, tok, g0, N, C, V), *got = run_embed_bwd(GPU, dout, tok, g0, N, C, V);
+    float *again = run_embed_bwd(GPU, dout, tok, g0, N, C, V);
+    char what[96];
+    snprintf(what, sizeof what, "embed_backward zipf N%d V%d (top token %d times)", N, V, top);
+    compare(what, got, want, (size_t)V * C, 1e-4);
+    CHECK_MSG(same_bits(got, again, (size_t)V * C), "%s: two runs differ", what);
+    free(tok), free(dout), free(g0), free(want), free(got), free(again);
+}
+
+/* ---------- linear: more row groups than grid y allows ---------- */
+
+static void t_linear_tall(void)
+{
+    int M = BIG ? 524296 : 100, N = 3, K = 16; /* 524296 rows: 65537 groups of 8 */
+    float *x = hrand((size_t)M * K, 1), *w = hrand((size_t)N * K, 1), *r[2];
+    uint16_t *wb = malloc((size_t)N * K * 2);
+    lmc_backend *bs[2] = {REF, GPU};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *be = bs[i];
+        float *dx = dev(be, x, (size_t)M * K * 4), *dw = dev(be, w, (size_t)N * K * 4), *out = dev(be, NULL, (size_t)M * N * 4);
+        void *dwb = dev(be, NULL, (size_t)N * K * 2);
+        be->ops->cast(be, dwb, LMC_BF16, dw, LMC_F32, (size_t)N * K);
+        be->ops->linear(be, out, dx, dwb, LMC_BF16, NULL, NULL, M, N, K, 0);
+        r[i] = get(be, out, (size_t)M * N);
+        be->ops->free(be, dx), be->ops->free(be, dw), be->ops->free(be, out), be->ops->free(be, dwb);
+    }
+    compare("linear bf16 M524296 (grid y > 65535)", r[1], r[0], (size_t)M * N, 1e-4);
+    free(r[0]), free(r[1]), free(x), free(w), free(wb);
 }
 
 /* ---------- determinism of the other reductions ---------- */
@@ -383,6 +467,40 @@ static void op_xent(lmc_backend *be, void *p)
     be->ops->xent(be, a->w, a->c, a->tok, a->N, a->V, a->Vp, 1.0f, 1);
 }
 
+static void op_embed_bwd(lmc_backend *be, void *p)
+{
+    bench_args *a = p;
+    be->ops->embed_backward(be, a->w, NULL, a->c, a->tok, 1, a->N, 768);
+}
+
+/* Embedding backward on GPT-2-sized text-like (Zipf) tokens beside uniform
+ * ones (the frequent tokens' long runs are what used to serialise), and the
+ * CPU backend on the same Zipf tokens as the peer. */
+static void bench_embed(void)
+{
+    bench_args g, c;
+    memset(&g, 0, sizeof g);
+    int N = 65536, C = 768, V = 50257;
+    int *zipf = zipf_tokens(N, V, 1.0), *unif = malloc(N * sizeof(int)), top = 0;
+    for (int i = 0; i < N; i++)
+        unif[i] = (int)((frand() * 0.5f + 0.5f) * V) % V, top += zipf[i] == 0;
+    g.N = N;
+    g.c = dev(GPU, NULL, (size_t)N * C * 4), g.w = dev(GPU, NULL, (size_t)V * C * 4);
+    g.tok = dev(GPU, zipf, (size_t)N * 4);
+    double tz = time_op(GPU, 10, op_embed_bwd, &g);
+    GPU->ops->upload(GPU, g.tok, unif, (size_t)N * 4);
+    double tu = time_op(GPU, 10, op_embed_bwd, &g);
+    c = g;
+    c.c = dev(REF, NULL, (size_t)N * C * 4), c.w = dev(REF, NULL, (size_t)V * C * 4), c.tok = dev(REF, zipf, (size_t)N * 4);
+    double tc = time_op(REF, 3, op_embed_bwd, &c);
+    printf("embed_backward N%d C%d V%d zipf(s=1, top token %d times) %8.3f ms, uniform %8.3f ms (zipf/uniform %.2f); "
+           "cpu (%d threads) %8.3f ms, cpu/gpu %.1f\n", N, C, V, top, tz * 1e3, tu * 1e3, tz / tu, REF->threads,
+           tc * 1e3, tc / tz);
+    GPU->ops->free(GPU, g.c), GPU->ops->free(GPU, g.w), GPU->ops->free(GPU, g.tok);
+    REF->ops->free(REF, c.c), REF->ops->free(REF, c.w), REF->ops->free(REF, c.tok);
+    free(zipf), free(unif);
+}
+
 static void bench(void)
 {
     bench_args a;
@@ -424,6 +542,15 @@ static void bench(void)
     CHECK_MSG(lmc_cuda_error(GPU) == NULL, "device error: %s", lmc_cuda_error(GPU));
 }
 
+#define T(fn) {#fn, fn}
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} TESTS[] = {T(t_memory),     T(t_matmul_misaligned), T(t_matmul_model), T(t_attention_shapes), T(t_decode_long),
+             T(t_xent_model), T(t_determinism),       T(t_embed_zipf),   T(t_linear_tall),      T(t_sticky_error),
+             T(t_attention_small)};
+#define NTESTS (sizeof TESTS / sizeof TESTS[0])
+
 int main(int argc, char **argv)
 {
     if (lmc_backend_open("cuda", 0, &GPU) != LMC_OK) {
@@ -432,17 +559,21 @@ int main(int argc, char **argv)
     }
     CHECK_OK(lmc_cpu_backend_open(0, "auto", &REF));
     printf("device %s: peak %.0f TFLOP/s bf16\n", GPU->name, GPU->ops->peak_flops(GPU, LMC_BF16) / 1e12);
+    const char *only = argc > 2 && !strcmp(argv[1], "--only") ? argv[2] : NULL;
     if (argc > 1 && !strcmp(argv[1], "--bench")) {
         RUN(bench);
+        RUN(bench_embed);
     } else {
-        RUN(t_memory);
-        RUN(t_matmul_misaligned);
-        RUN(t_matmul_model);
-        RUN(t_attention_shapes);
-        RUN(t_decode_long);
-        RUN(t_xent_model);
-        RUN(t_determinism);
-        RUN(t_sticky_error);
+        int ran = 0;
+        for (size_t i = 0; i < NTESTS; i++) /* all but the last (a small case for racecheck), or the one named */
+            if (only ? !strcmp(only, TESTS[i].name) : i + 1 < NTESTS) {
+                int before = test_failures;
+                test_current = TESTS[i].name;
+                TESTS[i].fn();
+                fprintf(stderr, "%s %s\n", test_failures == before ? "ok  " : "FAIL", TESTS[i].name);
+                ran++;
+            }
+        CHECK_MSG(ran > 0, "--only %s: no such test", only);
         CHECK_MSG(lmc_cuda_error(GPU) == NULL, "device error: %s", lmc_cuda_error(GPU));
     }
     lmc_backend_close(GPU);
