@@ -20,9 +20,20 @@
  * Faults: waits poll the completion event and NCCL's asynchronous error, and
  * fail with LMC_ECOMM after timeout_s (LMC_COMM_TIMEOUT=seconds overrides);
  * after a failure every later call fails at once. abort() aborts the NCCL
- * communicator and the MPI job so no rank waits forever.
+ * communicator and the MPI job so no rank waits forever. An error inside a
+ * group still ends the group (NCCL's group state is per thread: a group left
+ * open would swallow every later call).
+ *
+ * The device: the CUDA backend's (--device cuda:N, or the local rank's GPU
+ * for plain cuda). The trainer opens the communicator first (it needs it to
+ * agree on errors while setting up), so open only bootstraps (MPI, the
+ * NCCL id) and the NCCL communicator is created at the first device
+ * collective, on the device of the CUDA backend opened by then
+ * (lmc_cuda_backend_device); with none, the local rank's GPU. A backend
+ * opened later on another device is an error, not a silent cross-device copy.
  */
 #define _GNU_SOURCE
+#include "backend/cuda/cuda_backend.h"
 #include "dist/comm.h"
 
 #include <cuda_runtime_api.h>
@@ -46,7 +57,8 @@ typedef struct {
 } nccl_req;
 
 typedef struct {
-    ncclComm_t nc;
+    ncclComm_t nc; /* NULL until the first device collective (bind) */
+    ncclUniqueId id;
     int device, faulted, mpi_inited_here;
     double env_timeout;
     cudaStream_t stream;
@@ -76,6 +88,24 @@ static lmc_status fail(lmc_comm *c, const char *what, const char *why)
             return fail(c, what, cudaGetErrorString(e_));      \
     } while (0)
 
+/* Inside ncclGroupStart/End: the first error skips the rest of the group's
+ * calls, and the group is ended whatever happened. */
+#define NC_GROUP(res, expr)          \
+    do {                             \
+        if ((res) == ncclSuccess)    \
+            (res) = (expr);          \
+    } while (0)
+
+static lmc_status group_end(lmc_comm *c, const char *what, ncclResult_t res)
+{
+    ncclResult_t e = ncclGroupEnd();
+    if (res == ncclSuccess)
+        res = e;
+    return res == ncclSuccess ? LMC_OK : fail(c, what, ncclGetErrorString(res));
+}
+
+static lmc_status bind(lmc_comm *c, const char *what);
+
 /* ---------- requests ---------- */
 
 /* A free request slot, our device current, and our stream behind all
@@ -85,6 +115,7 @@ static lmc_status post_begin(lmc_comm *c, const char *what, int *slot)
     nccl_impl *m = impl_of(c);
     if (m->faulted)
         return lmc_err(LMC_ECOMM, "nccl %s: an earlier collective failed on this rank", what);
+    LMC_TRY(bind(c, what));
     int r = 0;
     while (r < NCCL_MAX_REQ && m->req[r].busy)
         r++;
@@ -201,13 +232,14 @@ static lmc_status nccl_reduce_scatter_start(lmc_comm *c, float *range, size_t n,
                                           m->stream));
     } else if (end > begin) {
         NC_TRY(c, what, ncclGroupStart());
+        ncclResult_t g = ncclSuccess;
         for (int q = 0; q < c->size; q++) {
             size_t lo, cnt = piece(c, n, q, begin, end, &lo);
             if (cnt)
-                NC_TRY(c, what, ncclReduce(range + (lo - begin), range + (lo - begin), cnt, ncclFloat, ncclSum, q,
-                                           m->nc, m->stream));
+                NC_GROUP(g, ncclReduce(range + (lo - begin), range + (lo - begin), cnt, ncclFloat, ncclSum, q, m->nc,
+                                       m->stream));
         }
-        NC_TRY(c, what, ncclGroupEnd());
+        LMC_TRY(group_end(c, what, g));
     }
     return post_end(c, r, what, req);
 }
@@ -227,13 +259,14 @@ static lmc_status nccl_allgather_start(lmc_comm *c, const float *shard, float *r
     lmc_comm_shard(n, c->size, c->rank, &mine, &mine_cnt);
     if (end > begin) {
         NC_TRY(c, what, ncclGroupStart());
+        ncclResult_t g = ncclSuccess;
         for (int q = 0; q < c->size; q++) {
             size_t lo, cnt = piece(c, n, q, begin, end, &lo);
             const float *send = q == c->rank ? shard + (lo - mine) : range + (lo - begin);
             if (cnt)
-                NC_TRY(c, what, ncclBroadcast(send, range + (lo - begin), cnt, ncclFloat, q, m->nc, m->stream));
+                NC_GROUP(g, ncclBroadcast(send, range + (lo - begin), cnt, ncclFloat, q, m->nc, m->stream));
         }
-        NC_TRY(c, what, ncclGroupEnd());
+        LMC_TRY(group_end(c, what, g));
     }
     return post_end(c, r, what, req);
 }
@@ -256,12 +289,13 @@ static lmc_status nccl_allgather(lmc_comm *c, float *buf, size_t n)
         NC_TRY(c, what, ncclAllGather(buf + (size_t)c->rank * blk, buf, blk, ncclFloat, m->nc, m->stream));
     } else if (n) {
         NC_TRY(c, what, ncclGroupStart());
+        ncclResult_t g = ncclSuccess;
         for (int q = 0; q < c->size; q++) {
             size_t lo, cnt = piece(c, n, q, 0, n, &lo);
             if (cnt)
-                NC_TRY(c, what, ncclBroadcast(buf + lo, buf + lo, cnt, ncclFloat, q, m->nc, m->stream));
+                NC_GROUP(g, ncclBroadcast(buf + lo, buf + lo, cnt, ncclFloat, q, m->nc, m->stream));
         }
-        NC_TRY(c, what, ncclGroupEnd());
+        LMC_TRY(group_end(c, what, g));
     }
     LMC_TRY(post_end(c, r, what, &req));
     return nccl_wait(c, req);
@@ -281,14 +315,15 @@ static lmc_status nccl_gather(lmc_comm *c, const float *shard, float *full, size
         CU_TRY(c, what, cudaMemcpyAsync(full + mine_lo, shard, mine * sizeof(float), cudaMemcpyDeviceToDevice,
                                         m->stream));
     NC_TRY(c, what, ncclGroupStart());
+    ncclResult_t g = ncclSuccess;
     if (c->rank != root && mine)
-        NC_TRY(c, what, ncclSend(shard, mine, ncclFloat, root, m->nc, m->stream));
+        NC_GROUP(g, ncclSend(shard, mine, ncclFloat, root, m->nc, m->stream));
     for (int q = 0; c->rank == root && q < c->size; q++) {
         size_t lo, cnt = piece(c, n, q, 0, n, &lo);
         if (q != root && cnt)
-            NC_TRY(c, what, ncclRecv(full + lo, cnt, ncclFloat, q, m->nc, m->stream));
+            NC_GROUP(g, ncclRecv(full + lo, cnt, ncclFloat, q, m->nc, m->stream));
     }
-    NC_TRY(c, what, ncclGroupEnd());
+    LMC_TRY(group_end(c, what, g));
     LMC_TRY(post_end(c, r, what, &req));
     return nccl_wait(c, req);
 }
@@ -336,8 +371,10 @@ static lmc_status nccl_allgather_host(lmc_comm *c, const void *in, void *out, si
 static lmc_status nccl_barrier(lmc_comm *c)
 {
     nccl_impl *m = impl_of(c);
-    CU_TRY(c, "barrier", cudaSetDevice(m->device));
-    CU_TRY(c, "barrier", cudaStreamSynchronize(m->stream));
+    if (m->nc) { /* else nothing was ever enqueued */
+        CU_TRY(c, "barrier", cudaSetDevice(m->device));
+        CU_TRY(c, "barrier", cudaStreamSynchronize(m->stream));
+    }
 #ifdef LMC_HAVE_MPI
     if (c->size > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS)
         return fail(c, "barrier", "MPI_Barrier failed");
@@ -368,7 +405,8 @@ static void release(nccl_impl *m)
 {
     if (!m)
         return;
-    cudaSetDevice(m->device);
+    if (m->stream)
+        cudaSetDevice(m->device);
     if (m->stream)
         cudaStreamSynchronize(m->stream);
     if (m->nc)
@@ -472,13 +510,14 @@ static lmc_status bootstrap(nccl_impl *m, int *rank, int *size, ncclUniqueId *id
     return LMC_OK;
 }
 
-/* Device, stream and events of this rank. */
+/* Device, stream and events of this rank: the CUDA backend's device. */
 static lmc_status open_device(nccl_impl *m, int rank)
 {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
         return lmc_err(LMC_EUNSUPPORTED, "--dist nccl: rank %d sees no CUDA device", rank);
-    m->device = local_rank() % ndev;
+    int be = lmc_cuda_backend_device();
+    m->device = be >= 0 ? be : local_rank() % ndev;
     cudaError_t e = cudaSetDevice(m->device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking);
@@ -494,6 +533,35 @@ static lmc_status open_device(nccl_impl *m, int rank)
     return LMC_OK;
 }
 
+/* The NCCL communicator, created at the first device collective (every rank
+ * reaches it in the same collective) on the CUDA backend's device. */
+static lmc_status bind(lmc_comm *c, const char *what)
+{
+    nccl_impl *m = impl_of(c);
+    if (!m->nc) {
+        lmc_status s = open_device(m, c->rank);
+        if (s != LMC_OK) {
+            m->faulted = 1;
+            return s;
+        }
+        ncclResult_t r = ncclCommInitRank(&m->nc, c->size, m->id, c->rank);
+        if (r != ncclSuccess) {
+            m->nc = NULL;
+            m->faulted = 1;
+            return lmc_err(LMC_ECOMM, "nccl: rank %d of %d on cuda:%d: ncclCommInitRank: %s", c->rank, c->size,
+                           m->device, ncclGetErrorString(r));
+        }
+    }
+    int be = lmc_cuda_backend_device();
+    if (be >= 0 && be != m->device) {
+        char why[200];
+        snprintf(why, sizeof why, "the CUDA backend is on cuda:%d but this rank's NCCL communicator was created on "
+                 "cuda:%d (open the backend before the first collective)", be, m->device);
+        return fail(c, what, why);
+    }
+    return LMC_OK;
+}
+
 lmc_status lmc_comm_nccl(lmc_comm **out)
 {
     *out = NULL;
@@ -506,20 +574,10 @@ lmc_status lmc_comm_nccl(lmc_comm **out)
     }
     const char *t = getenv("LMC_COMM_TIMEOUT");
     m->env_timeout = t ? atof(t) : 0;
-    int rank = 0, size = 1;
-    ncclUniqueId id;
-    memset(&id, 0, sizeof id);
-    lmc_status s = bootstrap(m, &rank, &size, &id);
-    if (s == LMC_OK)
-        s = open_device(m, rank);
-    if (s == LMC_OK) {
-        ncclResult_t r = ncclCommInitRank(&m->nc, size, id, rank);
-        if (r != ncclSuccess) {
-            m->nc = NULL;
-            s = lmc_err(LMC_ECOMM, "nccl: rank %d of %d on cuda:%d: ncclCommInitRank: %s", rank, size, m->device,
-                        ncclGetErrorString(r));
-        }
-    }
+    int rank = 0, size = 1, ndev = 0;
+    lmc_status s = bootstrap(m, &rank, &size, &m->id);
+    if (s == LMC_OK && (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0))
+        s = lmc_err(LMC_EUNSUPPORTED, "--dist nccl: rank %d sees no CUDA device", rank);
     if (s != LMC_OK) {
         release(m);
         free(c);

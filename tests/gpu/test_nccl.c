@@ -133,10 +133,13 @@ int main(void)
         printf("skip: %s\n", lmc_errmsg());
         return 0;
     }
-    /* the backend on the communicator's GPU: one process per GPU */
-    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    /* the backend opened after the communicator, as the trainer does: NCCL
+     * binds to the backend's device at the first collective, whichever
+     * device that is (LMC_TEST_NCCL_DEVICE=N picks one on a multi-GPU node;
+     * default: this process's local rank) */
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK"), *pick = getenv("LMC_TEST_NCCL_DEVICE");
     char dev[32];
-    snprintf(dev, sizeof dev, "cuda:%d", lr ? atoi(lr) : 0);
+    snprintf(dev, sizeof dev, "cuda:%d", pick ? atoi(pick) : lr ? atoi(lr) : 0);
     if (lmc_backend_open(dev, 0, &GPU) != LMC_OK) {
         printf("skip: %s\n", lmc_errmsg());
         lmc_comm_close(COMM);
