@@ -55,6 +55,8 @@ for t in build-asan/tests/unit/test_* build-asan/tests/conformance/test_*; do
     [ -x "$t" ] && [[ "$t" != *.d ]] && run "asan/${t#build-asan/}" env LMC_TEST_QUICK=1 "$t"
 done
 
+run "gpu emulation" bash tests/gpu/emu/run.sh quick
+
 echo "== command-line tests (bad input runs under ASan+UBSan)"
 for t in tests/cli/test_*.sh; do
     [ -f "$t" ] && run "$t" env LMC="$ROOT/build-asan/lmc" LMC_FAST="$ROOT/build/lmc" bash "$t"
