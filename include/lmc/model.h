@@ -102,6 +102,10 @@ int lmc_layout_tp_split(const lmc_layout *l, int layer, int kind);
  * reverse (the part's elements only). */
 void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lmc_layout *t, int tp, int r,
                         float *whole, float *part, int to_part);
+/* Tensor-parallel rank r's part (layout t) of a whole host buffer, into a
+ * new host buffer *part (lmc_free). */
+lmc_status lmc_layout_tp_part(const lmc_model_config *c, const lmc_layout *t, int r, const float *whole,
+                              float **part);
 void lmc_layout_free(lmc_layout *l);
 const lmc_tensor_slot *lmc_layout_slot(const lmc_layout *l, int layer, int kind);
 /* Gradient buckets in the order backward completes them: bucket 0 is
@@ -114,6 +118,8 @@ void lmc_layout_bucket(const lmc_layout *l, int bucket, size_t *begin, size_t *e
  * 1..L layers 0..L-1, unit L+1 norm_f + head. Unit u is bucket L+1-u. */
 int lmc_layout_num_units(const lmc_layout *l);
 void lmc_layout_unit(const lmc_layout *l, int unit, size_t *begin, size_t *end);
+/* Floats in the largest of units [first, units). */
+size_t lmc_layout_max_unit(const lmc_layout *l, int first);
 /* The unit holding a slot (layer -1: a global tensor; a tied head is wte's). */
 int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind);
 /* Display name of a slot ("h.3.qkv_w") for messages. */

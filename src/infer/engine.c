@@ -232,13 +232,7 @@ static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const f
     LMC_TRY(lmc_model_open_opts(&e->m, cfg, e->be, 1, 1, &mo));
     if (tp <= 1)
         return LMC_OK;
-    lmc_layout whole;
-    LMC_TRY(lmc_layout_build(cfg, &whole));
-    *part = lmc_alloc(e->m->layout.total * sizeof(float), "this rank's part of the model");
-    if (*part)
-        lmc_layout_tp_copy(cfg, &whole, &e->m->layout, tp, mo.tp_rank, (float *)params, *part, 1);
-    lmc_layout_free(&whole);
-    return *part ? LMC_OK : LMC_ENOMEM;
+    return lmc_layout_tp_part(cfg, &e->m->layout, mo.tp_rank, params, part);
 }
 
 lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,

@@ -117,6 +117,17 @@ void lmc_layout_unit(const lmc_layout *l, int unit, size_t *begin, size_t *end)
     lmc_layout_bucket(l, l->n_layer + 1 - unit, begin, end);
 }
 
+size_t lmc_layout_max_unit(const lmc_layout *l, int first)
+{
+    size_t most = 0;
+    for (int u = first; u < lmc_layout_num_units(l); u++) {
+        size_t b, e;
+        lmc_layout_unit(l, u, &b, &e);
+        most = e - b > most ? e - b : most;
+    }
+    return most;
+}
+
 int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind)
 {
     if (layer >= 0)

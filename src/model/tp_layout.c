@@ -87,3 +87,15 @@ void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lm
         }
     }
 }
+
+lmc_status lmc_layout_tp_part(const lmc_model_config *c, const lmc_layout *t, int r, const float *whole,
+                              float **part)
+{
+    lmc_layout g;
+    LMC_TRY(lmc_layout_build(c, &g));
+    *part = lmc_alloc(t->total * sizeof(float), "this rank's part of the model");
+    if (*part)
+        lmc_layout_tp_copy(c, &g, t, t->tp, r, (float *)whole, *part, 1);
+    lmc_layout_free(&g);
+    return *part ? LMC_OK : LMC_ENOMEM;
+}

@@ -47,12 +47,7 @@ static lmc_status write_unit(lmc_trainer *tr, weights_out *o, int unit, lmc_stat
 static lmc_status open_out(lmc_trainer *tr, weights_out *o, const char *path, int sharded)
 {
     const lmc_layout *l = &tr->m->layout;
-    size_t most = 0;
-    for (int u = 0; u < lmc_layout_num_units(l); u++) {
-        size_t b, e;
-        lmc_layout_unit(l, u, &b, &e);
-        most = e - b > most ? e - b : most;
-    }
+    size_t most = lmc_layout_max_unit(l, 0);
     o->unit_first = malloc(((size_t)tr->comm->size + 2) * sizeof(int));
     o->host = lmc_alloc(most * sizeof(float), "a unit of weights");
     o->dev = tr->m->params ? NULL : tr->be->ops->alloc(tr->be, most * sizeof(float));

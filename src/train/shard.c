@@ -157,18 +157,6 @@ lmc_status lmc_shard_gather_range(lmc_shard *s, size_t begin, size_t end, float 
     return wait_req(s, &req);
 }
 
-static size_t max_unit(const lmc_model *m, int first)
-{
-    size_t most = 0;
-    for (int u = first; u < lmc_layout_num_units(&m->layout); u++) {
-        size_t b, e;
-        lmc_layout_unit(&m->layout, u, &b, &e);
-        if (e - b > most)
-            most = e - b;
-    }
-    return most;
-}
-
 static void *dev_alloc(lmc_backend *be, size_t floats)
 {
     return be->ops->alloc(be, (floats ? floats : 16) * sizeof(float));
@@ -179,7 +167,7 @@ lmc_status lmc_shard_open(lmc_shard **out, lmc_model *m, lmc_comm *c, int stage)
     lmc_shard *s = calloc(1, sizeof *s);
     if (!s)
         return lmc_err(LMC_ENOMEM, "out of memory");
-    size_t count, b0, e0, ring = max_unit(m, 1);
+    size_t count, b0, e0, ring = lmc_layout_max_unit(&m->layout, 1);
     s->m = m, s->c = c, s->be = m->be, s->stage = stage, s->n = m->layout.total;
     lmc_comm_shard(s->n, c->size, c->rank, &s->own_begin, &count);
     s->own_end = s->own_begin + count;

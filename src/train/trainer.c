@@ -220,16 +220,11 @@ static lmc_status check_tp(const lmc_trainer *tr)
  * (a checkpoint's or init's) into the model. */
 static lmc_status upload_part(lmc_trainer *tr, const float *whole)
 {
-    lmc_layout g;
-    LMC_TRY(lmc_layout_build(&tr->cfg, &g));
-    float *part = lmc_alloc(tr->m->layout.total * sizeof(float), "this rank's part of the model");
-    if (part) {
-        lmc_layout_tp_copy(&tr->cfg, &g, &tr->m->layout, tr->tp, tr->tp_rank, (float *)whole, part, 1);
-        lmc_model_upload_params(tr->m, part);
-    }
+    float *part;
+    LMC_TRY(lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole, &part));
+    lmc_model_upload_params(tr->m, part);
     lmc_free(part);
-    lmc_layout_free(&g);
-    return part ? LMC_OK : LMC_ENOMEM;
+    return LMC_OK;
 }
 
 /* Under --tp: AdamW's m and v of this rank's part (its own range of it)
@@ -238,17 +233,18 @@ static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, f
 {
     lmc_layout g;
     LMC_TRY(lmc_layout_build(&tr->cfg, &g));
-    size_t own = (tr->own_end - tr->own_begin) * sizeof(float);
-    float *wm = lmc_alloc(g.total * sizeof(float), "AdamW state"), *wv = lmc_alloc(g.total * sizeof(float), "AdamW state");
-    float *part = lmc_alloc(tr->m->layout.total * sizeof(float), "AdamW state");
-    lmc_status s = wm && wv && part ? lmc_ckpt_load_optim(ckpt, g.total, 0, g.total, wm, wv) : LMC_ENOMEM;
-    float *whole[2] = {wm, wv}, *dst[2] = {m, v};
-    for (int i = 0; i < 2 && s == LMC_OK; i++) {
-        lmc_layout_tp_copy(&tr->cfg, &g, &tr->m->layout, tr->tp, tr->tp_rank, whole[i], part, 1);
-        memcpy(dst[i], part + tr->own_begin, own);
-    }
-    lmc_free(wm), lmc_free(wv), lmc_free(part);
+    size_t own = (tr->own_end - tr->own_begin) * sizeof(float), total = g.total;
     lmc_layout_free(&g);
+    float *wm = lmc_alloc(total * sizeof(float), "AdamW state"), *wv = lmc_alloc(total * sizeof(float), "AdamW state");
+    lmc_status s = wm && wv ? lmc_ckpt_load_optim(ckpt, total, 0, total, wm, wv) : LMC_ENOMEM;
+    float *whole[2] = {wm, wv}, *dst[2] = {m, v}, *part = NULL;
+    for (int i = 0; i < 2 && s == LMC_OK; i++) {
+        s = lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole[i], &part);
+        if (s == LMC_OK)
+            memcpy(dst[i], part + tr->own_begin, own);
+        lmc_free(part);
+    }
+    lmc_free(wm), lmc_free(wv);
     return s;
 }
 
