@@ -83,6 +83,13 @@ typedef struct {
     int n_layer;
     size_t total;           /* floats in the buffer, padding included */
     int tp, vocab_split;    /* a tensor-parallel rank's part (lmc_layout_build_tp); 1, 0 when whole */
+    /* A pipeline stage's part (lmc_layout_build_part): layers [layer_begin,
+     * layer_end) and the embeddings unit (the first stage, and the last of a
+     * tied model: its head) and the final unit (the last stage); the other
+     * tensors are absent. 0, n_layer, 1, 1 when whole. */
+    int layer_begin, layer_end, holds_embed, holds_final;
+    unsigned char *held;    /* [n_layer]: the layers held (several ranges under interleaved pipelines) */
+    size_t *unit_at;        /* [units + 1]: unit u is [unit_at[u], unit_at[u + 1]), empty when not held */
 } lmc_layout;
 
 #define LMC_ABSENT ((size_t)-1)
@@ -94,6 +101,27 @@ lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l);
  * the rows of the token embedding and the head (vocabulary-parallel);
  * everything else is whole (replicated). */
 lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, int vocab_split, lmc_layout *l);
+/* The part of a pipeline stage holding layers [layer_begin, layer_end) (and
+ * of a tensor-parallel rank, as lmc_layout_build_tp): its units in the same
+ * order and padding as the whole layout's, so each held unit's floats are a
+ * copy of the same unit's in the whole buffer (lmc_layout_copy_units). */
+lmc_status lmc_layout_build_part(const lmc_model_config *c, int tp, int vocab_split, int layer_begin, int layer_end,
+                                 lmc_layout *l);
+/* The same for several layer ranges (interleaved pipeline chunks):
+ * bounds[2i], bounds[2i + 1] are range i's first layer and end. */
+lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_split, int n, const int *bounds,
+                                   lmc_layout *l);
+/* Pipeline stages: begin[s] is stage s's first layer (begin[pp] = n_layer).
+ * spec "a,b,..." sets the layer counts by hand (they must sum to n_layer);
+ * NULL or "" balances the cost: each layer's and the head's (and loss's)
+ * matmul flops at sequence length T, the cut that minimises the largest
+ * stage, every stage at least one layer. Errors name the flag. */
+lmc_status lmc_pipeline_cut(const lmc_model_config *c, int T, int pp, const char *spec, int *begin);
+/* Whether layout l holds unit u. */
+int lmc_layout_holds(const lmc_layout *l, int unit);
+/* Copies every unit both layouts hold (except the embeddings unit when
+ * skip_embed) from src (layout ls) to dst (layout ld). */
+void lmc_layout_copy_units(const lmc_layout *ld, float *dst, const lmc_layout *ls, const float *src, int skip_embed);
 /* Whether a tensor of layout l is split over tensor-parallel ranks (else
  * replicated on each). */
 int lmc_layout_tp_split(const lmc_layout *l, int layer, int kind);

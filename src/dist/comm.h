@@ -63,6 +63,17 @@ struct lmc_comm_ops {
     /* gather `bytes` from every rank into out (size * bytes) on all ranks (host memory) */
     lmc_status (*allgather_host)(lmc_comm *c, const void *in, void *out, size_t bytes);
     lmc_status (*barrier)(lmc_comm *c);
+    /* Point to point, for pipeline stages: a non-blocking send of `bytes`
+     * from buf to rank `peer` of this communicator, or a receive into buf
+     * from `peer`. They do not queue behind the collectives above; each is
+     * completed by p2p_wait, in any order (buf stays untouched until then).
+     * Messages between two ranks arrive in the order they were sent. A
+     * communicator that runs them in the order posted (NCCL's stream) needs
+     * both ranks of a pair to post their sends and receives to each other in
+     * the same order: the pipeline schedule (src/train/pipeline.c) does. */
+    lmc_status (*send_start)(lmc_comm *c, const void *buf, size_t bytes, int peer, int *req);
+    lmc_status (*recv_start)(lmc_comm *c, void *buf, size_t bytes, int peer, int *req);
+    lmc_status (*p2p_wait)(lmc_comm *c, int req);
     /* A process group: every rank calls it; ranks with the same color form
      * one new communicator, ranked by key (MPI_Comm_split). The new one is
      * independent (its own queue and watchdog); close it before its parent. */

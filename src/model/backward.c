@@ -78,7 +78,7 @@ static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float 
 {
     lmc_backend *be = m->be;
     int N = B * T;
-    if (m->recompute == LMC_RECOMPUTE_NONE || l == m->cfg.n_layer - 1)
+    if (m->recompute == LMC_RECOMPUTE_NONE || l == m->layer_end - 1)
         return;
     if (m->recompute == LMC_RECOMPUTE_FULL) {
         lmc_model_layer_forward(m, l, x, B, T);
@@ -93,22 +93,30 @@ static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float 
         be->ops->swiglu_forward(be, la->fch_act, la->fch, N, m->act_dim);
 }
 
-void lmc_model_backward(lmc_model *m, int B, int T)
+/* The loss's gradient back to the last layer's output, into dres. */
+static void head_backward(lmc_model *m, int N)
 {
-    lmc_backend *be = m->be;
-    int N = B * T, C = m->cfg.dim, L = m->cfg.n_layer;
+    int C = m->cfg.dim, L = m->cfg.n_layer;
     float *dres = m->a.dres, *dlnf = m->a.dbuf_a;
-    lmc_model_hook(m, 1, 0, 1); /* a tied head's gradient lands in wte */
     lmc_model_hook(m, 1, L + 1, 1);
     /* classifier: logits = lnf . head^T, the logits buffer holds dlogits */
     linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, m->a.lnf, W(-1, LMC_T_HEAD), N, m->vrows, C);
     if (m->vocab_split)
         lmc_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary columns' part */
-    be->ops->zero(be, dres, (size_t)N * C * sizeof(float));
+    m->be->ops->zero(m->be, dres, (size_t)N * C * sizeof(float));
     norm_backward(m, dres, G(-1, LMC_T_NORMF_W), G(-1, LMC_T_NORMF_B), dlnf, lmc_model_layer_input(m, L),
                   W(-1, LMC_T_NORMF_W), m->a.lnf_mean, m->a.lnf_rstd, N);
     lmc_model_hook(m, 0, L + 1, 1);
-    for (int l = L - 1; l >= 0; l--) {
+}
+
+void lmc_model_backward(lmc_model *m, int B, int T)
+{
+    int N = B * T, C = m->cfg.dim;
+    if (lmc_model_chunk_embeds(m))
+        lmc_model_hook(m, 1, 0, 1); /* a tied head's gradient lands in wte */
+    if (m->layer_end == m->cfg.n_layer)
+        head_backward(m, N);
+    for (int l = m->layer_end - 1; l >= m->layer_begin; l--) {
         lmc_layer_acts la;
         lmc_model_layer_acts(m, l, &la);
         const float *x = lmc_model_layer_input(m, l);
@@ -118,27 +126,35 @@ void lmc_model_backward(lmc_model *m, int B, int T)
         attn_backward(m, &la, x, l, B, T);
         lmc_model_hook(m, 0, l + 1, 1);
     }
-    be->ops->embed_backward(be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), dres, m->vocab_split ? m->tokens_part : m->tokens,
-                            B, T, C);
-    lmc_model_hook(m, 0, 0, 1);
+    if (m->layer_begin == 0)
+        m->be->ops->embed_backward(m->be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), m->a.dres,
+                                   m->vocab_split ? m->tokens_part : m->tokens, B, T, C);
+    if (lmc_model_chunk_embeds(m))
+        lmc_model_hook(m, 0, 0, 1);
 }
 
 void lmc_model_walk_units(lmc_model *m, int training)
 {
-    int L = m->cfg.n_layer;
-    for (int u = 0; u <= L + 1; u++) { /* forward */
-        lmc_model_hook(m, 1, u, 0);
-        if (u > 0)
-            lmc_model_hook(m, 0, u, 0);
-    }
+    const lmc_layout *l = &m->layout;
+    int U = lmc_layout_num_units(l);
+    for (int u = 0; u < U; u++) /* forward */
+        if (lmc_layout_holds(l, u)) {
+            lmc_model_hook(m, 1, u, 0);
+            if (u > 0)
+                lmc_model_hook(m, 0, u, 0);
+        }
     if (!training) {
-        lmc_model_hook(m, 0, 0, 0);
+        if (l->holds_embed)
+            lmc_model_hook(m, 0, 0, 0);
         return;
     }
-    lmc_model_hook(m, 1, 0, 1); /* backward */
-    for (int u = L + 1; u >= 1; u--) {
-        lmc_model_hook(m, 1, u, 1);
-        lmc_model_hook(m, 0, u, 1);
-    }
-    lmc_model_hook(m, 0, 0, 1);
+    if (l->holds_embed)
+        lmc_model_hook(m, 1, 0, 1); /* backward */
+    for (int u = U - 1; u >= 1; u--)
+        if (lmc_layout_holds(l, u)) {
+            lmc_model_hook(m, 1, u, 1);
+            lmc_model_hook(m, 0, u, 1);
+        }
+    if (l->holds_embed)
+        lmc_model_hook(m, 0, 0, 1);
 }

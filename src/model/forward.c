@@ -101,38 +101,53 @@ void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward)
 const float *lmc_model_layer_input(const lmc_model *m, int l)
 {
     lmc_layer_acts prev;
-    if (l == 0)
+    if (l == m->layer_begin)
         return m->a.encoded;
     lmc_model_layer_acts(m, l - 1, &prev);
     return prev.res3;
 }
 
-void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss)
+float *lmc_model_stage_input(lmc_model *m) { return m->a.encoded; }
+
+const float *lmc_model_stage_output(const lmc_model *m) { return lmc_model_layer_input(m, m->layer_end); }
+
+float *lmc_model_stage_grad(lmc_model *m) { return m->a.dres; }
+
+static void embed_forward(lmc_model *m, int B, int T)
 {
     lmc_backend *be = m->be;
-    int N = B * T, L = m->cfg.n_layer;
-    lmc_model_hook(m, 1, 0, 0);
     if (m->vocab_split) { /* each rank its vocabulary rows (and rank 0 the positions), then the sum */
         be->ops->embed_forward(be, m->a.encoded, m->tokens_part, NULL, W(-1, LMC_T_WTE),
                                m->tp_rank == 0 ? W(-1, LMC_T_WPE) : NULL, B, T, m->cfg.dim);
-        lmc_model_tp_sum(m, m->a.encoded, (size_t)N * m->cfg.dim);
+        lmc_model_tp_sum(m, m->a.encoded, (size_t)B * T * m->cfg.dim);
     } else {
         be->ops->embed_forward(be, m->a.encoded, m->tokens, NULL, W(-1, LMC_T_WTE), W(-1, LMC_T_WPE), B, T,
                                m->cfg.dim);
     }
-    for (int l = 0; l < L; l++) {
+}
+
+void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss)
+{
+    int N = B * T, L = m->cfg.n_layer;
+    if (lmc_model_chunk_embeds(m))
+        lmc_model_hook(m, 1, 0, 0);
+    if (m->layer_begin == 0)
+        embed_forward(m, B, T);
+    for (int l = m->layer_begin; l < m->layer_end; l++) {
         lmc_model_hook(m, 1, l + 1, 0);
         lmc_model_layer_forward(m, l, lmc_model_layer_input(m, l), B, T);
         lmc_model_hook(m, 0, l + 1, 0);
     }
-    lmc_model_hook(m, 1, L + 1, 0);
-    lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, lmc_model_layer_input(m, L), W(-1, LMC_T_NORMF_W),
-                           W(-1, LMC_T_NORMF_B), N);
-    if (m->vocab_split)
-        lmc_model_vocab_forward(m, B, T, mode, dloss);
-    else
-        classifier_forward(m, B, T, mode, dloss);
-    lmc_model_hook(m, 0, L + 1, 0);
-    if (mode != LMC_FWD_TRAIN)
+    if (m->layer_end == L) {
+        lmc_model_hook(m, 1, L + 1, 0);
+        lmc_model_norm_forward(m, m->a.lnf, m->a.lnf_mean, m->a.lnf_rstd, lmc_model_layer_input(m, L),
+                               W(-1, LMC_T_NORMF_W), W(-1, LMC_T_NORMF_B), N);
+        if (m->vocab_split)
+            lmc_model_vocab_forward(m, B, T, mode, dloss);
+        else
+            classifier_forward(m, B, T, mode, dloss);
+        lmc_model_hook(m, 0, L + 1, 0);
+    }
+    if (mode != LMC_FWD_TRAIN && lmc_model_chunk_embeds(m))
         lmc_model_hook(m, 0, 0, 0);
 }

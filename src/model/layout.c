@@ -54,28 +54,81 @@ lmc_status lmc_layout_build(const lmc_model_config *c, lmc_layout *l) { return l
 
 lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, int vocab_split, lmc_layout *l)
 {
-    memset(l, 0, sizeof *l);
-    l->n_layer = c->n_layer;
-    l->layer = calloc((size_t)c->n_layer * LMC_T_LAYER_COUNT, sizeof *l->layer);
-    if (!l->layer)
-        return lmc_err(LMC_ENOMEM, "out of memory building the parameter layout");
-    size_t cur = 0, C = (size_t)c->dim, V = (size_t)c->vocab_padded / (vocab_split ? (size_t)tp : 1);
-    l->tp = tp;
-    l->vocab_split = vocab_split && tp > 1;
-    for (int k = 0; k < LMC_T_GLOBAL_COUNT; k++)
-        absent(&l->global[k]);
-    place(&cur, &l->global[LMC_T_WTE], V, C, 1);
+    return lmc_layout_build_part(c, tp, vocab_split, 0, c->n_layer, l);
+}
+
+static void place_embed(const lmc_model_config *c, lmc_layout *l, size_t V, size_t *cur)
+{
+    place(cur, &l->global[LMC_T_WTE], V, (size_t)c->dim, 1);
     if (c->pos == LMC_POS_LEARNED)
-        place(&cur, &l->global[LMC_T_WPE], (size_t)c->max_seq, C, 1);
-    for (int i = 0; i < c->n_layer; i++)
-        place_layer(c, tp, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
-    place(&cur, &l->global[LMC_T_NORMF_W], C, 1, 0);
+        place(cur, &l->global[LMC_T_WPE], (size_t)c->max_seq, (size_t)c->dim, 1);
+}
+
+static void place_final(const lmc_model_config *c, lmc_layout *l, size_t V, size_t *cur)
+{
+    place(cur, &l->global[LMC_T_NORMF_W], (size_t)c->dim, 1, 0);
     if (c->norm == LMC_NORM_LAYER && c->bias)
-        place(&cur, &l->global[LMC_T_NORMF_B], C, 1, 0);
+        place(cur, &l->global[LMC_T_NORMF_B], (size_t)c->dim, 1, 0);
     if (c->tied)
         l->global[LMC_T_HEAD] = l->global[LMC_T_WTE];
     else
-        place(&cur, &l->global[LMC_T_HEAD], V, C, 1);
+        place(cur, &l->global[LMC_T_HEAD], V, (size_t)c->dim, 1);
+}
+
+lmc_status lmc_layout_build_part(const lmc_model_config *c, int tp, int vocab_split, int layer_begin, int layer_end,
+                                 lmc_layout *l)
+{
+    int bounds[2] = {layer_begin, layer_end};
+    return lmc_layout_build_chunks(c, tp, vocab_split, 1, bounds, l);
+}
+
+/* Which layers the ranges hold, their extent, and which end units. */
+static void mark_held(const lmc_model_config *c, int n, const int *bounds, lmc_layout *l)
+{
+    int L = c->n_layer;
+    l->layer_begin = L;
+    for (int i = 0; i < n; i++) {
+        for (int k = bounds[2 * i]; k < bounds[2 * i + 1]; k++)
+            l->held[k] = 1;
+        l->layer_begin = bounds[2 * i] < l->layer_begin ? bounds[2 * i] : l->layer_begin;
+        l->layer_end = bounds[2 * i + 1] > l->layer_end ? bounds[2 * i + 1] : l->layer_end;
+        l->holds_final |= bounds[2 * i + 1] == L;
+        l->holds_embed |= bounds[2 * i] == 0;
+    }
+    l->holds_embed |= c->tied && l->holds_final;
+}
+
+lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_split, int n, const int *bounds,
+                                   lmc_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    int L = c->n_layer;
+    l->n_layer = L;
+    l->layer = calloc((size_t)L * LMC_T_LAYER_COUNT, sizeof *l->layer);
+    l->unit_at = calloc((size_t)L + 3, sizeof *l->unit_at);
+    l->held = calloc((size_t)L + 1, 1);
+    if (!l->layer || !l->unit_at || !l->held) {
+        lmc_layout_free(l);
+        return lmc_err(LMC_ENOMEM, "out of memory building the parameter layout");
+    }
+    size_t cur = 0, V = (size_t)c->vocab_padded / (vocab_split ? (size_t)tp : 1);
+    l->tp = tp;
+    l->vocab_split = vocab_split && tp > 1;
+    mark_held(c, n, bounds, l);
+    for (int k = 0; k < LMC_T_GLOBAL_COUNT; k++)
+        absent(&l->global[k]);
+    for (size_t i = 0; i < (size_t)L * LMC_T_LAYER_COUNT; i++)
+        absent(&l->layer[i]);
+    if (l->holds_embed)
+        place_embed(c, l, V, &cur);
+    for (int i = 0; i <= L; i++) {
+        l->unit_at[i + 1] = cur;
+        if (i < L && l->held[i])
+            place_layer(c, tp, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
+    }
+    if (l->holds_final)
+        place_final(c, l, V, &cur);
+    l->unit_at[L + 2] = cur;
     l->total = cur;
     return LMC_OK;
 }
@@ -83,7 +136,25 @@ lmc_status lmc_layout_build_tp(const lmc_model_config *c, int tp, int vocab_spli
 void lmc_layout_free(lmc_layout *l)
 {
     free(l->layer);
+    free(l->unit_at);
+    free(l->held);
     memset(l, 0, sizeof *l);
+}
+
+int lmc_layout_holds(const lmc_layout *l, int unit)
+{
+    if (unit == 0)
+        return l->holds_embed;
+    if (unit == l->n_layer + 1)
+        return l->holds_final;
+    return l->held[unit - 1];
+}
+
+void lmc_layout_copy_units(const lmc_layout *ld, float *dst, const lmc_layout *ls, const float *src, int skip_embed)
+{
+    for (int u = skip_embed ? 1 : 0; u < lmc_layout_num_units(ld); u++)
+        if (lmc_layout_holds(ld, u) && lmc_layout_holds(ls, u))
+            memcpy(dst + ld->unit_at[u], src + ls->unit_at[u], (ld->unit_at[u + 1] - ld->unit_at[u]) * sizeof(float));
 }
 
 const lmc_tensor_slot *lmc_layout_slot(const lmc_layout *l, int layer, int kind)
@@ -95,26 +166,15 @@ int lmc_layout_num_buckets(const lmc_layout *l) { return l->n_layer + 2; }
 
 void lmc_layout_bucket(const lmc_layout *l, int bucket, size_t *begin, size_t *end)
 {
-    const lmc_tensor_slot *first_layer = lmc_layout_slot(l, 0, LMC_T_LN1_W);
-    const lmc_tensor_slot *normf = &l->global[LMC_T_NORMF_W];
-    if (bucket == 0) {
-        *begin = normf->offset;
-        *end = l->total;
-    } else if (bucket <= l->n_layer) {
-        int layer = l->n_layer - bucket;
-        *begin = lmc_layout_slot(l, layer, LMC_T_LN1_W)->offset;
-        *end = layer + 1 < l->n_layer ? lmc_layout_slot(l, layer + 1, LMC_T_LN1_W)->offset : normf->offset;
-    } else {
-        *begin = 0;
-        *end = first_layer->offset;
-    }
+    lmc_layout_unit(l, l->n_layer + 1 - bucket, begin, end);
 }
 
 int lmc_layout_num_units(const lmc_layout *l) { return l->n_layer + 2; }
 
 void lmc_layout_unit(const lmc_layout *l, int unit, size_t *begin, size_t *end)
 {
-    lmc_layout_bucket(l, l->n_layer + 1 - unit, begin, end);
+    *begin = l->unit_at[unit];
+    *end = l->unit_at[unit + 1];
 }
 
 size_t lmc_layout_max_unit(const lmc_layout *l, int first)
@@ -132,7 +192,8 @@ int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind)
 {
     if (layer >= 0)
         return layer + 1;
-    return kind == LMC_T_WTE || kind == LMC_T_WPE || l->global[kind].offset == l->global[LMC_T_WTE].offset
+    return kind == LMC_T_WTE || kind == LMC_T_WPE ||
+                   (kind == LMC_T_HEAD && l->global[kind].offset == l->global[LMC_T_WTE].offset)
                ? 0 : l->n_layer + 1;
 }
 

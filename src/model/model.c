@@ -39,7 +39,8 @@ int lmc_model_keeps(lmc_recompute rc, int i)
  * slot that every layer overwrites (and backward recomputes). */
 static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
 {
-    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, L = (size_t)m->cfg.n_layer;
+    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, L = (size_t)m->act_layers;
+    int final = m->layout.holds_final;
     size_t sz[A_NLAYER], off = 0;
     layer_sizes(m, B, T, sz);
     float **per_layer[A_NLAYER] = {&m->a.ln1, &m->a.ln1_mean, &m->a.ln1_rstd, &m->a.qkv, &m->a.atty, &m->a.lse,
@@ -52,14 +53,14 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
         m->layer_stride[i] = kept ? sz[i] : 0;
     }
     TAKE(m->a.encoded, N * C);
-    TAKE(m->a.lnf, N * C);
-    TAKE(m->a.lnf_mean, N);
-    TAKE(m->a.lnf_rstd, N);
     size_t logits = N * (size_t)m->vrows; /* vocabulary-parallel: this rank's columns, or B gathered rows */
     if (m->vocab_split && (size_t)B * m->cfg.vocab_padded > logits)
         logits = (size_t)B * m->cfg.vocab_padded;
-    TAKE(m->a.logits, logits);
-    TAKE(m->a.losses, N);
+    TAKE(m->a.lnf, final ? N * C : 0);
+    TAKE(m->a.lnf_mean, final ? N : 0);
+    TAKE(m->a.lnf_rstd, final ? N : 0);
+    TAKE(m->a.logits, final ? logits : 0);
+    TAKE(m->a.losses, final ? N : 0);
     TAKE(m->a.scalar, 16);
     if (training) {
         TAKE(m->a.dres, N * C);
@@ -73,7 +74,7 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
 void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la)
 {
     const lmc_acts *a = &m->a;
-    const size_t *st = m->layer_stride, l = (size_t)layer;
+    const size_t *st = m->layer_stride, l = (size_t)(layer - m->layer_begin);
     la->ln1 = a->ln1 + l * st[A_LN1];
     la->ln1_mean = a->ln1_mean + l * st[A_LN1M];
     la->ln1_rstd = a->ln1_rstd + l * st[A_LN1R];
@@ -108,6 +109,8 @@ size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int
     m.recompute = rc;
     set_dims(&m, cfg, 1);
     m.vrows = cfg->vocab_padded;
+    m.act_layers = cfg->n_layer;
+    m.layout.holds_final = 1;
     return layout_acts(&m, NULL, B, T, training) * sizeof(float);
 }
 
@@ -147,14 +150,40 @@ static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *b
     m->vocab_split = m->tp > 1 && o->vocab_parallel;
     m->vrows = cfg->vocab_padded / (m->vocab_split ? m->tp : 1);
     m->v0 = m->vocab_split ? m->tp_rank * m->vrows : 0;
+    m->act_slots = o->act_slots > 1 ? o->act_slots : 1;
     int left = cfg->vocab - m->v0;
     m->vvalid = left < 0 ? 0 : left < m->vrows ? left : m->vrows;
+}
+
+/* The chunks (lmc_model_opts), chunk 0 current. */
+static lmc_status chunks_init(lmc_model *m, const lmc_model_opts *o)
+{
+    m->chunks = o->chunks > 0 ? o->chunks : 1;
+    m->chunk_bounds = malloc(2 * (size_t)m->chunks * sizeof(int));
+    if (!m->chunk_bounds)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    m->chunk_bounds[0] = 0;
+    m->chunk_bounds[1] = m->cfg.n_layer;
+    if (o->chunks > 0)
+        memcpy(m->chunk_bounds, o->chunk_bounds, 2 * (size_t)m->chunks * sizeof(int));
+    for (int c = 0; c < m->chunks; c++) {
+        int n = m->chunk_bounds[2 * c + 1] - m->chunk_bounds[2 * c];
+        m->act_layers = n > m->act_layers ? n : m->act_layers;
+    }
+    lmc_model_use_chunk(m, 0);
+    return LMC_OK;
+}
+
+void lmc_model_use_chunk(lmc_model *m, int c)
+{
+    m->layer_begin = m->chunk_bounds[2 * c];
+    m->layer_end = m->chunk_bounds[2 * c + 1];
 }
 
 static lmc_status vocab_buffers(lmc_model *m)
 {
     size_t N = (size_t)m->B * m->T;
-    m->tokens_part = m->be->ops->alloc(m->be, N * sizeof(int));
+    m->tokens_part = m->tokens_part_all = m->be->ops->alloc(m->be, N * m->act_slots * sizeof(int));
     m->xstats = m->be->ops->alloc(m->be, 2 * N * sizeof(float));
     m->h_ids = malloc(N * sizeof(int));
     m->h_xstats = malloc(2 * N * sizeof(float));
@@ -175,8 +204,11 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     if (!m)
         return lmc_err(LMC_ENOMEM, "out of memory");
     model_init(m, cfg, be, B, T, o);
-    lmc_status s = lmc_layout_build_tp(cfg, m->tp, o->vocab_parallel, &m->layout);
+    lmc_status s = chunks_init(m, o);
+    if (s == LMC_OK)
+        s = lmc_layout_build_chunks(cfg, m->tp, o->vocab_parallel, m->chunks, m->chunk_bounds, &m->layout);
     if (s) {
+        free(m->chunk_bounds);
         free(m);
         return s;
     }
@@ -185,11 +217,12 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     m->act_floats = layout_acts(m, NULL, B, T, o->training);
     m->params = want_params ? be->ops->alloc(be, pbytes) : NULL;
     m->grads = want_grads ? be->ops->alloc(be, pbytes) : NULL;
-    m->act_mem = be->ops->alloc(be, m->act_floats * sizeof(float));
-    m->tokens = be->ops->alloc(be, (size_t)B * T * sizeof(int));
-    m->targets = be->ops->alloc(be, (size_t)B * T * sizeof(int));
+    size_t K = (size_t)m->act_slots;
+    m->act_mem = be->ops->alloc(be, K * m->act_floats * sizeof(float));
+    m->tokens = m->tokens_all = be->ops->alloc(be, K * B * T * sizeof(int));
+    m->targets = m->targets_all = be->ops->alloc(be, K * B * T * sizeof(int));
     if ((want_params && !m->params) || (want_grads && !m->grads) || !m->act_mem || !m->tokens || !m->targets) {
-        double act_mb = m->act_floats * 4 / 1e6;
+        double act_mb = K * m->act_floats * 4 / 1e6;
         lmc_model_close(m);
         return lmc_err(LMC_ENOMEM, "out of memory: model needs %.1f MB of parameters%s and %.1f MB of activations "
                        "for batch %d x %d", pbytes / 1e6, want_grads ? " (x2 with gradients)" : "", act_mb, B, T);
@@ -206,6 +239,16 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     return LMC_OK;
 }
 
+void lmc_model_use_slot(lmc_model *m, int k)
+{
+    size_t N = (size_t)m->B * m->T;
+    layout_acts(m, (float *)m->act_mem + (size_t)k * m->act_floats, m->B, m->T, m->training);
+    m->tokens = m->tokens_all + (size_t)k * N;
+    m->targets = m->targets_all + (size_t)k * N;
+    if (m->tokens_part_all)
+        m->tokens_part = m->tokens_part_all + (size_t)k * N;
+}
+
 lmc_status lmc_model_open(lmc_model **out, const lmc_model_config *cfg, lmc_backend *be, int B, int T,
                           int training)
 {
@@ -218,7 +261,7 @@ void lmc_model_close(lmc_model *m)
     if (!m)
         return;
     lmc_backend *be = m->be;
-    void *bufs[] = {m->params, m->grads, m->act_mem, m->tokens, m->targets, m->tokens_part, m->xstats};
+    void *bufs[] = {m->params, m->grads, m->act_mem, m->tokens_all, m->targets_all, m->tokens_part_all, m->xstats};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
@@ -226,6 +269,7 @@ void lmc_model_close(lmc_model *m)
     free(m->unit_params);
     free(m->unit_grads);
     free(m->unit_begin);
+    free(m->chunk_bounds);
     free(m->h_ids);
     free(m->h_xstats);
     free(m->h_rows);

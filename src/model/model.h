@@ -61,6 +61,14 @@ typedef struct {
     int tp, tp_rank;
     lmc_comm *tp_comm;
     int vocab_parallel; /* also split the token embedding and the head by vocabulary rows (training) */
+    /* Pipeline parallelism: this stage's chunks of consecutive layers (one,
+     * or several under interleaving): chunk_bounds[2i], [2i + 1] are chunk
+     * i's first layer and end (chunks 0: one chunk of all layers). The
+     * chunk holding layer 0 embeds, the one ending at the last computes the
+     * loss. */
+    int chunks;
+    const int *chunk_bounds;
+    int act_slots; /* activation sets for micro-batches in flight (lmc_model_use_slot); 0 means 1 */
 } lmc_model_opts;
 
 typedef struct {
@@ -78,7 +86,12 @@ typedef struct {
     lmc_acts a;
     void *act_mem;
     size_t act_floats, layer_stride[13];
-    int *tokens, *targets; /* device (B*T) */
+    int *tokens, *targets; /* device (B*T), the current slot's */
+    int layer_begin, layer_end; /* the layers the passes run: the current chunk's (lmc_model_use_chunk) */
+    int chunks, *chunk_bounds;  /* [2 x chunks] */
+    int act_layers;        /* layers of the largest chunk: per-layer activations in each set */
+    int act_slots;         /* activation sets, each act_floats, and tokens per set */
+    int *tokens_all, *targets_all, *tokens_part_all;
     int qkv_dim, fc_dim, act_dim, hs;
     int nh, nkv;           /* this rank's query and key/value heads */
     int tp, tp_rank;       /* tensor parallelism (lmc_model_opts) */
@@ -110,7 +123,24 @@ void lmc_model_download_params(lmc_model *m, float *host);
  * targets may be NULL (no loss). `what` names the source for messages. */
 lmc_status lmc_model_set_batch(lmc_model *m, const int *tokens, const int *targets, int B, int T,
                                const char *what);
+/* Forward over this model's layers: the first stage embeds the batch, a
+ * later one starts from lmc_model_stage_input (filled by the caller); the
+ * last computes logits and loss, an earlier one leaves its output in
+ * lmc_model_stage_output. */
 void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss);
+/* Pipeline stages: the (B*T, dim) activations entering and leaving this
+ * stage, and the gradient buffer that holds d(output) before a non-last
+ * stage's backward (the caller fills it) and d(input) after a non-first
+ * stage's. */
+float *lmc_model_stage_input(lmc_model *m);
+const float *lmc_model_stage_output(const lmc_model *m);
+float *lmc_model_stage_grad(lmc_model *m);
+/* Makes activation set k (< act_slots) and its batch the current one: a
+ * pipeline stage keeps each micro-batch in flight in its own set. */
+void lmc_model_use_slot(lmc_model *m, int k);
+/* Makes chunk c's layers the ones the passes run (and the activation sets
+ * hold): interleaved pipeline stages hold several. */
+void lmc_model_use_chunk(lmc_model *m, int c);
 /* Accumulates into the units' gradients (zero them with lmc_model_zero_grads,
  * or the hooks provide zeroed ones). With --recompute the intermediates not
  * kept by forward are computed again here, by the same ops: same bits. */
@@ -141,6 +171,12 @@ void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T);
 void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n);
 /* Vocabulary-parallel classifier (forward.c's, in vocab.c). */
 void lmc_model_vocab_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss);
+/* Whether the current chunk uses the embeddings unit: it embeds, or its
+ * tied head is the token embedding. */
+static inline int lmc_model_chunk_embeds(const lmc_model *m)
+{
+    return m->layer_begin == 0 || (m->cfg.tied && m->layer_end == m->cfg.n_layer);
+}
 /* Calls the acquire (1) or release (0) hook of a unit, if any. */
 void lmc_model_hook(lmc_model *m, int acquire, int unit, int backward);
 /* The forward pass's building blocks, shared with the inference engine

@@ -75,7 +75,7 @@ void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lm
         int kinds = layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT;
         for (int k = 0; k < kinds; k++) {
             const lmc_tensor_slot *gs = lmc_layout_slot(g, layer, k), *ts = lmc_layout_slot(t, layer, k);
-            if (gs->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && c->tied))
+            if (gs->offset == LMC_ABSENT || ts->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && c->tied))
                 continue;
             tensor_pair tpair = {whole + gs->offset, part + ts->offset, gs->cols, ts->cols, to_part};
             if (layer < 0 && lmc_layout_tp_split(t, layer, k)) /* vocabulary rows */

@@ -32,7 +32,13 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
     for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
         LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
         LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
-        lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
+        if (tr->pp > 1) {
+            LMC_TRY(lmc_pipe_forward(tr, B, T, LMC_FWD_LOSS));
+            if (tr->pp_rank < tr->pp - 1)
+                continue; /* the last stage has the loss */
+        } else {
+            lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
+        }
         float loss = lmc_model_mean_loss(tr->m, B, T);
         acc[0] += loss;
         if (tr->tok) {
@@ -41,8 +47,29 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
         }
     }
     LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, acc, 3, 0));
+    if (tr->ppc)
+        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, acc, 3, 0));
     *val_loss = (float)(acc[0] / M);
     *val_bpb = acc[2] > 0 ? (float)(acc[1] / (acc[2] * M_LN2)) : -1;
+    return LMC_OK;
+}
+
+/* The next token after the batch of one sequence of len tokens: from the
+ * model, or under --pp from the last stage, which tells the others. */
+static lmc_status sample_next(lmc_trainer *tr, int len, const lmc_sampling *s, lmc_rng *rng, float *logits,
+                              float *scratch, int *next)
+{
+    int V = tr->cfg.vocab, last = tr->pp_rank == tr->pp - 1;
+    if (tr->pp > 1)
+        LMC_TRY(lmc_pipe_forward(tr, 1, len, LMC_FWD_LAST_LOGITS));
+    else
+        lmc_model_forward(tr->m, 1, len, LMC_FWD_LAST_LOGITS, 0);
+    if (last) {
+        tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
+        *next = lmc_sample_token(logits, V, s, rng, scratch);
+    }
+    if (tr->pp > 1)
+        LMC_TRY(tr->ppc->ops->broadcast(tr->ppc, next, sizeof *next, tr->pp - 1));
     return LMC_OK;
 }
 
@@ -71,9 +98,10 @@ lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
         st = lmc_model_set_batch(tr->m, ids + start, NULL, 1, len, "sample");
         if (st)
             break;
-        lmc_model_forward(tr->m, 1, len, LMC_FWD_LAST_LOGITS, 0);
-        tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
-        int next = lmc_sample_token(logits, V, &s, &rng, scratch);
+        int next = 0;
+        st = sample_next(tr, len, &s, &rng, logits, scratch, &next);
+        if (st)
+            break;
         if (tr->tok)
             st = lmc_tok_decode(tr->tok, &next, 1, text);
         else

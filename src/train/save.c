@@ -109,23 +109,90 @@ static lmc_status tp_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, i
     return s;
 }
 
-/* The whole model's layout (the model's own without --tp). */
+/* The layout of this rank's tensors whole: the model's own, or under --tp
+ * or --pp its stage's with whole tensors. */
 static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1)
-        return lmc_layout_build(&tr->cfg, g);
+    if (tr->tp > 1 || tr->pp > 1)
+        return lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->m->chunks, tr->m->chunk_bounds, g);
     *g = tr->m->layout;
     return LMC_OK;
 }
 
 static void whole_layout_free(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1)
+    if (tr->tp > 1 || tr->pp > 1)
         lmc_layout_free(g);
 }
 
+/* Stage s's buffer (layout ls) from its rank of the pipeline group into the
+ * whole model's (layout all); the embeddings unit is the first stage's. */
+static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, float *whole)
+{
+    lmc_layout ls;
+    int bounds[2 * 64];
+    lmc_pipe_bounds(tr, s, bounds);
+    LMC_TRY(lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->vpp, bounds, &ls));
+    float *buf = lmc_alloc((ls.total ? ls.total : 1) * sizeof(float), "checkpoint staging");
+    int req;
+    lmc_status st = buf ? tr->ppc->ops->recv_start(tr->ppc, buf, ls.total * sizeof(float), s, &req) : LMC_ENOMEM;
+    if (st == LMC_OK)
+        st = tr->ppc->ops->p2p_wait(tr->ppc, req);
+    if (st == LMC_OK)
+        lmc_layout_copy_units(all, whole, &ls, buf, 1);
+    lmc_free(buf);
+    lmc_layout_free(&ls);
+    return st;
+}
+
+/* Under --pp, on the first rank of each stage's tensor- and data-parallel
+ * groups: bufs[0..n) hold the stage's whole tensors (layout *g); afterwards
+ * the first stage's hold the whole model's and *g is its layout, the other
+ * stages' are freed. A collective of the pipeline group. */
+static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
+{
+    lmc_status s = LMC_OK;
+    for (int i = 0; i < n && s == LMC_OK && tr->pp_rank > 0; i++) {
+        int req;
+        s = tr->ppc->ops->send_start(tr->ppc, bufs[i], g->total * sizeof(float), 0, &req);
+        if (s == LMC_OK)
+            s = tr->ppc->ops->p2p_wait(tr->ppc, req);
+        lmc_free(bufs[i]);
+        bufs[i] = NULL;
+    }
+    if (tr->pp_rank > 0)
+        return s;
+    lmc_layout all;
+    LMC_TRY(lmc_layout_build(&tr->cfg, &all));
+    for (int i = 0; i < n && s == LMC_OK; i++) {
+        float *whole = lmc_alloc(all.total * sizeof(float), "checkpoint staging");
+        s = whole ? LMC_OK : LMC_ENOMEM;
+        if (whole)
+            lmc_layout_copy_units(&all, whole, g, bufs[i], 0);
+        for (int st = 1; st < tr->pp && s == LMC_OK; st++)
+            s = recv_stage(tr, st, &all, whole);
+        lmc_free(bufs[i]);
+        bufs[i] = whole;
+    }
+    lmc_layout_free(g);
+    *g = all;
+    return s;
+}
+
+/* On each stage's first rank of its data-parallel group: bufs (this rank's
+ * part) become whole tensors (--tp), then the whole model on rank 0 (--pp). */
+static lmc_status join_parts(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
+{
+    lmc_status s = LMC_OK;
+    if (tr->tp > 1)
+        s = tp_whole(tr, g, bufs, n);
+    if (s == LMC_OK && tr->pp > 1 && tr->tp_rank == 0)
+        s = pp_whole(tr, g, bufs, n);
+    return s;
+}
+
 /* Parameters, m and v gathered to rank 0 (host), whole; NULL elsewhere. */
-static lmc_status gather_whole(lmc_trainer *tr, const lmc_layout *g, float *bufs[3])
+static lmc_status gather_whole(lmc_trainer *tr, lmc_layout *g, float *bufs[3])
 {
     size_t bytes = tr->m->layout.total * sizeof(float);
     int dp_root = tr->comm->rank == 0;
@@ -139,8 +206,8 @@ static lmc_status gather_whole(lmc_trainer *tr, const lmc_layout *g, float *bufs
         s = gather_moment(tr, tr->opt.v, bufs[2]);
     if (s == LMC_OK && dp_root)
         lmc_model_download_params(tr->m, bufs[0]);
-    if (s == LMC_OK && dp_root && tr->tp > 1)
-        s = tp_whole(tr, g, bufs, 3);
+    if (s == LMC_OK && dp_root)
+        s = join_parts(tr, g, bufs, 3);
     return lmc_trainer_agree(tr, s, "gathering the checkpoint");
 }
 
@@ -211,8 +278,8 @@ static lmc_status save_final_whole(lmc_trainer *tr)
         s = p ? LMC_OK : LMC_ENOMEM;
         if (p)
             lmc_model_download_params(tr->m, p);
-        if (s == LMC_OK && tr->tp > 1)
-            s = tp_whole(tr, &g, &p, 1);
+        if (s == LMC_OK)
+            s = join_parts(tr, &g, &p, 1);
         if (s == LMC_OK && tr->world->rank == 0)
             s = save_whole(tr, &g, p);
     }

@@ -33,7 +33,8 @@ static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
         return LMC_OK;
     if (tr->nreq >= lmc_layout_num_buckets(&tr->m->layout))
         return lmc_err(LMC_ECOMM, "step %d: more gradient buckets than the model has", tr->step + 1);
-    if (tr->zero && c->ops->reduce_scatter_start)
+    int tied_embed = tr->embc && tr->cfg.tied && b == 0; /* summed over stages next: whole on every data-parallel rank */
+    if (tr->zero && c->ops->reduce_scatter_start && !tied_embed)
         LMC_TRY(c->ops->reduce_scatter_start(c, tr->m->grads + b, tr->m->layout.total, b, e, &req));
     else /* a communicator without a ranged reduce-scatter: the whole sum is a superset */
         LMC_TRY(c->ops->allreduce_start(c, tr->m->grads + b, e - b, &req));
@@ -95,7 +96,9 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
     lmc_model_zero_grads(tr->m);
     if (tr->sh)
         lmc_shard_zero_grads(tr->sh);
-    for (int k = 0, R = rounds(tr); k < R; k++) {
+    if (tr->pp > 1)
+        LMC_TRY(lmc_pipe_accumulate(tr, dloss, &sum));
+    for (int k = 0, R = tr->pp > 1 ? 0 : rounds(tr); k < R; k++) {
         if (k >= n) { /* no micro-batch of mine: join the others' collectives */
             lmc_model_walk_units(tr->m, 1);
             continue;
@@ -125,8 +128,10 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         LMC_TRY(post_all_buckets(tr));
     tr->me.loss_sum = sum;
     tr->me.mb = n;
-    /* under ZeRO-3 the passes wait for other ranks' gathers: not compute */
-    double waited = tr->sh ? tr->sh->wait_s - w0 : 0;
+    /* under ZeRO-3 the passes wait for other ranks' gathers, under --pp for
+     * the neighbouring stages: not compute */
+    double waited = (tr->sh ? tr->sh->wait_s - w0 : 0) + (tr->pp > 1 ? tr->pp_wait_s : 0);
+    tr->me.pp_wait_ms = tr->pp > 1 ? tr->pp_wait_s * 1e3 : 0;
     tr->me.compute_ms = (lmc_now() - t0 - waited) * 1e3;
     tr->me.comm_ms = waited * 1e3;
     return LMC_OK;
@@ -165,18 +170,29 @@ static float squares(lmc_trainer *tr, const float *x, size_t n)
     return sq;
 }
 
-/* Under --tp: the squares of this rank's gradient elements [begin, end)
- * (g points at begin) counting a tensor whole on every rank of the group
- * (replicated) on its first rank only, so the group's sum counts each once. */
-static double tp_squares(lmc_trainer *tr, const float *g, size_t begin, size_t end)
+/* Whether the gradient norm counts a tensor on this rank: a tied head is
+ * wte's; a tensor whole on every rank of a tensor-parallel group counts on
+ * its first rank, and the copy of a tied embedding on the last stage not. */
+static int counted(const lmc_trainer *tr, int layer, int kind)
+{
+    const lmc_layout *l = &tr->m->layout;
+    if (layer < 0 && kind == LMC_T_HEAD && tr->cfg.tied)
+        return 0;
+    if (tr->tp_rank > 0 && !lmc_layout_tp_split(l, layer, kind))
+        return 0;
+    return !(tr->pp_rank > 0 && layer < 0 && lmc_layout_unit_of(l, layer, kind) == 0);
+}
+
+/* The squares of this rank's gradient elements [begin, end) (g points at
+ * begin) that the norm counts here (see counted). */
+static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t end)
 {
     const lmc_layout *l = &tr->m->layout;
     double sq = 0;
     for (int layer = -1; layer < l->n_layer; layer++)
         for (int k = 0; k < (layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT); k++) {
             const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
-            if (s->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && tr->cfg.tied) ||
-                (tr->tp_rank > 0 && !lmc_layout_tp_split(l, layer, k)))
+            if (s->offset == LMC_ABSENT || !counted(tr, layer, k))
                 continue;
             size_t lo = s->offset > begin ? s->offset : begin, e = s->offset + s->rows * s->cols;
             size_t hi = e < end ? e : end;
@@ -186,19 +202,21 @@ static double tp_squares(lmc_trainer *tr, const float *g, size_t begin, size_t e
     return sq;
 }
 
-/* The global gradient norm: of the whole reduced gradient, or under ZeRO
- * the allreduced sum of the shards' squares; under --tp also summed over
- * the tensor-parallel group. */
+/* The global gradient norm: of the whole reduced gradient, or the sum of
+ * the squares of the parts, over the shards (ZeRO), the tensor-parallel
+ * parts and the pipeline stages. */
 static lmc_status grad_norm(lmc_trainer *tr, float *norm)
 {
-    if (!tr->zero && tr->tp == 1) {
+    if (!tr->zero && tr->tp == 1 && tr->pp == 1) {
         *norm = sqrtf(squares(tr, tr->m->grads, tr->m->layout.total));
         return LMC_OK;
     }
-    double d = tr->tp > 1 ? tp_squares(tr, own_grads(tr), tr->own_begin, tr->own_end)
-                          : squares(tr, own_grads(tr), tr->own_end - tr->own_begin);
-    lmc_comm *c = tr->zero ? tr->world : tr->tpc; /* the shards, and the tensor-parallel parts */
-    LMC_TRY(c->ops->allreduce_host(c, &d, 1, 0));
+    double d = tr->tp > 1 || tr->pp > 1 ? part_squares(tr, own_grads(tr), tr->own_begin, tr->own_end)
+                                        : squares(tr, own_grads(tr), tr->own_end - tr->own_begin);
+    lmc_comm *groups[3] = {tr->zero ? tr->comm : NULL, tr->tpc, tr->ppc};
+    for (int i = 0; i < 3; i++)
+        if (groups[i] && groups[i]->size > 1)
+            LMC_TRY(groups[i]->ops->allreduce_host(groups[i], &d, 1, 0));
     *norm = sqrtf((float)d);
     return LMC_OK;
 }
@@ -264,6 +282,12 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         log_ranks(&sb, "idle_ms", tr, offsetof(lmc_rank_stats, idle_ms), "%.3f");
     }
     log_ranks(&sb, "rss_mb", tr, offsetof(lmc_rank_stats, rss_mb), "%.1f");
+    if (tr->pp > 1) {
+        lmc_sb_puts(&sb, ",\"pp_bubble\":[");
+        for (int s = 0; s < tr->pp; s++)
+            lmc_sb_printf(&sb, "%s%.4f", s ? "," : "", tr->pp_bubble[s]);
+        lmc_sb_putc(&sb, ']');
+    }
     if (has_val) {
         lmc_sb_puts(&sb, ",\"val_loss\":");
         lmc_sb_json_num(&sb, ev->val_loss);
@@ -293,7 +317,7 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         lmc_trainer_emit(tr, &e);
     }
     /* under ZeRO-3 and --tp the forward pass is a collective: every rank samples */
-    int all_sample = tr->zero == 3 || tr->tp > 1;
+    int all_sample = tr->zero == 3 || tr->tp > 1 || tr->pp > 1;
     if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->world->rank == 0 || all_sample)) {
         lmc_sb text;
         lmc_sb_init(&text);
@@ -314,13 +338,24 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
 static lmc_status gather_stats(lmc_trainer *tr)
 {
     lmc_comm *c = tr->comm;
+    if (tr->ppc) { /* the loss is the last stage's; all stages agree on the balance's measurements */
+        double loss = tr->me.loss_sum, wait = tr->me.pp_wait_ms;
+        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &loss, 1, 0));
+        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &tr->me.compute_ms, 1, 1));
+        LMC_TRY(tr->ppc->ops->allgather_host(tr->ppc, &wait, tr->pp_bubble, sizeof wait));
+        for (int s = 0; s < tr->pp; s++)
+            tr->pp_bubble[s] /= tr->me.step_ms;
+        tr->me.loss_sum = loss;
+    }
     LMC_TRY(c->ops->allgather_host(c, &tr->me, tr->all, sizeof tr->me));
     for (int r = 0; r < c->size; r++)
         if (tr->all[r].step_ms / 1e3 > tr->max_step_s)
             tr->max_step_s = tr->all[r].step_ms / 1e3;
     c->timeout_s = 20 * tr->max_step_s > 600 ? 20 * tr->max_step_s : 600;
-    if (tr->tpc)
-        tr->tpc->timeout_s = c->timeout_s;
+    lmc_comm *groups[3] = {tr->tpc, tr->ppc, tr->embc};
+    for (int i = 0; i < 3; i++)
+        if (groups[i])
+            groups[i]->timeout_s = c->timeout_s;
     return LMC_OK;
 }
 
@@ -333,6 +368,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     LMC_TRY(accumulate_grads(tr));
     double t1 = lmc_now();
     LMC_TRY(wait_buckets(tr));
+    LMC_TRY(lmc_pipe_sync_embed(tr));
     tr->me.idle_ms = (lmc_now() - t1) * 1e3;
     tr->me.comm_ms += tr->me.idle_ms;
     LMC_TRY(optimizer_step(tr, &norm, &lr));

@@ -4,6 +4,7 @@
 #include "train/checkpoint.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
@@ -171,9 +172,10 @@ static lmc_status check_opts(const lmc_train_opts *o)
     return lmc_recompute_parse(o->recompute, &rc);
 }
 
-/* The job's process groups: --tp consecutive ranks split every layer (the
- * fast links inside a node), and the ranks holding the same part of the
- * model form a data-parallel group. */
+/* The job's process groups, ranks ordered tp innermost, then pp, then dp:
+ * --tp consecutive ranks split every layer (the fast links inside a node),
+ * --pp groups of those hold consecutive layers each, and the ranks holding
+ * the same part of the model form a data-parallel group. */
 static lmc_status open_groups(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
@@ -181,19 +183,53 @@ static lmc_status open_groups(lmc_trainer *tr)
     lmc_comm *w = tr->world;
     tr->comm = w;
     tr->tp = o->tp > 1 ? o->tp : 1;
-    if (tr->tp == 1)
+    tr->pp = o->pp > 1 ? o->pp : 1;
+    tr->vpp = o->vpp > 1 ? o->vpp : 1;
+    int mp = tr->tp * tr->pp;
+    if (tr->vpp > 1 && tr->pp == 1)
+        return lmc_err(LMC_EINVAL, "--vpp %d interleaves the chunks of a pipeline: it needs --pp >= 2", tr->vpp);
+    if (tr->vpp > 1 && o->grad_accum % tr->pp)
+        return lmc_err(LMC_EINVAL, "--vpp %d: --grad-accum %d must be a multiple of --pp %d (the interleaved "
+                       "schedule runs micro-batches in groups of pp)", tr->vpp, o->grad_accum, tr->pp);
+    if (mp == 1)
         return LMC_OK;
-    if (w->size % tr->tp)
-        return lmc_err(LMC_EINVAL, "--tp %d does not divide the %d ranks of this job: a job is groups of %d "
-                       "consecutive ranks (each layer split over a group) times data-parallel replicas, so run a "
-                       "multiple of %d ranks", tr->tp, w->size, tr->tp, tr->tp);
-    if (o->zero == 3)
+    if (w->size % mp) {
+        char what[64];
+        if (tr->tp > 1 && tr->pp > 1)
+            snprintf(what, sizeof what, "--tp %d x --pp %d = %d", tr->tp, tr->pp, mp);
+        else
+            snprintf(what, sizeof what, tr->pp > 1 ? "--pp %d" : "--tp %d", mp);
+        return lmc_err(LMC_EINVAL, "%s does not divide the %d ranks of this job: a job is groups of %d consecutive "
+                       "ranks (each holding the whole model between them) times data-parallel replicas, so run a "
+                       "multiple of %d ranks", what, w->size, mp, mp);
+    }
+    if (o->zero == 3 && tr->tp > 1)
         return lmc_err(LMC_EUNSUPPORTED, "--tp with --zero 3 is not supported yet: use --zero 0, 1 or 2 over the "
                        "data-parallel ranks");
+    if (o->zero >= 2 && tr->pp > 1)
+        return lmc_err(LMC_EUNSUPPORTED, "--pp with --zero %d is not supported yet: use --zero 0 or 1 over the "
+                       "data-parallel ranks", o->zero);
+    if (tr->pp > 1 && o->grad_accum < tr->pp)
+        return lmc_err(LMC_EINVAL, "--grad-accum %d is smaller than --pp %d: a pipeline needs at least one "
+                       "micro-batch per stage in flight (use --grad-accum >= %d; more shrinks the bubble)",
+                       o->grad_accum, tr->pp, tr->pp);
     tr->tp_rank = w->rank % tr->tp;
-    LMC_TRY(w->ops->split(w, w->rank / tr->tp, w->rank, &tr->tpc));
+    tr->pp_rank = w->rank / tr->tp % tr->pp;
+    int dp_rank = w->rank / mp;
+    if (tr->tp > 1)
+        LMC_TRY(w->ops->split(w, w->rank / tr->tp, w->rank, &tr->tpc));
+    if (tr->pp > 1) {
+        LMC_TRY(w->ops->split(w, dp_rank * tr->tp + tr->tp_rank, tr->pp_rank, &tr->ppc));
+        LMC_TRY(tr->ppc->ops->split(tr->ppc, 0, tr->pp_rank, &tr->ppg));
+        int ends = tr->pp_rank == 0 || tr->pp_rank == tr->pp - 1;
+        LMC_TRY(tr->ppc->ops->split(tr->ppc, !ends, tr->pp_rank, &tr->embc));
+        if (!ends) {
+            lmc_comm_close(tr->embc);
+            tr->embc = NULL;
+        }
+    }
     lmc_comm *dp = NULL;
-    LMC_TRY(w->ops->split(w, tr->tp_rank, w->rank, &dp));
+    LMC_TRY(w->ops->split(w, tr->pp_rank * tr->tp + tr->tp_rank, w->rank, &dp));
     tr->comm = dp;
     return LMC_OK;
 }
@@ -214,6 +250,20 @@ static lmc_status check_tp(const lmc_trainer *tr)
     return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and the MLP "
                    "width (%d): each rank of a tensor-parallel group holds 1/%d of each", t, c->n_head,
                    c->n_kv_head, c->ffn_dim, t);
+}
+
+/* The (virtual) stages' first layers (balanced, or --pp-layers). */
+static lmc_status setup_stages(lmc_trainer *tr)
+{
+    int n = tr->pp * tr->vpp;
+    tr->pp_begin = malloc((size_t)(n + 1) * sizeof(int));
+    tr->pp_bubble = calloc((size_t)tr->pp, sizeof(double));
+    if (!tr->pp_begin || !tr->pp_bubble)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    if (tr->vpp > 1 && tr->cfg.n_layer < n)
+        return lmc_err(LMC_EINVAL, "--pp %d x --vpp %d = %d virtual stages but the model has %d layers (each stage "
+                       "holds at least one)", tr->pp, tr->vpp, n, tr->cfg.n_layer);
+    return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pp_begin);
 }
 
 /* Under --tp: this rank's part of the whole model's host buffer `whole`
@@ -258,8 +308,15 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
                               const lmc_ckpt_state *st)
 {
     const lmc_train_opts *o = tr->o;
+    int bounds[2 * 64];
+    if (tr->vpp > 64)
+        return lmc_err(LMC_EINVAL, "--vpp %d: at most 64 chunks per rank", tr->vpp);
+    lmc_pipe_bounds(tr, tr->pp_rank, bounds);
+    tr->pp_mbs_cap = lmc_balance_total(tr);
     lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
-                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1};
+                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1,
+                         .chunks = tr->vpp, .chunk_bounds = bounds,
+                         .act_slots = tr->pp > 1 ? lmc_pipe_act_sets(tr) : 1};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
@@ -276,7 +333,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     if (tr->zero == 3)
         tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
                             count * sizeof(float));
-    else if (tr->tp > 1)
+    else if (tr->tp > 1 || tr->pp > 1)
         LMC_TRY(upload_part(tr, params));
     else
         lmc_model_upload_params(tr->m, params);
@@ -286,7 +343,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     size_t bytes = count * sizeof(float);
     float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
     lmc_status s = !m || !v                ? LMC_ENOMEM
-                   : tr->tp > 1            ? load_optim_part(tr, ckpt, m, v)
+                   : tr->tp > 1 || tr->pp > 1 ? load_optim_part(tr, ckpt, m, v)
                                            : lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v);
     if (s == LMC_OK && bytes) {
         tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
@@ -309,7 +366,7 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
                                         "--zero", "step", "data position", "--seed", "shuffle", "--balance",
                                         "training tokens"};
     enum { NF = sizeof names / sizeof *names };
-    double mine[NF] = {(double)tr->m->layout.total, o->batch, o->seq, o->grad_accum, o->steps, tr->zero, tr->step,
+    double mine[NF] = {lmc_config_num_params(&tr->cfg), o->batch, o->seq, o->grad_accum, o->steps, tr->zero, tr->step,
                        (double)tr->consumed, (double)(tr->seed & 0xffffffffffffULL), tr->shuffle,
                        tr->measuring > 0, (double)tr->train.total};
     double *all = malloc((size_t)c->size * sizeof mine);
@@ -377,6 +434,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     }
     if (s == LMC_OK && tr->tp > 1)
         s = check_tp(tr);
+    if (s == LMC_OK)
+        s = setup_stages(tr);
     if (s) {
         lmc_free(params);
         return s;
@@ -401,6 +460,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (s)
         return s;
     LMC_TRY(lmc_balance_open(tr));
+    if (tr->pp > 1)
+        LMC_TRY(lmc_pipe_open(tr));
     lmc_trainer_dp_hooks(tr);
     tr->reqs = malloc((size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int));
     size_t n = (size_t)o->batch * o->seq;
@@ -457,8 +518,16 @@ static void teardown(lmc_trainer *tr)
     if (tr->have_val)
         lmc_tokens_close(&tr->val);
     lmc_backend_close(tr->be);
+    free(tr->pp_begin);
+    free(tr->pp_bubble);
+    free(tr->pp_req);
     if (tr->comm != tr->world)
         lmc_comm_close(tr->comm);
+    free(tr->pp_free);
+    free(tr->pp_slot_of);
+    lmc_comm_close(tr->embc);
+    lmc_comm_close(tr->ppg);
+    lmc_comm_close(tr->ppc);
     lmc_comm_close(tr->tpc);
     lmc_comm_close(tr->world);
     lmc_tok_free(tr->tok);
@@ -471,12 +540,15 @@ static void describe(lmc_trainer *tr)
     static const char *const zero_desc[] = {"", ", ZeRO-1 (optimizer state sharded)",
                                             ", ZeRO-2 (optimizer state and gradients sharded)",
                                             ", ZeRO-3 (optimizer state, gradients and parameters sharded)"};
-    char desc[1400], cfg[512], dist[256] = "";
+    char desc[2048], cfg[512], dist[768] = "";
     lmc_config_describe(&tr->cfg, cfg, sizeof cfg);
     if (world > 1 || tr->zero)
-        snprintf(dist, sizeof dist, "; %s %d-way tensor x %d-way data parallel%s%s", tr->comm->name, tr->tp,
-                 tr->comm->size, zero_desc[tr->zero],
+        snprintf(dist, sizeof dist, "; %s %d-way tensor x %d-way pipeline x %d-way data parallel%s%s",
+                 tr->comm->name, tr->tp, tr->pp, tr->comm->size, zero_desc[tr->zero],
                  tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
+    for (int v = 0; tr->pp > 1 && v < tr->pp * tr->vpp; v++) /* the cut: layers of each (virtual) stage */
+        snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "%s%d-%d", v ? " | " : "; stage layers ",
+                 tr->pp_begin[v], tr->pp_begin[v + 1] - 1);
     if (tr->ckpt_world > 0 && tr->ckpt_world != world)
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; checkpoint written by %d rank%s",
                  tr->ckpt_world, tr->ckpt_world > 1 ? "s" : "");

@@ -23,6 +23,7 @@ typedef struct {
     double busy_ms;    /* the communicator running collectives, overlapped or not */
     double step_ms;
     double rss_mb;     /* peak resident memory so far */
+    double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
 } lmc_rank_stats;
 
 typedef struct {
@@ -33,6 +34,18 @@ typedef struct {
     lmc_comm *world; /* every rank of the job (the same as comm without --tp) */
     lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
     int tp, tp_rank;
+    /* pipeline parallelism (pipeline.c) */
+    int pp, pp_rank;       /* stages, this rank's */
+    int vpp;               /* chunks per rank (interleaved virtual stages; 1 without) */
+    int *pp_begin;         /* [pp x vpp + 1]: each virtual stage's first layer */
+    lmc_comm *ppc, *ppg;   /* this replica's stages, one rank each: activations, gradients (NULL without --pp) */
+    int *pp_free, pp_nfree; /* activation sets not in use */
+    int *pp_slot_of;       /* [vpp x pp_mbs_cap]: the set of each (chunk, micro-batch) in flight */
+    int pp_mbs, pp_mbs_cap; /* micro-batches this step, at most */
+    lmc_comm *embc;        /* a tied model's first and last stage: the embedding's gradient is summed */
+    int *pp_req;           /* [3 x activation sets]: point-to-point operations in flight */
+    double pp_wait_s;      /* this step's wait for the neighbouring stages */
+    double *pp_bubble;     /* [pp]: each stage's wait / step time, last step */
     lmc_backend *be;
     lmc_model_config cfg;
     lmc_model *m;
@@ -72,6 +85,20 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
 /* step.c */
 lmc_status lmc_trainer_step(lmc_trainer *tr);
 void lmc_trainer_dp_hooks(lmc_trainer *tr);
+/* pipeline.c */
+lmc_status lmc_pipe_open(lmc_trainer *tr);
+/* Forward and backward of this rank's micro-batches, 1F1B; *loss gets the
+ * sum of their mean losses on the last stage. */
+lmc_status lmc_pipe_accumulate(lmc_trainer *tr, float dloss, float *loss);
+/* One forward of the current batch through the stages (evaluation, samples). */
+lmc_status lmc_pipe_forward(lmc_trainer *tr, int B, int T, lmc_fwd_mode mode);
+/* After the data-parallel reduction: a tied embedding's gradient summed
+ * over the first and last stage. */
+lmc_status lmc_pipe_sync_embed(lmc_trainer *tr);
+/* Pipeline rank `rank`'s chunks: bounds[2c], bounds[2c + 1] (vpp chunks). */
+void lmc_pipe_bounds(const lmc_trainer *tr, int rank, int *bounds);
+/* Activation sets this rank needs (micro-batches in flight at most). */
+int lmc_pipe_act_sets(const lmc_trainer *tr);
 /* save.c */
 lmc_status lmc_trainer_save(lmc_trainer *tr);
 lmc_status lmc_trainer_save_final(lmc_trainer *tr);
