@@ -35,6 +35,14 @@ const char *const *lmc_config_preset_names(void);
 /* Recompute derived fields (vocab_padded) and check every field. */
 lmc_status lmc_config_finish(lmc_model_config *c);
 int lmc_config_head_dim(const lmc_model_config *c);
+/* Tensor parallelism over tp ranks: tp must divide the heads and the MLP
+ * width, and divide the key/value heads or be a multiple of them (then each
+ * kv head is replicated on tp / n_kv_head consecutive ranks). */
+lmc_status lmc_config_check_tp(const lmc_model_config *c, int tp);
+/* Key/value heads on each of tp ranks (1 when replicated). */
+int lmc_config_tp_kv_heads(const lmc_model_config *c, int tp);
+/* The first of them, on rank r. */
+int lmc_config_tp_kv_first(const lmc_model_config *c, int tp, int r);
 
 /* Parameter counts: all parameters (vocab, not padded), and those that take
  * part in matmuls (excludes position embeddings, norms and biases; includes

@@ -224,9 +224,7 @@ static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const f
         if (e->tp_comm->size != tp)
             return lmc_err(LMC_EINVAL, "--tp %d splits the model over %d processes: run it as mpirun -np %d (this "
                            "launch has %d)", tp, tp, tp, e->tp_comm->size);
-        if (cfg->n_head % tp || cfg->n_kv_head % tp || cfg->ffn_dim % tp)
-            return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and "
-                           "the MLP width (%d)", tp, cfg->n_head, cfg->n_kv_head, cfg->ffn_dim);
+        LMC_TRY(lmc_config_check_tp(cfg, tp));
         mo.tp = tp, mo.tp_rank = e->tp_comm->rank, mo.tp_comm = e->tp_comm;
     }
     LMC_TRY(lmc_model_open_opts(&e->m, cfg, e->be, 1, 1, &mo));

@@ -96,6 +96,27 @@ lmc_status lmc_config_preset(const char *name, lmc_model_config *c)
 
 int lmc_config_head_dim(const lmc_model_config *c) { return c->n_head > 0 ? c->dim / c->n_head : 0; }
 
+int lmc_config_tp_kv_heads(const lmc_model_config *c, int tp)
+{
+    return c->n_kv_head >= tp ? c->n_kv_head / tp : 1;
+}
+
+int lmc_config_tp_kv_first(const lmc_model_config *c, int tp, int r)
+{
+    return c->n_kv_head >= tp ? r * (c->n_kv_head / tp) : r / (tp / c->n_kv_head);
+}
+
+lmc_status lmc_config_check_tp(const lmc_model_config *c, int tp)
+{
+    int kv_ok = c->n_kv_head % tp == 0 || tp % c->n_kv_head == 0;
+    if (c->n_head % tp == 0 && c->ffn_dim % tp == 0 && kv_ok)
+        return LMC_OK;
+    return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d) and the MLP width (%d), and divide the "
+                   "key/value heads (%d) or be a multiple of them (each kv head then replicated on tp / kv ranks): "
+                   "each rank of a tensor-parallel group holds 1/%d of the heads and the MLP", tp, c->n_head,
+                   c->ffn_dim, c->n_kv_head, tp);
+}
+
 static lmc_status bad(const char *field, long long v, const char *why)
 {
     return lmc_err(LMC_EINVAL, "model config: %s = %lld %s", field, v, why);

@@ -24,7 +24,7 @@ static void absent(lmc_tensor_slot *s)
 static void place_layer(const lmc_model_config *c, int tp, lmc_tensor_slot *t, size_t *cur)
 {
     size_t C = (size_t)c->dim, hs = (size_t)lmc_config_head_dim(c), F = (size_t)(c->ffn_dim / tp);
-    size_t nh = (size_t)(c->n_head / tp), nkv = (size_t)(c->n_kv_head / tp);
+    size_t nh = (size_t)(c->n_head / tp), nkv = (size_t)lmc_config_tp_kv_heads(c, tp);
     size_t qkv = (nh + 2 * nkv) * hs, att = nh * hs;
     size_t fc = (c->mlp == LMC_MLP_SWIGLU ? 2 : 1) * F;
     int nb = c->norm == LMC_NORM_LAYER && c->bias;

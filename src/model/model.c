@@ -95,7 +95,7 @@ static void set_dims(lmc_model *m, const lmc_model_config *cfg, int tp)
 {
     m->hs = lmc_config_head_dim(cfg);
     m->nh = cfg->n_head / tp;
-    m->nkv = cfg->n_kv_head / tp;
+    m->nkv = lmc_config_tp_kv_heads(cfg, tp);
     m->act_dim = cfg->ffn_dim / tp;
     m->qkv_dim = (m->nh + 2 * m->nkv) * m->hs;
     m->fc_dim = (cfg->mlp == LMC_MLP_SWIGLU ? 2 : 1) * m->act_dim;

@@ -46,13 +46,14 @@ static void copy_block(const tensor_pair *t, size_t wr, size_t pr, size_t n, siz
 static void copy_layer_tensor(const lmc_model_config *c, int kind, int tp, int r, const tensor_pair *t,
                               size_t cols)
 {
-    size_t hs = (size_t)lmc_config_head_dim(c), nh = (size_t)(c->n_head / tp), nkv = (size_t)(c->n_kv_head / tp);
+    size_t hs = (size_t)lmc_config_head_dim(c), nh = (size_t)(c->n_head / tp), nkv = (size_t)lmc_config_tp_kv_heads(c, tp);
+    size_t kv0 = (size_t)lmc_config_tp_kv_first(c, tp, r); /* replicated kv heads: several ranks hold the same */
     size_t NH = (size_t)c->n_head, NKV = (size_t)c->n_kv_head, F = (size_t)c->ffn_dim, f = F / (size_t)tp;
     switch (kind) {
     case LMC_T_QKV_W: case LMC_T_QKV_B: /* q heads, then k heads, then v heads */
         copy_block(t, r * nh * hs, 0, nh * hs, 0, 0, cols);
-        copy_block(t, NH * hs + r * nkv * hs, nh * hs, nkv * hs, 0, 0, cols);
-        copy_block(t, (NH + NKV) * hs + r * nkv * hs, (nh + nkv) * hs, nkv * hs, 0, 0, cols);
+        copy_block(t, NH * hs + kv0 * hs, nh * hs, nkv * hs, 0, 0, cols);
+        copy_block(t, (NH + NKV) * hs + kv0 * hs, (nh + nkv) * hs, nkv * hs, 0, 0, cols);
         break;
     case LMC_T_FC_W: case LMC_T_FC_B: /* fc rows; SwiGLU: gate rows, then up rows */
         copy_block(t, r * f, 0, f, 0, 0, cols);

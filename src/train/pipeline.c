@@ -179,10 +179,13 @@ static lmc_status backward_one(lmc_trainer *tr, int k)
         LMC_TRY(p2p_wait(tr, tr->ppg, grad_recv(tr, s)));
     }
     use(tr, v);
-    tr->m->hooks = v.mb == tr->pp_mbs - 1 && tr->comm->size > 1 ? &tr->dp_hooks : NULL;
+    if (!tr->sh) /* ZeRO-2/3's hooks stay; they reduce every micro-batch's gradients */
+        tr->m->hooks = v.mb == tr->pp_mbs - 1 && tr->comm->size > 1 ? &tr->dp_hooks : NULL;
     lmc_model_backward(tr->m, tr->o->batch, tr->o->seq);
-    tr->m->hooks = NULL;
+    if (!tr->sh)
+        tr->m->hooks = NULL;
     LMC_TRY(tr->hook_status);
+    LMC_TRY(tr->sh ? tr->sh->status : LMC_OK);
     LMC_TRY(tr->m->tp_status);
     if (vs > 0) {
         tr->be->ops->sync(tr->be);
@@ -239,6 +242,8 @@ lmc_status lmc_pipe_sync_embed(lmc_trainer *tr)
 {
     if (!tr->embc || !tr->cfg.tied)
         return LMC_OK;
+    if (tr->sh)
+        return lmc_shard_sum_embed(tr->sh, tr->embc);
     size_t b, e;
     lmc_layout_unit(&tr->m->layout, 0, &b, &e);
     return tr->embc->ops->allreduce(tr->embc, tr->m->grads + b, e - b);

@@ -204,7 +204,9 @@ static lmc_status gather_whole(lmc_trainer *tr, lmc_layout *g, float *bufs[3])
         s = gather_moment(tr, tr->opt.m, bufs[1]);
     if (s == LMC_OK)
         s = gather_moment(tr, tr->opt.v, bufs[2]);
-    if (s == LMC_OK && dp_root)
+    if (s == LMC_OK && tr->zero == 3)
+        s = gather_moment(tr, tr->sh->own_params, bufs[0]); /* the parameters' shards, as m's and v's */
+    else if (s == LMC_OK && dp_root)
         lmc_model_download_params(tr->m, bufs[0]);
     if (s == LMC_OK && dp_root)
         s = join_parts(tr, g, bufs, 3);
@@ -217,7 +219,7 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
     LMC_TRY(lmc_trainer_check_same(tr));
     char saved[4096];
     lmc_status s;
-    if (tr->zero >= 2 && tr->tp == 1) {
+    if (tr->zero >= 2 && tr->tp == 1 && tr->pp == 1) {
         s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
     } else { /* under --tp the parts are joined into whole tensors on rank 0 */
         lmc_layout g;
@@ -271,18 +273,17 @@ static lmc_status save_final_whole(lmc_trainer *tr)
 {
     lmc_layout g;
     LMC_TRY(whole_layout(tr, &g));
-    float *p = NULL;
-    lmc_status s = LMC_OK;
-    if (tr->comm->rank == 0) {
-        p = lmc_alloc(tr->m->layout.total * sizeof(float), "final weights");
-        s = p ? LMC_OK : LMC_ENOMEM;
-        if (p)
-            lmc_model_download_params(tr->m, p);
-        if (s == LMC_OK)
-            s = join_parts(tr, &g, &p, 1);
-        if (s == LMC_OK && tr->world->rank == 0)
-            s = save_whole(tr, &g, p);
-    }
+    int root = tr->comm->rank == 0;
+    float *p = root ? lmc_alloc(tr->m->layout.total * sizeof(float), "final weights") : NULL;
+    lmc_status s = lmc_trainer_agree(tr, !root || p ? LMC_OK : LMC_ENOMEM, "allocating the final weights");
+    if (s == LMC_OK && tr->zero == 3)
+        s = gather_moment(tr, tr->sh->own_params, p); /* the shards to the data-parallel group's first rank */
+    else if (s == LMC_OK && root)
+        lmc_model_download_params(tr->m, p);
+    if (s == LMC_OK && root)
+        s = join_parts(tr, &g, &p, 1);
+    if (s == LMC_OK && tr->world->rank == 0)
+        s = save_whole(tr, &g, p);
     lmc_free(p);
     whole_layout_free(tr, &g);
     return s;
@@ -295,7 +296,7 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     lmc_status s = LMC_OK;
     const char *path = tr->o->save;
     size_t len = strlen(path);
-    if (tr->zero >= 2 && tr->tp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
+    if (tr->zero >= 2 && tr->tp == 1 && tr->pp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
         s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
     else
         s = save_final_whole(tr);

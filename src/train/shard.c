@@ -44,6 +44,10 @@ static lmc_status grads_acquire(lmc_shard *s, int unit)
 {
     int k = slot_of(unit);
     size_t b, e;
+    if (unit == 0 && s->keep_embed) { /* accumulates over the step's micro-batches */
+        s->m->unit_grads[0] = s->gslot[0];
+        return LMC_OK;
+    }
     LMC_TRY(drain_grads(s, k));
     unit_range(s, unit, &b, &e);
     s->be->ops->zero(s->be, s->gslot[k], (e - b) * sizeof(float));
@@ -56,6 +60,8 @@ static lmc_status grads_release(lmc_shard *s, int unit)
 {
     int k = slot_of(unit);
     size_t b, e;
+    if (unit == 0 && s->keep_embed)
+        return LMC_OK;
     unit_range(s, unit, &b, &e);
     return s->c->ops->reduce_scatter_start(s->c, s->gslot[k], s->n, b, e, &s->greq[k]);
 }
@@ -74,15 +80,19 @@ static lmc_status start_gather(lmc_shard *s, int unit)
     return s->c->ops->allgather_start(s->c, s->own_params, s->pslot[k], s->n, b, e, &s->preq[k]);
 }
 
-/* The unit the passes acquire after this one (-1: none, or already held). */
+/* The unit the passes acquire after this one (-1: none, already held, or
+ * not on this pipeline stage: a unit further away could share this one's
+ * slot). */
 static int next_unit(const lmc_shard *s, int unit, int backward)
 {
-    int L = s->m->cfg.n_layer;
+    int L = s->m->cfg.n_layer, next;
     if (!backward)
-        return unit <= L ? unit + 1 : -1;
-    if (unit == 0)
-        return L + 1;
-    return unit > 1 ? unit - 1 : -1;
+        next = unit <= L ? unit + 1 : -1;
+    else if (unit == 0)
+        next = L + 1;
+    else
+        next = unit > 1 ? unit - 1 : -1;
+    return next >= 0 && lmc_layout_holds(&s->m->layout, next) ? next : -1;
 }
 
 static lmc_status params_acquire(lmc_shard *s, int unit, int backward)
@@ -119,9 +129,28 @@ static void hook_release(void *ctx, int unit, int backward)
 
 void lmc_shard_zero_grads(lmc_shard *s)
 {
-    size_t own = s->own_end - s->own_begin;
+    size_t own = s->own_end - s->own_begin, b, e;
     if (own)
         s->be->ops->zero(s->be, s->own_grads, own * sizeof(float));
+    unit_range(s, 0, &b, &e);
+    if (s->keep_embed && e > b)
+        s->be->ops->zero(s->be, s->gslot[0], (e - b) * sizeof(float));
+}
+
+lmc_status lmc_shard_sum_embed(lmc_shard *s, lmc_comm *stages)
+{
+    size_t b, e;
+    unit_range(s, 0, &b, &e);
+    if (!s->keep_embed || e == b)
+        return LMC_OK;
+    LMC_TRY(s->c->ops->allreduce(s->c, s->gslot[0], e - b));
+    LMC_TRY(stages->ops->allreduce(stages, s->gslot[0], e - b));
+    size_t lo = b > s->own_begin ? b : s->own_begin, hi = e < s->own_end ? e : s->own_end;
+    if (hi > lo) {
+        float *acc = s->own_grads + (lo - s->own_begin);
+        s->be->ops->add(s->be, acc, acc, s->gslot[0] + (lo - b), hi - lo);
+    }
+    return LMC_OK;
 }
 
 lmc_status lmc_shard_finish_grads(lmc_shard *s)

@@ -38,6 +38,7 @@ typedef struct {
     float *pslot[LMC_SHARD_SLOTS], *gslot[LMC_SHARD_SLOTS];
     int punit[LMC_SHARD_SLOTS], preq[LMC_SHARD_SLOTS]; /* unit held (-1 none), gather in flight (-1 none) */
     int gunit[LMC_SHARD_SLOTS], greq[LMC_SHARD_SLOTS]; /* likewise for gradients and their reduce-scatter */
+    int keep_embed;    /* the embeddings unit's gradients stay whole for the step (a tied pipeline sums them over stages first) */
     lmc_status status; /* the first failure inside a hook */
     double wait_s;     /* blocked waiting for collectives (exposed communication) */
     lmc_unit_hooks hooks;
@@ -49,6 +50,10 @@ void lmc_shard_close(lmc_shard *s);
 void lmc_shard_zero_grads(lmc_shard *s);
 /* Waits for every reduce-scatter and adds them into the gradient shard. */
 lmc_status lmc_shard_finish_grads(lmc_shard *s);
+/* keep_embed: the embeddings unit's gradient summed over the data-parallel
+ * group, then over `stages` (a tied model's first and last pipeline stage),
+ * and this rank's part added into its shard. */
+lmc_status lmc_shard_sum_embed(lmc_shard *s, lmc_comm *stages);
 /* The parameters changed (the optimizer ran, or were loaded): the gathered
  * copies are stale. */
 lmc_status lmc_shard_params_changed(lmc_shard *s);

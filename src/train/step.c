@@ -194,7 +194,7 @@ static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t
             const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
             if (s->offset == LMC_ABSENT || !counted(tr, layer, k))
                 continue;
-            size_t lo = s->offset > begin ? s->offset : begin, e = s->offset + s->rows * s->cols;
+            size_t lo = s->offset > begin ? s->offset : begin, e = lmc_trainer_counted_end(tr, layer, k);
             size_t hi = e < end ? e : end;
             if (hi > lo)
                 sq += squares(tr, g + (lo - begin), hi - lo);
@@ -369,6 +369,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     double t1 = lmc_now();
     LMC_TRY(wait_buckets(tr));
     LMC_TRY(lmc_pipe_sync_embed(tr));
+    LMC_TRY(lmc_trainer_kv_sum(tr, own_grads(tr)));
     tr->me.idle_ms = (lmc_now() - t1) * 1e3;
     tr->me.comm_ms += tr->me.idle_ms;
     LMC_TRY(optimizer_step(tr, &norm, &lr));

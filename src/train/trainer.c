@@ -62,7 +62,7 @@ static void start_range(const lmc_trainer *tr, const lmc_layout *l, size_t *begi
 {
     size_t count = l->total;
     *begin = 0;
-    if (tr->zero == 3)
+    if (tr->zero == 3 && tr->tp * tr->pp == 1) /* a part of the model is cut from the whole one */
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, begin, &count);
     *end = *begin + count;
 }
@@ -203,12 +203,10 @@ static lmc_status open_groups(lmc_trainer *tr)
                        "ranks (each holding the whole model between them) times data-parallel replicas, so run a "
                        "multiple of %d ranks", what, w->size, mp, mp);
     }
-    if (o->zero == 3 && tr->tp > 1)
-        return lmc_err(LMC_EUNSUPPORTED, "--tp with --zero 3 is not supported yet: use --zero 0, 1 or 2 over the "
-                       "data-parallel ranks");
-    if (o->zero >= 2 && tr->pp > 1)
-        return lmc_err(LMC_EUNSUPPORTED, "--pp with --zero %d is not supported yet: use --zero 0 or 1 over the "
-                       "data-parallel ranks", o->zero);
+    if (o->zero >= 2 && tr->pp > 1 && o->balance && !strcmp(o->balance, "auto"))
+        return lmc_err(LMC_EUNSUPPORTED, "--pp with --zero %d and --balance auto is not supported: every "
+                       "data-parallel rank of a pipeline stage runs the same micro-batches (use --zero 0 or 1 to "
+                       "balance)", o->zero);
     if (tr->pp > 1 && o->grad_accum < tr->pp)
         return lmc_err(LMC_EINVAL, "--grad-accum %d is smaller than --pp %d: a pipeline needs at least one "
                        "micro-batch per stage in flight (use --grad-accum >= %d; more shrinks the bubble)",
@@ -242,14 +240,10 @@ static lmc_status check_tp(const lmc_trainer *tr)
     if (!tr->be->ops->xent_part)
         return lmc_err(LMC_EUNSUPPORTED, "--tp: backend %s has no vocabulary-parallel cross-entropy (xent_part)",
                        tr->be->name);
-    if (c->n_head % t == 0 && c->n_kv_head % t == 0 && c->ffn_dim % t == 0) {
-        if (c->vocab_padded % t == 0)
-            return LMC_OK;
-        return lmc_err(LMC_EINVAL, "--tp %d must divide the padded vocabulary (%d rows)", t, c->vocab_padded);
-    }
-    return lmc_err(LMC_EINVAL, "--tp %d must divide the attention heads (%d), the key/value heads (%d) and the MLP "
-                   "width (%d): each rank of a tensor-parallel group holds 1/%d of each", t, c->n_head,
-                   c->n_kv_head, c->ffn_dim, t);
+    LMC_TRY(lmc_config_check_tp(c, t));
+    if (c->vocab_padded % t == 0)
+        return LMC_OK;
+    return lmc_err(LMC_EINVAL, "--tp %d must divide the padded vocabulary (%d rows)", t, c->vocab_padded);
 }
 
 /* The (virtual) stages' first layers (balanced, or --pp-layers). */
@@ -266,13 +260,18 @@ static lmc_status setup_stages(lmc_trainer *tr)
     return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pp_begin);
 }
 
-/* Under --tp: this rank's part of the whole model's host buffer `whole`
- * (a checkpoint's or init's) into the model. */
+/* Under --tp or --pp: this rank's part of the whole model's host buffer
+ * `whole` (a checkpoint's or init's) into the model, or under ZeRO-3 this
+ * rank's shard of that part. */
 static lmc_status upload_part(lmc_trainer *tr, const float *whole)
 {
     float *part;
     LMC_TRY(lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole, &part));
-    lmc_model_upload_params(tr->m, part);
+    if (tr->zero == 3)
+        tr->be->ops->upload(tr->be, tr->sh->own_params, part + tr->own_begin,
+                            (tr->own_end - tr->own_begin) * sizeof(float));
+    else
+        lmc_model_upload_params(tr->m, part);
     lmc_free(part);
     return LMC_OK;
 }
@@ -330,11 +329,13 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
         LMC_TRY(lmc_shard_open(&tr->sh, tr->m, tr->comm, tr->zero));
         tr->m->hooks = &tr->sh->hooks;
     }
-    if (tr->zero == 3)
+    if (tr->sh && tr->pp > 1)
+        tr->sh->keep_embed = tr->cfg.tied;
+    if (tr->tp > 1 || tr->pp > 1)
+        LMC_TRY(upload_part(tr, params));
+    else if (tr->zero == 3)
         tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
                             count * sizeof(float));
-    else if (tr->tp > 1 || tr->pp > 1)
-        LMC_TRY(upload_part(tr, params));
     else
         lmc_model_upload_params(tr->m, params);
     LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->own_begin, tr->own_end));
@@ -494,6 +495,7 @@ static lmc_status setup(lmc_trainer *tr)
                        "is one process: run it under mpirun -np N (N >= 2), or use --zero 0");
     c->timeout_s = 3600; /* the other ranks may be loading a large checkpoint */
     LMC_TRY(lmc_trainer_agree(tr, setup_local(tr), "starting"));
+    LMC_TRY(lmc_trainer_kv_open(tr));
     if (tr->world->size == 1)
         return LMC_OK;
     LMC_TRY(check_ranks_agree(tr));
@@ -528,6 +530,7 @@ static void teardown(lmc_trainer *tr)
     lmc_comm_close(tr->embc);
     lmc_comm_close(tr->ppg);
     lmc_comm_close(tr->ppc);
+    lmc_comm_close(tr->kvc);
     lmc_comm_close(tr->tpc);
     lmc_comm_close(tr->world);
     lmc_tok_free(tr->tok);

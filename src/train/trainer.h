@@ -33,6 +33,7 @@ typedef struct {
     lmc_comm *comm;  /* the data-parallel group: ranks holding the same part of the model */
     lmc_comm *world; /* every rank of the job (the same as comm without --tp) */
     lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
+    lmc_comm *kvc;   /* the tensor-parallel ranks sharing a replicated kv head (NULL: none replicated) */
     int tp, tp_rank;
     /* pipeline parallelism (pipeline.c) */
     int pp, pp_rank;       /* stages, this rank's */
@@ -85,6 +86,13 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
 /* step.c */
 lmc_status lmc_trainer_step(lmc_trainer *tr);
 void lmc_trainer_dp_hooks(lmc_trainer *tr);
+/* kv_replicas.c */
+lmc_status lmc_trainer_kv_open(lmc_trainer *tr);
+/* Sums the replicated K and V rows' gradients over the kv group; grads
+ * points at own_begin (this rank's optimizer range). */
+lmc_status lmc_trainer_kv_sum(lmc_trainer *tr, float *grads);
+/* Where the elements of a tensor that the gradient norm counts on this rank end. */
+size_t lmc_trainer_counted_end(const lmc_trainer *tr, int layer, int kind);
 /* pipeline.c */
 lmc_status lmc_pipe_open(lmc_trainer *tr);
 /* Forward and backward of this rank's micro-batches, 1F1B; *loss gets the

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Pipeline parallelism (--pp, 1F1B; --vpp, Megatron-LM's interleaved
 # schedule) is exact: pp 2, pp 3 with a hand-set cut, pp 2 x vpp 2, pp 2 x
-# tp 2, pp 2 x tp 2 x 2 data-parallel ranks with ZeRO-1 and Llama each give
-# the weights and losses of one process running the same global batch,
+# tp 2, pp 2 x tp 2 x 2 data-parallel ranks with ZeRO-1, pp 2 x dp 2 with
+# ZeRO-2 and with ZeRO-3 (interleaved, full recomputation) and Llama each
+# give the weights and losses of one process running the same global batch,
 # within that process's own float noise (lib.sh's equivalent). Evaluation
 # and samples run through the stages and match one process. Checkpoints
 # hold whole tensors whatever the layout: a pp 2 x tp 2 checkpoint loads
@@ -24,6 +25,8 @@ equivalent gpt2-pp2-vpp2 "$GPT" 2 "--batch 1 --grad-accum 4 --pp 2 --vpp 2"
 equivalent gpt2-pp2-tp2 "$GPT" 4 "--batch 1 --grad-accum 4 --pp 2 --tp 2"
 equivalent gpt2-pp2-tp2-dp2-zero1 "$GPT" 8 "--batch 1 --grad-accum 2 --pp 2 --tp 2 --zero 1"
 equivalent llama-pp2 "$LLAMA" 2 "--batch 1 --grad-accum 4 --pp 2 --recompute full"
+equivalent gpt2-pp2-dp2-zero2 "$GPT" 4 "--batch 1 --grad-accum 2 --pp 2 --zero 2"
+equivalent gpt2-pp2-vpp2-dp2-zero3 "$GPT" 4 "--batch 1 --grad-accum 2 --pp 2 --vpp 2 --zero 3 --recompute full"
 
 # the bubble: each stage's share of the step spent waiting, in the log
 check "every stage's bubble is logged" "$PY" -c "
@@ -39,6 +42,17 @@ one=$($LMC train ${GPT/--quiet/} --batch 1 --grad-accum 4 $ev 2>&1 | grep -E "va
 two=$($MPIRUN -np 2 $LMC train ${GPT/--quiet/} --batch 1 --grad-accum 4 --pp 2 --vpp 2 $ev 2>&1 | grep -E "val loss|sample:")
 [ -n "$one" ] && [ "$one" = "$two" ] && echo "ok   validation loss and samples under pp 2 x vpp 2 = one process" ||
     { echo "FAIL validation and samples under pp: '$two' vs '$one'"; fails=$((fails + 1)); }
+ev3="--val-data $T/train.bin --eval-every 3 --eval-batches 3 --sample-every 3 --sample-tokens 8"
+one=$($LMC train ${GPT/--quiet/} --batch 1 --grad-accum 4 $ev3 2>&1 | grep -E "val loss|sample:")
+z3=$($MPIRUN -np 4 $LMC train ${GPT/--quiet/} --batch 1 --grad-accum 2 --pp 2 --zero 3 $ev3 --out "$T/z3" --save-every 3 \
+    2>&1 | grep -E "val loss|sample:")
+[ -n "$one" ] && [ "$one" = "$z3" ] &&
+    echo "ok   validation (3 batches on 2 replicas) and samples under pp 2 x dp 2 ZeRO-3 = one process" ||
+    { echo "FAIL validation and samples under pp x ZeRO-3: '$z3' vs '$one'"; fails=$((fails + 1)); }
+cp -r "$T/z3" "$T/z3r" && rm -rf "$T/z3r/step_00000006" && echo step_00000003 >"$T/z3r/latest"
+expect_ok "the pp 2 x dp 2 ZeRO-3 checkpoint on 1 process, no steps" $LMC train $GPT --batch 1 --grad-accum 4 --steps 3 \
+    --resume "$T/z3r" --save "$T/z3at3.st"
+check "pp 2 x ZeRO-3 -> 1 process loads exactly" $CMP weights "$T/z3/step_00000003/model.safetensors" "$T/z3at3.st" 0
 
 # checkpoints: whole tensors whatever the layout
 d=$T/ckpt
@@ -78,7 +92,7 @@ expect_fail "vpp with grad-accum not a multiple of pp" "--grad-accum 3 must be a
     $MPIRUN -np 2 $LMC train $GPT --batch 1 --grad-accum 3 --pp 2 --vpp 2
 expect_fail "pp x vpp more than the layers" "--pp 2 x --vpp 4 = 8 virtual stages but the model has 4 layers" \
     $MPIRUN -np 2 $LMC train $GPT --batch 1 --grad-accum 2 --pp 2 --vpp 4
-expect_fail "pp with ZeRO-2" "--pp with --zero 2 is not supported yet" \
-    $MPIRUN -np 4 $LMC train $GPT --batch 1 --grad-accum 2 --pp 2 --zero 2
+expect_fail "pp with ZeRO-2 and --balance auto" "--pp with --zero 2 and --balance auto is not supported" \
+    $MPIRUN -np 4 $LMC train $GPT --batch 1 --grad-accum 2 --pp 2 --zero 2 --balance auto
 
 finish

@@ -2,8 +2,9 @@
 # Tensor parallelism (--tp, Megatron-LM's split of every layer over a group
 # of consecutive ranks, with a vocabulary-parallel embedding and
 # cross-entropy) is exact: tp 2 on 2 ranks, tp 2 x 2 data-parallel ranks on
-# 4 (also with ZeRO-1 and ZeRO-2 over the data-parallel group), tp 4 and
-# Llama with GQA each give the weights and losses of one process running the
+# 4 (also with ZeRO-1, ZeRO-2 and ZeRO-3 over the data-parallel group), tp 4 and
+# Llama with GQA (tp 2, and tp 4 with its 2 kv heads each replicated on 2
+# ranks) each give the weights and losses of one process running the
 # same global batch, within that process's own float noise (lib.sh's
 # equivalent).
 # A tp-2 checkpoint holds whole Hugging Face tensors and
@@ -23,8 +24,10 @@ TOL32=$TOL
 equivalent gpt2-tp2-dp2 "$GPT" 4 "--batch 2 --tp 2"
 equivalent gpt2-tp2-dp2-zero1 "$GPT" 4 "--batch 2 --tp 2 --zero 1"
 equivalent gpt2-tp2-dp2-zero2 "$GPT" 4 "--batch 2 --tp 2 --zero 2 --recompute full"
+equivalent gpt2-tp2-dp2-zero3 "$GPT" 4 "--batch 2 --tp 2 --zero 3"
 equivalent gpt2-tp4 "$GPT" 4 "--batch 4 --tp 4"
 equivalent llama-gqa-tp2 "$LLAMA" 2 "--batch 4 --tp 2"
+equivalent llama-gqa-tp4-replicated-kv "$LLAMA" 4 "--batch 4 --tp 4" # 2 kv heads on 4 ranks: each on 2
 
 # checkpoints: whole tensors whatever the layout; tp 2 -> 1 process, -> tp 4
 d=$T/ckpt
@@ -55,11 +58,18 @@ for fam in GPT LLAMA; do
         done
     done
 done
+gen=(generate --model "$T/gen-LLAMA.st" --prompt-ids "1 2 3" --max-tokens 24 --temperature 0 --quiet --ignore-eos)
+one=$($LMC "${gen[@]}" 2>&1)
+four=$($MPIRUN -np 4 $LMC "${gen[@]}" --tp 4 --threads 1 2>&1)
+[ -n "$one" ] && [ "$one" = "$four" ] && echo "ok   LLAMA generate --tp 4 (kv heads replicated) = one process: $one" ||
+    { echo "FAIL LLAMA generate --tp 4: '$four' vs '$one'"; fails=$((fails + 1)); }
 expect_fail "generate --tp without as many ranks" "--tp 2 splits the model over 2 processes" \
     $MPIRUN -np 1 $LMC generate --model "$T/gen-GPT.st" --prompt-ids "1 2" --tp 2
 
 expect_fail "tp not dividing the heads" "--tp 3 must divide the attention heads \(4\)" \
     $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 3 --steps 1
+expect_fail "tp neither dividing nor a multiple of the kv heads" "divide the key/value heads \(3\) or be a multiple" \
+    $MPIRUN -np 2 $LMC train --model llama-15m --layers 2 --dim 48 --heads 6 --kv-heads 3 --ffn 96 $COMMON --batch 4 --tp 2
 expect_fail "tp not dividing the ranks" "--tp 2 does not divide the 3 ranks" \
     $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 2 --steps 1
 finish

@@ -1,0 +1,59 @@
+/* kv_replicas.c: key/value heads replicated over tensor-parallel ranks.
+ *
+ * With fewer key/value heads than --tp ranks, each kv head lives on tp /
+ * n_kv_head consecutive ranks (a kv group, tr->kvc), each of which uses it
+ * for its own query heads: the K and V rows of the fused QKV projection
+ * (weights and bias) get a partial gradient on each rank of the group,
+ * summed here after the data-parallel reduction, so the replicas apply the
+ * same update and stay identical. The gradient norm counts them on the
+ * group's first rank only.
+ */
+#include "train/trainer.h"
+
+static int replicated(const lmc_trainer *tr) { return tr->tp > tr->cfg.n_kv_head; }
+
+lmc_status lmc_trainer_kv_open(lmc_trainer *tr)
+{
+    if (!replicated(tr))
+        return LMC_OK;
+    int per = tr->tp / tr->cfg.n_kv_head;
+    return tr->tpc->ops->split(tr->tpc, tr->tp_rank / per, tr->tp_rank, &tr->kvc);
+}
+
+/* The K and V rows of layer l's QKV tensor `kind`: floats [*b, *e) of the
+ * parameter buffer. */
+static void kv_rows(const lmc_trainer *tr, int l, int kind, size_t *b, size_t *e)
+{
+    const lmc_tensor_slot *s = lmc_layout_slot(&tr->m->layout, l, kind);
+    *b = s->offset + (size_t)tr->m->nh * tr->m->hs * s->cols;
+    *e = s->offset + s->rows * s->cols;
+}
+
+size_t lmc_trainer_counted_end(const lmc_trainer *tr, int layer, int kind)
+{
+    const lmc_tensor_slot *s = lmc_layout_slot(&tr->m->layout, layer, kind);
+    size_t b, e;
+    if (!tr->kvc || tr->kvc->rank == 0 || layer < 0 || (kind != LMC_T_QKV_W && kind != LMC_T_QKV_B))
+        return s->offset + s->rows * s->cols;
+    kv_rows(tr, layer, kind, &b, &e);
+    return b; /* the query rows only */
+}
+
+lmc_status lmc_trainer_kv_sum(lmc_trainer *tr, float *grads)
+{
+    static const int kinds[2] = {LMC_T_QKV_W, LMC_T_QKV_B};
+    if (!tr->kvc)
+        return LMC_OK;
+    for (int l = 0; l < tr->cfg.n_layer; l++)
+        for (int i = 0; i < 2; i++) {
+            const lmc_tensor_slot *s = lmc_layout_slot(&tr->m->layout, l, kinds[i]);
+            size_t b, e;
+            if (s->offset == LMC_ABSENT)
+                continue;
+            kv_rows(tr, l, kinds[i], &b, &e);
+            size_t lo = b > tr->own_begin ? b : tr->own_begin, hi = e < tr->own_end ? e : tr->own_end;
+            if (hi > lo)
+                LMC_TRY(tr->kvc->ops->allreduce(tr->kvc, grads + (lo - tr->own_begin), hi - lo));
+        }
+    return LMC_OK;
+}
