@@ -22,6 +22,7 @@
 # Usage: bash bench/bench_mpi.sh   (env: LMC, MODEL, B, T, STEPS, WARM, ROUNDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 LMC=${LMC:-$PWD/build/lmc}
 PY=${PY:-/usr/bin/python3}
 MODEL=${MODEL:---model d6 --vocab 8192}
@@ -31,13 +32,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 W=$(mktemp -d /tmp/lmc_bench_mpi_XXXXXX)
 trap 'rm -rf "$W"' EXIT
 
-"$PY" - "$W/train.bin" <<'EOF'
-import sys, numpy as np
-n = 2_000_000
-toks = np.random.default_rng(0).integers(0, 8192, n)
-h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2] = 20240520, 1, n
-open(sys.argv[1], "wb").write(h.tobytes() + toks.astype(np.uint16).tobytes())
-EOF
+random_tokens "$W/train.bin" 2000000 8192
 ARGS="$MODEL --batch $B --seq $T --max-seq $T --data $W/train.bin --steps $STEPS --quiet"
 
 run() { # name, command...

@@ -10,6 +10,7 @@
 # Usage: bash bench/bench_zero.sh [steps]   (run by hand; ~15 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LMC=${LMC:-build/lmc}
 PY=${PY:-/usr/bin/python3}
@@ -17,13 +18,7 @@ MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 STEPS=${1:-8}
 T=$(mktemp -d /tmp/lmc_bench_zero_XXXXXX)
 trap 'rm -rf "$T"' EXIT
-"$PY" - "$T/train.bin" <<'PYEOF'
-import sys, numpy as np
-n = 2_000_000
-toks = np.random.default_rng(0).integers(0, 50257, n)
-h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2] = 20240520, 1, n
-open(sys.argv[1], "wb").write(h.tobytes() + toks.astype(np.uint16).tobytes())
-PYEOF
+random_tokens "$T/train.bin" 2000000 50257
 
 # summary LOG: median step ms (after the first two), exposed and busy comm ms, peak RSS per rank
 summary() {

@@ -21,6 +21,7 @@ typedef struct {
     const char *device, *precision, *dist;
     int threads, zero;     /* zero: ZeRO stage 0-3 */
     int tp;                /* tensor-parallel degree: consecutive ranks split each layer */
+    int sp;                /* sequence parallelism inside the tensor-parallel group */
     int pp;                /* pipeline stages: each holds consecutive layers (ranks: tp innermost, then pp, then dp) */
     const char *pp_layers; /* "a,b,...": layers per (virtual) stage by hand (NULL: balanced by cost) */
     int vpp;               /* interleaved pipeline: chunks per rank (virtual stages pp x vpp) */

@@ -32,13 +32,35 @@ static void norm_backward(lmc_model *m, float *dinp, float *dw, float *db, const
         be->ops->layernorm_backward(be, dinp, dw, db, dout, inp, w, mean, rstd, N, m->cfg.dim);
 }
 
+/* Sequence parallelism: rows (this rank's) made whole (an all-gather,
+ * into the gather buffer); without it rows are whole already. */
+static const float *whole(lmc_model *m, const float *rows, int N)
+{
+    if (!m->sp)
+        return rows;
+    lmc_model_sp_gather(m, m->a.gath, rows, N);
+    return m->a.gath;
+}
+
+/* A column-parallel matmul's input gradient d (N, C), partial on each
+ * rank: summed over the group, whole rows, or under sequence parallelism
+ * this rank's rows (moved to the front of d). */
+static void sum_partial(lmc_model *m, float *d, int N)
+{
+    if (m->sp)
+        lmc_model_sp_scatter(m, d, d, N);
+    else
+        lmc_model_tp_sum(m, d, (size_t)N * m->cfg.dim);
+}
+
 /* dres holds d(res3) on entry and d(res2) on exit */
 static void mlp_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N)
 {
     lmc_backend *be = m->be;
     int C = m->cfg.dim, H = m->act_dim, F = m->fc_dim;
     float *dres = m->a.dres, *da = m->a.dbuf_a, *db = m->a.dbuf_b;
-    linear_backward(m, da, G(l, LMC_T_PROJ_W), G(l, LMC_T_PROJ_B), dres, la->fch_act, W(l, LMC_T_PROJ_W), N, C, H);
+    linear_backward(m, da, G(l, LMC_T_PROJ_W), G(l, LMC_T_PROJ_B), whole(m, dres, N), la->fch_act,
+                    W(l, LMC_T_PROJ_W), N, C, H);
     float *dfch = da; // (N,F)
     if (m->cfg.mlp == LMC_MLP_GELU) {
         be->ops->gelu_backward(be, da, la->fch, da, (size_t)N * H);
@@ -47,10 +69,11 @@ static void mlp_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N)
         dfch = db;
     }
     float *dln2 = dfch == da ? db : da; // (N,C)
-    linear_backward(m, dln2, G(l, LMC_T_FC_W), G(l, LMC_T_FC_B), dfch, la->ln2, W(l, LMC_T_FC_W), N, F, C);
-    lmc_model_tp_sum(m, dln2, (size_t)N * C); /* column-parallel: each rank's part of d(ln2) (Megatron's f) */
+    linear_backward(m, dln2, G(l, LMC_T_FC_W), G(l, LMC_T_FC_B), dfch, whole(m, la->ln2, N), W(l, LMC_T_FC_W), N,
+                    F, C);
+    sum_partial(m, dln2, N); /* column-parallel: each rank's part of d(ln2) (Megatron's f) */
     norm_backward(m, dres, G(l, LMC_T_LN2_W), G(l, LMC_T_LN2_B), dln2, la->res2, W(l, LMC_T_LN2_W), la->ln2_mean,
-                  la->ln2_rstd, N);
+                  la->ln2_rstd, lmc_model_rows(m, N));
 }
 
 /* dres holds d(res2) on entry and d(layer input) on exit */
@@ -60,15 +83,16 @@ static void attn_backward(lmc_model *m, const lmc_layer_acts *la, const float *x
     const lmc_model_config *c = &m->cfg;
     int N = B * T, C = c->dim;
     float *dres = m->a.dres, *da = m->a.dbuf_a, *db = m->a.dbuf_b;
-    linear_backward(m, da, G(l, LMC_T_ATTN_W), G(l, LMC_T_ATTN_B), dres, la->atty, W(l, LMC_T_ATTN_W), N, C,
-                    m->nh * m->hs);
+    linear_backward(m, da, G(l, LMC_T_ATTN_W), G(l, LMC_T_ATTN_B), whole(m, dres, N), la->atty, W(l, LMC_T_ATTN_W),
+                    N, C, m->nh * m->hs);
     be->ops->attention_backward(be, db, da, la->atty, la->lse, la->qkv, B, T, m->nh, m->nkv, m->hs);
     if (c->pos == LMC_POS_ROPE)
         be->ops->rope(be, db, NULL, B, T, m->nh, m->nkv, m->hs, c->rope_theta, 1);
-    linear_backward(m, da, G(l, LMC_T_QKV_W), G(l, LMC_T_QKV_B), db, la->ln1, W(l, LMC_T_QKV_W), N, m->qkv_dim, C);
-    lmc_model_tp_sum(m, da, (size_t)N * C);
+    linear_backward(m, da, G(l, LMC_T_QKV_W), G(l, LMC_T_QKV_B), db, whole(m, la->ln1, N), W(l, LMC_T_QKV_W), N,
+                    m->qkv_dim, C);
+    sum_partial(m, da, N);
     norm_backward(m, dres, G(l, LMC_T_LN1_W), G(l, LMC_T_LN1_B), da, x, W(l, LMC_T_LN1_W), la->ln1_mean,
-                  la->ln1_rstd, N);
+                  la->ln1_rstd, lmc_model_rows(m, N));
 }
 
 /* Recomputes what forward did not keep of layer l (--recompute) with the
@@ -77,16 +101,16 @@ static void attn_backward(lmc_model *m, const lmc_layer_acts *la, const float *x
 static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float *x, int l, int B, int T)
 {
     lmc_backend *be = m->be;
-    int N = B * T;
+    int N = B * T, n = lmc_model_rows(m, N);
     if (m->recompute == LMC_RECOMPUTE_NONE || l == m->layer_end - 1)
         return;
     if (m->recompute == LMC_RECOMPUTE_FULL) {
         lmc_model_layer_forward(m, l, x, B, T);
         return;
     }
-    lmc_model_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), N);
+    lmc_model_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), n);
     lmc_model_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(l, LMC_T_LN2_W),
-                           W(l, LMC_T_LN2_B), N);
+                           W(l, LMC_T_LN2_B), n);
     if (m->cfg.mlp == LMC_MLP_GELU)
         be->ops->gelu_forward(be, la->fch_act, la->fch, (size_t)N * m->act_dim);
     else
@@ -100,12 +124,14 @@ static void head_backward(lmc_model *m, int N)
     float *dres = m->a.dres, *dlnf = m->a.dbuf_a;
     lmc_model_hook(m, 1, L + 1, 1);
     /* classifier: logits = lnf . head^T, the logits buffer holds dlogits */
-    linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, m->a.lnf, W(-1, LMC_T_HEAD), N, m->vrows, C);
+    linear_backward(m, dlnf, G(-1, LMC_T_HEAD), NULL, m->a.logits, whole(m, m->a.lnf, N), W(-1, LMC_T_HEAD), N,
+                    m->vrows, C);
     if (m->vocab_split)
-        lmc_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary columns' part */
-    m->be->ops->zero(m->be, dres, (size_t)N * C * sizeof(float));
+        sum_partial(m, dlnf, N); /* each rank's vocabulary columns' part */
+    int n = lmc_model_rows(m, N);
+    m->be->ops->zero(m->be, dres, (size_t)n * C * sizeof(float));
     norm_backward(m, dres, G(-1, LMC_T_NORMF_W), G(-1, LMC_T_NORMF_B), dlnf, lmc_model_layer_input(m, L),
-                  W(-1, LMC_T_NORMF_W), m->a.lnf_mean, m->a.lnf_rstd, N);
+                  W(-1, LMC_T_NORMF_W), m->a.lnf_mean, m->a.lnf_rstd, n);
     lmc_model_hook(m, 0, L + 1, 1);
 }
 
@@ -127,7 +153,7 @@ void lmc_model_backward(lmc_model *m, int B, int T)
         lmc_model_hook(m, 0, l + 1, 1);
     }
     if (m->layer_begin == 0)
-        m->be->ops->embed_backward(m->be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), m->a.dres,
+        m->be->ops->embed_backward(m->be, G(-1, LMC_T_WTE), G(-1, LMC_T_WPE), whole(m, m->a.dres, N),
                                    m->vocab_split ? m->tokens_part : m->tokens, B, T, C);
     if (lmc_model_chunk_embeds(m))
         lmc_model_hook(m, 0, 0, 1);

@@ -8,9 +8,9 @@ enum { A_LN1, A_LN1M, A_LN1R, A_QKV, A_ATTY, A_LSE, A_RES2, A_LN2, A_LN2M, A_LN2
 
 static void layer_sizes(const lmc_model *m, int B, int T, size_t *sz)
 {
-    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim;
-    size_t s[A_NLAYER] = {N * C, N, N, N * m->qkv_dim, N * C, N * m->nh, N * C,
-                          N * C, N, N, N * m->fc_dim, N * m->act_dim, N * C};
+    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, n = (size_t)lmc_model_rows(m, B * T);
+    size_t s[A_NLAYER] = {n * C, n, n, N * m->qkv_dim, N * C, N * m->nh, n * C,
+                          n * C, n, n, N * m->fc_dim, N * m->act_dim, n * C};
     for (int i = 0; i < A_NLAYER; i++)
         sz[i] = (s[i] + 15) / 16 * 16;
 }
@@ -52,18 +52,20 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
         TAKE(*per_layer[i], sz[i] * (kept ? L : 1));
         m->layer_stride[i] = kept ? sz[i] : 0;
     }
-    TAKE(m->a.encoded, N * C);
+    size_t n = (size_t)lmc_model_rows(m, B * T); /* the residual stream's rows here */
+    TAKE(m->a.encoded, n * C);
     size_t logits = N * (size_t)m->vrows; /* vocabulary-parallel: this rank's columns, or B gathered rows */
     if (m->vocab_split && (size_t)B * m->cfg.vocab_padded > logits)
         logits = (size_t)B * m->cfg.vocab_padded;
-    TAKE(m->a.lnf, final ? N * C : 0);
-    TAKE(m->a.lnf_mean, final ? N : 0);
-    TAKE(m->a.lnf_rstd, final ? N : 0);
+    TAKE(m->a.lnf, final ? n * C : 0);
+    TAKE(m->a.lnf_mean, final ? n : 0);
+    TAKE(m->a.lnf_rstd, final ? n : 0);
+    TAKE(m->a.gath, m->sp ? N * C : 0);
     TAKE(m->a.logits, final ? logits : 0);
     TAKE(m->a.losses, final ? N : 0);
     TAKE(m->a.scalar, 16);
     if (training) {
-        TAKE(m->a.dres, N * C);
+        TAKE(m->a.dres, n * C);
         TAKE(m->a.dbuf_a, N * scratch_width(m));
         TAKE(m->a.dbuf_b, N * scratch_width(m));
     }
@@ -146,6 +148,7 @@ static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *b
     m->tp = o->tp > 1 ? o->tp : 1;
     m->tp_rank = m->tp > 1 ? o->tp_rank : 0;
     m->tp_comm = m->tp > 1 ? o->tp_comm : NULL;
+    m->sp = m->tp > 1 && o->sp && o->training;
     set_dims(m, cfg, m->tp);
     m->vocab_split = m->tp > 1 && o->vocab_parallel;
     m->vrows = cfg->vocab_padded / (m->vocab_split ? m->tp : 1);

@@ -27,6 +27,7 @@ typedef struct {
     float *scalar;                  // (4) reductions land here
     float *dres;                    // (N,C) residual-stream gradient
     float *dbuf_a, *dbuf_b;         // (N,X) scratch gradients
+    float *gath;                    // (N,C) sequence parallelism: a gathered input or a partial sum
 } lmc_acts;
 
 /* One layer's slice of the saved activations. */
@@ -61,6 +62,11 @@ typedef struct {
     int tp, tp_rank;
     lmc_comm *tp_comm;
     int vocab_parallel; /* also split the token embedding and the head by vocabulary rows (training) */
+    /* Sequence parallelism (Megatron-LM, with tp > 1): the residual stream,
+     * the norms and their inputs are split by rows over the group, each
+     * rank holding N / tp consecutive rows of the B*T; reduce-scatter and
+     * all-gather replace the sums around the attention and MLP blocks. */
+    int sp;
     /* Pipeline parallelism: this stage's chunks of consecutive layers (one,
      * or several under interleaving): chunk_bounds[2i], [2i + 1] are chunk
      * i's first layer and end (chunks 0: one chunk of all layers). The
@@ -96,6 +102,8 @@ typedef struct {
     int nh, nkv;           /* this rank's query and key/value heads */
     int tp, tp_rank;       /* tensor parallelism (lmc_model_opts) */
     lmc_comm *tp_comm;
+    int sp;                /* sequence parallelism (lmc_model_opts) */
+    double tp_values;      /* values summed, gathered or scattered over the group so far (each collective's N x C) */
     lmc_status tp_status;  /* the first failed tensor-parallel sum (the passes check it once) */
     /* vocabulary parallelism: this rank's rows [v0, v0 + vrows) of the
      * embedding and head, vvalid of them real tokens (the rest padding) */
@@ -169,6 +177,15 @@ void lmc_model_layer_forward(lmc_model *m, int l, const float *x, int B, int T);
 /* buf (n floats) = its sum over the tensor-parallel group (no-op without);
  * a failure is kept in m->tp_status. */
 void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n);
+/* Rows of the residual stream this rank holds for a batch of N rows. */
+static inline int lmc_model_rows(const lmc_model *m, int N) { return m->sp ? N / m->tp : N; }
+/* Sequence parallelism (seqpar.c): full (N, C) = every rank's row shard
+ * (this rank's from `shard`, which may be full's own rows); and full's
+ * partial sums reduce-scattered, this rank's rows of the sum into shard. */
+void lmc_model_sp_gather(lmc_model *m, float *full, const float *shard, int N);
+void lmc_model_sp_scatter(lmc_model *m, float *full, float *shard, int N);
+/* The input of the head: the final norm's output, whole rows. */
+const float *lmc_model_head_input(const lmc_model *m);
 /* Vocabulary-parallel classifier (forward.c's, in vocab.c). */
 void lmc_model_vocab_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dloss);
 /* Whether the current chunk uses the embeddings unit: it embeds, or its

@@ -65,8 +65,8 @@ static lmc_status gather_last(lmc_model *m, int B, int T)
 {
     int C = m->cfg.dim, Vl = m->vrows, Vp = m->cfg.vocab_padded, P = m->tp;
     for (int b = 0; b < B; b++)
-        lmc_model_linear(m, m->a.logits + (size_t)b * Vl, m->a.lnf + ((size_t)b * T + T - 1) * C, HEAD, NULL, 1, Vl,
-                         C, 0);
+        lmc_model_linear(m, m->a.logits + (size_t)b * Vl, lmc_model_head_input(m) + ((size_t)b * T + T - 1) * C, HEAD,
+                         NULL, 1, Vl, C, 0);
     size_t part = (size_t)B * Vl;
     float *mine = malloc(part * sizeof(float)), *all = malloc(part * P * sizeof(float));
     float *rows = malloc((size_t)B * Vp * sizeof(float));
@@ -92,7 +92,7 @@ void lmc_model_vocab_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, floa
     if (mode == LMC_FWD_LAST_LOGITS) {
         s = gather_last(m, B, T);
     } else {
-        lmc_model_linear(m, m->a.logits, m->a.lnf, HEAD, NULL, N, m->vrows, m->cfg.dim, 0);
+        lmc_model_linear(m, m->a.logits, lmc_model_head_input(m), HEAD, NULL, N, m->vrows, m->cfg.dim, 0);
         s = vocab_xent(m, N, mode, dloss);
     }
     if (s && !m->tp_status)

@@ -55,7 +55,12 @@ static int warmup(const lmc_trainer *tr, int total)
     return w < total ? w : total;
 }
 
-static size_t act_bytes(const lmc_trainer *tr, int B, int T) { return (size_t)B * T * tr->cfg.dim * sizeof(float); }
+/* A stage's input or output: its rows of the residual stream (all, or
+ * under sequence parallelism this rank's). */
+static size_t act_bytes(const lmc_trainer *tr, int B, int T)
+{
+    return (size_t)lmc_model_rows(tr->m, B * T) * tr->cfg.dim * sizeof(float);
+}
 static size_t mb_bytes(const lmc_trainer *tr) { return act_bytes(tr, tr->o->batch, tr->o->seq); }
 
 /* Waits for a point-to-point operation; the time counts as pipeline wait. */

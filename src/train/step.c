@@ -276,6 +276,8 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
     lmc_sb_printf(&sb, ",\"tokens_per_s\":%.2f,\"mfu\":%.5f,\"ms\":%.3f,\"tokens\":%llu", ev->tokens_per_s, ev->mfu,
                   ev->ms, (unsigned long long)tr->consumed * (unsigned long long)tr->o->seq);
     lmc_sb_printf(&sb, ",\"comm_ms\":%.3f,\"comm_busy_ms\":%.3f", tr->me.comm_ms, tr->me.busy_ms);
+    if (tr->tp > 1)
+        lmc_sb_printf(&sb, ",\"tp_values\":%.0f", tr->me.tp_values);
     if (tr->comm->size > 1) {
         log_ranks(&sb, "mb", tr, offsetof(lmc_rank_stats, mb), "%.0f");
         log_ranks(&sb, "compute_ms", tr, offsetof(lmc_rank_stats, compute_ms), "%.3f");
@@ -362,7 +364,7 @@ static lmc_status gather_stats(lmc_trainer *tr)
 lmc_status lmc_trainer_step(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    double t0 = lmc_now(), busy0 = tr->comm->busy_s;
+    double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values;
     float norm = 0, lr = 0;
     memset(&tr->me, 0, sizeof tr->me);
     LMC_TRY(accumulate_grads(tr));
@@ -370,6 +372,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     LMC_TRY(wait_buckets(tr));
     LMC_TRY(lmc_pipe_sync_embed(tr));
     LMC_TRY(lmc_trainer_kv_sum(tr, own_grads(tr)));
+    LMC_TRY(lmc_trainer_sp_sum(tr, own_grads(tr)));
     tr->me.idle_ms = (lmc_now() - t1) * 1e3;
     tr->me.comm_ms += tr->me.idle_ms;
     LMC_TRY(optimizer_step(tr, &norm, &lr));
@@ -377,6 +380,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     double dt = lmc_now() - t0;
     tr->me.step_ms = dt * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
+    tr->me.tp_values = tr->m->tp_values - tpv0;
     tr->me.rss_mb = (double)lmc_peak_rss() / 1e6;
     LMC_TRY(gather_stats(tr));
     int J = lmc_balance_total(tr);

@@ -186,6 +186,8 @@ static lmc_status open_groups(lmc_trainer *tr)
     tr->pp = o->pp > 1 ? o->pp : 1;
     tr->vpp = o->vpp > 1 ? o->vpp : 1;
     int mp = tr->tp * tr->pp;
+    if (o->sp && tr->tp == 1)
+        return lmc_err(LMC_EINVAL, "--sp splits the rows over the tensor-parallel group: it needs --tp >= 2");
     if (tr->vpp > 1 && tr->pp == 1)
         return lmc_err(LMC_EINVAL, "--vpp %d interleaves the chunks of a pipeline: it needs --pp >= 2", tr->vpp);
     if (tr->vpp > 1 && o->grad_accum % tr->pp)
@@ -232,6 +234,23 @@ static lmc_status open_groups(lmc_trainer *tr)
     return LMC_OK;
 }
 
+/* Sequence parallelism splits the B*T rows of the residual stream evenly
+ * over the group. */
+static lmc_status check_sp(const lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    int N = o->batch * o->seq, t = tr->tp;
+    if (!o->sp)
+        return LMC_OK;
+    if (N % t || (size_t)(N / t) * tr->cfg.dim % 16)
+        return lmc_err(LMC_EINVAL, "--sp: --batch %d x --seq %d = %d rows must split evenly over --tp %d (and each "
+                       "rank's rows x dim %d be a multiple of 16 floats)", o->batch, o->seq, N, t, tr->cfg.dim);
+    if (o->sample_every > 0)
+        return lmc_err(LMC_EUNSUPPORTED, "--sp with --sample-every is not supported (a sample's rows do not split "
+                       "over the group): sample from the saved weights with lmc generate --tp %d", t);
+    return LMC_OK;
+}
+
 /* Each rank holds 1/tp of every layer's heads and MLP width. */
 static lmc_status check_tp(const lmc_trainer *tr)
 {
@@ -241,6 +260,7 @@ static lmc_status check_tp(const lmc_trainer *tr)
         return lmc_err(LMC_EUNSUPPORTED, "--tp: backend %s has no vocabulary-parallel cross-entropy (xent_part)",
                        tr->be->name);
     LMC_TRY(lmc_config_check_tp(c, t));
+    LMC_TRY(check_sp(tr));
     if (c->vocab_padded % t == 0)
         return LMC_OK;
     return lmc_err(LMC_EINVAL, "--tp %d must divide the padded vocabulary (%d rows)", t, c->vocab_padded);
@@ -313,7 +333,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     lmc_pipe_bounds(tr, tr->pp_rank, bounds);
     tr->pp_mbs_cap = lmc_balance_total(tr);
     lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
-                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1,
+                         .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1, .sp = o->sp,
                          .chunks = tr->vpp, .chunk_bounds = bounds,
                          .act_slots = tr->pp > 1 ? lmc_pipe_act_sets(tr) : 1};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));

@@ -24,6 +24,7 @@ typedef struct {
     double step_ms;
     double rss_mb;     /* peak resident memory so far */
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
+    double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */
 } lmc_rank_stats;
 
 typedef struct {
@@ -86,13 +87,15 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
 /* step.c */
 lmc_status lmc_trainer_step(lmc_trainer *tr);
 void lmc_trainer_dp_hooks(lmc_trainer *tr);
-/* kv_replicas.c */
+/* replicas.c */
 lmc_status lmc_trainer_kv_open(lmc_trainer *tr);
 /* Sums the replicated K and V rows' gradients over the kv group; grads
  * points at own_begin (this rank's optimizer range). */
 lmc_status lmc_trainer_kv_sum(lmc_trainer *tr, float *grads);
 /* Where the elements of a tensor that the gradient norm counts on this rank end. */
 size_t lmc_trainer_counted_end(const lmc_trainer *tr, int layer, int kind);
+/* Sequence parallelism: sums the norms' gradients over the group. */
+lmc_status lmc_trainer_sp_sum(lmc_trainer *tr, float *grads);
 /* pipeline.c */
 lmc_status lmc_pipe_open(lmc_trainer *tr);
 /* Forward and backward of this rank's micro-batches, 1F1B; *loss gets the

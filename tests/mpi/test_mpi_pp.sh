@@ -23,6 +23,7 @@ TOLG=$TOL
 equivalent gpt2-pp3-cut "$GPT" 3 "--batch 1 --grad-accum 4 --pp 3 --pp-layers 2,1,1"
 equivalent gpt2-pp2-vpp2 "$GPT" 2 "--batch 1 --grad-accum 4 --pp 2 --vpp 2"
 equivalent gpt2-pp2-tp2 "$GPT" 4 "--batch 1 --grad-accum 4 --pp 2 --tp 2"
+equivalent gpt2-pp2-tp2-sp "$GPT" 4 "--batch 1 --grad-accum 4 --pp 2 --tp 2 --sp"
 equivalent gpt2-pp2-tp2-dp2-zero1 "$GPT" 8 "--batch 1 --grad-accum 2 --pp 2 --tp 2 --zero 1"
 equivalent llama-pp2 "$LLAMA" 2 "--batch 1 --grad-accum 4 --pp 2 --recompute full"
 equivalent gpt2-pp2-dp2-zero2 "$GPT" 4 "--batch 1 --grad-accum 2 --pp 2 --zero 2"

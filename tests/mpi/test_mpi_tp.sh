@@ -4,9 +4,9 @@
 # cross-entropy) is exact: tp 2 on 2 ranks, tp 2 x 2 data-parallel ranks on
 # 4 (also with ZeRO-1, ZeRO-2 and ZeRO-3 over the data-parallel group), tp 4 and
 # Llama with GQA (tp 2, and tp 4 with its 2 kv heads each replicated on 2
-# ranks) each give the weights and losses of one process running the
-# same global batch, within that process's own float noise (lib.sh's
-# equivalent).
+# ranks) and sequence parallelism (--sp, also with ZeRO-1 and Llama) each
+# give the weights and losses of one process running the same global batch,
+# within that process's own float noise (lib.sh's equivalent).
 # A tp-2 checkpoint holds whole Hugging Face tensors and
 # resumes on 1 process and on tp 4. Bad layouts fail before step 1.
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +28,10 @@ equivalent gpt2-tp2-dp2-zero3 "$GPT" 4 "--batch 2 --tp 2 --zero 3"
 equivalent gpt2-tp4 "$GPT" 4 "--batch 4 --tp 4"
 equivalent llama-gqa-tp2 "$LLAMA" 2 "--batch 4 --tp 2"
 equivalent llama-gqa-tp4-replicated-kv "$LLAMA" 4 "--batch 4 --tp 4" # 2 kv heads on 4 ranks: each on 2
+# sequence parallelism: the residual stream and the norms split by rows
+equivalent gpt2-tp2-sp "$GPT" 2 "--batch 4 --tp 2 --sp"
+equivalent gpt2-tp2-sp-dp2-zero1 "$GPT" 4 "--batch 2 --tp 2 --sp --zero 1"
+equivalent llama-tp2-sp "$LLAMA" 2 "--batch 4 --tp 2 --sp --recompute selective"
 
 # checkpoints: whole tensors whatever the layout; tp 2 -> 1 process, -> tp 4
 d=$T/ckpt
@@ -70,6 +74,12 @@ expect_fail "tp not dividing the heads" "--tp 3 must divide the attention heads 
     $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 3 --steps 1
 expect_fail "tp neither dividing nor a multiple of the kv heads" "divide the key/value heads \(3\) or be a multiple" \
     $MPIRUN -np 2 $LMC train --model llama-15m --layers 2 --dim 48 --heads 6 --kv-heads 3 --ffn 96 $COMMON --batch 4 --tp 2
+expect_fail "--sp without --tp" "--sp splits the rows over the tensor-parallel group: it needs --tp >= 2" \
+    $LMC train $GPT --batch 4 --sp
+expect_fail "--sp with rows not splitting over the group" "--batch 1 x --seq 15 = 15 rows must split evenly over --tp 2" \
+    $MPIRUN -np 2 $LMC train ${GPT/--seq 16/--seq 15} --batch 1 --tp 2 --sp
+expect_fail "--sp with samples" "--sp with --sample-every is not supported" \
+    $MPIRUN -np 2 $LMC train $GPT --batch 4 --tp 2 --sp --sample-every 2
 expect_fail "tp not dividing the ranks" "--tp 2 does not divide the 3 ranks" \
     $MPIRUN -np 3 $LMC train $GPT --batch 4 --tp 2 --steps 1
 finish

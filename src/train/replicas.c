@@ -1,6 +1,11 @@
-/* kv_replicas.c: key/value heads replicated over tensor-parallel ranks.
+/* replicas.c: gradients of tensors every rank of a tensor-parallel group
+ * holds but computes only part of the gradient of, summed over the group so
+ * the copies stay identical.
  *
- * With fewer key/value heads than --tp ranks, each kv head lives on tp /
+ * Sequence parallelism: each rank normalises only its rows, so the norms'
+ * weights and biases get a partial gradient on each rank.
+ *
+ * Key/value heads: with fewer key/value heads than --tp ranks, each kv head lives on tp /
  * n_kv_head consecutive ranks (a kv group, tr->kvc), each of which uses it
  * for its own query heads: the K and V rows of the fused QKV projection
  * (weights and bias) get a partial gradient on each rank of the group,
@@ -39,6 +44,29 @@ size_t lmc_trainer_counted_end(const lmc_trainer *tr, int layer, int kind)
     return b; /* the query rows only */
 }
 
+/* Sums elements [b, e) of the gradient over c, where they meet this rank's
+ * optimizer range (grads points at own_begin). */
+static lmc_status sum_range(lmc_trainer *tr, lmc_comm *c, float *grads, size_t b, size_t e)
+{
+    size_t lo = b > tr->own_begin ? b : tr->own_begin, hi = e < tr->own_end ? e : tr->own_end;
+    return hi > lo ? c->ops->allreduce(c, grads + (lo - tr->own_begin), hi - lo) : LMC_OK;
+}
+
+lmc_status lmc_trainer_sp_sum(lmc_trainer *tr, float *grads)
+{
+    static const int layer_norms[4] = {LMC_T_LN1_W, LMC_T_LN1_B, LMC_T_LN2_W, LMC_T_LN2_B};
+    static const int final_norm[2] = {LMC_T_NORMF_W, LMC_T_NORMF_B};
+    if (!tr->m->sp)
+        return LMC_OK;
+    for (int l = -1; l < tr->cfg.n_layer; l++)
+        for (int i = 0; i < (l < 0 ? 2 : 4); i++) {
+            const lmc_tensor_slot *s = lmc_layout_slot(&tr->m->layout, l, l < 0 ? final_norm[i] : layer_norms[i]);
+            if (s->offset != LMC_ABSENT)
+                LMC_TRY(sum_range(tr, tr->tpc, grads, s->offset, s->offset + s->rows * s->cols));
+        }
+    return LMC_OK;
+}
+
 lmc_status lmc_trainer_kv_sum(lmc_trainer *tr, float *grads)
 {
     static const int kinds[2] = {LMC_T_QKV_W, LMC_T_QKV_B};
@@ -51,9 +79,7 @@ lmc_status lmc_trainer_kv_sum(lmc_trainer *tr, float *grads)
             if (s->offset == LMC_ABSENT)
                 continue;
             kv_rows(tr, l, kinds[i], &b, &e);
-            size_t lo = b > tr->own_begin ? b : tr->own_begin, hi = e < tr->own_end ? e : tr->own_end;
-            if (hi > lo)
-                LMC_TRY(tr->kvc->ops->allreduce(tr->kvc, grads + (lo - tr->own_begin), hi - lo));
+            LMC_TRY(sum_range(tr, tr->kvc, grads, b, e));
         }
     return LMC_OK;
 }
