@@ -12,11 +12,7 @@
 # Usage: bash bench/bench_tp.sh [steps] [model]   (run by hand; ~10 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LMC=${LMC:-build/lmc}
-PY=${PY:-/usr/bin/python3}
-MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+. bench/lib.sh # LMC, PY, MPIRUN
 STEPS=${1:-6}
 MODEL=${2:-d12}
 SEQ=128

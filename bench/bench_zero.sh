@@ -10,11 +10,7 @@
 # Usage: bash bench/bench_zero.sh [steps]   (run by hand; ~15 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LMC=${LMC:-build/lmc}
-PY=${PY:-/usr/bin/python3}
-MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+. bench/lib.sh # LMC, PY, MPIRUN
 STEPS=${1:-8}
 T=$(mktemp -d /tmp/lmc_bench_zero_XXXXXX)
 trap 'rm -rf "$T"' EXIT

@@ -1,4 +1,9 @@
-# lib.sh: helpers for the benchmarks (sourced).
+# lib.sh: helpers for the benchmarks (sourced): the binary, Debian's python
+# (numpy, torch) and mpirun as the benchmarks run it.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+LMC=${LMC:-build/lmc}
+PY=${PY:-/usr/bin/python3}
+MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 
 # random_tokens PATH N VOCAB: an llm.c token shard of N random ids below VOCAB
 random_tokens() {
