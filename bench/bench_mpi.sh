@@ -22,12 +22,12 @@
 # Usage: bash bench/bench_mpi.sh   (env: LMC, MODEL, B, T, STEPS, WARM, ROUNDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/lib.sh
 LMC=${LMC:-$PWD/build/lmc}
 PY=${PY:-/usr/bin/python3}
 MODEL=${MODEL:---model d6 --vocab 8192}
 B=${B:-4} T=${T:-128} STEPS=${STEPS:-8} WARM=${WARM:-2} ROUNDS=${ROUNDS:-3}
 MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
+. bench/lib.sh # random_tokens (keeps the MPIRUN above)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 W=$(mktemp -d /tmp/lmc_bench_mpi_XXXXXX)
 trap 'rm -rf "$W"' EXIT

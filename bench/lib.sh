@@ -3,7 +3,7 @@
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LMC=${LMC:-build/lmc}
 PY=${PY:-/usr/bin/python3}
-MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe --bind-to none}
 
 # random_tokens PATH N VOCAB: an llm.c token shard of N random ids below VOCAB
 random_tokens() {
