@@ -60,7 +60,6 @@ ifneq ($(NVCC),)
                   $(if $(wildcard $(d)/nccl.h),$(d))))
   ifneq ($(CUDA_SRC),)
     CUDA_PLUGIN := $(BUILD)/liblmc_cuda.so
-    CFLAGS      += -DLMC_CUDA_PLUGIN='"$(abspath $(CUDA_PLUGIN))"'
     PLUGIN_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
     ifneq ($(and $(NCCL_LIB),$(NCCL_INC)),)
       CUDA_OBJ    += $(BUILD)/plugin/src/dist/nccl.o
@@ -70,6 +69,10 @@ ifneq ($(NVCC),)
     endif
   endif
 endif
+# Backend plugins (liblmc_NAME.so) are also looked for in the build folder,
+# after $LMC_PLUGIN_DIR and the lmc binary's folder: test programs do not
+# live beside them (src/backend/plugin.c).
+CFLAGS += -DLMC_PLUGIN_BUILD_DIR='"$(abspath $(BUILD))"'
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/liblmc.a
 BIN := $(BUILD)/lmc

@@ -13,6 +13,7 @@
     X(tokenize, "text files -> train/val token shards")                              \
     X(plan, "memory fit, parallel layout and time to train on a fleet")              \
     X(export, "a model and its tokenizer as GGUF for llama.cpp")                     \
+    X(devices, "backends (cpu, cuda, npu, plugins): usable here, and why not")       \
     X(dump, "debug: forward/backward of one batch, tensors to safetensors")
 
 /* weak: a command whose file is not built is simply not offered */

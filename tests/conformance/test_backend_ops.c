@@ -1,8 +1,13 @@
 /* test_backend_ops.c: every op of every backend against the CPU reference
  * (the portable C path on one thread) over many shapes: odd sizes, size 1,
  * and model-sized ones. A new chip passes this and nothing else changes.
- * Backends tested: each CPU instruction-set path on 2 threads, and CUDA when
- * a GPU is present (skipped, with the reason, otherwise).
+ * Backends tested, each reported on its own line: each CPU instruction-set
+ * path on 2 threads, then every other backend lmc knows (lmc_backend_names:
+ * cuda, npu, any liblmc_NAME.so in the plugin folders) that has a device
+ * here; the others are skipped with the reason. Besides the numbers, each
+ * backend's interface: every required op filled, supports answering for
+ * plain calls, its properties (host memory, determinism) true, and an
+ * unsupported call reaching lmc_backend_check as an error naming the op.
  * Tolerance: max |got - want| <= TOL * (max |want| + 1e-3); fp32 results
  * differ only by summation order, so TOL is 1e-4 (bf16 matmul: inputs are
  * rounded identically, so the same bound holds). */
@@ -49,7 +54,7 @@ typedef struct {
 static void *up(devs *d, const void *host, size_t bytes)
 {
     void *p = d->be->ops->alloc(d->be, bytes ? bytes : 4);
-    if (bytes)
+    if (bytes && host) /* NULL host: zeroed memory */
         d->be->ops->upload(d->be, p, host, bytes);
     d->p[d->n++] = p;
     return p;
@@ -657,8 +662,81 @@ static void t_elementwise(lmc_backend *be, size_t n)
     free(a), free(b), free(absb);
 }
 
+/* ---- the interface: the table, supports, properties, errors ---- */
+
+static void t_table(lmc_backend *be)
+{
+    CHECK_OK(lmc_backend_ops_check(be));
+    for (int i = 0; i < LMC_OP_COUNT; i++) {
+        lmc_op op = (lmc_op)i;
+        if (!lmc_backend_has_op(be, op))
+            continue;
+        lmc_op_query q = {.op = op, .dtype = LMC_F32, .heads = 4, .kv_heads = 2, .head_size = 64, .m = 8, .n = 8,
+                          .k = 8};
+        lmc_status s = lmc_backend_supports(be, &q);
+        CHECK_MSG(s == LMC_OK, "%s: supports refuses a plain fp32 %s: %s", be->name, lmc_op_name(op),
+                  lmc_errmsg());
+    }
+    lmc_op_query bf = {.op = LMC_OP_matmul, .dtype = LMC_BF16, .m = 8, .n = 8, .k = 8};
+    CHECK_MSG(lmc_backend_supports(be, &bf) == LMC_OK, "%s: %s", be->name, lmc_errmsg());
+}
+
+/* host_memory: the host reads and writes tensors directly; deterministic:
+ * the same matmul twice gives the same bits. */
+static void t_properties(lmc_backend *be)
+{
+    float h[4] = {1, -2, 3.5f, 4}, back[4] = {0};
+    if (be->host_memory) {
+        float *p = be->ops->alloc(be, sizeof h);
+        memcpy(p, h, sizeof h);
+        be->ops->download(be, back, p, sizeof h);
+        CHECK_MSG(!memcmp(back, h, sizeof h), "%s claims host memory, but a host write is not what download reads",
+                  be->name);
+        be->ops->free(be, p);
+    }
+    if (!be->deterministic)
+        return;
+    int m = 37, n = 29, k = 141;
+    float *a = hrand((size_t)m * k, 1), *b = hrand((size_t)k * n, 1), *c0 = hrand((size_t)m * n, 1);
+    float *r[2] = {malloc((size_t)m * n * 4), malloc((size_t)m * n * 4)}, pre[1];
+    lmc_gemm g = {.m = m, .n = n, .k = k, .trans_b = 1, .prec = LMC_BF16};
+    for (int i = 0; i < 2; i++)
+        run_matmul(be, &g, a, b, NULL, c0, r[i], pre);
+    CHECK_MSG(!memcmp(r[0], r[1], (size_t)m * n * 4), "%s claims determinism, but one matmul twice differs",
+              be->name);
+    free(a), free(b), free(c0), free(r[0]), free(r[1]);
+}
+
+/* A call the backend says it cannot run is an error at the next check,
+ * naming the op, not a crash; the check clears it. */
+static void t_errors(lmc_backend *be)
+{
+    CHECK_OK(lmc_backend_check(be));
+    int HS = 1000;
+    lmc_op_query q = {.op = LMC_OP_attention_forward, .dtype = LMC_F32, .heads = 1, .kv_heads = 1, .head_size = HS,
+                      .m = 1, .n = 1};
+    if (lmc_backend_supports(be, &q) == LMC_OK) {
+        fprintf(stderr, "note %s: runs attention with head size %d (no unsupported call to try)\n", be->name, HS);
+        return;
+    }
+    CHECK_MSG(strstr(lmc_errmsg(), "attention_forward") && strstr(lmc_errmsg(), be->name),
+              "supports' error names neither the op nor the backend: %s", lmc_errmsg());
+    devs d = {be};
+    float *qkv = up(&d, NULL, 3 * (size_t)HS * 4), *out = up(&d, NULL, (size_t)HS * 4);
+    be->ops->attention_forward(be, out, NULL, qkv, 1, 1, 1, 1, HS);
+    lmc_status s = lmc_backend_check(be);
+    CHECK_MSG(s != LMC_OK && strstr(lmc_errmsg(), "attention_forward"),
+              "%s: attention with head size %d: check gave %s (%s), wanted an error naming attention_forward",
+              be->name, HS, lmc_status_name(s), s ? lmc_errmsg() : "");
+    CHECK_OK(lmc_backend_check(be)); /* cleared */
+    release(&d);
+}
+
 static void all_ops(lmc_backend *be)
 {
+    t_table(be);
+    t_properties(be);
+    t_errors(be);
     static const int mm[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 64, 64}, {100, 37, 200}, {1, 300, 17},
                                 {129, 1, 31}, {256, 768, 768}, {64, 2304, 768}};
     int nmm = QUICK ? 6 : 9;
@@ -713,6 +791,38 @@ static void all_ops(lmc_backend *be)
     t_elementwise(be, 100003);
 }
 
+/* Runs the suite on one backend, on a line of its own. */
+static void run_backend(lmc_backend *be, const char *label)
+{
+    int before = test_failures;
+    test_current = label;
+    all_ops(be);
+    CHECK_OK(lmc_backend_check(be));
+    fprintf(stderr, "%s %s\n", test_failures == before ? "ok  " : "FAIL", label);
+}
+
+/* Every backend lmc knows but the CPU, when it has a device here. */
+static void other_backends(void)
+{
+    char names[32][32], desc[1024];
+    int n = lmc_backend_names(names, 32), count = 0;
+    for (int i = 0; i < n; i++) {
+        const lmc_backend_plugin *p;
+        lmc_backend *be = NULL;
+        if (!strcmp(names[i], "cpu"))
+            continue;
+        if (lmc_backend_find(names[i], &p) != LMC_OK || p->probe(&count, desc, sizeof desc) != LMC_OK) {
+            fprintf(stderr, "skip %s: %s\n", names[i], lmc_errmsg());
+            continue;
+        }
+        test_current = names[i];
+        CHECK_OK(lmc_backend_open(names[i], 2, &be)); /* it has a device: it must open */
+        if (be)
+            run_backend(be, be->name);
+        lmc_backend_close(be);
+    }
+}
+
 int main(void)
 {
     QUICK = getenv("LMC_TEST_QUICK") != NULL;
@@ -725,20 +835,10 @@ int main(void)
         char name[32];
         snprintf(name, sizeof name, "cpu-%s-2t", isas[i]);
         be->name = name;
-        test_current = name;
-        all_ops(be);
-        fprintf(stderr, "%s %s\n", test_failures ? "FAIL" : "ok  ", name);
+        run_backend(be, name);
         lmc_backend_close(be);
     }
-    lmc_backend *gpu = NULL;
-    if (lmc_backend_open("cuda", 0, &gpu) == LMC_OK) {
-        test_current = "cuda";
-        all_ops(gpu);
-        fprintf(stderr, "%s cuda\n", test_failures ? "FAIL" : "ok  ");
-        lmc_backend_close(gpu);
-    } else {
-        fprintf(stderr, "skip cuda: %s\n", lmc_errmsg());
-    }
+    other_backends();
     lmc_backend_close(REF);
     return test_summary();
 }

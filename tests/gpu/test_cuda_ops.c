@@ -5,8 +5,9 @@
  * bf16), the fused GELU epilogue's error, the embedding gradient on Zipf-
  * distributed tokens (long runs of one token), a linear layer taller than
  * 65535 row groups, memory (zeroed alloc, uploads larger than the staging
- * buffer), the sticky error for an unsupported shape, and with --bench the
- * speed of the ops a GPT-2 d12 step spends its time in.
+ * buffer), an unsupported shape (supports says so; run anyway, the error
+ * reaches lmc_backend_check), and with --bench the speed of the ops a GPT-2
+ * d12 step spends its time in.
  * Usage: test_cuda_ops [--bench | --only t_name]  (--only: one test, e.g.
  * t_attention_small under compute-sanitizer's racecheck)
  * Exits 0 with a "skip" line when no CUDA device is present.
@@ -411,17 +412,37 @@ static void t_memory(void)
     CHECK_MSG(lmc_cuda_error(GPU) == NULL, "device error: %s", lmc_cuda_error(GPU));
 }
 
-/* An unsupported shape sets the sticky error (on a backend of its own). */
+/* An unsupported shape: supports says so first, naming the op; run anyway
+ * it is an error that lmc_backend_check returns, naming the op, and clears
+ * (on a backend of its own). A model config with that head size fails
+ * lmc_backend_supports_model the same way. */
 static void t_sticky_error(void)
 {
     lmc_backend *be = NULL;
     CHECK_OK(lmc_backend_open("cuda", 0, &be));
     if (!be)
         return;
+    lmc_op_query qy = {.op = LMC_OP_attention_backward, .heads = 2, .kv_heads = 1, .head_size = 300, .m = 1, .n = 1};
+    CHECK_ERR(lmc_backend_supports(be, &qy), LMC_EUNSUPPORTED,
+              "attention_backward: head size 300 is not supported (supported: 1 to 256)");
+    lmc_model_config cfg = {.n_layer = 2, .n_head = 2, .n_kv_head = 2, .dim = 600, .ffn_dim = 1024, .vocab = 100,
+                            .vocab_padded = 128, .max_seq = 64, .norm = LMC_NORM_RMS, .pos = LMC_POS_ROPE,
+                            .mlp = LMC_MLP_SWIGLU}; /* Llama-shaped, head size 300 */
+    lmc_backend_use use = {.B = 2, .T = 16, .training = 1, .prec = LMC_BF16};
+    CHECK_ERR(lmc_backend_supports_model(be, &cfg, &use), LMC_EUNSUPPORTED, "head size 300 is not supported");
+    cfg.dim = 512, cfg.n_head = 4, cfg.n_kv_head = 2; /* head size 128, GQA */
+    use.engine = 1, use.wtype = LMC_I8;
+    CHECK_OK(lmc_backend_supports_model(be, &cfg, &use));
+    use.vocab_parallel = 1, use.tp = 2; /* no xent_part here */
+    CHECK_ERR(lmc_backend_supports_model(be, &cfg, &use), LMC_EUNSUPPORTED, "has no 'xent_part' op");
+
     float *q = be->ops->alloc(be, 3 * 300 * 4), *o = be->ops->alloc(be, 300 * 4);
     be->ops->attention_forward(be, o, NULL, q, 1, 1, 1, 1, 300);
     const char *e = lmc_cuda_error(be);
     CHECK_MSG(e && strstr(e, "head size 300"), "error for head size 300: %s", e ? e : "(none)");
+    CHECK_ERR(lmc_backend_check(be), LMC_EIO, "cuda:0: attention_forward: head size 300 is not supported");
+    CHECK_OK(lmc_backend_check(be));
+    CHECK(lmc_cuda_error(be) == NULL);
     be->ops->free(be, q), be->ops->free(be, o);
     lmc_backend_close(be);
 }

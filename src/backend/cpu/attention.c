@@ -56,7 +56,9 @@ void lmc_cpu_attention_forward(lmc_backend *be, float *out, float *lse, const fl
     int nt = be->threads, rep = NH / NKV;
     size_t row = (size_t)(NH + 2 * NKV) * HS;
     float scale = 1.0f / sqrtf((float)HS);
-    float *scratch = lmc_cpu_scratch(be, (size_t)nt * T * sizeof(float));
+    float *scratch = lmc_cpu_scratch(be, (size_t)nt * T * sizeof(float), LMC_OP_attention_forward);
+    if (!scratch)
+        return;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) collapse(2)
     for (int bh = 0; bh < B * NH; bh++) {
         for (int t = 0; t < T; t++) {
@@ -126,7 +128,9 @@ void lmc_cpu_decode_heads(lmc_backend *be, lmc_cpu_attend_fn attend, float *out,
     int nt = be->threads, rep = NH / NKV;
     size_t kvrow = (size_t)NKV * HS;
     float scale = 1.0f / sqrtf((float)HS);
-    float *scratch = lmc_cpu_scratch(be, (size_t)nt * maxT * sizeof(float));
+    float *scratch = lmc_cpu_scratch(be, (size_t)nt * maxT * sizeof(float), LMC_OP_attention_decode);
+    if (!scratch)
+        return;
     long work = 0;
     for (int b = 0; b < B; b++)
         work += len[b] > 0 ? len[b] : 0;
@@ -147,8 +151,8 @@ void lmc_cpu_decode_heads(lmc_backend *be, lmc_cpu_attend_fn attend, float *out,
     }
 }
 
-void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
-                              const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
+void lmc_cpu_attention_decode_c(lmc_backend *be, float *out, const float *q, const float *kcache,
+                                const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
 {
     lmc_cpu_decode_heads(be, attend_row, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
 }

@@ -122,7 +122,9 @@ void lmc_cpu_attention_forward_avx512(lmc_backend *be, float *out, float *lse, c
     int nt = be->threads, rep = NH / NKV, Tp = (T + 15) / 16 * 16;
     size_t row = (size_t)(NH + 2 * NKV) * HS, orow = (size_t)NH * HS, per = (size_t)HS * T + Tp;
     float scale = 1.0f / sqrtf((float)HS);
-    float *scratch = lmc_cpu_scratch(be, (size_t)nt * per * sizeof(float));
+    float *scratch = lmc_cpu_scratch(be, (size_t)nt * per * sizeof(float), LMC_OP_attention_forward);
+    if (!scratch)
+        return;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int bk = 0; bk < B * NKV; bk++) {
         int b = bk / NKV, kh = bk % NKV;
@@ -161,7 +163,9 @@ void lmc_cpu_attention_backward_avx512(lmc_backend *be, float *dqkv, const float
     int nt = be->threads, rep = NH / NKV, Tp = (T + 15) / 16 * 16;
     size_t row = (size_t)(NH + 2 * NKV) * HS, orow = (size_t)NH * HS, per = 2 * (size_t)HS * T + 2 * (size_t)Tp;
     float scale = 1.0f / sqrtf((float)HS);
-    float *scratch = lmc_cpu_scratch(be, (size_t)nt * per * sizeof(float));
+    float *scratch = lmc_cpu_scratch(be, (size_t)nt * per * sizeof(float), LMC_OP_attention_backward);
+    if (!scratch)
+        return;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int bk = 0; bk < B * NKV; bk++) {
         int b = bk / NKV, kh = bk % NKV;

@@ -58,11 +58,11 @@ LMC_AVX512 static float attend512(float *o, float *p, const float *q, const floa
     return mx + logf(sum);
 }
 
-void lmc_cpu_attention_decode_fast(lmc_backend *be, float *out, const float *q, const float *kcache,
-                                   const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
+void lmc_cpu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
+                              const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS)
 {
     if (cpu_of(be)->isa != LMC_ISA_AVX512) {
-        lmc_cpu_attention_decode(be, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
+        lmc_cpu_attention_decode_c(be, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);
         return;
     }
     lmc_cpu_decode_heads(be, attend512, out, q, kcache, vcache, len, B, maxT, NH, NKV, HS);

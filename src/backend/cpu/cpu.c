@@ -1,38 +1,46 @@
-/* cpu.c: the CPU backend's table, memory functions and instruction-set choice. */
+/* cpu.c: the CPU backend's table, memory functions, supports and instruction-set choice. */
 #include "backend/cpu/cpu.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void *cpu_alloc(lmc_backend *be, size_t bytes)
+void *lmc_cpu_alloc(lmc_backend *be, size_t bytes)
 {
     (void)be;
     return lmc_alloc(bytes, "cpu tensor");
 }
 
-static void cpu_free(lmc_backend *be, void *p)
+void lmc_cpu_free(lmc_backend *be, void *p)
 {
     (void)be;
     lmc_free(p);
 }
 
-static void cpu_copy(lmc_backend *be, void *dst, const void *src, size_t bytes)
+void lmc_cpu_copy(lmc_backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
     if (bytes && dst != src)
         memmove(dst, src, bytes);
 }
 
-static void cpu_zero(lmc_backend *be, void *p, size_t bytes)
+/* tensors are host memory: moving bytes in and out is a copy */
+void lmc_cpu_upload(lmc_backend *be, void *dst, const void *src, size_t bytes) { lmc_cpu_copy(be, dst, src, bytes); }
+void lmc_cpu_download(lmc_backend *be, void *dst, const void *src, size_t bytes) { lmc_cpu_copy(be, dst, src, bytes); }
+
+void lmc_cpu_zero(lmc_backend *be, void *p, size_t bytes)
 {
     (void)be;
     memset(p, 0, bytes);
 }
 
-static void cpu_sync(lmc_backend *be) { (void)be; }
+/* ops finish before they return: nothing to wait for, no queue to order */
+lmc_status lmc_cpu_sync(lmc_backend *be) { return lmc_backend_pending(be); }
+void *lmc_cpu_stream(lmc_backend *be) { return NULL; }
+lmc_status lmc_cpu_event_record(lmc_backend *be, void *event) { return LMC_OK; }
+lmc_status lmc_cpu_event_wait(lmc_backend *be, void *event) { return LMC_OK; }
 
-static void cpu_destroy(lmc_backend *be)
+void lmc_cpu_destroy(lmc_backend *be)
 {
     lmc_cpu *c = cpu_of(be);
     lmc_free(c->scratch);
@@ -40,62 +48,66 @@ static void cpu_destroy(lmc_backend *be)
     free(be);
 }
 
-static int cpu_supports(lmc_backend *be, lmc_op op, lmc_dtype dtype)
+/* Any shape; matmul in fp32 or bf16, linear's weights also int8, casts
+ * between fp32 and bf16. */
+int lmc_cpu_supports(lmc_backend *be, const lmc_op_query *q, char *why, size_t why_len)
 {
-    (void)be;
-    if (op == LMC_OP_LINEAR)
-        return dtype == LMC_F32 || dtype == LMC_BF16 || dtype == LMC_I8;
-    return op < LMC_OP_COUNT && (dtype == LMC_F32 || dtype == LMC_BF16);
+    int ok = 1;
+    if (q->op == LMC_OP_linear)
+        ok = q->dtype == LMC_F32 || q->dtype == LMC_BF16 || q->dtype == LMC_I8;
+    else if (q->op == LMC_OP_matmul || q->op == LMC_OP_cast)
+        ok = q->dtype == LMC_F32 || q->dtype == LMC_BF16;
+    if (!ok)
+        snprintf(why, why_len, "dtype %d is not supported (supported: fp32, bf16%s)", (int)q->dtype,
+                 q->op == LMC_OP_linear ? ", int8" : "");
+    return ok;
 }
 
-float *lmc_cpu_scratch(lmc_backend *be, size_t bytes)
+float *lmc_cpu_scratch(lmc_backend *be, size_t bytes, lmc_op op)
 {
     lmc_cpu *c = cpu_of(be);
-    if (bytes > c->scratch_bytes) {
+    if (op == c->fail_op) {
+        lmc_backend_fail(be, op, LMC_ENOMEM, "cannot allocate %zu bytes of scratch (LMC_TEST_FAIL_OP)", bytes);
+        return NULL;
+    }
+    if (bytes > c->scratch_bytes || !c->scratch) {
         lmc_free(c->scratch);
-        c->scratch = lmc_alloc(bytes, "cpu scratch");
+        c->scratch = lmc_alloc(bytes ? bytes : 64, "cpu scratch");
         c->scratch_bytes = c->scratch ? bytes : 0;
+        if (!c->scratch)
+            lmc_backend_fail(be, op, LMC_ENOMEM, "cannot allocate %zu bytes of scratch", bytes);
     }
     return c->scratch;
 }
 
+/* Every op is lmc_cpu_<op> (declared in cpu.h from the same list). */
 static const lmc_backend_ops cpu_ops = {
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .copy = cpu_copy,
-    .zero = cpu_zero,
-    .sync = cpu_sync,
-    .destroy = cpu_destroy,
-    .supports = cpu_supports,
-    .peak_flops = lmc_cpu_peak_flops,
-    .matmul = lmc_cpu_matmul,
-    .bias_grad = lmc_cpu_bias_grad,
-    .embed_forward = lmc_cpu_embed_forward,
-    .embed_backward = lmc_cpu_embed_backward,
-    .layernorm_forward = lmc_cpu_layernorm_forward,
-    .layernorm_backward = lmc_cpu_layernorm_backward,
-    .rmsnorm_forward = lmc_cpu_rmsnorm_forward,
-    .rmsnorm_backward = lmc_cpu_rmsnorm_backward,
-    .gelu_forward = lmc_cpu_gelu_forward,
-    .gelu_backward = lmc_cpu_gelu_backward,
-    .swiglu_forward = lmc_cpu_swiglu_forward,
-    .swiglu_backward = lmc_cpu_swiglu_backward,
-    .rope = lmc_cpu_rope,
-    .attention_forward = lmc_cpu_attention_forward,
-    .attention_backward = lmc_cpu_attention_backward,
-    .attention_decode = lmc_cpu_attention_decode_fast,
-    .kv_store = lmc_cpu_kv_store,
-    .linear = lmc_cpu_linear,
-    .add = lmc_cpu_add,
-    .scale = lmc_cpu_scale,
-    .xent = lmc_cpu_xent,
-    .xent_part = lmc_cpu_xent_part,
-    .sum = lmc_cpu_sum,
-    .adamw = lmc_cpu_adamw,
-    .cast = lmc_cpu_cast,
+#define LMC_CPU_FILL_(kind, name, ret, params) .name = lmc_cpu_##name,
+    LMC_BACKEND_OPS(LMC_CPU_FILL_)
+#undef LMC_CPU_FILL_
 };
+
+/* LMC_TEST_FAIL_OP=NAME (tests only): op NAME's scratch requests fail, as
+ * if memory ran out, so tests can see an op's error reach
+ * lmc_backend_check. Ops that ask for scratch: matmul, sum,
+ * attention_forward and attention_decode always; attention_backward and
+ * linear (bf16 weights) on the AVX-512 path. */
+static lmc_status test_fail_op(lmc_op *op)
+{
+    static const lmc_op can_fail[] = {LMC_OP_matmul, LMC_OP_sum, LMC_OP_attention_forward,
+                                      LMC_OP_attention_backward, LMC_OP_attention_decode, LMC_OP_linear};
+    const char *v = getenv("LMC_TEST_FAIL_OP");
+    *op = LMC_OP_COUNT;
+    if (!v || !*v)
+        return LMC_OK;
+    for (size_t i = 0; i < sizeof can_fail / sizeof *can_fail; i++)
+        if (!strcmp(v, lmc_op_name(can_fail[i])))
+            *op = can_fail[i];
+    if (*op == LMC_OP_COUNT)
+        return lmc_err(LMC_EINVAL, "LMC_TEST_FAIL_OP=%s: the cpu backend can fail only an op that asks for scratch "
+                       "memory (matmul, sum, attention_forward, attention_backward, attention_decode, linear)", v);
+    return LMC_OK;
+}
 
 static int isa_available(lmc_cpu_isa isa)
 {
@@ -162,6 +174,8 @@ lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out)
         if (!isa_available(chosen))
             return lmc_err(LMC_EUNSUPPORTED, "cpu isa: this CPU cannot run the '%s' path", isa);
     }
+    lmc_op fail_op;
+    LMC_TRY(test_fail_op(&fail_op));
     lmc_backend *be = calloc(1, sizeof *be);
     lmc_cpu *c = calloc(1, sizeof *c);
     if (!be || !c) {
@@ -171,8 +185,11 @@ lmc_status lmc_cpu_backend_open(int threads, const char *isa, lmc_backend **out)
     }
     c->isa = chosen;
     c->dot = dot && chosen == LMC_ISA_AVX512 && dot_available();
+    c->fail_op = fail_op;
     be->ops = &cpu_ops;
     be->name = "cpu";
+    be->host_memory = 1;
+    be->deterministic = 1; /* work split by shape, not by thread timing */
     be->threads = threads > 0 ? threads : omp_get_num_procs();
     be->impl = c;
     *out = be;

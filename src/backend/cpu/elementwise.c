@@ -47,7 +47,9 @@ static double sum_chunk(const float *x, size_t n, int squares)
 void lmc_cpu_sum(lmc_backend *be, float *out, const float *x, size_t n, int squares)
 {
     size_t nchunk = (n + SUM_CHUNK - 1) / SUM_CHUNK;
-    double *part = (double *)lmc_cpu_scratch(be, (nchunk + 1) * sizeof(double));
+    double *part = (double *)lmc_cpu_scratch(be, (nchunk + 1) * sizeof(double), LMC_OP_sum);
+    if (!part)
+        return;
     int avx512 = 0;
 #if defined(__x86_64__)
     avx512 = cpu_of(be)->isa == LMC_ISA_AVX512;

@@ -239,7 +239,9 @@ typedef void (*rows_fn)(float *, const float *, size_t, const void *, const floa
 static const float *split_pairs(lmc_backend *be, const float *inp, int M, int K, size_t *ldx)
 {
     size_t Kp = ((size_t)K + 31) / 32 * 32;
-    float *x = lmc_cpu_scratch(be, (size_t)M * Kp * sizeof(float));
+    float *x = lmc_cpu_scratch(be, (size_t)M * Kp * sizeof(float), LMC_OP_linear);
+    if (!x)
+        return NULL;
     for (int m = 0; m < M; m++) {
         const float *src = inp + (size_t)m * K;
         float *dst = x + (size_t)m * Kp;
@@ -260,8 +262,8 @@ static void linear_avx512(lmc_backend *be, float *out, const float *inp, const v
     int nt = be->threads;
     rows_fn fn = t == LMC_F32 ? rows_f32 : t == LMC_BF16 ? rows_bf16 : rows_i8;
     size_t ldx = (size_t)K;
-    if (t == LMC_BF16)
-        inp = split_pairs(be, inp, M, K, &ldx);
+    if (t == LMC_BF16 && !(inp = split_pairs(be, inp, M, K, &ldx)))
+        return;
     /* input chunk that stays in L2 (~256 KB) while W streams past it */
     int mchunk = (int)((256 << 10) / ((size_t)K * 4));
     mchunk = mchunk < 4 ? 4 : mchunk / 4 * 4;

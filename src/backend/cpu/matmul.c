@@ -15,7 +15,9 @@ void lmc_cpu_matmul(lmc_backend *be, float *c, const float *a, const float *b, c
         im = &capped;
     }
     size_t bytes = lmc_gemm_scratch_bytes(im, be->threads, g);
-    void *scratch = bytes ? lmc_cpu_scratch(be, bytes) : NULL;
+    void *scratch = bytes ? lmc_cpu_scratch(be, bytes, LMC_OP_matmul) : NULL;
+    if (bytes && !scratch)
+        return;
     lmc_gemm_run(im, be->threads, scratch, c, a, b, g);
 }
 

@@ -66,7 +66,7 @@ __global__ static void swiglu_bwd_kernel(float *dinp, const float *inp, const fl
 
 void cu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_gelu_forward);
     if (!n)
         return;
     CU_LAUNCH(gelu_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, out, (float *)NULL, inp, n);
@@ -83,7 +83,7 @@ void cu_gelu_inplace_keep(lmc_backend *be, float *c, float *pre, size_t n)
 
 void cu_gelu_backward(lmc_backend *be, float *dinp, const float *inp, const float *dout, size_t n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_gelu_backward);
     if (!n)
         return;
     CU_LAUNCH(gelu_bwd_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, dinp, inp, dout, n);
@@ -92,7 +92,7 @@ void cu_gelu_backward(lmc_backend *be, float *dinp, const float *inp, const floa
 
 void cu_swiglu_forward(lmc_backend *be, float *out, const float *inp, int N, int H)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_swiglu_forward);
     if (N <= 0 || H <= 0)
         return;
     CU_LAUNCH(swiglu_fwd_kernel, cu_grid((size_t)N * H, 256), 256, 0, cu_of(be)->stream, out, inp, N, H);
@@ -101,7 +101,7 @@ void cu_swiglu_forward(lmc_backend *be, float *out, const float *inp, int N, int
 
 void cu_swiglu_backward(lmc_backend *be, float *dinp, const float *inp, const float *dout, int N, int H)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_swiglu_backward);
     if (N <= 0 || H <= 0)
         return;
     CU_LAUNCH(swiglu_bwd_kernel, cu_grid((size_t)N * H, 256), 256, 0, cu_of(be)->stream, dinp, inp, dout, N, H);

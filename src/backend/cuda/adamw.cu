@@ -17,7 +17,7 @@ __global__ static void adamw_kernel(float *p, const float *g, float *m, float *v
 
 void cu_adamw(lmc_backend *be, float *p, const float *g, float *m, float *v, size_t n, const lmc_adamw_hp *hp)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_adamw);
     if (!n)
         return;
     float decay = 1.0f - hp->lr * hp->weight_decay;

@@ -22,6 +22,9 @@
  */
 #include "backend/cuda/cuda_common.cuh"
 
+#include <stdio.h>
+#include <string.h>
+
 #define ATT_THREADS 256
 #define DEC_WARPS 4
 #define DEC_MAXJ 8 /* head size <= 32 * DEC_MAXJ in decode */
@@ -448,24 +451,58 @@ static int pick_dim(int HS)
     return HS <= 64 ? 64 : HS <= 128 ? 128 : HS <= 256 ? 256 : 0;
 }
 
-static int check_shape(lmc_backend *be, int HS, int NH, int NKV, const char *what)
+/* Shared memory per block the op needs at padded head dim D (backward: its
+ * larger kernel; 128 falls back to 32-row tiles where 64 do not fit, as
+ * cu_attention_backward does). Decode uses static shared memory only. */
+static size_t smem_need(lmc_op op, int D)
 {
-    if (!pick_dim(HS)) {
-        cu_fail(be, "%s: head size %d is larger than this backend supports (256)", what, HS);
+    if (op == LMC_OP_attention_decode)
+        return 0;
+    if (op == LMC_OP_attention_forward)
+        return D == 64 ? fwd_smem<64, 64>() : D == 128 ? fwd_smem<128, 64>() : fwd_smem<256, 32>();
+    size_t kv = D == 64 ? bwd_kv_smem<64, 64>() : D == 128 ? bwd_kv_smem<128, 32>() : bwd_kv_smem<256, 32>();
+    size_t q = D == 64 ? bwd_q_smem<64, 64>() : D == 128 ? bwd_q_smem<128, 32>() : bwd_q_smem<256, 32>();
+    return kv > q ? kv : q;
+}
+
+int cu_attention_supports(lmc_backend *be, const lmc_op_query *q, char *why, size_t why_len)
+{
+    int HS = q->head_size, D = pick_dim(HS);
+    if (HS < 1 || !D) {
+        snprintf(why, why_len, "head size %d is not supported (supported: 1 to 256)", HS);
         return 0;
     }
-    if (NKV <= 0 || NH % NKV) {
-        cu_fail(be, "%s: %d query heads do not divide into %d kv heads", what, NH, NKV);
+    if (q->kv_heads <= 0 || q->heads % q->kv_heads) {
+        snprintf(why, why_len, "%d query heads do not divide into %d kv heads", q->heads, q->kv_heads);
+        return 0;
+    }
+    size_t need = smem_need(q->op, D);
+    if (need > cu_of(be)->smem_optin) {
+        snprintf(why, why_len, "head size %d needs %zu bytes of shared memory per block, %s allows %zu", HS, need,
+                 cu_of(be)->dev_name, cu_of(be)->smem_optin);
         return 0;
     }
     return 1;
 }
 
+/* What supports says, recorded as the op's error when it says no. */
+static int check_shape(lmc_backend *be, lmc_op op, int HS, int NH, int NKV)
+{
+    lmc_op_query q;
+    memset(&q, 0, sizeof q);
+    q.op = op, q.heads = NH, q.kv_heads = NKV, q.head_size = HS;
+    char why[256];
+    if (cu_attention_supports(be, &q, why, sizeof why))
+        return 1;
+    cu_fail(be, "%s", why);
+    return 0;
+}
+
 void cu_attention_forward(lmc_backend *be, float *out, float *lse, const float *qkv, int B, int T, int NH, int NKV,
                           int HS)
 {
-    cu_enter(be);
-    if (B <= 0 || T <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, HS, NH, NKV, "attention_forward"))
+    cu_enter(be, LMC_OP_attention_forward);
+    if (B <= 0 || T <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, LMC_OP_attention_forward, HS, NH, NKV))
         return;
     att_args a = {out, lse, NULL, NULL, qkv, NULL, NULL, B, T, NH, NKV, HS};
     switch (pick_dim(HS)) {
@@ -479,8 +516,8 @@ void cu_attention_forward(lmc_backend *be, float *out, float *lse, const float *
 void cu_attention_backward(lmc_backend *be, float *dqkv, const float *dout, const float *out, const float *lse,
                            const float *qkv, int B, int T, int NH, int NKV, int HS)
 {
-    cu_enter(be);
-    if (B <= 0 || T <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, HS, NH, NKV, "attention_backward"))
+    cu_enter(be, LMC_OP_attention_backward);
+    if (B <= 0 || T <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, LMC_OP_attention_backward, HS, NH, NKV))
         return;
     size_t rows = (size_t)B * T * NH;
     float *Dv = (float *)cu_scratch(be, rows * sizeof(float));
@@ -573,8 +610,8 @@ __global__ static void att_decode_kernel(float *out, const float *q, const float
 void cu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache, const float *vcache,
                          const int *len, int B, int maxT, int NH, int NKV, int HS)
 {
-    cu_enter(be);
-    if (B <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, HS, NH, NKV, "attention_decode"))
+    cu_enter(be, LMC_OP_attention_decode);
+    if (B <= 0 || NH <= 0 || HS <= 0 || !check_shape(be, LMC_OP_attention_decode, HS, NH, NKV))
         return;
     CU_LAUNCH(att_decode_kernel, (unsigned)(B * NH), 32 * DEC_WARPS, 0, cu_of(be)->stream, out, q, kcache, vcache,
               len, maxT, NH, NKV, HS, 1.0f / sqrtf((float)HS));

@@ -1,9 +1,11 @@
-/* cuda.cu: the CUDA backend's table, device memory, errors and open.
+/* cuda.cu: the CUDA backend's table, device memory, errors, open and the
+ * plugin's entry point (liblmc_cuda.so: lmc_backend_plugin_entry).
  *
  * One stream per backend, created blocking (cudaStreamCreate) on purpose:
  * the NCCL communicator orders its collectives after our kernels by recording
  * an event on the legacy default stream, which waits for blocking streams
- * (src/dist/nccl.c).
+ * (src/dist/nccl.c). The stream, event_record and event_wait ops give a
+ * communicator the same ordering without the legacy stream.
  *
  * Open fails, with a message saying what to do, where the backend could not
  * work: no device, a driver older than the toolkit, a device older than sm_80,
@@ -19,16 +21,16 @@
 
 /* ---------- errors ---------- */
 
+/* Against the current op; a message that starts with the op's name
+ * ("attention_forward: ...") drops it, as lmc_backend_fail adds it. */
 static void cu_record(lmc_backend *be, const char *msg)
 {
-    lmc_cuda *c = cu_of(be);
-    if (c->failed)
-        return;
-    c->failed = 1;
-    snprintf(c->err, sizeof c->err, "%s: %s", be->name, msg);
-    /* ops return void, so this is the only way the error reaches a person
-     * before results silently go wrong; printed once */
-    fprintf(stderr, "lmc: %s\n", c->err);
+    lmc_op op = cu_of(be)->op;
+    const char *name = lmc_op_name(op);
+    size_t n = strlen(name);
+    if (!strncmp(msg, name, n) && msg[n] == ':' && msg[n + 1] == ' ')
+        msg += n + 2;
+    lmc_backend_fail(be, op, LMC_EIO, "%s", msg);
 }
 
 int cu_ok(lmc_backend *be, cudaError_t e, const char *what)
@@ -51,11 +53,7 @@ void cu_fail(lmc_backend *be, const char *fmt, ...)
     cu_record(be, msg);
 }
 
-extern "C" const char *lmc_cuda_error(lmc_backend *be)
-{
-    lmc_cuda *c = cu_of(be);
-    return c->failed ? c->err : NULL;
-}
+extern "C" const char *lmc_cuda_error(lmc_backend *be) { return lmc_backend_error(be); }
 
 extern "C" void lmc_cuda_set_fused_gelu(lmc_backend *be, int on)
 {
@@ -64,11 +62,15 @@ extern "C" void lmc_cuda_set_fused_gelu(lmc_backend *be, int on)
     memset(cu_of(be)->algos, 0, sizeof cu_of(be)->algos);
 }
 
-void cu_enter(lmc_backend *be)
+void cu_enter(lmc_backend *be, lmc_op op)
 {
+    lmc_cuda *c = cu_of(be);
+    c->op = op;
+    if (op != LMC_OP_sync)
+        c->last_kernel = op;
     int cur = -1;
-    if (cudaGetDevice(&cur) != cudaSuccess || cur != cu_of(be)->device)
-        cu_ok(be, cudaSetDevice(cu_of(be)->device), "cudaSetDevice");
+    if (cudaGetDevice(&cur) != cudaSuccess || cur != c->device)
+        cu_ok(be, cudaSetDevice(c->device), "cudaSetDevice");
 }
 
 /* Without memory pools (cudaDevAttrMemoryPoolsSupported = 0: some vGPU and
@@ -104,10 +106,10 @@ void *cu_scratch(lmc_backend *be, size_t bytes)
 
 /* ---------- memory ---------- */
 
-static void *cu_alloc(lmc_backend *be, size_t bytes)
+void *cu_alloc(lmc_backend *be, size_t bytes)
 {
     lmc_cuda *c = cu_of(be);
-    cu_enter(be);
+    cu_enter(be, LMC_OP_alloc);
     void *p = NULL;
     /* never NULL for 0 bytes: NULL means failure to callers */
     size_t n = bytes ? bytes : 256;
@@ -124,17 +126,17 @@ static void *cu_alloc(lmc_backend *be, size_t bytes)
     if (!cu_ok(be, cudaMemsetAsync(p, 0, n, c->stream), "zeroing new memory") ||
         !cu_ok(be, cudaStreamSynchronize(c->stream), "zeroing new memory")) {
         cudaFree(p);
-        lmc_err(LMC_EIO, "%s", c->err);
+        lmc_backend_pending(be); /* the message, for the caller that sees NULL */
         return NULL;
     }
     return p;
 }
 
-static void cu_free(lmc_backend *be, void *p)
+void cu_free(lmc_backend *be, void *p)
 {
     if (!p)
         return;
-    cu_enter(be);
+    cu_enter(be, LMC_OP_free);
     cu_ok(be, cudaStreamSynchronize(cu_of(be)->stream), "free: sync");
     cu_ok(be, cudaFree(p), "cudaFree");
 }
@@ -142,10 +144,10 @@ static void cu_free(lmc_backend *be, void *p)
 /* Host -> device without waiting: the bytes are copied into a pinned staging
  * slot (after that slot's previous copy finished), then the DMA is queued on
  * the stream. The caller may reuse host_src as soon as we return. */
-static void cu_upload(lmc_backend *be, void *dst, const void *host_src, size_t bytes)
+void cu_upload(lmc_backend *be, void *dst, const void *host_src, size_t bytes)
 {
     lmc_cuda *c = cu_of(be);
-    cu_enter(be);
+    cu_enter(be, LMC_OP_upload);
     if (!c->stage[0]) {
         cu_ok(be, cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "upload");
         return;
@@ -164,34 +166,59 @@ static void cu_upload(lmc_backend *be, void *dst, const void *host_src, size_t b
     }
 }
 
-static void cu_download(lmc_backend *be, void *host_dst, const void *src, size_t bytes)
+void cu_download(lmc_backend *be, void *host_dst, const void *src, size_t bytes)
 {
     lmc_cuda *c = cu_of(be);
-    cu_enter(be);
+    cu_enter(be, LMC_OP_download);
     if (!bytes)
         return;
     cu_ok(be, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download");
     cu_ok(be, cudaStreamSynchronize(c->stream), "download: sync");
 }
 
-static void cu_copy(lmc_backend *be, void *dst, const void *src, size_t bytes)
+void cu_copy(lmc_backend *be, void *dst, const void *src, size_t bytes)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_copy);
     if (bytes && dst != src)
         cu_ok(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu_of(be)->stream), "copy");
 }
 
-static void cu_zero(lmc_backend *be, void *p, size_t bytes)
+void cu_zero(lmc_backend *be, void *p, size_t bytes)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_zero);
     if (bytes)
         cu_ok(be, cudaMemsetAsync(p, 0, bytes, cu_of(be)->stream), "zero");
 }
 
-static void cu_sync(lmc_backend *be)
+/* A kernel that failed on the device shows only here: the error names the
+ * last op that queued work, as the one it happened in or after. */
+lmc_status cu_sync(lmc_backend *be)
 {
-    cu_enter(be);
-    cu_ok(be, cudaStreamSynchronize(cu_of(be)->stream), "sync");
+    lmc_cuda *c = cu_of(be);
+    lmc_op last = c->last_kernel;
+    cu_enter(be, LMC_OP_sync);
+    cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess)
+        lmc_backend_fail(be, LMC_OP_sync, LMC_EIO, "%s (%s) in work queued up to %s", cudaGetErrorString(e),
+                         cudaGetErrorName(e), lmc_op_name(last));
+    return lmc_backend_pending(be);
+}
+
+void *cu_stream(lmc_backend *be) { return (void *)cu_of(be)->stream; }
+
+/* event: a cudaEvent_t the caller created on this backend's device */
+lmc_status cu_event_record(lmc_backend *be, void *event)
+{
+    cu_enter(be, LMC_OP_event_record);
+    cudaError_t e = cudaEventRecord((cudaEvent_t)event, cu_of(be)->stream);
+    return e == cudaSuccess ? LMC_OK : lmc_err(LMC_EIO, "%s: event_record: %s", be->name, cudaGetErrorString(e));
+}
+
+lmc_status cu_event_wait(lmc_backend *be, void *event)
+{
+    cu_enter(be, LMC_OP_event_wait);
+    cudaError_t e = cudaStreamWaitEvent(cu_of(be)->stream, (cudaEvent_t)event, 0);
+    return e == cudaSuccess ? LMC_OK : lmc_err(LMC_EIO, "%s: event_wait: %s", be->name, cudaGetErrorString(e));
 }
 
 static void cu_release(lmc_cuda *c)
@@ -216,20 +243,38 @@ static void cu_release(lmc_cuda *c)
         cudaStreamDestroy(c->stream);
 }
 
-static void cu_destroy(lmc_backend *be)
+void cu_destroy(lmc_backend *be)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_destroy);
     cu_release(cu_of(be));
     free(be->impl);
     free(be);
 }
 
-static int cu_supports(lmc_backend *be, lmc_op op, lmc_dtype dtype)
+/* Any size; matmul and cast in fp32 or bf16, linear's weights also int8;
+ * attention by head size and shared memory (attention.cu). */
+int cu_supports(lmc_backend *be, const lmc_op_query *q, char *why, size_t why_len)
 {
-    (void)be;
-    if (op == LMC_OP_LINEAR)
-        return dtype == LMC_F32 || dtype == LMC_BF16 || dtype == LMC_I8;
-    return op < LMC_OP_COUNT && (dtype == LMC_F32 || dtype == LMC_BF16);
+    int ok = 1;
+    switch (q->op) {
+    case LMC_OP_attention_forward:
+    case LMC_OP_attention_backward:
+    case LMC_OP_attention_decode:
+        return cu_attention_supports(be, q, why, why_len);
+    case LMC_OP_linear:
+        ok = q->dtype == LMC_F32 || q->dtype == LMC_BF16 || q->dtype == LMC_I8;
+        break;
+    case LMC_OP_matmul:
+    case LMC_OP_cast:
+        ok = q->dtype == LMC_F32 || q->dtype == LMC_BF16;
+        break;
+    default:
+        break;
+    }
+    if (!ok)
+        snprintf(why, why_len, "dtype %d is not supported (supported: fp32, bf16%s)", (int)q->dtype,
+                 q->op == LMC_OP_linear ? ", int8" : "");
+    return ok;
 }
 
 /* ---------- peak FLOP/s ---------- */
@@ -331,46 +376,17 @@ static lmc_status no_device(int device, int count, cudaError_t e)
                    count, e != cudaSuccess ? ": " : "", e != cudaSuccess ? cudaGetErrorString(e) : "");
 }
 
-/* Filled field by field (C++ has no designated initialisers before C++20)
- * so a reordered backend.h cannot silently shift the table. */
+/* Every op is cu_<op> (declared from backend.h's list in cuda_common.cuh),
+ * except those this backend does not have, empty in the table. */
+#define cu_xent_part nullptr
 static void fill_ops(lmc_backend_ops *o)
 {
     memset(o, 0, sizeof *o);
-    o->alloc = cu_alloc;
-    o->free = cu_free;
-    o->upload = cu_upload;
-    o->download = cu_download;
-    o->copy = cu_copy;
-    o->zero = cu_zero;
-    o->sync = cu_sync;
-    o->destroy = cu_destroy;
-    o->supports = cu_supports;
-    o->peak_flops = cu_peak_flops;
-    o->matmul = cu_matmul;
-    o->bias_grad = cu_bias_grad;
-    o->embed_forward = cu_embed_forward;
-    o->embed_backward = cu_embed_backward;
-    o->layernorm_forward = cu_layernorm_forward;
-    o->layernorm_backward = cu_layernorm_backward;
-    o->rmsnorm_forward = cu_rmsnorm_forward;
-    o->rmsnorm_backward = cu_rmsnorm_backward;
-    o->gelu_forward = cu_gelu_forward;
-    o->gelu_backward = cu_gelu_backward;
-    o->swiglu_forward = cu_swiglu_forward;
-    o->swiglu_backward = cu_swiglu_backward;
-    o->rope = cu_rope;
-    o->attention_forward = cu_attention_forward;
-    o->attention_backward = cu_attention_backward;
-    o->attention_decode = cu_attention_decode;
-    o->kv_store = cu_kv_store;
-    o->linear = cu_linear;
-    o->add = cu_add;
-    o->scale = cu_scale;
-    o->xent = cu_xent;
-    o->sum = cu_sum;
-    o->adamw = cu_adamw;
-    o->cast = cu_cast;
+#define CU_FILL_(kind, name, ret, params) o->name = cu_##name;
+    LMC_BACKEND_OPS(CU_FILL_)
+#undef CU_FILL_
 }
+#undef cu_xent_part
 
 /* The launcher's local rank, so "one process per GPU" needs no flag. */
 static int local_rank(void)
@@ -420,6 +436,8 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
     be->name = c->name;
     be->threads = 1;
     be->impl = c;
+    be->host_memory = 0;
+    be->deterministic = 1; /* fixed reduction orders, no atomics; cuBLASLt's in-place split-k is ordered */
 
     cudaDeviceProp prop;
     int optin = 0;
@@ -470,3 +488,45 @@ extern "C" lmc_status lmc_cuda_backend_open(int device, lmc_backend **out)
     *out = be;
     return LMC_OK;
 }
+
+/* ---------- the plugin's entry point ---------- */
+
+/* The devices here, one line each; with none, why. */
+static lmc_status cu_probe(int *count, char *desc, size_t len)
+{
+    int n = 0, drv = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    *count = 0;
+    desc[0] = 0;
+    if (e != cudaSuccess || n <= 0) {
+        cudaGetLastError();
+        cudaDriverGetVersion(&drv);
+        if (e == cudaErrorInsufficientDriver && drv != 0)
+            return no_device(0, 0, e); /* names the driver and toolkit versions */
+        return lmc_err(LMC_EUNSUPPORTED, "no CUDA device: cudaGetDeviceCount: %s%s",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "0 devices",
+                       e == cudaErrorInsufficientDriver ? " (no NVIDIA driver: libcuda.so not found)" : "");
+    }
+    size_t at = 0;
+    for (int d = 0; d < n && at < len; d++) {
+        cudaDeviceProp p;
+        if (cudaGetDeviceProperties(&p, d) != cudaSuccess) {
+            cudaGetLastError();
+            continue;
+        }
+        at += (size_t)snprintf(desc + at, len - at, "%scuda:%d %s (sm_%d%d, %d SMs)", at ? "; " : "", d, p.name,
+                               p.major, p.minor, p.multiProcessorCount);
+    }
+    *count = n;
+    return LMC_OK;
+}
+
+static lmc_status cu_plugin_open(int index, int threads, lmc_backend **out)
+{
+    return lmc_cuda_backend_open(index, out);
+}
+
+static const lmc_backend_plugin cu_plugin = {LMC_BACKEND_ABI, sizeof(lmc_backend_ops), "cuda",
+                                             "NVIDIA GPUs (CUDA runtime, cuBLASLt)", cu_plugin_open, cu_probe};
+
+extern "C" const lmc_backend_plugin *lmc_backend_plugin_entry(void) { return &cu_plugin; }

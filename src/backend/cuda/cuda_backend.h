@@ -10,8 +10,8 @@
  * count). Fails with a message naming the device when it does not exist. */
 lmc_status lmc_cuda_backend_open(int device, lmc_backend **out);
 
-/* The first device error this backend met (ops cannot return one), or NULL.
- * The error is sticky: once set, later results are not to be trusted. */
+/* The pending error (lmc_backend_error): the first an op met since the
+ * last lmc_backend_check, NULL when none. */
 const char *lmc_cuda_error(lmc_backend *be);
 
 /* on: bf16 matmuls with gelu set use cuBLASLt's fused GELU(_AUX) epilogue;

@@ -1,10 +1,11 @@
 /* cuda_common.cuh: private declarations shared by the CUDA backend's op files.
  *
  * Every op enqueues work on the backend's one stream and returns; nothing
- * waits for the device except download, sync, free and alloc. Kernels do not
- * fail by contract, but the device can (a bad pointer, an out-of-memory
- * scratch grow): the first such error is kept in the backend and printed
- * once, and lmc_cuda_error() returns it (see cuda_backend.h).
+ * waits for the device except download, sync, free and alloc. An op can
+ * fail (a bad pointer, an out-of-memory scratch grow, a shape it cannot
+ * run, a cuBLASLt status): the first such error is recorded in the backend
+ * against the op that met it (lmc_backend_fail), and the caller's
+ * lmc_backend_check returns it.
  *
  * The same sources build for a host emulator (tests/gpu/emu) when
  * LMC_CUDA_EMU is defined: that is why kernels are launched through
@@ -73,14 +74,15 @@ typedef struct {
     cu_algo_entry algos[CU_ALGO_CACHE];
     int algo_next;
     int fuse_gelu; /* bf16 matmuls use cuBLASLt's GELU epilogue (off by default, see matmul.cu) */
-    int failed;
-    char err[512];
+    lmc_op op;          /* the op running now (cu_enter): errors are recorded against it */
+    lmc_op last_kernel; /* the last op that queued device work, named by errors found at sync */
 } lmc_cuda;
 
 static inline lmc_cuda *cu_of(lmc_backend *be) { return (lmc_cuda *)be->impl; }
 
-/* Records the first device error (sticky) and prints it once; returns 0 on
- * error so call sites read `if (!cu_ok(be, e, "what")) return;`. */
+/* Records a device error against the current op (the first since the last
+ * check is kept); returns 0 on error so call sites read
+ * `if (!cu_ok(be, e, "what")) return;`. */
 int cu_ok(lmc_backend *be, cudaError_t e, const char *what);
 /* Records a failure that is not a cudaError_t (cuBLASLt, unsupported shape). */
 void cu_fail(lmc_backend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -93,9 +95,10 @@ static inline int cu_launched(lmc_backend *be, const char *what)
  * with the stream-ordered allocator so in-flight kernels keep the old block.
  * NULL (error recorded) when the device is out of memory. */
 void *cu_scratch(lmc_backend *be, size_t bytes);
-/* Makes this backend's device current (a process may also hold a NCCL
- * communicator or another backend that moved it). */
-void cu_enter(lmc_backend *be);
+/* At the start of every op: makes this backend's device current (a process
+ * may also hold a NCCL communicator or another backend that moved it) and
+ * notes the op, which errors then name. */
+void cu_enter(lmc_backend *be, lmc_op op);
 
 /* Grid size for a grid-stride loop over n items. */
 static inline unsigned cu_grid(size_t n, int threads)
@@ -181,47 +184,13 @@ int cu_colsum_chunks(int rows);
 
 /* ---------- ops, one file per family ---------- */
 
-double cu_peak_flops(lmc_backend *be, lmc_dtype prec);
-void cu_matmul(lmc_backend *be, float *c, const float *a, const float *b, const lmc_gemm *g);
-void cu_bias_grad(lmc_backend *be, float *dbias, const float *dout, int m, int n);
-void cu_embed_forward(lmc_backend *be, float *out, const int *tokens, const int *pos0,
-                      const float *wte, const float *wpe, int B, int T, int C);
-void cu_embed_backward(lmc_backend *be, float *dwte, float *dwpe, const float *dout,
-                       const int *tokens, int B, int T, int C);
-void cu_layernorm_forward(lmc_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                          const float *w, const float *b, int N, int C, float eps);
-void cu_layernorm_backward(lmc_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                           const float *inp, const float *w, const float *mean, const float *rstd,
-                           int N, int C);
-void cu_rmsnorm_forward(lmc_backend *be, float *out, float *rstd, const float *inp, const float *w,
-                        int N, int C, float eps);
-void cu_rmsnorm_backward(lmc_backend *be, float *dinp, float *dw, const float *dout, const float *inp,
-                         const float *w, const float *rstd, int N, int C);
-void cu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t n);
-void cu_gelu_backward(lmc_backend *be, float *dinp, const float *inp, const float *dout, size_t n);
-void cu_swiglu_forward(lmc_backend *be, float *out, const float *inp, int N, int H);
-void cu_swiglu_backward(lmc_backend *be, float *dinp, const float *inp, const float *dout, int N, int H);
-void cu_rope(lmc_backend *be, float *qkv, const int *pos0, int B, int T, int NH, int NKV, int HS,
-             float theta, int inverse);
-void cu_attention_forward(lmc_backend *be, float *out, float *lse, const float *qkv, int B, int T,
-                          int NH, int NKV, int HS);
-void cu_attention_backward(lmc_backend *be, float *dqkv, const float *dout, const float *out,
-                           const float *lse, const float *qkv, int B, int T, int NH, int NKV, int HS);
-void cu_attention_decode(lmc_backend *be, float *out, const float *q, const float *kcache,
-                         const float *vcache, const int *len, int B, int maxT, int NH, int NKV, int HS);
-void cu_kv_store(lmc_backend *be, float *kcache, float *vcache, const float *k, const float *v, size_t stride,
-                 const int *pos0, int B, int T, int maxT, int D);
-void cu_linear(lmc_backend *be, float *out, const float *inp, const void *w, lmc_dtype wtype, const float *scale,
-               const float *bias, int M, int N, int K, int accumulate);
-void cu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t n);
-void cu_scale(lmc_backend *be, float *x, float s, size_t n);
-void cu_xent(lmc_backend *be, float *losses, float *logits, const int *targets, int N, int V, int Vp,
-             float dloss, int backward);
-void cu_sum(lmc_backend *be, float *out, const float *x, size_t n, int squares);
-void cu_adamw(lmc_backend *be, float *p, const float *g, float *m, float *v, size_t n,
-              const lmc_adamw_hp *hp);
-void cu_cast(lmc_backend *be, void *dst, lmc_dtype dst_type, const void *src, lmc_dtype src_type,
-             size_t n);
+/* Every op of the table is cu_<op> (cuda.cu fills the table from this list). */
+#define CU_DECLARE_(kind, name, ret, params) ret cu_##name params;
+LMC_BACKEND_OPS(CU_DECLARE_)
+#undef CU_DECLARE_
+
+/* supports for the attention ops: head size, grouping, shared memory */
+int cu_attention_supports(lmc_backend *be, const lmc_op_query *q, char *why, size_t why_len);
 
 /* Shared by matmul (bias / GELU epilogues done by hand) and elementwise. */
 void cu_gelu_inplace_keep(lmc_backend *be, float *c, float *pre, size_t n);

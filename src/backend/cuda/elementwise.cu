@@ -41,7 +41,7 @@ __global__ static void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_
 
 void cu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_add);
     if (!n)
         return;
     CU_LAUNCH(add_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, out, a, b, n);
@@ -50,7 +50,7 @@ void cu_add(lmc_backend *be, float *out, const float *a, const float *b, size_t 
 
 void cu_scale(lmc_backend *be, float *x, float s, size_t n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_scale);
     if (!n)
         return;
     CU_LAUNCH(scale_kernel, cu_grid(n, 256), 256, 0, cu_of(be)->stream, x, s, n);
@@ -81,7 +81,7 @@ void cu_cast_f32_bf16_pad(lmc_backend *be, uint16_t *dst, const float *src, int 
 // dst = src converted (F32 <-> BF16, round to nearest even)
 void cu_cast(lmc_backend *be, void *dst, lmc_dtype dst_type, const void *src, lmc_dtype src_type, size_t n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_cast);
     if (!n)
         return;
     if (dst_type == src_type) {
@@ -134,7 +134,7 @@ __global__ static void sum_final_kernel(float *out, const double *part, int npar
 // out[0] = sum of x (squares: of x^2), accumulated in double
 void cu_sum(lmc_backend *be, float *out, const float *x, size_t n, int squares)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_sum);
     size_t nb = (n + SUM_THREADS * 8 - 1) / (SUM_THREADS * 8);
     int blocks = nb < 1 ? 1 : nb > SUM_MAX_BLOCKS ? SUM_MAX_BLOCKS : (int)nb;
     double *part = (double *)cu_scratch(be, (size_t)blocks * sizeof(double));

@@ -120,7 +120,7 @@ __global__ static void embed_bwd_join_kernel(float *dwte, const float *part, con
 void cu_embed_forward(lmc_backend *be, float *out, const int *tokens, const int *pos0, const float *wte,
                       const float *wpe, int B, int T, int C)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_embed_forward);
     size_t total = (size_t)B * T * C;
     if (!total)
         return;
@@ -147,7 +147,7 @@ void cu_embed_backward(lmc_backend *be, float *dwte, float *dwpe, const float *d
                        int T, int C)
 {
     lmc_cuda *cu = cu_of(be);
-    cu_enter(be);
+    cu_enter(be, LMC_OP_embed_backward);
     int N = B * T;
     if (N <= 0 || C <= 0)
         return;

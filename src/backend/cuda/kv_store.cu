@@ -20,7 +20,7 @@ __global__ static void kv_store_kernel(float *kcache, float *vcache, const float
 void cu_kv_store(lmc_backend *be, float *kcache, float *vcache, const float *k, const float *v, size_t stride,
                  const int *pos0, int B, int T, int maxT, int D)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_kv_store);
     size_t total = (size_t)B * T * D;
     if (B <= 0 || T <= 0 || D <= 0)
         return;

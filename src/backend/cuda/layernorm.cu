@@ -69,7 +69,7 @@ struct ln_wgrad {
 void cu_layernorm_forward(lmc_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_layernorm_forward);
     if (N <= 0 || C <= 0)
         return;
     unsigned grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
@@ -82,7 +82,7 @@ void cu_layernorm_forward(lmc_backend *be, float *out, float *mean, float *rstd,
 void cu_layernorm_backward(lmc_backend *be, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_layernorm_backward);
     if (N <= 0 || C <= 0)
         return;
     unsigned grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);

@@ -61,7 +61,7 @@ __global__ static void linear_kernel(float *out, const float *inp, const void *w
 void cu_linear(lmc_backend *be, float *out, const float *inp, const void *w, lmc_dtype wtype, const float *scale,
                const float *bias, int M, int N, int K, int accumulate)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_linear);
     if (M <= 0 || N <= 0)
         return;
     if (wtype == LMC_F32 && M > LIN_MR && K > 0) { /* prefill with fp32 weights: a GEMM */

@@ -222,7 +222,7 @@ void cu_matmul(lmc_backend *be, float *c, const float *a, const float *b, const 
     lmc_cuda *cu = cu_of(be);
     int m = g->m, n = g->n, k = g->k;
     int bf16 = g->prec == LMC_BF16;
-    cu_enter(be);
+    cu_enter(be, LMC_OP_matmul);
     if (m <= 0 || n <= 0)
         return;
     // A stored (m,k), or (k,m) when trans_a; B stored (k,n), or (n,k) when trans_b
@@ -289,7 +289,7 @@ struct colsum_plain {
 // dbias (n) += column sums of dout (m,n)
 void cu_bias_grad(lmc_backend *be, float *dbias, const float *dout, int m, int n)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_bias_grad);
     colsum_plain f = {dout, n};
     cu_colsum<1>(be, dbias, (float *)NULL, f, m, n, "bias_grad");
 }

@@ -53,7 +53,7 @@ struct rms_wgrad {
 void cu_rmsnorm_forward(lmc_backend *be, float *out, float *rstd, const float *inp, const float *w, int N, int C,
                         float eps)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_rmsnorm_forward);
     if (N <= 0 || C <= 0)
         return;
     unsigned grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
@@ -65,7 +65,7 @@ void cu_rmsnorm_forward(lmc_backend *be, float *out, float *rstd, const float *i
 void cu_rmsnorm_backward(lmc_backend *be, float *dinp, float *dw, const float *dout, const float *inp,
                          const float *w, const float *rstd, int N, int C)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_rmsnorm_backward);
     if (N <= 0 || C <= 0)
         return;
     unsigned grid = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);

@@ -32,7 +32,7 @@ __global__ static void rope_kernel(float *qkv, const int *pos0, int B, int T, in
 void cu_rope(lmc_backend *be, float *qkv, const int *pos0, int B, int T, int NH, int NKV, int HS, float theta,
              int inverse)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_rope);
     size_t total = (size_t)B * T * (HS / 2);
     if (!total)
         return;

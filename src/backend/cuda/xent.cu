@@ -50,7 +50,7 @@ __global__ static void xent_kernel(float *losses, float *logits, const int *targ
 void cu_xent(lmc_backend *be, float *losses, float *logits, const int *targets, int N, int V, int Vp, float dloss,
              int backward)
 {
-    cu_enter(be);
+    cu_enter(be, LMC_OP_xent);
     if (N <= 0)
         return;
     CU_LAUNCH(xent_kernel, (unsigned)N, XENT_THREADS, 0, cu_of(be)->stream, losses, logits, targets, V, Vp, dloss,

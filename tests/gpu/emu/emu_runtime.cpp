@@ -248,6 +248,22 @@ cudaError_t cudaEventRecord(cudaEvent_t e0, cudaStream_t s)
     e->seq = e->s->queued;
     return g_sticky;
 }
+/* Work queued on s from now on runs after the event's stream reached the
+ * event: a marker in s's queue that, when s runs it, first runs the other
+ * stream up to the event (an event never recorded: nothing to wait for). */
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e0, unsigned int flags)
+{
+    emu_event *e = (emu_event *)e0;
+    if (flags)
+        return cudaErrorInvalidValue;
+    emu_stream *from = e->s;
+    uint64_t upto = e->seq;
+    emu_enqueue(s, [from, upto]() {
+        if (from)
+            drain(from, upto);
+    });
+    return g_sticky;
+}
 /* an event never recorded is complete, as on the device */
 cudaError_t cudaEventSynchronize(cudaEvent_t e0)
 {

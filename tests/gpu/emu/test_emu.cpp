@@ -300,6 +300,22 @@ static void t_streams(void)
     CHECK(cudaMemcpyAsync(pinned + 1, d, sizeof(float), cudaMemcpyDeviceToHost, S) == cudaSuccess);
     CHECK(cudaEventSynchronize(ev) == cudaSuccess && pinned[0] == 3.0f && pinned[1] == 3.0f);
     CHECK(cudaStreamSynchronize(S) == cudaSuccess && pinned[1] == 4.0f);
+    /* cudaStreamWaitEvent: a second stream's work waits for S up to the
+     * event; without the wait it runs first and reads the old value */
+    cudaStream_t S2;
+    CHECK(cudaStreamCreate(&S2) == cudaSuccess);
+    CU_LAUNCH(fill_kernel, 1, 32, 0, S, d, 5.0f, n);
+    CHECK(cudaMemcpyAsync(pinned, d, sizeof(float), cudaMemcpyDeviceToHost, S2) == cudaSuccess); /* broken */
+    CHECK(cudaStreamSynchronize(S2) == cudaSuccess);
+    CHECK_MSG(pinned[0] == 4.0f, "a second stream's copy waited for S without an event");
+    CHECK(cudaEventRecord(ev, S) == cudaSuccess);
+    CU_LAUNCH(fill_kernel, 1, 32, 0, S, d, 6.0f, n); /* after the event: not waited for */
+    CHECK(cudaStreamWaitEvent(S2, ev, 0) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(pinned, d, sizeof(float), cudaMemcpyDeviceToHost, S2) == cudaSuccess);
+    CHECK(cudaStreamSynchronize(S2) == cudaSuccess);
+    CHECK_MSG(pinned[0] == 5.0f, "after cudaStreamWaitEvent S2 read %g, want 5", pinned[0]);
+    CHECK(cudaStreamSynchronize(S) == cudaSuccess);
+    cudaStreamDestroy(S2);
     cudaEventDestroy(ev);
 
     /* cudaFreeAsync frees when the stream gets there: a kernel queued before
@@ -452,6 +468,57 @@ static void t_launch_limits(void)
     CHECK(cudaGetLastError() == cudaSuccess && cudaStreamSynchronize(S) == cudaSuccess);
 }
 
+/* ---------- the backend's queue hand-off (a communicator's view) ---------- */
+
+/* A communicator's stream C ordered after the backend's queued work
+ * (event_record, then C waits), and the backend's work after C's
+ * (C records, event_wait): each beside the broken form without it. */
+static void t_backend_events(void)
+{
+    lmc_backend *be = nullptr;
+    CHECK_OK(lmc_backend_open("cuda", 0, &be));
+    if (!be)
+        return;
+    CHECK(be->ops->stream(be) != nullptr);
+    int n = 64;
+    float ones[64], fives[64], *pinned = nullptr, got[64];
+    for (int i = 0; i < n; i++)
+        ones[i] = 1.0f, fives[i] = 5.0f;
+    cudaStream_t C;
+    cudaEvent_t e1, e2;
+    CHECK(cudaStreamCreate(&C) == cudaSuccess && cudaMallocHost((void **)&pinned, sizeof ones) == cudaSuccess);
+    CHECK(cudaEventCreateWithFlags(&e1, cudaEventDisableTiming) == cudaSuccess);
+    CHECK(cudaEventCreateWithFlags(&e2, cudaEventDisableTiming) == cudaSuccess);
+    float *x = (float *)be->ops->alloc(be, sizeof ones), *y = (float *)be->ops->alloc(be, sizeof ones);
+
+    /* backend -> communicator */
+    be->ops->upload(be, x, ones, sizeof ones);
+    be->ops->scale(be, x, 3.0f, (size_t)n);
+    CHECK(cudaMemcpyAsync(pinned, x, 4, cudaMemcpyDeviceToHost, C) == cudaSuccess && cudaStreamSynchronize(C) == 0);
+    CHECK_MSG(pinned[0] == 0.0f, "C read the backend's result (%g) without waiting for it", pinned[0]);
+    CHECK_OK(be->ops->event_record(be, e1));
+    CHECK(cudaStreamWaitEvent(C, e1, 0) == cudaSuccess);
+    CHECK(cudaMemcpyAsync(pinned, x, 4, cudaMemcpyDeviceToHost, C) == cudaSuccess && cudaStreamSynchronize(C) == 0);
+    CHECK_MSG(pinned[0] == 3.0f, "after event_record + wait, C read %g, want 3", pinned[0]);
+
+    /* communicator -> backend */
+    memcpy(pinned, fives, sizeof fives);
+    CHECK(cudaMemcpyAsync(y, pinned, sizeof fives, cudaMemcpyHostToDevice, C) == cudaSuccess);
+    CHECK(cudaEventRecord(e2, C) == cudaSuccess);
+    be->ops->scale(be, y, 2.0f, (size_t)n); /* broken: not ordered after C */
+    be->ops->download(be, got, y, sizeof got);
+    CHECK_MSG(got[0] == 0.0f, "the backend saw C's copy (%g) without waiting for it", got[0]);
+    CHECK_OK(be->ops->event_wait(be, e2));
+    be->ops->scale(be, y, 2.0f, (size_t)n);
+    be->ops->download(be, got, y, sizeof got);
+    CHECK_MSG(got[0] == 10.0f, "after event_wait the backend computed %g, want 10", got[0]);
+    CHECK_OK(lmc_backend_check(be));
+
+    be->ops->free(be, x), be->ops->free(be, y);
+    cudaEventDestroy(e1), cudaEventDestroy(e2), cudaFreeHost(pinned), cudaStreamDestroy(C);
+    lmc_backend_close(be);
+}
+
 /* ---------- the backend's open ---------- */
 
 static void t_open_errors(void)
@@ -499,6 +566,7 @@ int main(void)
     RUN(t_cublaslt);
     RUN(t_launch_limits);
     RUN(t_open_errors);
+    RUN(t_backend_events);
     cudaStreamDestroy(S);
     return test_summary();
 }
