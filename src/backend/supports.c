@@ -37,7 +37,8 @@ static shapes shapes_of(const lmc_model_config *c, const lmc_backend_use *u)
 {
     int tp = u->tp > 1 ? u->tp : 1;
     int hs = c->n_head > 0 ? c->dim / c->n_head : 0; /* lmc_config_head_dim, without linking the model */
-    shapes s = {c->n_head / tp, c->n_kv_head / tp, hs, c->dim, c->ffn_dim / tp, 0,
+    int nkv = c->n_kv_head >= tp ? c->n_kv_head / tp : 1; /* fewer kv heads than ranks: replicated */
+    shapes s = {c->n_head / tp, nkv, hs, c->dim, c->ffn_dim / tp, 0,
                 c->vocab_padded / (u->vocab_parallel ? tp : 1)};
     s.fc = c->mlp == LMC_MLP_SWIGLU ? 2 * s.ffn : s.ffn;
     return s;

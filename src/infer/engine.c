@@ -203,17 +203,6 @@ static lmc_status alloc_buffers(lmc_engine *e)
     return LMC_OK;
 }
 
-static lmc_status check_ops(lmc_backend *be)
-{
-    const lmc_backend_ops *o = be->ops;
-    const char *missing = !o->linear ? "linear" : !o->kv_store ? "kv_store" : !o->attention_decode ? "attention_decode"
-                                                                                                    : NULL;
-    if (missing)
-        return lmc_err(LMC_EUNSUPPORTED, "backend %s has no '%s' op, which the inference engine needs", be->name,
-                       missing);
-    return LMC_OK;
-}
-
 /* The model, whole or (tensor parallel) this rank's part of it: *part
  * receives that part's host parameters (NULL when whole). */
 static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const float *params, int tp, float **part)
@@ -237,7 +226,11 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
                            const lmc_engine_opts *o)
 {
     *out = NULL;
-    LMC_TRY(check_ops(be));
+    if (o->tp > 1)
+        LMC_TRY(lmc_config_check_tp(cfg, o->tp));
+    LMC_TRY(lmc_backend_supports_model(be, cfg, &((lmc_backend_use){
+        .B = o->slots, .T = o->ctx > 0 ? o->ctx : cfg->max_seq, .tp = o->tp, .engine = 1,
+        .wtype = o->quant == LMC_QUANT_INT8 ? LMC_I8 : o->quant == LMC_QUANT_BF16 ? LMC_BF16 : LMC_F32})));
     int ctx = o->ctx > 0 ? o->ctx : cfg->max_seq;
     if (ctx < 2 || ctx > cfg->max_seq)
         return lmc_err(LMC_ERANGE, "--ctx %d must be in [2, %d] (the model's max_seq)", o->ctx, cfg->max_seq);

@@ -120,7 +120,7 @@ lmc_status lmc_engine_prefill_local(lmc_engine *e, int slot, const int *ids, int
     be->ops->download(be, logits, e->logits, (size_t)c->vocab * sizeof(float));
     e->stats.prefill_tokens += n;
     e->stats.prefill_seconds += lmc_now() - t0;
-    return LMC_OK;
+    return lmc_backend_check(be); /* a device error in this pass */
 }
 
 lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits)
@@ -175,5 +175,5 @@ lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, con
     e->stats.decode_steps++;
     e->stats.decode_tokens += busy;
     e->stats.decode_seconds += lmc_now() - t0;
-    return LMC_OK;
+    return lmc_backend_check(be); /* a device error in this step */
 }

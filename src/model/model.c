@@ -203,6 +203,10 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     if (B < 1 || T < 1 || T > cfg->max_seq)
         return lmc_err(LMC_ERANGE, "--seq %d must be in [1, %d] (the model's max_seq) and --batch %d >= 1", T,
                        cfg->max_seq, B);
+    /* an unsupported configuration fails here, with the backend's reason */
+    LMC_TRY(lmc_backend_supports_model(be, cfg, &((lmc_backend_use){.B = B, .T = T, .training = o->training,
+                                                                     .prec = LMC_F32, .tp = o->tp,
+                                                                     .vocab_parallel = o->vocab_parallel})));
     lmc_model *m = calloc(1, sizeof *m);
     if (!m)
         return lmc_err(LMC_ENOMEM, "out of memory");

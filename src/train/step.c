@@ -376,7 +376,8 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     tr->me.idle_ms = (lmc_now() - t1) * 1e3;
     tr->me.comm_ms += tr->me.idle_ms;
     LMC_TRY(optimizer_step(tr, &norm, &lr));
-    tr->be->ops->sync(tr->be);
+    /* a device error during the step (every rank stops together) */
+    LMC_TRY(lmc_trainer_agree(tr, lmc_backend_check(tr->be), "the backend"));
     double dt = lmc_now() - t0;
     tr->me.step_ms = dt * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;

@@ -339,6 +339,9 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
+    LMC_TRY(lmc_backend_supports_model(tr->be, &tr->cfg, &((lmc_backend_use){.B = o->batch, .T = o->seq, .training = 1,
+                                                                             .prec = tr->m->prec, .tp = tr->tp,
+                                                                             .vocab_parallel = tr->tp > 1})));
     const lmc_layout *l = &tr->m->layout;
     size_t count = l->total;
     tr->own_begin = 0;
@@ -409,7 +412,7 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
  * (the CPU backend), NCCL device memory. */
 static lmc_status check_memory_kinds(lmc_trainer *tr)
 {
-    int device = strncmp(tr->be->name, "cpu", 3) != 0;
+    int device = !tr->be->host_memory;
     if (tr->comm->size == 1 || device == tr->comm->device_memory)
         return LMC_OK;
     return lmc_err(LMC_EUNSUPPORTED, "--dist %s reduces %s memory but --device %s keeps tensors in %s memory: use "

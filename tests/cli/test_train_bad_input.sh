@@ -119,4 +119,11 @@ PYEOF
 expect_fail "sharded index naming a missing file" \
     "model.safetensors.index.json.*transformer.ln_f.weight.*model-00002-of-00002.safetensors" \
     $LMC train --init "$T/sharded" --data "$T/ok.bin" --steps 1
+# a device error inside an op (faked: the op's scratch allocation fails)
+# stops training at the end of that step, naming the backend and the op
+expect_fail "a backend op failing during a step" "cpu: matmul: cannot allocate .* \(LMC_TEST_FAIL_OP\)" \
+    env LMC_TEST_FAIL_OP=matmul $LMC train $TINY --data "$T/ok.bin" --steps 2
+expect_ok "a model to generate from" $LMC train $TINY --data "$T/ok.bin" --steps 1 --save "$T/gen.st"
+expect_fail "a backend op failing during decoding" "cpu: attention_decode: cannot allocate" \
+    env LMC_TEST_FAIL_OP=attention_decode $LMC generate --model "$T/gen.st" --prompt-ids "1 2" --max-tokens 3
 finish

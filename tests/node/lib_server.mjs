@@ -77,10 +77,10 @@ export async function trainTiny(dir, steps = 30) {
 }
 
 // Starts `lmc serve --port 0 ...` and resolves when it listens.
-export function startServer(model, extra = []) {
+export function startServer(model, extra = [], env = {}) {
   const args = ['serve', '--model', model, '--tokenizer', TOK, '--port', '0', '--name', 'tiny',
                 '--threads', process.env.LMC_SERVE_THREADS || '1', ...extra];
-  const proc = spawn(LMC, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(LMC, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal, log })));
   return new Promise((resolve, reject) => {

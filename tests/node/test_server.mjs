@@ -295,6 +295,27 @@ async function shutdown(srv) {
   });
 }
 
+// A device error inside an op (faked: every attention_decode's scratch
+// allocation fails) fails that batch with a 500 naming the op, and the
+// server stays up for the next request.
+async function backendErrors(model) {
+  const srv = await L.startServer(model, ['--slots', '1'], { LMC_TEST_FAIL_OP: 'attention_decode' });
+  const body = JSON.stringify({ model: 'tiny', prompt: 'The cat', max_tokens: 4 });
+  try {
+    await check('a backend error during decoding -> 500 naming the op; the server stays up', async () => {
+      for (let i = 0; i < 2; i++) {
+        const r = await L.request(srv.port, 'POST', '/v1/completions', { body });
+        expectError(r, 500);
+        assert.match(r.json.error.message, /attention_decode/, r.body);
+      }
+      assert.equal((await L.request(srv.port, 'GET', '/health')).status, 200);
+    });
+  } finally {
+    srv.proc.kill('SIGTERM');
+    await srv.exited;
+  }
+}
+
 async function main() {
   const dir = L.tmpdir();
   try {
@@ -307,6 +328,7 @@ async function main() {
     await rawTests(srv);
     await exactness(srv, client, model);
     await slotTests(model);
+    await backendErrors(model);
     await shortLoad(srv);
     await shutdown(srv);
   } finally {
