@@ -17,10 +17,12 @@ MHD     ?= $(shell test -f /usr/include/microhttpd.h && echo yes)
 
 SRC := $(wildcard src/core/*.c src/backend/*.c src/backend/cpu/*.c src/model/*.c src/train/*.c \
                   src/dist/*.c src/tokenizer/*.c src/infer/*.c src/serve/*.c src/plan/*.c)
-SRC := $(filter-out src/dist/mpi.c src/dist/nccl.c,$(SRC))
+SRC := $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c,$(SRC))
 
 ifneq ($(and $(MPICC),$(wildcard src/dist/mpi.c)),)
-  SRC     += src/dist/mpi.c
+  SRC     += src/dist/mpi.c src/dist/mpi_p2p.c
+  # C programs that tests/mpi/*.sh run under mpirun
+  MPI_TEST_BIN := $(BUILD)/tests/mpi/test_mpi_p2p
   CFLAGS  += -DLMC_HAVE_MPI $(shell $(MPICC) --showme:compile)
   LDLIBS  += $(shell $(MPICC) --showme:link)
 endif
@@ -83,7 +85,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c tests/conformance/test_*.c)
 UNIT_BIN := $(UNIT_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all test test-unit clean
-all: $(BIN) $(UNIT_BIN) $(CUDA_PLUGIN)
+all: $(BIN) $(UNIT_BIN) $(MPI_TEST_BIN) $(CUDA_PLUGIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,6 +1,13 @@
 /* cmd_serve.c: `lmc serve`: the OpenAI-compatible HTTP server. SIGINT or
  * SIGTERM stop it gracefully: no new requests, in-flight ones finish (up to
- * --drain seconds, then they are cancelled), exit 0. */
+ * --drain seconds, then they are cancelled), exit 0.
+ *
+ * --tp N (under mpirun -np N): every rank loads the model and holds its part;
+ * rank 0 serves HTTP and drives the engine, whose calls the other ranks
+ * follow (lmc_engine_follow) until rank 0 closes it. Rank 0 alone takes the
+ * stop signals: mpirun forwards a SIGTERM of its own to every rank and kills
+ * them a second later, so a graceful stop is a SIGTERM to rank 0 (its pid is
+ * in the log); its followers then end with it, exit 0. */
 #include "cli.h"
 #include "model_file.h"
 #include "backend/backend.h"
@@ -85,21 +92,54 @@ static lmc_status read_key(const char *path, char **key)
 
 typedef struct {
     const char *model, *tokenizer, *host, *api_key, *key_file, *name, *quant, *device;
-    long long port, slots, queue, max_tokens, ctx, threads, max_body, max_conn;
+    long long port, slots, queue, max_tokens, ctx, threads, max_body, max_conn, tp;
     double drain;
 } serve_opts;
+
+/* Rank 0: the HTTP server over e until a stop signal, then a graceful stop. */
+static lmc_status serve(const serve_opts *o, lmc_engine *e, const lmc_tokenizer *tok, const lmc_model_config *cfg,
+                        lmc_quant quant, const char *name, const char *key)
+{
+    lmc_server *sv = NULL;
+    lmc_serve_opts so = {.host = o->host, .port = (int)o->port, .api_key = key ? key : o->api_key,
+                         .model_name = name, .max_tokens = (int)o->max_tokens, .queue = (int)o->queue,
+                         .max_body = (size_t)o->max_body, .max_connections = (int)o->max_conn};
+    LMC_TRY(install_handlers());
+    LMC_TRY(lmc_server_start(&sv, e, tok, &so));
+    fprintf(stderr, "lmc serve: '%s' (%s, %d layers, %s weights, %.0f MB on %s) on http://%s:%d/v1 with %d "
+            "slots of %d tokens%s\n", name, cfg->family, cfg->n_layer, lmc_quant_name(quant),
+            lmc_engine_device_bytes(e) / 1e6, o->device, o->host, lmc_server_port(sv), lmc_engine_slots(e),
+            lmc_engine_ctx(e), so.api_key ? ", API key required" : "");
+    if (o->tp > 1)
+        fprintf(stderr, "lmc serve: tensor parallel over %lld ranks (MB above: rank 0's part); rank 0 is pid %d: "
+                "kill -TERM %d stops the job gracefully\n", o->tp, (int)getpid(), (int)getpid());
+    const char *wd = getenv("LMC_COMM_TIMEOUT");
+    if (o->tp > 1 && wd && atof(wd) > 0) /* the followers wait for rank 0's next call under the watchdog */
+        fprintf(stderr, "lmc serve: warning: LMC_COMM_TIMEOUT=%s also bounds the other ranks' wait for the next "
+                "request: the job ends after %s s without one (unset it for serve --tp)\n", wd, wd);
+    fprintf(stderr, "listening on port %d\n", lmc_server_port(sv));
+    int sig = wait_for_signal();
+    fprintf(stderr, "lmc serve: %s: finishing in-flight requests (up to %.0f s)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", o->drain);
+    lmc_server_shutdown(sv, o->drain);
+    lmc_engine_stats st;
+    lmc_engine_get_stats(e, &st);
+    fprintf(stderr, "lmc serve: stopped; %.0f prompt tokens, %.0f generated in %.0f steps\n", st.prefill_tokens,
+            st.decode_tokens, st.decode_steps);
+    lmc_server_free(sv);
+    return LMC_OK;
+}
 
 static lmc_status run(const serve_opts *o)
 {
     lmc_tokenizer *tok = NULL;
     lmc_backend *be = NULL;
     lmc_engine *e = NULL;
-    lmc_server *sv = NULL;
     float *host = NULL;
     char *name = NULL, *key = NULL;
     lmc_model_config cfg;
     lmc_layout layout;
-    lmc_engine_opts eo = {.slots = (int)o->slots, .ctx = (int)o->ctx};
+    lmc_engine_opts eo = {.slots = (int)o->slots, .ctx = (int)o->ctx, .tp = (int)o->tp};
     lmc_status s = lmc_model_quant(o->model, o->quant, &eo.quant);
     if (s == LMC_OK && o->key_file)
         s = read_key(o->key_file, &key);
@@ -117,30 +157,13 @@ static lmc_status run(const serve_opts *o)
         s = lmc_engine_open(&e, be, &cfg, host, &eo);
     lmc_free(host);
     name = o->name ? lmc_strdup(o->name) : default_name(o->model);
-    lmc_serve_opts so = {.host = o->host, .port = (int)o->port, .api_key = key ? key : o->api_key,
-                         .model_name = name, .max_tokens = (int)o->max_tokens, .queue = (int)o->queue,
-                         .max_body = (size_t)o->max_body, .max_connections = (int)o->max_conn};
-    if (s == LMC_OK)
-        s = install_handlers();
-    if (s == LMC_OK)
-        s = lmc_server_start(&sv, e, tok, &so);
-    if (s == LMC_OK) {
-        fprintf(stderr, "lmc serve: '%s' (%s, %d layers, %s weights, %.0f MB on %s) on http://%s:%d/v1 with %d "
-                "slots of %d tokens%s\n", name, cfg.family, cfg.n_layer, lmc_quant_name(eo.quant),
-                lmc_engine_device_bytes(e) / 1e6, o->device, o->host, lmc_server_port(sv), lmc_engine_slots(e),
-                lmc_engine_ctx(e), so.api_key ? ", API key required" : "");
-        fprintf(stderr, "listening on port %d\n", lmc_server_port(sv));
-        int sig = wait_for_signal();
-        fprintf(stderr, "lmc serve: %s: finishing in-flight requests (up to %.0f s)\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", o->drain);
-        lmc_server_shutdown(sv, o->drain);
-        lmc_engine_stats st;
-        lmc_engine_get_stats(e, &st);
-        fprintf(stderr, "lmc serve: stopped; %.0f prompt tokens, %.0f generated in %.0f steps\n", st.prefill_tokens,
-                st.decode_tokens, st.decode_steps);
-    }
-    lmc_server_free(sv);
-    lmc_engine_close(e);
+    if (s == LMC_OK && !name)
+        s = lmc_err(LMC_ENOMEM, "out of memory");
+    if (s == LMC_OK && lmc_engine_rank(e) != 0) /* tensor parallel: rank 0 serves, the others follow */
+        s = lmc_engine_follow(e);
+    else if (s == LMC_OK)
+        s = serve(o, e, tok, &cfg, eo.quant, name, key);
+    lmc_engine_close(e); /* on rank 0 this releases the followers, whatever happened */
     lmc_backend_close(be);
     lmc_tok_free(tok);
     free(name);
@@ -151,7 +174,7 @@ static lmc_status run(const serve_opts *o)
 int lmc_cmd_serve(int argc, char **argv)
 {
     serve_opts o = {.host = "127.0.0.1", .port = 8000, .slots = 4, .queue = 64, .quant = "none", .device = "cpu",
-                    .max_body = 1 << 20, .drain = 30};
+                    .max_body = 1 << 20, .drain = 30, .tp = 1};
     cli_opt opts[] = {
         {"model", CLI_STR, &o.model, "weights (.safetensors, HF folder, or .gguf)"},
         {"tokenizer", CLI_STR, &o.tokenizer, "tokenizer folder or .gguf (default: a .gguf model's own)"},
@@ -170,6 +193,8 @@ int lmc_cmd_serve(int argc, char **argv)
         {"quant", CLI_STR, &o.quant, "weights for decode: none | bf16 | int8 (default: a .gguf's own type)"},
         {"threads", CLI_INT, &o.threads, "CPU threads for the model", 0, 4096},
         {"device", CLI_STR, &o.device, "cpu | cuda[:N]"},
+        {"tp", CLI_INT, &o.tp, "tensor parallel: split the model over the N ranks of mpirun -np N (rank 0 serves)",
+         1, 4096},
         {NULL},
     };
     cli_spec spec = {.cmd = "serve", .synopsis = "--model FILE --tokenizer DIR [--host H] [--port P] [--slots N]",

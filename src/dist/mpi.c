@@ -20,14 +20,15 @@
  * so that no other rank waits forever. When mpirun itself ends the job (a
  * rank died: Open MPI's default) it sends SIGTERM; we print one line that
  * says so before dying of it.
+ *
+ * Point to point (pipeline stages) does not queue behind the collectives:
+ * mpi_p2p.c.
  */
 #define _GNU_SOURCE
-#include "dist/comm.h"
+#include "dist/mpi_internal.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <mpi.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define QCAP 4096 /* requests in flight at most (a power of two) */
-#define CHUNK ((size_t)1 << 30)
 /* Float reductions move at most this many elements per MPI call. Open MPI's
  * reductions of tens of MB stream temporary buffers far larger than the
  * caches: on the development machine (2 ranks, shared memory) one 56 MB
@@ -44,34 +43,8 @@
  * bytes in 4 MB pieces took 40-50 ms and 33 ms (0.5M-2M floats all did). */
 #define FLOAT_CHUNK ((size_t)1 << 20)
 
-typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_AGRANGE, OP_GATHER, OP_BCAST, OP_HOST_SUM,
-               OP_HOST_GATHER, OP_BARRIER, OP_SPLIT } op_kind;
-
 static const char *const op_names[] = {"allreduce", "reduce_scatter", "allgather", "allgather", "gather",
                                        "broadcast", "allreduce_host", "allgather_host", "barrier", "split"};
-
-typedef struct {
-    op_kind op;
-    int id, done, root, op_max;
-    void *buf;
-    const void *in;
-    size_t n, begin, end, bytes;
-    lmc_status status;
-    char err[512];
-} mpi_req;
-
-typedef struct {
-    MPI_Comm comm;
-    int own_init, threaded, stop, faulted, sigterm, provided;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    mpi_req q[QCAP];
-    unsigned posted, ran; /* requests queued, requests finished (wrapping counters) */
-    int *counts, *displs; /* per-rank scratch, used only by the thread running requests */
-    double env_timeout;
-    char fault[512];
-} mpi_impl;
 
 static mpi_impl *impl_of(lmc_comm *c) { return c->impl; }
 
@@ -347,7 +320,7 @@ static lmc_status post(lmc_comm *c, const mpi_req *tmpl, int *id)
     return LMC_OK;
 }
 
-static double timeout_of(lmc_comm *c)
+double lmc_mpi_timeout(lmc_comm *c)
 {
     mpi_impl *p = impl_of(c);
     return p->env_timeout > 0 ? p->env_timeout : c->timeout_s;
@@ -357,7 +330,7 @@ static lmc_status mpi_wait(lmc_comm *c, int id)
 {
     mpi_impl *p = impl_of(c);
     mpi_req *r = &p->q[(unsigned)id % QCAP];
-    double limit = timeout_of(c);
+    double limit = lmc_mpi_timeout(c);
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += (time_t)limit;
@@ -533,12 +506,15 @@ static void mpi_destroy(lmc_comm *c)
     }
     if (faulted && c->size > 1)
         mpi_abort(c, p->fault);
+    if (p->chunk_type_made)
+        MPI_Type_free(&p->chunk_type);
     MPI_Comm_free(&p->comm);
     if (p->own_init)
         MPI_Finalize();
     if (p->sigterm)
         signal(SIGTERM, SIG_DFL);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->p2p_mu);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->done);
     free(p->counts);
@@ -562,6 +538,9 @@ static const lmc_comm_ops mpi_ops = {
     .allreduce_host = mpi_allreduce_host,
     .allgather_host = mpi_allgather_host,
     .barrier = mpi_barrier,
+    .send_start = lmc_mpi_send_start,
+    .recv_start = lmc_mpi_recv_start,
+    .p2p_wait = lmc_mpi_p2p_wait,
     .split = mpi_split,
     .abort = mpi_abort,
     .destroy = mpi_destroy,
@@ -619,6 +598,7 @@ static lmc_status mpi_wrap(MPI_Comm comm, int own_init, int provided, int root, 
     p->counts = calloc((size_t)c->size, sizeof(int));
     p->displs = calloc((size_t)c->size, sizeof(int));
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->p2p_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

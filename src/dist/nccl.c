@@ -31,6 +31,16 @@
  * collective, on the device of the CUDA backend opened by then
  * (lmc_cuda_backend_device); with none, the local rank's GPU. A backend
  * opened later on another device is an error, not a silent cross-device copy.
+ *
+ * Process groups: split makes a sub-communicator with ncclCommSplit (NCCL
+ * 2.18+) on the parent's device, with its own stream and requests, and an
+ * MPI_Comm_split of the parent's MPI communicator for its host collectives.
+ *
+ * Point to point: ncclSend/ncclRecv, each on its own (not grouped), on the
+ * stream in the order posted, behind the compute enqueued so far as every
+ * collective is; p2p_wait is wait(). A send completes only once its peer
+ * runs the matching receive, so two ranks post to each other in the same
+ * order (comm.h).
  */
 #define _GNU_SOURCE
 #include "backend/cuda/cuda_backend.h"
@@ -54,6 +64,7 @@ typedef struct {
     cudaEvent_t start, done; /* timing events: busy_s sums done - start */
     int busy;
     const char *what;
+    char desc[80]; /* a send's or receive's what: "send to rank 3 (4096 bytes)" */
 } nccl_req;
 
 typedef struct {
@@ -64,6 +75,10 @@ typedef struct {
     cudaStream_t stream;
     cudaEvent_t ready;
     nccl_req req[NCCL_MAX_REQ];
+#ifdef LMC_HAVE_MPI
+    MPI_Comm mcomm; /* host collectives: the world, or a split of it (own_mcomm) */
+    int own_mcomm;
+#endif
 } nccl_impl;
 
 static nccl_impl *impl_of(lmc_comm *c) { return (nccl_impl *)c->impl; }
@@ -341,13 +356,44 @@ static lmc_status nccl_broadcast(lmc_comm *c, void *buf, size_t bytes, int root)
     return nccl_wait(c, req);
 }
 
+/* ---------- point to point ---------- */
+
+static lmc_status nccl_p2p_start(lmc_comm *c, void *buf, size_t bytes, int peer, int send, int *req)
+{
+    nccl_impl *m = impl_of(c);
+    const char *dir = send ? "send to" : "recv from";
+    *req = -1;
+    if (peer < 0 || peer >= c->size || peer == c->rank)
+        return lmc_err(LMC_EINVAL, "nccl %s rank %d: not another rank of this communicator (this is rank %d of %d)",
+                       dir, peer, c->rank, c->size);
+    int r = -1;
+    LMC_TRY(post_begin(c, dir, &r));
+    nccl_req *q = &m->req[r];
+    snprintf(q->desc, sizeof q->desc, "%s rank %d (%zu bytes)", dir, peer, bytes);
+    if (bytes && send)
+        NC_TRY(c, q->desc, ncclSend(buf, bytes, ncclUint8, peer, m->nc, m->stream));
+    else if (bytes)
+        NC_TRY(c, q->desc, ncclRecv(buf, bytes, ncclUint8, peer, m->nc, m->stream));
+    return post_end(c, r, q->desc, req);
+}
+
+static lmc_status nccl_send_start(lmc_comm *c, const void *buf, size_t bytes, int peer, int *req)
+{
+    return nccl_p2p_start(c, (void *)buf, bytes, peer, 1, req);
+}
+
+static lmc_status nccl_recv_start(lmc_comm *c, void *buf, size_t bytes, int peer, int *req)
+{
+    return nccl_p2p_start(c, buf, bytes, peer, 0, req);
+}
+
 /* ---------- host-memory collectives (MPI) ---------- */
 
 static lmc_status nccl_allreduce_host(lmc_comm *c, double *x, int n, int op_max)
 {
 #ifdef LMC_HAVE_MPI
     if (c->size > 1 && n > 0 &&
-        MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op_max ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op_max ? MPI_MAX : MPI_SUM, impl_of(c)->mcomm) != MPI_SUCCESS)
         return fail(c, "allreduce_host", "MPI_Allreduce failed");
 #endif
     return LMC_OK;
@@ -362,7 +408,7 @@ static lmc_status nccl_allgather_host(lmc_comm *c, const void *in, void *out, si
 #ifdef LMC_HAVE_MPI
     if (bytes > INT_MAX)
         return lmc_err(LMC_EINVAL, "nccl allgather_host: %zu bytes per rank is more than MPI can count", bytes);
-    if (MPI_Allgather(in, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (MPI_Allgather(in, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, impl_of(c)->mcomm) != MPI_SUCCESS)
         return fail(c, "allgather_host", "MPI_Allgather failed");
 #endif
     return LMC_OK;
@@ -376,7 +422,7 @@ static lmc_status nccl_barrier(lmc_comm *c)
         CU_TRY(c, "barrier", cudaStreamSynchronize(m->stream));
     }
 #ifdef LMC_HAVE_MPI
-    if (c->size > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (c->size > 1 && MPI_Barrier(m->mcomm) != MPI_SUCCESS)
         return fail(c, "barrier", "MPI_Barrier failed");
 #endif
     return LMC_OK;
@@ -422,6 +468,8 @@ static void release(nccl_impl *m)
     if (m->stream)
         cudaStreamDestroy(m->stream);
 #ifdef LMC_HAVE_MPI
+    if (m->own_mcomm)
+        MPI_Comm_free(&m->mcomm);
     int fin = 0;
     if (m->mpi_inited_here && MPI_Finalized(&fin) == MPI_SUCCESS && !fin)
         MPI_Finalize();
@@ -434,6 +482,8 @@ static void nccl_destroy(lmc_comm *c)
     release(impl_of(c));
     free(c);
 }
+
+static lmc_status nccl_split(lmc_comm *c, int color, int key, lmc_comm **out);
 
 static const lmc_comm_ops nccl_ops = {
     .allreduce = nccl_allreduce,
@@ -448,6 +498,10 @@ static const lmc_comm_ops nccl_ops = {
     .allreduce_host = nccl_allreduce_host,
     .allgather_host = nccl_allgather_host,
     .barrier = nccl_barrier,
+    .send_start = nccl_send_start,
+    .recv_start = nccl_recv_start,
+    .p2p_wait = nccl_wait,
+    .split = nccl_split,
     .abort = nccl_abort,
     .destroy = nccl_destroy,
 };
@@ -510,14 +564,9 @@ static lmc_status bootstrap(nccl_impl *m, int *rank, int *size, ncclUniqueId *id
     return LMC_OK;
 }
 
-/* Device, stream and events of this rank: the CUDA backend's device. */
-static lmc_status open_device(nccl_impl *m, int rank)
+/* Stream and events on m->device. */
+static lmc_status open_stream(nccl_impl *m, int rank)
 {
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
-        return lmc_err(LMC_EUNSUPPORTED, "--dist nccl: rank %d sees no CUDA device", rank);
-    int be = lmc_cuda_backend_device();
-    m->device = be >= 0 ? be : local_rank() % ndev;
     cudaError_t e = cudaSetDevice(m->device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking);
@@ -531,6 +580,17 @@ static lmc_status open_device(nccl_impl *m, int rank)
     if (e != cudaSuccess)
         return lmc_err(LMC_ECOMM, "nccl: rank %d on cuda:%d: %s", rank, m->device, cudaGetErrorString(e));
     return LMC_OK;
+}
+
+/* Device, stream and events of this rank: the CUDA backend's device. */
+static lmc_status open_device(nccl_impl *m, int rank)
+{
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
+        return lmc_err(LMC_EUNSUPPORTED, "--dist nccl: rank %d sees no CUDA device", rank);
+    int be = lmc_cuda_backend_device();
+    m->device = be >= 0 ? be : local_rank() % ndev;
+    return open_stream(m, rank);
 }
 
 /* The NCCL communicator, created at the first device collective (every rank
@@ -562,6 +622,72 @@ static lmc_status bind(lmc_comm *c, const char *what)
     return LMC_OK;
 }
 
+/* ---------- process groups ---------- */
+
+static lmc_comm *wrap(lmc_comm *c, nccl_impl *m)
+{
+    c->ops = &nccl_ops;
+    c->name = "nccl";
+    c->device_memory = 1;
+    c->impl = m;
+    return c;
+}
+
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+/* The collective part of split, on every rank of c in the same order: the
+ * MPI group for host collectives, then the NCCL one on c's device. */
+static lmc_status split_comms(lmc_comm *c, int color, int key, nccl_impl *k)
+{
+    nccl_impl *m = impl_of(c);
+#ifdef LMC_HAVE_MPI
+    if (MPI_Comm_split(m->mcomm, color, key, &k->mcomm) != MPI_SUCCESS)
+        return fail(c, "split", "MPI_Comm_split failed");
+    k->own_mcomm = 1;
+#endif
+    CU_TRY(c, "split", cudaSetDevice(m->device));
+    NC_TRY(c, "split", ncclCommSplit(m->nc, color, key, &k->nc, NULL));
+    return LMC_OK;
+}
+#endif
+
+/* Every rank calls it: ranks of the same color form a new communicator on
+ * this rank's device, ranked by key. */
+static lmc_status nccl_split(lmc_comm *c, int color, int key, lmc_comm **out)
+{
+    *out = NULL;
+    if (color < 0)
+        return lmc_err(LMC_EINVAL, "nccl split: color %d must be >= 0 (every rank joins a group)", color);
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 18, 0)
+    return lmc_err(LMC_EUNSUPPORTED, "nccl split: process groups (--tp) need NCCL 2.18 or newer (ncclCommSplit); "
+                   "this lmc was built with NCCL %d.%d", NCCL_MAJOR, NCCL_MINOR);
+#else
+    nccl_impl *m = impl_of(c);
+    if (m->faulted)
+        return lmc_err(LMC_ECOMM, "nccl split: an earlier collective failed on this rank");
+    LMC_TRY(bind(c, "split")); /* the parent's NCCL communicator, made now if no collective made it yet */
+    lmc_comm *sub = calloc(1, sizeof *sub);
+    nccl_impl *k = calloc(1, sizeof *k);
+    lmc_status s = sub && k ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory splitting the NCCL communicator");
+    if (s == LMC_OK) {
+        k->device = m->device;
+        k->env_timeout = m->env_timeout;
+        s = split_comms(c, color, key, k);
+    }
+    if (s == LMC_OK)
+        s = open_stream(k, c->rank);
+    if (s == LMC_OK && (ncclCommUserRank(k->nc, &sub->rank) != ncclSuccess ||
+                        ncclCommCount(k->nc, &sub->size) != ncclSuccess))
+        s = lmc_err(LMC_ECOMM, "nccl split: the new communicator's rank and size are unknown");
+    if (s != LMC_OK) {
+        release(k);
+        free(sub);
+        return s;
+    }
+    *out = wrap(sub, k);
+    return LMC_OK;
+#endif
+}
+
 lmc_status lmc_comm_nccl(lmc_comm **out)
 {
     *out = NULL;
@@ -574,6 +700,9 @@ lmc_status lmc_comm_nccl(lmc_comm **out)
     }
     const char *t = getenv("LMC_COMM_TIMEOUT");
     m->env_timeout = t ? atof(t) : 0;
+#ifdef LMC_HAVE_MPI
+    m->mcomm = MPI_COMM_WORLD;
+#endif
     int rank = 0, size = 1, ndev = 0;
     lmc_status s = bootstrap(m, &rank, &size, &m->id);
     if (s == LMC_OK && (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0))
@@ -583,12 +712,9 @@ lmc_status lmc_comm_nccl(lmc_comm **out)
         free(c);
         return s;
     }
-    c->ops = &nccl_ops;
-    c->name = "nccl";
     c->rank = rank;
     c->size = size;
-    c->device_memory = 1;
-    c->impl = m;
+    wrap(c, m);
     *out = c;
     return LMC_OK;
 }

@@ -39,6 +39,25 @@ static lmc_status copy_gather(lmc_comm *c, const void *in, void *out, size_t byt
     return LMC_OK;
 }
 static lmc_status nop_barrier(lmc_comm *c) { return LMC_OK; }
+/* one rank has no one to send to: point to point is for pipeline stages */
+static lmc_status no_peer(const char *what, int peer)
+{
+    return lmc_err(LMC_EUNSUPPORTED, "%s rank %d: the single-process communicator has no other rank", what, peer);
+}
+static lmc_status no_send(lmc_comm *c, const void *buf, size_t bytes, int peer, int *req)
+{
+    *req = -1;
+    return no_peer("send to", peer);
+}
+static lmc_status no_recv(lmc_comm *c, void *buf, size_t bytes, int peer, int *req)
+{
+    *req = -1;
+    return no_peer("recv from", peer);
+}
+static lmc_status no_p2p_wait(lmc_comm *c, int req)
+{
+    return lmc_err(LMC_EINVAL, "p2p_wait: request %d is not a send or receive in flight (single process)", req);
+}
 static void single_destroy(lmc_comm *c) { free(c); }
 static lmc_status single_split(lmc_comm *c, int color, int key, lmc_comm **out) { return lmc_comm_single(out); }
 
@@ -55,6 +74,9 @@ static const lmc_comm_ops single_ops = {
     .allreduce_host = nop_host,
     .allgather_host = copy_gather,
     .barrier = nop_barrier,
+    .send_start = no_send,
+    .recv_start = no_recv,
+    .p2p_wait = no_p2p_wait,
     .split = single_split,
     .abort = nop_abort,
     .destroy = single_destroy,

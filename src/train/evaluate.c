@@ -76,8 +76,11 @@ static lmc_status sample_next(lmc_trainer *tr, int len, const lmc_sampling *s, l
         tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
         *next = lmc_sample_token(logits, V, s, rng, scratch);
     }
-    if (tr->pp > 1)
-        LMC_TRY(tr->ppc->ops->broadcast(tr->ppc, next, sizeof *next, tr->pp - 1));
+    if (tr->pp > 1) { /* the others add nothing (a host reduction: any communicator has one) */
+        double v = last ? *next : 0;
+        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &v, 1, 0));
+        *next = (int)v;
+    }
     return LMC_OK;
 }
 

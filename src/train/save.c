@@ -125,6 +125,29 @@ static void whole_layout_free(lmc_trainer *tr, lmc_layout *g)
         lmc_layout_free(g);
 }
 
+/* A host buffer sent to (send 1) or received from a rank of the pipeline
+ * group, through device memory when the communicator moves only that. */
+static lmc_status host_p2p(lmc_trainer *tr, float *host, size_t n, int peer, int send)
+{
+    lmc_comm *c = tr->ppc;
+    lmc_backend *be = tr->be;
+    float *buf = c->device_memory ? be->ops->alloc(be, (n ? n : 1) * sizeof(float)) : host;
+    int req;
+    if (!buf)
+        return lmc_err(LMC_ENOMEM, "out of device memory staging a checkpoint (%zu floats)", n);
+    if (buf != host && send)
+        be->ops->upload(be, buf, host, n * sizeof(float));
+    lmc_status s = send ? c->ops->send_start(c, buf, n * sizeof(float), peer, &req)
+                        : c->ops->recv_start(c, buf, n * sizeof(float), peer, &req);
+    if (s == LMC_OK)
+        s = c->ops->p2p_wait(c, req);
+    if (s == LMC_OK && buf != host && !send)
+        be->ops->download(be, host, buf, n * sizeof(float));
+    if (buf != host)
+        be->ops->free(be, buf);
+    return s;
+}
+
 /* Stage s's buffer (layout ls) from its rank of the pipeline group into the
  * whole model's (layout all); the embeddings unit is the first stage's. */
 static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, float *whole)
@@ -134,10 +157,7 @@ static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, floa
     lmc_pipe_bounds(tr, s, bounds);
     LMC_TRY(lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->vpp, bounds, &ls));
     float *buf = lmc_alloc((ls.total ? ls.total : 1) * sizeof(float), "checkpoint staging");
-    int req;
-    lmc_status st = buf ? tr->ppc->ops->recv_start(tr->ppc, buf, ls.total * sizeof(float), s, &req) : LMC_ENOMEM;
-    if (st == LMC_OK)
-        st = tr->ppc->ops->p2p_wait(tr->ppc, req);
+    lmc_status st = buf ? host_p2p(tr, buf, ls.total, s, 0) : LMC_ENOMEM;
     if (st == LMC_OK)
         lmc_layout_copy_units(all, whole, &ls, buf, 1);
     lmc_free(buf);
@@ -153,10 +173,7 @@ static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
 {
     lmc_status s = LMC_OK;
     for (int i = 0; i < n && s == LMC_OK && tr->pp_rank > 0; i++) {
-        int req;
-        s = tr->ppc->ops->send_start(tr->ppc, bufs[i], g->total * sizeof(float), 0, &req);
-        if (s == LMC_OK)
-            s = tr->ppc->ops->p2p_wait(tr->ppc, req);
+        s = host_p2p(tr, bufs[i], g->total, 0, 1);
         lmc_free(bufs[i]);
         bufs[i] = NULL;
     }
