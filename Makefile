@@ -218,3 +218,21 @@ fuzz-weights: $(FUZZ_BUILD)/fuzz_weights_index
 	FUZZ_BUILT=1 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh $(FUZZ_SECONDS) weights_index
 
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.d)
+
+# ---- Ascend NPU backend (src/backend/ascend, docs/ascend.md) ---------------
+# $(BUILD)/liblmc_npu.so, always built: it needs no CANN headers (lmc's own
+# declarations, acl_decls.h) and opens CANN's libraries with dlopen at
+# --device npu, from $LMC_ASCEND_LIBDIR or $ASCEND_TOOLKIT_HOME/lib64.
+NPU_SRC    := $(wildcard src/backend/ascend/*.c)
+NPU_OBJ    := $(NPU_SRC:%.c=$(BUILD)/npu/%.o)
+NPU_PLUGIN := $(BUILD)/liblmc_npu.so
+all: $(NPU_PLUGIN)
+
+$(BUILD)/npu/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(NPU_PLUGIN): $(NPU_OBJ)
+	$(CC) -shared -o $@ $^ $(SAN) -ldl -lm -lpthread
+
+-include $(NPU_OBJ:.o=.d)
