@@ -113,10 +113,6 @@ static lmc_status serve(const serve_opts *o, lmc_engine *e, const lmc_tokenizer 
     if (o->tp > 1)
         fprintf(stderr, "lmc serve: tensor parallel over %lld ranks (MB above: rank 0's part); rank 0 is pid %d: "
                 "kill -TERM %d stops the job gracefully\n", o->tp, (int)getpid(), (int)getpid());
-    const char *wd = getenv("LMC_COMM_TIMEOUT");
-    if (o->tp > 1 && wd && atof(wd) > 0) /* the followers wait for rank 0's next call under the watchdog */
-        fprintf(stderr, "lmc serve: warning: LMC_COMM_TIMEOUT=%s also bounds the other ranks' wait for the next "
-                "request: the job ends after %s s without one (unset it for serve --tp)\n", wd, wd);
     fprintf(stderr, "listening on port %d\n", lmc_server_port(sv));
     int sig = wait_for_signal();
     fprintf(stderr, "lmc serve: %s: finishing in-flight requests (up to %.0f s)\n",

@@ -25,6 +25,10 @@ struct lmc_comm {
      * hanging on a stuck rank; 0 = wait forever. The caller may change it at
      * any time (the trainer scales it with the step time). */
     double timeout_s;
+    /* Waiting for work rather than for peers (a tensor-parallel follower
+     * waiting for the leader's next request): no watchdog, not even
+     * LMC_COMM_TIMEOUT's, while set. */
+    int idle;
     /* Statistics: seconds spent executing collectives so far, on whichever
      * thread runs them (with overlap most of it is hidden behind compute). */
     double busy_s;

@@ -323,6 +323,8 @@ static lmc_status post(lmc_comm *c, const mpi_req *tmpl, int *id)
 double lmc_mpi_timeout(lmc_comm *c)
 {
     mpi_impl *p = impl_of(c);
+    if (c->idle)
+        return 0;
     return p->env_timeout > 0 ? p->env_timeout : c->timeout_s;
 }
 

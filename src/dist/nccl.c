@@ -156,6 +156,8 @@ static lmc_status post_end(lmc_comm *c, int r, const char *what, int *req)
 
 static double timeout_of(lmc_comm *c)
 {
+    if (c->idle)
+        return 0;
     return impl_of(c)->env_timeout > 0 ? impl_of(c)->env_timeout : c->timeout_s;
 }
 

@@ -54,7 +54,9 @@ lmc_status lmc_engine_follow(lmc_engine *e)
     int *x = malloc(most * sizeof(int)), *y = malloc(most * sizeof(int)), hdr[3];
     lmc_status s = x && y ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory");
     while (s == LMC_OK) {
+        c->idle = 1; /* the next request may take any time to come */
         s = c->ops->broadcast(c, hdr, sizeof hdr, 0);
+        c->idle = 0;
         if (s || hdr[0] == CMD_STOP)
             break;
         if ((hdr[0] != CMD_PREFILL && hdr[0] != CMD_DECODE) || hdr[2] < 1 || (size_t)hdr[2] > most) {

@@ -155,5 +155,15 @@ if [ $rc -eq 0 ] && [ $((SECONDS - t0)) -le 30 ] && grep -q "lmc serve: stopped"
 else
     echo "FAIL SIGTERM to rank 0: exit $rc after $((SECONDS - t0)) s: $(cat "$T/tp2.log")"; fails=$((fails + 1))
 fi
+
+# an idle server is not a hung rank: with a 2 s watchdog, 5 s without a
+# request, then answers as before
+start idle env LMC_COMM_TIMEOUT=2 $MPIRUN -np 2 -x LMC_COMM_TIMEOUT $LMC "${SERVE[@]}" --tp 2 || { finish; exit 1; }
+IDLE=$PID
+sleep 5
+got=$(ask $PORT $CMPL '{"model":"tiny","prompt":"The cat","temperature":0,"max_tokens":24}')
+[ "$got" = "${want[3]}" ] && echo "ok   idle 5 s under a 2 s watchdog, then tp 2 = one process: $got" ||
+    { echo "FAIL after 5 s idle under LMC_COMM_TIMEOUT=2: '$got': $(cat "$T/idle.log")"; fails=$((fails + 1)); }
+kill -TERM "$(rank_pid $IDLE 0)"; wait $IDLE
 kill -TERM $ONE_PID; wait $ONE_PID
 finish
