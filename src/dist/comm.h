@@ -14,6 +14,7 @@
 
 typedef struct lmc_comm lmc_comm;
 typedef struct lmc_comm_ops lmc_comm_ops;
+typedef struct lmc_backend lmc_backend;
 
 struct lmc_comm {
     const lmc_comm_ops *ops;
@@ -29,6 +30,11 @@ struct lmc_comm {
      * waiting for the leader's next request): no watchdog, not even
      * LMC_COMM_TIMEOUT's, while set. */
     int idle;
+    /* The backend whose memory the collectives move (device communicators):
+     * set by the caller, it orders them after the backend's queued work and
+     * the backend's later work after them (its event_record, event_wait);
+     * NULL: the vendor's default stream orders them. */
+    lmc_backend *be;
     /* Statistics: seconds spent executing collectives so far, on whichever
      * thread runs them (with overlap most of it is hidden behind compute). */
     double busy_s;

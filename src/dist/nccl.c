@@ -137,7 +137,10 @@ static lmc_status post_begin(lmc_comm *c, const char *what, int *slot)
     if (r == NCCL_MAX_REQ)
         return lmc_err(LMC_ECOMM, "nccl %s: %d requests are in flight; wait for some first", what, NCCL_MAX_REQ);
     CU_TRY(c, what, cudaSetDevice(m->device));
-    CU_TRY(c, what, cudaEventRecord(m->ready, cudaStreamLegacy));
+    if (c->be) /* behind the backend's work queued so far, on its own queue */
+        LMC_TRY(c->be->ops->event_record(c->be, m->ready));
+    else
+        CU_TRY(c, what, cudaEventRecord(m->ready, cudaStreamLegacy));
     CU_TRY(c, what, cudaStreamWaitEvent(m->stream, m->ready, 0));
     CU_TRY(c, what, cudaEventRecord(m->req[r].start, m->stream));
     *slot = r;
@@ -197,6 +200,8 @@ static lmc_status nccl_wait(lmc_comm *c, int req)
     float ms = 0;
     if (cudaEventElapsedTime(&ms, r->start, r->done) == cudaSuccess)
         c->busy_s += ms * 1e-3;
+    if (c->be) /* the backend's later work after the collective, also on the device */
+        LMC_TRY(c->be->ops->event_wait(c->be, r->done));
     return LMC_OK;
 }
 

@@ -22,7 +22,9 @@ lmc_status lmc_trainer_kv_open(lmc_trainer *tr)
     if (!replicated(tr))
         return LMC_OK;
     int per = tr->tp / tr->cfg.n_kv_head;
-    return tr->tpc->ops->split(tr->tpc, tr->tp_rank / per, tr->tp_rank, &tr->kvc);
+    LMC_TRY(tr->tpc->ops->split(tr->tpc, tr->tp_rank / per, tr->tp_rank, &tr->kvc));
+    tr->kvc->be = tr->be;
+    return LMC_OK;
 }
 
 /* The K and V rows of layer l's QKV tensor `kind`: floats [*b, *e) of the

@@ -441,6 +441,10 @@ static lmc_status setup_local(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     LMC_TRY(lmc_backend_open(o->device, o->threads, &tr->be));
+    lmc_comm *groups[] = {tr->world, tr->comm, tr->tpc, tr->ppc, tr->ppg, tr->embc};
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
+        if (groups[i]) /* a device communicator orders its work with the backend's queue */
+            groups[i]->be = tr->be;
     LMC_TRY(check_memory_kinds(tr));
     tr->seed = o->seed;
     tr->shuffle = o->shuffle;
