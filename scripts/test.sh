@@ -56,6 +56,7 @@ for t in build-asan/tests/unit/test_* build-asan/tests/conformance/test_*; do
 done
 
 run "gpu emulation" bash tests/gpu/emu/run.sh quick
+run "ascend mock" bash tests/ascend/run.sh quick   # npu backend on a strict CPU mock of CANN (conformance, oracle, hccl)
 
 echo "== command-line tests (bad input runs under ASan+UBSan)"
 for t in tests/cli/test_*.sh; do

@@ -131,7 +131,7 @@ static lmc_status make_constants(lmc_backend *be)
     for (size_t i = 0; i < side; i++)
         for (size_t j = 0; j < side; j++)
             mask[i * side + j] = j > i;
-    float one = 1.0f;
+    float consts[2] = {1.0f, 0.0f}; /* 1.0f, then int32 0 (the same bits as 0.0f) */
     acl_error e = a->aclrtMalloc((void **)&s->causal_mask, mbytes, NPU_MEM_MALLOC_HUGE_FIRST);
     if (e == NPU_ACL_SUCCESS)
         e = a->aclrtMemcpy(s->causal_mask, mbytes, mask, mbytes, NPU_MEMCPY_H2D);
@@ -139,7 +139,7 @@ static lmc_status make_constants(lmc_backend *be)
     if (e == NPU_ACL_SUCCESS)
         e = a->aclrtMalloc((void **)&s->one, 512, NPU_MEM_MALLOC_HUGE_FIRST);
     if (e == NPU_ACL_SUCCESS)
-        e = a->aclrtMemcpy(s->one, sizeof one, &one, sizeof one, NPU_MEMCPY_H2D);
+        e = a->aclrtMemcpy(s->one, sizeof consts, consts, sizeof consts, NPU_MEMCPY_H2D);
     if (e == NPU_ACL_SUCCESS)
         e = a->aclrtMallocHost((void **)&s->hp_host, NPU_HP_SLOTS * 8 * sizeof(float));
     if (e == NPU_ACL_SUCCESS)

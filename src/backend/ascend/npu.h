@@ -72,7 +72,7 @@ typedef struct {
     float *rope_cos, *rope_sin; /* device (NPU_ROPE_MAXPOS, HS) */
     int rope_hs;
     float rope_theta;
-    float *one; /* device 1.0f (softmax sums, read with stride 0) */
+    float *one; /* device 1.0f (softmax sums, read with stride 0), then int32 0 */
     /* the blocks alloc returned (an embedding table's rows are sized by
      * the block holding it: the table does not pass the vocabulary) */
     struct {
@@ -129,9 +129,10 @@ int npu_drain(lmc_backend *be, const char *what);
         uint64_t ws_ = 0;                                                                               \
         acl_executor *ex_ = NULL;                                                                       \
         npu_state *s_ = npu_of(be);                                                                     \
-        if (!s_->bad)                                                                                   \
-            npu_launch(be, #opname, s_->api->opname##GetWorkspaceSize(__VA_ARGS__, &ws_, &ex_), ws_, ex_, \
-                       s_->api->opname);                                                                \
+        if (!s_->bad) {                                                                                 \
+            aclnn_status st_ = s_->api->opname##GetWorkspaceSize(__VA_ARGS__, &ws_, &ex_);               \
+            npu_launch(be, #opname, st_, ws_, ex_, s_->api->opname);                                    \
+        }                                                                                               \
         npu_release(be);                                                                                \
     } while (0)
 

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs the Ascend backend on the CPU mock of CANN (tests/ascend/mock, see
+# mock.h), everything under AddressSanitizer + UBSan:
+#   1. the mock's own strictness, each rule against a broken call
+#      (test_mock: host pointers as device memory, a missing sync reading
+#      stale data, a short workspace, an executor run twice, pageable
+#      async copies, a GQA ratio, softmax statistics, the causal mask)
+#   2. lmc devices: without CANN, npu is listed as unusable naming the
+#      library and where it looked; with the mock, its devices
+#   3. the conformance suite (every op of npu against the CPU reference)
+#   4. the PyTorch oracle training test with --device npu (tests/oracle)
+#   5. --dist hccl: a 2-rank data-parallel run equals one process
+#      (tests/mpi lib.sh's equivalent), where MPI is built in
+# No NPU and no CANN needed; what only hardware can show is in
+# docs/ascend.md. Usage: bash tests/ascend/run.sh [quick]
+# (quick: the conformance suite's smaller shapes; about 2-3 minutes on 2
+# cores after scripts/test.sh's ASan build)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=${ASCEND_BUILD:-build-ascend}
+BUILD=${ASAN_BUILD:-build-asan}
+PY=${PY:-/usr/bin/python3}
+SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers $SAN"
+T0=$SECONDS
+mkdir -p "$OUT/mock" "$OUT/nolib"
+
+echo "== building (ASan): lmc, liblmc_npu.so, the conformance suite, the mock"
+make -s -j2 BUILD="$BUILD" OPT=-O1 SAN="$SAN" NVCC= "$BUILD/lmc" "$BUILD/liblmc_npu.so" \
+    "$BUILD/tests/conformance/test_backend_ops" >/dev/null
+MPI_FLAGS=""
+command -v mpicc >/dev/null && MPI_FLAGS="-DMOCK_HAVE_MPI $(mpicc --showme:compile) $(mpicc --showme:link)"
+gcc $CFLAGS -fPIC -shared -o "$OUT/mock/libascend_mock.so" tests/ascend/mock/*.c $MPI_FLAGS -lm -lpthread
+for l in libascendcl libnnopbase libopapi libhccl; do ln -sf libascend_mock.so "$OUT/mock/$l.so"; done
+gcc $CFLAGS -Iinclude -Isrc -Itests -o "$OUT/test_mock" tests/ascend/test_mock.c \
+    "$BUILD/npu/src/backend/ascend/acl_load.o" "$BUILD/liblmc.a" -ldl -lm -lpthread -fopenmp
+echo "   built in $((SECONDS - T0))s"
+
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+[ "${1:-}" = quick ] && export LMC_TEST_QUICK=1
+fails=0
+expect() { # needle, command...: the output must contain needle
+    local needle=$1 out; shift
+    out=$("$@" 2>&1) || true
+    if grep -qF -- "$needle" <<<"$out"; then echo "ok   $(grep -F -- "$needle" <<<"$out" | head -1)"; else
+        echo "FAIL: wanted '$needle' in: $out" | tail -5; fails=$((fails + 1)); fi
+}
+
+echo "== 1. the mock's strictness, each rule against a broken call"
+# test_mock leaves its short calls' argument objects to the process's end
+LMC_ASCEND_LIBDIR=$ROOT/$OUT/mock ASAN_OPTIONS=detect_leaks=0 "$OUT/test_mock" || fails=$((fails + 1))
+
+echo "== 2. lmc devices without CANN, then with the mock"
+LMC_ASCEND_LIBDIR=$ROOT/$OUT/nolib expect "libascendcl.so was not found in $ROOT/$OUT/nolib" "$BUILD/lmc" devices
+LMC_ASCEND_LIBDIR=$ROOT/$OUT/nolib expect "libascendcl.so was not found" "$BUILD/lmc" train --device npu --steps 1
+export LMC_ASCEND_LIBDIR=$ROOT/$OUT/mock
+expect "npu      yes" "$BUILD/lmc" devices
+MOCK_NPU_COUNT=0 expect "no Ascend device" "$BUILD/lmc" devices --device npu
+
+echo "== 3. conformance suite, npu = the mock"
+# replace_intrin=0: as tests/gpu/emu/run.sh (the suite uploads a few floats past a 1-float array)
+out=$(ASAN_OPTIONS=detect_leaks=1:replace_intrin=0 "$BUILD/tests/conformance/test_backend_ops" 2>&1) || true
+grep -E "npu|^FAIL|checks" <<<"$out" | grep -v "^note" || true
+grep -q "^ok   npu:0" <<<"$out" && ! grep -q "^FAIL" <<<"$out" || { echo "FAIL: conformance on npu"; fails=$((fails + 1)); }
+
+echo "== 4. PyTorch oracle (GPT-2 forward, backward, 10 AdamW steps) with --device npu"
+if LMC="$ROOT/tests/ascend/lmc_npu.sh" LMC_REAL="$ROOT/$BUILD/lmc" "$PY" tests/oracle/test_gpt2_oracle.py >"$OUT/oracle.log" 2>&1; then
+    tail -1 "$OUT/oracle.log"
+else
+    grep -E "^FAIL|Error|error" "$OUT/oracle.log" | head -20; fails=$((fails + 1))
+fi
+
+if [ -f tests/ascend/test_hccl.sh ] && [ -n "$MPI_FLAGS" ]; then
+    echo "== 5. --dist hccl: 2 ranks through the mock == 1 process"
+    LMC="$ROOT/$BUILD/lmc" bash tests/ascend/test_hccl.sh || fails=$((fails + 1))
+fi
+echo "== Ascend mock: $fails failed in $((SECONDS - T0))s"
+[ $fails -eq 0 ]
