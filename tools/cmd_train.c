@@ -116,6 +116,7 @@ int lmc_cmd_train(int argc, char **argv)
         {"sample-every", CLI_INT, &sample_every, "print a sample every N steps", 0, 1 << 30},
         {"sample-tokens", CLI_INT, &sample_tokens, "tokens per sample", 1, 1 << 20},
         {"log", CLI_STR, &o.log, "JSON Lines metrics, one object per step"},
+        {"report", CLI_STR, &o.report, "HTML charts of --log, rewritten at each evaluation and at the end"},
         {"quiet", CLI_BOOL, &quiet, "no progress output"},
         {NULL},
     };

@@ -31,6 +31,7 @@ typedef struct {
     int slow_rank;
     /* outputs */
     const char *save, *out_dir, *resume, *log;
+    const char *report; /* HTML page drawn from log, rewritten at each evaluation and at the end */
     double max_shard_mb; /* --save into a folder: files of at most this size (HF's max_shard_size) */
     int save_every, keep, eval_every, eval_batches, sample_every, sample_tokens;
 } lmc_train_opts;

@@ -18,6 +18,7 @@
  * micro-batch's gradients are reduce-scattered unit by unit during its
  * backward pass.
  */
+#include "lmc/report.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -313,6 +314,8 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         has_val = 1;
     }
     log_step(tr, ev, has_val);
+    if (o->report && (has_val || last)) /* the page, from the log rank 0 just wrote */
+        LMC_TRY(lmc_trainer_agree(tr, tr->world->rank ? LMC_OK : lmc_report_update(o->report, o->log), "--report"));
     if (has_val) {
         lmc_train_event e = *ev;
         e.kind = LMC_EV_EVAL;

@@ -166,6 +166,8 @@ static lmc_status check_opts(const lmc_train_opts *o)
         return lmc_err(LMC_EINVAL, "--save-every needs --out DIR for the checkpoints");
     if (o->eval_every > 0 && !o->val_data)
         return lmc_err(LMC_EINVAL, "--eval-every needs --val-data GLOB");
+    if (o->report && !o->log)
+        return lmc_err(LMC_EINVAL, "--report %s is drawn from the log: it needs --log FILE.jsonl", o->report);
     if (o->zero < 0 || o->zero > 3)
         return lmc_err(LMC_EINVAL, "--zero %d: the stages are 0, 1, 2 and 3", o->zero);
     lmc_recompute rc;

@@ -8,8 +8,8 @@
 #       each target FUZZ_SMOKE_RUNS times (default 4000) with a fixed
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
-# Names: json config safetensors shards tokenizer serve weights_index gguf (all
-# when none is given). Each target first writes its seeds (lmc's own writers,
+# Names: json config safetensors shards tokenizer serve weights_index gguf
+# report (all when none is given). Each writes its seeds (lmc's own writers,
 # LMC_FUZZ_SEEDS) and uses tests/fuzz/<name>.dict. A crash, leak, sanitizer
 # report or broken property stops that target, keeps the input in
 # $FUZZ_BUILD/artifacts/ and makes the script exit 1. At the end a table:
@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index gguf"
+ALL="json config safetensors shards tokenizer serve weights_index gguf report"
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
