@@ -94,6 +94,20 @@ typedef struct lmc_backend_ops lmc_backend_ops;
     X(CORE, matmul, void, (lmc_backend *be, float *c, const float *a, const float *b, const lmc_gemm *g))             \
     /* dbias (n) += column sums of dout (m,n) */                                                                      \
     X(CORE, bias_grad, void, (lmc_backend *be, float *dbias, const float *dout, int m, int n))                        \
+    /* ---- rows by index: a mixture of experts' dropless dispatch ----                                               \
+     * idx and w are device arrays of n; rows have C floats. May be NULL (a                                           \
+     * backend without mixtures of experts: supports says so).                                                        \
+     * out (n,C) = in[idx[i]], times w[i] when w is not NULL. */                                                      \
+    X(OPT, gather_rows, void, (lmc_backend *be, float *out, const float *in, const int *idx, const float *w,          \
+                               int n, int C))                                                                         \
+    /* out[idx[i]] += w[i] * in[i] (w NULL: += in[i]), in (n,C). The idx are                                          \
+     * distinct: each out row takes at most one in row per call, so the                                               \
+     * result does not depend on the order rows are added in. */                                                      \
+    X(OPT, scatter_add_rows, void, (lmc_backend *be, float *out, const float *in, const int *idx,                     \
+                                    const float *w, int n, int C))                                                    \
+    /* out (n) = dot(a[idx[i]], b[i]) over the C columns (idx NULL: a[i]) */                                          \
+    X(OPT, row_dot, void, (lmc_backend *be, float *out, const float *a, const int *idx, const float *b, int n,       \
+                           int C))                                                                                    \
     /* ---- embeddings ---- out (B,T,C) = wte[tokens] + wpe[pos0[b] + t]                                              \
      * wpe may be NULL (rotary models); pos0 (B) may be NULL (= 0). A                                                 \
      * negative id is a token whose row another rank holds (a vocabulary-                                             \
@@ -215,6 +229,7 @@ typedef enum { LMC_OPK_CORE, LMC_OPK_INFER, LMC_OPK_OPT } lmc_op_kind;
  *          (attention_decode: n = maxT, the cache length).
  *   matmul, linear: m, n, k as the op takes them.
  *   norms, embeddings, xent: m = rows (B*T), n = width (C, or Vp for xent).
+ *   gather_rows, scatter_add_rows, row_dot: m = rows n, n = width C.
  *   elementwise, sum, adamw, cast: m = element count. */
 typedef struct {
     lmc_op op;
@@ -307,7 +322,7 @@ lmc_status lmc_backend_supports_model(lmc_backend *be, const lmc_model_config *c
 
 /* Bump when lmc_backend, lmc_backend_ops or lmc_backend_plugin change: a
  * plugin built against another version is refused with a rebuild hint. */
-#define LMC_BACKEND_ABI 2
+#define LMC_BACKEND_ABI 3
 
 /* What liblmc_<name>.so's one exported function returns:
  *   const lmc_backend_plugin *lmc_backend_plugin_entry(void); */

@@ -614,6 +614,57 @@ static void t_xent_part(lmc_backend *be, int N, int V, int P)
     free(tlog), free(tg);
 }
 
+/* ---- rows by index (mixture-of-experts dispatch) ---- */
+
+/* gather (weighted and not) of m rows from n_in with repeats, scatter-add
+ * (weighted and not) into distinct rows of n_in, row_dot (indexed and not) */
+static void t_rows(lmc_backend *be, int n_in, int m, int C)
+{
+    if (!be->ops->gather_rows || !be->ops->scatter_add_rows || !be->ops->row_dot) {
+        fprintf(stderr, "note %s: no rows-by-index ops (mixtures of experts unsupported)\n", be->name);
+        return;
+    }
+    int k = m < n_in ? m : n_in, *rep = hints((size_t)m, n_in), *perm = malloc((size_t)n_in * sizeof(int));
+    for (int i = 0; i < n_in; i++)
+        perm[i] = i;
+    for (int i = n_in - 1; i > 0; i--) { /* distinct rows for the scatter */
+        int j = (int)((frand() * 0.5f + 0.5f) * (i + 1)) % (i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    float *in = hrand((size_t)n_in * C, 1), *rows = hrand((size_t)m * C, 1), *w = hrand((size_t)m, 2);
+    size_t sz[6] = {(size_t)m * C, (size_t)m * C, (size_t)n_in * C, (size_t)n_in * C, (size_t)m, (size_t)k};
+    float *r[2][6];
+    lmc_backend *bs[2] = {REF, be};
+    for (int i = 0; i < 2; i++) {
+        lmc_backend *b = bs[i];
+        devs d = {b};
+        float *din = upf(&d, in, (size_t)n_in * C), *drows = upf(&d, rows, (size_t)m * C), *dw = upf(&d, w, m);
+        int *drep = up(&d, rep, (size_t)m * 4), *dperm = up(&d, perm, (size_t)n_in * 4);
+        float *o[6] = {upf(&d, NULL, sz[0]), upf(&d, NULL, sz[1]), upf(&d, in, sz[2]), upf(&d, in, sz[3]),
+                       upf(&d, NULL, sz[4]), upf(&d, NULL, sz[5])};
+        b->ops->gather_rows(b, o[0], din, drep, NULL, m, C);
+        b->ops->gather_rows(b, o[1], din, drep, dw, m, C);
+        b->ops->scatter_add_rows(b, o[2], drows, dperm, dw, k, C);
+        b->ops->scatter_add_rows(b, o[3], drows, dperm, NULL, k, C);
+        b->ops->row_dot(b, o[4], din, drep, drows, m, C);
+        b->ops->row_dot(b, o[5], drows, NULL, din, k, C);
+        for (int j = 0; j < 6; j++) {
+            r[i][j] = malloc(sz[j] * 4 + 4);
+            down(&d, r[i][j], o[j], sz[j]);
+        }
+        release(&d);
+    }
+    static const char *const names[6] = {"gather_rows", "gather_rows weighted", "scatter_add_rows weighted",
+                                         "scatter_add_rows", "row_dot indexed", "row_dot"};
+    for (int j = 0; j < 6; j++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s rows %d of %d C%d", names[j], m, n_in, C);
+        compare(be->name, what, r[1][j], r[0][j], sz[j]);
+        free(r[0][j]), free(r[1][j]);
+    }
+    free(rep), free(perm), free(in), free(rows), free(w);
+}
+
 static void t_elementwise(lmc_backend *be, size_t n)
 {
     float *a = hrand(n, 1), *b = hrand(n, 1), *absb = hrand(n, 1), *r[2][8];
@@ -786,6 +837,9 @@ static void all_ops(lmc_backend *be)
     t_xent_part(be, 4, 64, 2);
     t_xent_part(be, 3, 5000, 4);
     t_embed_foreign(be, 2, 7, 24, 50);
+    static const int rw[][3] = {{1, 1, 1}, {7, 5, 33}, {50, 120, 17}, {300, 600, 768}, {1000, 2000, 129}};
+    for (int i = 0; i < (QUICK ? 4 : 5); i++)
+        t_rows(be, rw[i][0], rw[i][1], rw[i][2]);
     t_elementwise(be, 1);
     t_elementwise(be, 1000);
     t_elementwise(be, 100003);
