@@ -1,7 +1,9 @@
 /* cmd_dump.c: `lmc dump`: one forward + backward pass on the first batch of
  * a shard, written out for comparison with a reference implementation
- * (tests/oracle): acts.safetensors (logits, per-position losses, mean loss)
- * and grads.safetensors (parameter gradients under Hugging Face names). */
+ * (tests/oracle): acts.safetensors (logits, per-position losses, mean loss;
+ * for a mixture of experts the unweighted load-balancing loss, aux_loss)
+ * and grads.safetensors (parameter gradients under Hugging Face names: of
+ * the loss plus aux_coef times aux_loss). */
 #include "backend/backend.h"
 #include "cli.h"
 #include "lmc/data.h"
@@ -27,14 +29,16 @@ static lmc_status write_acts(const char *dir, lmc_model *m, int B, int T, const 
     for (int r = 0; r < N; r++)
         memcpy(compact + (size_t)r * V, logits + (size_t)r * Vp, (size_t)V * sizeof(float));
     m->be->ops->download(m->be, losses, m->a.losses, (size_t)N * sizeof(float));
-    lmc_st_entry e[3] = {
+    float aux = lmc_model_aux_loss(m);
+    lmc_st_entry e[4] = {
         {.name = "logits", .dtype = "F32", .ndim = 3, .shape = {B, T, V}, .data = compact},
         {.name = "losses", .dtype = "F32", .ndim = 2, .shape = {B, T}, .data = losses},
         {.name = "loss", .dtype = "F32", .ndim = 1, .shape = {1}, .data = &loss},
+        {.name = "aux_loss", .dtype = "F32", .ndim = 1, .shape = {1}, .data = &aux},
     };
     char path[4096];
     snprintf(path, sizeof path, "%s/acts.safetensors", dir);
-    lmc_status s = lmc_st_write(path, e, 3, NULL);
+    lmc_status s = lmc_st_write(path, e, m->cfg.n_expert > 0 ? 4 : 3, NULL);
     free(compact);
     free(losses);
     return s;

@@ -9,6 +9,10 @@
 typedef enum { LMC_NORM_LAYER = 0, LMC_NORM_RMS = 1 } lmc_norm_kind;
 typedef enum { LMC_POS_LEARNED = 0, LMC_POS_ROPE = 1 } lmc_pos_kind;
 typedef enum { LMC_MLP_GELU = 0, LMC_MLP_SWIGLU = 1 } lmc_mlp_kind;
+/* A mixture-of-experts router: softmax over the experts, top-k, the k
+ * weights renormalised (Mixtral); or sigmoid scores, top-k, the weights
+ * normalised over the k (DeepSeek-V3). */
+typedef enum { LMC_ROUTER_SOFTMAX = 0, LMC_ROUTER_SIGMOID = 1 } lmc_router_kind;
 
 /* Activation recomputation in training: none keeps every intermediate;
  * selective recomputes the cheap ones in backward (norm outputs, the MLP
@@ -25,16 +29,31 @@ typedef struct {
     int bias; /* biases on linear layers and norms */
     int tied; /* output head shares the token embedding */
     float norm_eps, rope_theta;
+    /* Mixture of experts (Llama family; n_expert 0: a dense model): layers
+     * from first_dense on replace the MLP by a router to n_expert SwiGLU
+     * experts of width moe_ffn, each token going to top_k of them, plus
+     * n_shared always-on experts (one SwiGLU of width n_shared * moe_ffn);
+     * the first first_dense layers keep the dense MLP (ffn_dim). aux_coef
+     * weighs Hugging Face Mixtral's load-balancing loss in the objective. */
+    int n_expert, top_k, n_shared, moe_ffn, first_dense;
+    lmc_router_kind router;
+    float aux_coef;
 } lmc_model_config;
 
 /* Presets: gpt2 d6 d12 d24 d36 d48 (also gpt2, gpt2-medium, -large, -xl),
- * llama-15m llama-42m llama-110m llama-1b. Unknown names list the known. */
+ * llama-15m llama-42m llama-110m llama-1b, moe-8x (8 experts, top-2).
+ * Unknown names list the known. */
 lmc_status lmc_config_preset(const char *name, lmc_model_config *c);
 /* Names of all presets, NULL-terminated. */
 const char *const *lmc_config_preset_names(void);
 /* Recompute derived fields (vocab_padded) and check every field. */
 lmc_status lmc_config_finish(lmc_model_config *c);
 int lmc_config_head_dim(const lmc_model_config *c);
+/* Whether layer l is a mixture-of-experts layer. */
+static inline int lmc_config_is_moe(const lmc_model_config *c, int l)
+{
+    return c->n_expert > 0 && l >= c->first_dense;
+}
 /* Tensor parallelism over tp ranks: tp must divide the heads and the MLP
  * width, and divide the key/value heads or be a multiple of them (then each
  * kv head is replicated on tp / n_kv_head consecutive ranks). */
@@ -46,7 +65,8 @@ int lmc_config_tp_kv_first(const lmc_model_config *c, int tp, int r);
 
 /* Parameter counts: all parameters (vocab, not padded), and those that take
  * part in matmuls (excludes position embeddings, norms and biases; includes
- * the output head, tied or not) for FLOP counts. */
+ * the output head, tied or not) for FLOP counts: of a mixture of experts
+ * the active ones (router, top_k routed and the shared experts). */
 double lmc_config_num_params(const lmc_model_config *c);
 double lmc_config_matmul_params(const lmc_model_config *c);
 /* Training FLOPs per token at sequence length T: 6 * matmul params +
@@ -54,7 +74,10 @@ double lmc_config_matmul_params(const lmc_model_config *c);
  * PaLM appendix B, as llm.c counts it). */
 double lmc_config_train_flops_per_token(const lmc_model_config *c, int T);
 
-/* Hugging Face config.json (GPT2LMHeadModel / LlamaForCausalLM keys). */
+/* Hugging Face config.json (GPT2LMHeadModel / LlamaForCausalLM /
+ * MixtralForCausalLM keys; a mixture of experts is written as model_type
+ * mixtral, lmc's extensions as extra fields: scoring_func, n_shared_experts,
+ * first_k_dense_replace, dense_intermediate_size). */
 void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *out);
 lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_model_config *c);
 /* The same from the text of a config.json (n bytes); `what` names it in errors. */
@@ -74,9 +97,15 @@ typedef enum {
     LMC_T_WTE, LMC_T_WPE, LMC_T_NORMF_W, LMC_T_NORMF_B, LMC_T_HEAD, LMC_T_GLOBAL_COUNT
 } lmc_global_tensor;
 
+/* A mixture-of-experts layer has no dense MLP: FC_W and PROJ_W hold its
+ * shared experts (absent without), ROUTER_W the router (E, C), EXP_FC_W
+ * every expert's [gate; up] stacked (E x 2F, C) and EXP_PROJ_W every
+ * expert's down projection stacked (E x C, F): expert e's weights are
+ * contiguous blocks, as one matmul per expert takes them. */
 typedef enum {
     LMC_T_LN1_W, LMC_T_LN1_B, LMC_T_QKV_W, LMC_T_QKV_B, LMC_T_ATTN_W, LMC_T_ATTN_B,
-    LMC_T_LN2_W, LMC_T_LN2_B, LMC_T_FC_W, LMC_T_FC_B, LMC_T_PROJ_W, LMC_T_PROJ_B, LMC_T_LAYER_COUNT
+    LMC_T_LN2_W, LMC_T_LN2_B, LMC_T_FC_W, LMC_T_FC_B, LMC_T_PROJ_W, LMC_T_PROJ_B,
+    LMC_T_ROUTER_W, LMC_T_EXP_FC_W, LMC_T_EXP_PROJ_W, LMC_T_LAYER_COUNT
 } lmc_layer_tensor;
 
 typedef struct {
@@ -170,7 +199,13 @@ typedef struct {
     int transpose;           /* stored in the file as (cols, rows) */
 } lmc_hf_piece;
 
-int lmc_hf_pieces(const lmc_model_config *c, int layer, int kind, lmc_hf_piece out[3]);
+/* Piece i of an internal tensor into *out: 1, or 0 past its last piece (a
+ * tensor with no HF counterpart, as a tied head, has none). qkv has 3
+ * pieces, SwiGLU's fc 2, the experts' fc 2 per expert and their down
+ * projections 1 per expert (Mixtral's experts.E.w1/w3/w2). */
+int lmc_hf_piece_at(const lmc_model_config *c, int layer, int kind, int i, lmc_hf_piece *out);
+/* The most pieces one layout unit (a layer) can have. */
+int lmc_hf_unit_max_pieces(const lmc_model_config *c);
 
 /* Loads weights from a .safetensors file, a folder holding
  * model.safetensors (+ config.json), or a sharded folder holding

@@ -54,6 +54,21 @@ static void add_matmuls(query_list *l, lmc_op op, lmc_dtype dt, long long N, con
     add(l, op, dt, N, s->Vp, s->C);
 }
 
+/* A mixture of experts (src/model/moe.c): the router's matmul, the rows'
+ * dispatch and combination (N x top_k of them), one matmul per expert over
+ * its rows (at most all N), and in training the routing weights' gradient. */
+static void add_experts(query_list *l, const lmc_model_config *c, const lmc_backend_use *u, long long N)
+{
+    long long R = N * c->top_k, F = c->moe_ffn;
+    add(l, LMC_OP_matmul, u->prec, N, c->n_expert, c->dim);
+    add(l, LMC_OP_matmul, u->prec, N, 2 * F, c->dim);
+    add(l, LMC_OP_matmul, u->prec, N, c->dim, F);
+    add(l, LMC_OP_gather_rows, LMC_F32, R, c->dim, 0);
+    add(l, LMC_OP_scatter_add_rows, LMC_F32, N, c->dim, 0);
+    if (u->training)
+        add(l, LMC_OP_row_dot, LMC_F32, R, c->dim, 0);
+}
+
 static void add_forward(query_list *l, const lmc_model_config *c, const lmc_backend_use *u, const shapes *s)
 {
     long long N = (long long)u->B * u->T;
@@ -68,6 +83,8 @@ static void add_forward(query_list *l, const lmc_model_config *c, const lmc_back
         0);
     add(l, LMC_OP_add, LMC_F32, N * s->C, 0, 0);
     add(l, u->vocab_parallel ? LMC_OP_xent_part : LMC_OP_xent, LMC_F32, N, s->Vp, 0);
+    if (c->n_expert > 0)
+        add_experts(l, c, u, N);
 }
 
 static void add_backward(query_list *l, const lmc_model_config *c, const lmc_backend_use *u, const shapes *s)

@@ -226,6 +226,9 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
                            const lmc_engine_opts *o)
 {
     *out = NULL;
+    if (cfg->n_expert > 0)
+        return lmc_err(LMC_EUNSUPPORTED, "mixture-of-experts models (%d experts) do not yet run in the inference "
+                       "engine (generate, serve): lmc sample runs them, by full recomputation", cfg->n_expert);
     if (o->tp > 1)
         LMC_TRY(lmc_config_check_tp(cfg, o->tp));
     LMC_TRY(lmc_backend_supports_model(be, cfg, &((lmc_backend_use){

@@ -1,18 +1,18 @@
 /* backward.c: the transformer backward pass. Expects a forward in
  * LMC_FWD_TRAIN mode (logits replaced by dlogits); accumulates into grads. */
-#include "model/model.h"
+#include "model/moe.h"
 
 #define W(layer, kind) lmc_model_tensor(m, m->unit_params, layer, kind)
 #define G(layer, kind) lmc_model_tensor(m, m->unit_grads, layer, kind)
 
 /* Backward of out (M,n) = inp (M,k) . W^T + b:
- * dinp (M,k) = dout . W (skipped if dinp NULL); dW (n,k) += dout^T . inp; db += colsum(dout). */
-static void linear_backward(lmc_model *m, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, int M, int n, int k)
+ * dinp (M,k) (+)= dout . W (skipped if dinp NULL); dW (n,k) += dout^T . inp; db += colsum(dout). */
+void lmc_model_linear_backward(lmc_model *m, float *dinp, int accumulate, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, int M, int n, int k)
 {
     lmc_backend *be = m->be;
     if (dinp) {
-        lmc_gemm gd = {.m = M, .n = k, .k = n, .prec = m->prec};
+        lmc_gemm gd = {.m = M, .n = k, .k = n, .accumulate = accumulate, .prec = m->prec};
         be->ops->matmul(be, dinp, dout, w, &gd);
     }
     lmc_gemm gw = {.m = n, .n = k, .k = M, .trans_a = 1, .accumulate = 1, .prec = m->prec};
@@ -22,8 +22,8 @@ static void linear_backward(lmc_model *m, float *dinp, float *dw, float *db, con
 }
 
 /* dinp += norm backward */
-static void norm_backward(lmc_model *m, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, const float *mean, const float *rstd, int N)
+void lmc_model_norm_backward(lmc_model *m, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, const float *mean, const float *rstd, int N)
 {
     lmc_backend *be = m->be;
     if (m->cfg.norm == LMC_NORM_RMS)
@@ -31,6 +31,14 @@ static void norm_backward(lmc_model *m, float *dinp, float *dw, float *db, const
     else
         be->ops->layernorm_backward(be, dinp, dw, db, dout, inp, w, mean, rstd, N, m->cfg.dim);
 }
+
+static void linear_backward(lmc_model *m, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, int M, int n, int k)
+{
+    lmc_model_linear_backward(m, dinp, 0, dw, db, dout, inp, w, M, n, k);
+}
+
+#define norm_backward lmc_model_norm_backward
 
 /* Sequence parallelism: rows (this rank's) made whole (an all-gather,
  * into the gather buffer); without it rows are whole already. */
@@ -56,6 +64,10 @@ static void sum_partial(lmc_model *m, float *d, int N)
 /* dres holds d(res3) on entry and d(res2) on exit */
 static void mlp_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N)
 {
+    if (lmc_config_is_moe(&m->cfg, l)) {
+        lmc_moe_backward(m, la, l, N);
+        return;
+    }
     lmc_backend *be = m->be;
     int C = m->cfg.dim, H = m->act_dim, F = m->fc_dim;
     float *dres = m->a.dres, *da = m->a.dbuf_a, *db = m->a.dbuf_b;
@@ -111,7 +123,9 @@ static void layer_recompute(lmc_model *m, const lmc_layer_acts *la, const float 
     lmc_model_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, W(l, LMC_T_LN1_W), W(l, LMC_T_LN1_B), n);
     lmc_model_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(l, LMC_T_LN2_W),
                            W(l, LMC_T_LN2_B), n);
-    if (m->cfg.mlp == LMC_MLP_GELU)
+    if (lmc_config_is_moe(&m->cfg, l))
+        lmc_moe_recompute(m, la, l, N);
+    else if (m->cfg.mlp == LMC_MLP_GELU)
         be->ops->gelu_forward(be, la->fch_act, la->fch, (size_t)N * m->act_dim);
     else
         be->ops->swiglu_forward(be, la->fch_act, la->fch, N, m->act_dim);

@@ -16,6 +16,8 @@
 #define MAX_FFN (1 << 20)
 #define MAX_VOCAB (1 << 24)
 #define MAX_SEQ (1 << 20)
+#define MAX_EXPERTS 512
+#define MAX_SHARED 64
 
 static void gpt2(lmc_model_config *c, int layers, int heads, int dim)
 {
@@ -56,9 +58,22 @@ static void llama(lmc_model_config *c, int layers, int heads, int kv, int dim, i
     c->rope_theta = 10000.0f;
 }
 
+/* A Llama whose every layer is a mixture of E experts of width F, top k,
+ * Mixtral's router and an auxiliary loss weighted as Switch Transformer's
+ * (0.01). */
+static void moe(lmc_model_config *c, int layers, int heads, int dim, int E, int k, int F)
+{
+    llama(c, layers, heads, heads, dim, F, 1);
+    c->n_expert = E;
+    c->top_k = k;
+    c->moe_ffn = F;
+    c->router = LMC_ROUTER_SOFTMAX;
+    c->aux_coef = 0.01f;
+}
+
 static const char *const preset_names[] = {
     "d6", "d12", "d24", "d36", "d48", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl",
-    "llama-15m", "llama-42m", "llama-110m", "llama-1b", NULL,
+    "llama-15m", "llama-42m", "llama-110m", "llama-1b", "moe-8x", NULL,
 };
 
 const char *const *lmc_config_preset_names(void) { return preset_names; }
@@ -83,7 +98,11 @@ lmc_status lmc_config_preset(const char *name, lmc_model_config *c)
         llama(c, 12, 12, 12, 768, 2048, 1);
     else if (!strcmp(name, "llama-1b")) /* TinyLlama 1.1B */
         llama(c, 22, 32, 4, 2048, 5632, 0);
-    else {
+    else if (!strcmp(name, "moe-8x")) { /* 8 experts, top-2, GPT-2's vocabulary: 103M total, 51M active */
+        moe(c, 8, 8, 512, 8, 2, 704);
+        c->vocab = 50257;
+        c->max_seq = 1024;
+    } else {
         char list[512] = "";
         for (int i = 0; preset_names[i]; i++) {
             strcat(list, i ? ", " : "");
@@ -108,6 +127,9 @@ int lmc_config_tp_kv_first(const lmc_model_config *c, int tp, int r)
 
 lmc_status lmc_config_check_tp(const lmc_model_config *c, int tp)
 {
+    if (c->n_expert > 0 && tp > 1)
+        return lmc_err(LMC_EUNSUPPORTED, "--tp %d: tensor parallelism of mixture-of-experts models (%d experts) is "
+                       "not yet supported", tp, c->n_expert);
     int kv_ok = c->n_kv_head % tp == 0 || tp % c->n_kv_head == 0;
     if (c->n_head % tp == 0 && c->ffn_dim % tp == 0 && kv_ok)
         return LMC_OK;
@@ -120,6 +142,38 @@ lmc_status lmc_config_check_tp(const lmc_model_config *c, int tp)
 static lmc_status bad(const char *field, long long v, const char *why)
 {
     return lmc_err(LMC_EINVAL, "model config: %s = %lld %s", field, v, why);
+}
+
+/* The mixture-of-experts fields (named as config.json names them). */
+static lmc_status check_moe(const lmc_model_config *c)
+{
+    if (c->n_expert == 0) {
+        if (c->top_k || c->n_shared || c->first_dense)
+            return lmc_err(LMC_EINVAL, "model config: num_experts_per_tok = %d, n_shared_experts = %d and "
+                           "first_k_dense_replace = %d need num_local_experts > 0 (a mixture of experts)", c->top_k,
+                           c->n_shared, c->first_dense);
+        return LMC_OK;
+    }
+    if (strcmp(c->family, "llama") || c->mlp != LMC_MLP_SWIGLU)
+        return lmc_err(LMC_EINVAL, "model config: num_local_experts = %d: experts need a Llama-family model (SwiGLU), "
+                       "not %s", c->n_expert, c->family);
+    if (c->n_expert < 1 || c->n_expert > MAX_EXPERTS)
+        return bad("num_local_experts", c->n_expert, "must be in [1, 512]");
+    if (c->top_k < 1 || c->top_k > c->n_expert)
+        return lmc_err(LMC_EINVAL, "model config: num_experts_per_tok = %d must be in [1, num_local_experts = %d] "
+                       "(each token goes to that many of the experts)", c->top_k, c->n_expert);
+    if (c->moe_ffn < 1 || c->moe_ffn > MAX_FFN)
+        return bad("moe_intermediate_size", c->moe_ffn, "(each expert's width) must be in [1, 1048576]");
+    if (c->n_shared < 0 || c->n_shared > MAX_SHARED || (long long)c->n_shared * c->moe_ffn > MAX_FFN)
+        return bad("n_shared_experts", c->n_shared, "must be in [0, 64] and its width at most 1048576");
+    if (c->first_dense < 0 || c->first_dense >= c->n_layer)
+        return lmc_err(LMC_EINVAL, "model config: first_k_dense_replace = %d must be in [0, %d] (fewer than the "
+                       "%d layers: at least one layer has experts)", c->first_dense, c->n_layer - 1, c->n_layer);
+    if (c->router != LMC_ROUTER_SOFTMAX && c->router != LMC_ROUTER_SIGMOID)
+        return bad("scoring_func", (long long)c->router, "is not softmax (0) or sigmoid (1)");
+    if (!(c->aux_coef >= 0 && c->aux_coef <= 1e6))
+        return lmc_err(LMC_EINVAL, "model config: router_aux_loss_coef = %g must be in [0, 1e6]", c->aux_coef);
+    return LMC_OK;
 }
 
 lmc_status lmc_config_finish(lmc_model_config *c)
@@ -146,21 +200,29 @@ lmc_status lmc_config_finish(lmc_model_config *c)
         return lmc_err(LMC_EINVAL, "model config: norm_eps = %g must be in (0, 1)", c->norm_eps);
     if (!(c->rope_theta > 1))
         return lmc_err(LMC_EINVAL, "model config: rope_theta = %g must be > 1", c->rope_theta);
+    LMC_TRY(check_moe(c));
     c->vocab_padded = (c->vocab + 63) / 64 * 64;
     return LMC_OK;
 }
 
-static double layer_matmul_params(const lmc_model_config *c)
+/* Layer l's matmul weights: with experts, the router, the shared experts
+ * and `experts` of the routed ones (all of them, or the top_k a token uses). */
+static double layer_matmul_params(const lmc_model_config *c, int l, int experts)
 {
     double C = c->dim, hs = lmc_config_head_dim(c);
     double qkv = C * (c->n_head + 2.0 * c->n_kv_head) * hs, proj = C * c->n_head * hs;
     double mlp = (c->mlp == LMC_MLP_SWIGLU ? 3.0 : 2.0) * C * c->ffn_dim;
+    if (lmc_config_is_moe(c, l))
+        mlp = C * c->n_expert + 3.0 * C * c->moe_ffn * ((double)experts + c->n_shared);
     return qkv + proj + mlp;
 }
 
 double lmc_config_matmul_params(const lmc_model_config *c)
 {
-    return c->n_layer * layer_matmul_params(c) + (double)c->vocab * c->dim;
+    double p = (double)c->vocab * c->dim;
+    for (int l = 0; l < c->n_layer; l++)
+        p += layer_matmul_params(c, l, c->top_k);
+    return p;
 }
 
 double lmc_config_num_params(const lmc_model_config *c)
@@ -171,15 +233,32 @@ double lmc_config_num_params(const lmc_model_config *c)
     if (c->bias)
         biases = (c->n_head + 2.0 * c->n_kv_head) * hs + C +
                  (c->mlp == LMC_MLP_SWIGLU ? 2.0 : 1.0) * c->ffn_dim + C;
-    double layer = layer_matmul_params(c) + 2 * norms + biases;
+    double layers = 0;
+    for (int l = 0; l < c->n_layer; l++)
+        layers += layer_matmul_params(c, l, c->n_expert) + 2 * norms + biases;
     double emb = (double)c->vocab * C * (c->tied ? 1 : 2);
     double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * C : 0;
-    return c->n_layer * layer + emb + pos + norms;
+    return layers + emb + pos + norms;
 }
 
 double lmc_config_train_flops_per_token(const lmc_model_config *c, int T)
 {
     return 6.0 * lmc_config_matmul_params(c) + 12.0 * c->n_layer * (double)c->dim * T;
+}
+
+/* Mixtral's keys (intermediate_size, written by the caller, is each
+ * expert's width), then lmc's extensions. As in Hugging Face, the auxiliary
+ * loss is on only with output_router_logits. */
+static void moe_to_json(const lmc_model_config *c, lmc_sb *o)
+{
+    lmc_sb_printf(o, ",\n  \"sliding_window\": null,\n  \"num_local_experts\": %d,\n"
+                     "  \"num_experts_per_tok\": %d,\n  \"output_router_logits\": %s,\n"
+                     "  \"router_aux_loss_coef\": ",
+                  c->n_expert, c->top_k, c->aux_coef > 0 ? "true" : "false");
+    lmc_sb_json_num(o, c->aux_coef);
+    lmc_sb_printf(o, ",\n  \"scoring_func\": \"%s\",\n  \"n_shared_experts\": %d,\n"
+                     "  \"first_k_dense_replace\": %d,\n  \"dense_intermediate_size\": %d",
+                  c->router == LMC_ROUTER_SIGMOID ? "sigmoid" : "softmax", c->n_shared, c->first_dense, c->ffn_dim);
 }
 
 void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *o)
@@ -194,15 +273,18 @@ void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *o)
         lmc_sb_printf(o, ",\n  \"tie_word_embeddings\": %s\n}\n", c->tied ? "true" : "false");
         return;
     }
-    lmc_sb_printf(o, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+    int moe = c->n_expert > 0;
+    lmc_sb_printf(o, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n"
                      "  \"num_hidden_layers\": %d,\n  \"num_attention_heads\": %d,\n"
                      "  \"num_key_value_heads\": %d,\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
                      "  \"head_dim\": %d,\n  \"max_position_embeddings\": %d,\n  \"vocab_size\": %d,\n"
                      "  \"hidden_act\": \"silu\",\n  \"attention_bias\": false,\n  \"mlp_bias\": false,\n"
                      "  \"rms_norm_eps\": ",
-                  c->n_layer, c->n_head, c->n_kv_head, c->dim, c->ffn_dim, lmc_config_head_dim(c), c->max_seq,
-                  c->vocab);
+                  moe ? "MixtralForCausalLM" : "LlamaForCausalLM", moe ? "mixtral" : "llama", c->n_layer, c->n_head,
+                  c->n_kv_head, c->dim, moe ? c->moe_ffn : c->ffn_dim, lmc_config_head_dim(c), c->max_seq, c->vocab);
     lmc_sb_json_num(o, c->norm_eps);
+    if (moe)
+        moe_to_json(c, o);
     lmc_sb_puts(o, ",\n  \"rope_theta\": ");
     lmc_sb_json_num(o, c->rope_theta);
     lmc_sb_printf(o, ",\n  \"tie_word_embeddings\": %s,\n  \"torch_dtype\": \"float32\"\n}\n",
@@ -234,6 +316,51 @@ static lmc_status get_float(const lmc_json *j, const char *key, const char *what
     return LMC_OK;
 }
 
+/* A field a mixture of experts cannot do without. */
+static lmc_status need(const lmc_json *j, const char *key, const char *what, const char *means)
+{
+    lmc_json *v = lmc_json_get(j, key);
+    if (!v || v->type == LMC_JSON_NULL)
+        return lmc_err(LMC_EFORMAT, "%s: model_type mixtral needs field '%s' (%s)", what, key, means);
+    return LMC_OK;
+}
+
+/* Mixtral's fields and lmc's extensions (lmc_config_to_hf_json); the
+ * llama fields are read, intermediate_size into ffn_dim: each expert's
+ * width, and the dense layers' unless dense_intermediate_size says. */
+static lmc_status moe_from_json(const lmc_json *j, const char *what, lmc_model_config *c)
+{
+    LMC_TRY(need(j, "num_local_experts", what, "the experts per layer"));
+    LMC_TRY(need(j, "num_experts_per_tok", what, "the experts each token goes to"));
+    LMC_TRY(need(j, "intermediate_size", what, "each expert's width"));
+    LMC_TRY(get_int(j, "num_local_experts", what, MAX_EXPERTS, &c->n_expert));
+    LMC_TRY(get_int(j, "num_experts_per_tok", what, MAX_EXPERTS, &c->top_k));
+    if (c->n_expert < 1)
+        return lmc_err(LMC_EFORMAT, "%s: model_type mixtral: num_local_experts = %d must be in [1, %d]", what,
+                       c->n_expert, MAX_EXPERTS);
+    LMC_TRY(get_int(j, "n_shared_experts", what, MAX_SHARED, &c->n_shared));
+    LMC_TRY(get_int(j, "first_k_dense_replace", what, MAX_LAYERS, &c->first_dense));
+    c->moe_ffn = c->ffn_dim;
+    LMC_TRY(get_int(j, "dense_intermediate_size", what, MAX_FFN, &c->ffn_dim));
+    float coef = 0.001f, jitter = 0; /* Hugging Face's defaults */
+    int on = 0;
+    LMC_TRY(get_float(j, "router_aux_loss_coef", what, &coef));
+    LMC_TRY(lmc_json_get_bool(j, "output_router_logits", what, &on));
+    c->aux_coef = on ? coef : 0; /* Hugging Face adds the loss only with output_router_logits */
+    LMC_TRY(get_float(j, "router_jitter_noise", what, &jitter));
+    if (jitter != 0)
+        return lmc_err(LMC_EUNSUPPORTED, "%s: router_jitter_noise = %g is not supported (0)", what, jitter);
+    const char *fn = NULL;
+    LMC_TRY(lmc_json_get_str(j, "scoring_func", what, &fn));
+    if (fn && strcmp(fn, "softmax") && strcmp(fn, "sigmoid"))
+        return lmc_err(LMC_EFORMAT, "%s: field 'scoring_func' = '%s' is not softmax or sigmoid", what, fn);
+    c->router = fn && !strcmp(fn, "sigmoid") ? LMC_ROUTER_SIGMOID : LMC_ROUTER_SOFTMAX;
+    lmc_json *sw = lmc_json_get(j, "sliding_window");
+    if (sw && sw->type != LMC_JSON_NULL)
+        return lmc_err(LMC_EUNSUPPORTED, "%s: sliding_window is not supported (null)", what);
+    return LMC_OK;
+}
+
 lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_model_config *c)
 {
     if (!j || j->type != LMC_JSON_OBJ)
@@ -241,7 +368,7 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
     const char *type = NULL;
     LMC_TRY(lmc_json_get_str(j, "model_type", what, &type));
     if (!type)
-        return lmc_err(LMC_EFORMAT, "%s: missing field 'model_type' (gpt2 or llama)", what);
+        return lmc_err(LMC_EFORMAT, "%s: missing field 'model_type' (gpt2, llama or mixtral)", what);
     int tied = -1;
     if (!strcmp(type, "gpt2")) {
         gpt2(c, 0, 0, 0);
@@ -261,7 +388,7 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
         LMC_TRY(lmc_json_get_str(j, "activation_function", what, &act));
         if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
             return lmc_err(LMC_EUNSUPPORTED, "%s: activation_function '%s' is not supported (gelu_new)", what, act);
-    } else if (!strcmp(type, "llama")) {
+    } else if (!strcmp(type, "llama") || !strcmp(type, "mixtral")) {
         llama(c, 0, 0, 0, 0, 0, 0);
         c->vocab = 0;
         c->n_kv_head = -1;
@@ -291,8 +418,10 @@ lmc_status lmc_config_from_hf_json(const lmc_json *j, const char *what, lmc_mode
         lmc_json *rs = lmc_json_get(j, "rope_scaling");
         if (rs && rs->type != LMC_JSON_NULL)
             return lmc_err(LMC_EUNSUPPORTED, "%s: rope_scaling is not supported", what);
+        if (!strcmp(type, "mixtral"))
+            LMC_TRY(moe_from_json(j, what, c));
     } else {
-        return lmc_err(LMC_EUNSUPPORTED, "%s: model_type '%s' is not supported (gpt2 or llama)", what, type);
+        return lmc_err(LMC_EUNSUPPORTED, "%s: model_type '%s' is not supported (gpt2, llama or mixtral)", what, type);
     }
     LMC_TRY(lmc_json_get_bool(j, "tie_word_embeddings", what, &tied));
     if (tied >= 0)
@@ -326,7 +455,11 @@ lmc_status lmc_config_load(const char *preset_or_path, lmc_model_config *c)
 
 void lmc_config_describe(const lmc_model_config *c, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s: %d layers, %d heads (%d kv), dim %d, ffn %d, vocab %d, ctx %d, %.1fM params",
-             c->family, c->n_layer, c->n_head, c->n_kv_head, c->dim, c->ffn_dim, c->vocab, c->max_seq,
-             lmc_config_num_params(c) / 1e6);
+    int k = snprintf(buf, n, "%s: %d layers, %d heads (%d kv), dim %d, ffn %d, vocab %d, ctx %d, %.1fM params",
+                     c->family, c->n_layer, c->n_head, c->n_kv_head, c->dim, c->ffn_dim, c->vocab, c->max_seq,
+                     lmc_config_num_params(c) / 1e6);
+    if (c->n_expert > 0 && k > 0 && (size_t)k < n)
+        snprintf(buf + k, n - (size_t)k, "; %d experts of width %d, top %d (%s)%s, %.1fM active", c->n_expert,
+                 c->moe_ffn, c->top_k, c->router == LMC_ROUTER_SIGMOID ? "sigmoid" : "softmax",
+                 c->n_shared ? " + shared" : "", lmc_config_matmul_params(c) / 1e6);
 }

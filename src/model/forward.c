@@ -1,6 +1,6 @@
 /* forward.c: the transformer forward pass, one backend op per step.
  * N = B*T rows; C = dim; QKV = (NH + 2 NKV) HS; F = fc rows; H = ffn. */
-#include "model/model.h"
+#include "model/moe.h"
 
 #define W(layer, kind) lmc_model_tensor(m, m->unit_params, layer, kind)
 
@@ -63,6 +63,10 @@ static const float *whole_rows(lmc_model *m, const float *rows, int N)
 
 static void mlp_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
 {
+    if (lmc_config_is_moe(&m->cfg, l)) {
+        lmc_moe_forward(m, la, l, N);
+        return;
+    }
     lmc_backend *be = m->be;
     int C = m->cfg.dim;
     const float *h = whole_rows(m, la->ln2, N);
@@ -175,6 +179,8 @@ void lmc_model_forward(lmc_model *m, int B, int T, lmc_fwd_mode mode, float dlos
             classifier_forward(m, B, T, mode, dloss);
         lmc_model_hook(m, 0, L + 1, 0);
     }
+    if (m->moe && mode != LMC_FWD_LAST_LOGITS)
+        lmc_moe_aux(m, N, mode == LMC_FWD_TRAIN ? dloss : 0);
     if (mode != LMC_FWD_TRAIN && lmc_model_chunk_embeds(m))
         lmc_model_hook(m, 0, 0, 0);
 }

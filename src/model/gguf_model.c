@@ -50,7 +50,9 @@ static int gguf_name(const char *hf, char *out, size_t n)
 
 int lmc_gguf_unit_pieces(const lmc_model_config *cfg, const lmc_layout *l, int u, lmc_gguf_piece *out)
 {
-    lmc_wpiece w[LMC_UNIT_MAX_PIECES];
+    lmc_wpiece w[LMC_GGUF_UNIT_MAX_PIECES];
+    if (cfg->n_expert > 0) /* dense models only: lmc_gguf_export refuses experts */
+        return 0;
     int n = lmc_weights_unit_pieces(cfg, l, u, w);
     for (int i = 0; i < n; i++) {
         lmc_gguf_piece *p = &out[i];
@@ -87,6 +89,9 @@ lmc_status lmc_gguf_check_config(const lmc_model_config *c)
         bad = "as many key/value heads as heads";
     else if (!gpt && (c->norm != LMC_NORM_RMS || c->pos != LMC_POS_ROPE || c->mlp != LMC_MLP_SWIGLU || c->bias))
         bad = "Llama with RMSNorm, rotary positions, SwiGLU and no biases";
+    if (c->n_expert > 0)
+        return lmc_err(LMC_EUNSUPPORTED, "GGUF export of mixture-of-experts models is not yet supported (%d experts)",
+                       c->n_expert);
     if (bad)
         return lmc_err(LMC_EUNSUPPORTED, "this %s model does not fit llama.cpp's '%s' architecture, which needs %s",
                        c->family, arch, bad);

@@ -13,6 +13,10 @@ static void fill_normal(float *p, size_t n, float std, uint64_t seed)
         p[i] = std * lmc_rng_normal(&r);
 }
 
+/* The projections into the residual stream: attention and MLP output,
+ * the experts' down projections included. */
+static int is_resid_proj(int k) { return k == LMC_T_ATTN_W || k == LMC_T_PROJ_W || k == LMC_T_EXP_PROJ_W; }
+
 /* One tensor's initial values into p (rows x cols, zeroed by the caller). */
 static void init_tensor(const lmc_model_config *cfg, const lmc_tensor_slot *s, int layer, int k, float *p,
                         uint64_t seed)
@@ -27,8 +31,7 @@ static void init_tensor(const lmc_model_config *cfg, const lmc_tensor_slot *s, i
         for (size_t i = 0; i < rows; i++)
             p[i] = 1.0f;
     else if (s->cols > 1)
-        fill_normal(p, rows * s->cols, layer >= 0 && (k == LMC_T_ATTN_W || k == LMC_T_PROJ_W) ? resid_std : 0.02f,
-                    ts);
+        fill_normal(p, rows * s->cols, layer >= 0 && is_resid_proj(k) ? resid_std : 0.02f, ts);
 }
 
 lmc_status lmc_weights_init_range(const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,

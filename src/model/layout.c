@@ -21,7 +21,21 @@ static void absent(lmc_tensor_slot *s)
     s->offset = LMC_ABSENT;
 }
 
-static void place_layer(const lmc_model_config *c, int tp, lmc_tensor_slot *t, size_t *cur)
+/* A mixture-of-experts layer's MLP: the router, the shared experts (if
+ * any) in the dense MLP's slots, then the experts. */
+static void place_moe(const lmc_model_config *c, lmc_tensor_slot *t, size_t *cur)
+{
+    size_t C = (size_t)c->dim, F = (size_t)c->moe_ffn, E = (size_t)c->n_expert, S = (size_t)c->n_shared * F;
+    place(cur, &t[LMC_T_ROUTER_W], E, C, 1);
+    if (S) {
+        place(cur, &t[LMC_T_FC_W], 2 * S, C, 1);
+        place(cur, &t[LMC_T_PROJ_W], C, S, 1);
+    }
+    place(cur, &t[LMC_T_EXP_FC_W], E * 2 * F, C, 1);
+    place(cur, &t[LMC_T_EXP_PROJ_W], E * C, F, 1);
+}
+
+static void place_layer(const lmc_model_config *c, int tp, int l, lmc_tensor_slot *t, size_t *cur)
 {
     size_t C = (size_t)c->dim, hs = (size_t)lmc_config_head_dim(c), F = (size_t)(c->ffn_dim / tp);
     size_t nh = (size_t)(c->n_head / tp), nkv = (size_t)lmc_config_tp_kv_heads(c, tp);
@@ -42,6 +56,10 @@ static void place_layer(const lmc_model_config *c, int tp, lmc_tensor_slot *t, s
     place(cur, &t[LMC_T_LN2_W], C, 1, 0);
     if (nb)
         place(cur, &t[LMC_T_LN2_B], C, 1, 0);
+    if (lmc_config_is_moe(c, l)) {
+        place_moe(c, t, cur);
+        return;
+    }
     place(cur, &t[LMC_T_FC_W], fc, C, 1);
     if (c->bias)
         place(cur, &t[LMC_T_FC_B], fc, 1, 0);
@@ -124,7 +142,7 @@ lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_
     for (int i = 0; i <= L; i++) {
         l->unit_at[i + 1] = cur;
         if (i < L && l->held[i])
-            place_layer(c, tp, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
+            place_layer(c, tp, i, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
     }
     if (l->holds_final)
         place_final(c, l, V, &cur);
@@ -199,7 +217,8 @@ int lmc_layout_unit_of(const lmc_layout *l, int layer, int kind)
 
 static const char *const global_names[] = {"wte", "wpe", "norm_f.w", "norm_f.b", "head"};
 static const char *const layer_names[] = {"ln1.w", "ln1.b", "qkv.w", "qkv.b", "attn_proj.w", "attn_proj.b",
-                                          "ln2.w", "ln2.b", "fc.w", "fc.b", "mlp_proj.w", "mlp_proj.b"};
+                                          "ln2.w", "ln2.b", "fc.w", "fc.b", "mlp_proj.w", "mlp_proj.b",
+                                          "router.w", "experts_fc.w", "experts_proj.w"};
 
 void lmc_layout_slot_name(int layer, int kind, char *buf, size_t n)
 {

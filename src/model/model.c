@@ -1,28 +1,45 @@
 /* model.c: allocation of parameters, gradients and activations, and batch upload. */
-#include "model/model.h"
+#include "model/moe.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { A_LN1, A_LN1M, A_LN1R, A_QKV, A_ATTY, A_LSE, A_RES2, A_LN2, A_LN2M, A_LN2R, A_FCH, A_FCA, A_RES3, A_NLAYER };
+enum { A_LN1, A_LN1M, A_LN1R, A_QKV, A_ATTY, A_LSE, A_RES2, A_LN2, A_LN2M, A_LN2R, A_FCH, A_FCA, A_RES3,
+       A_ETOK, A_EW, A_EXG, A_EH, A_EA, A_EY, A_NLAYER };
+_Static_assert(A_NLAYER == LMC_LAYER_ACTS, "model.h's LMC_LAYER_ACTS counts the slots");
+
+/* The MLP slots' widths, fc (pre-activation) and act: a dense layer's, or
+ * a mixture-of-experts layer's shared experts' (2S, S), the larger. */
+static void mlp_widths(const lmc_model *m, size_t *fc, size_t *act)
+{
+    const lmc_model_config *c = &m->cfg;
+    int dense = c->n_expert == 0 || c->first_dense > 0;
+    size_t S = (size_t)c->n_shared * c->moe_ffn;
+    *fc = dense ? (size_t)m->fc_dim : 0;
+    *act = dense ? (size_t)m->act_dim : 0;
+    *fc = 2 * S > *fc ? 2 * S : *fc;
+    *act = S > *act ? S : *act;
+}
 
 static void layer_sizes(const lmc_model *m, int B, int T, size_t *sz)
 {
-    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, n = (size_t)lmc_model_rows(m, B * T);
+    size_t N = (size_t)B * T, C = (size_t)m->cfg.dim, n = (size_t)lmc_model_rows(m, B * T), fc, act;
+    size_t R = N * (size_t)m->cfg.top_k, F = (size_t)m->cfg.moe_ffn; /* rows of the experts (0 when dense) */
+    mlp_widths(m, &fc, &act);
     size_t s[A_NLAYER] = {n * C, n, n, N * m->qkv_dim, N * C, N * m->nh, n * C,
-                          n * C, n, n, N * m->fc_dim, N * m->act_dim, n * C};
+                          n * C, n, n, N * fc, N * act, n * C,
+                          R, R, R * C, R * 2 * F, R * F, R * C};
     for (int i = 0; i < A_NLAYER; i++)
         sz[i] = (s[i] + 15) / 16 * 16;
 }
 
 static size_t scratch_width(const lmc_model *m)
 {
-    size_t x = (size_t)m->cfg.dim;
+    size_t x = (size_t)m->cfg.dim, fc, act;
+    mlp_widths(m, &fc, &act);
     if ((size_t)m->qkv_dim > x)
         x = (size_t)m->qkv_dim;
-    if ((size_t)m->fc_dim > x)
-        x = (size_t)m->fc_dim;
-    return x;
+    return fc > x ? fc : x;
 }
 
 int lmc_model_keeps(lmc_recompute rc, int i)
@@ -30,7 +47,7 @@ int lmc_model_keeps(lmc_recompute rc, int i)
     if (rc == LMC_RECOMPUTE_FULL)
         return i == A_RES3; /* the next layer's input */
     if (rc == LMC_RECOMPUTE_SELECTIVE)
-        return i != A_LN1 && i != A_LN2 && i != A_FCA;
+        return i != A_LN1 && i != A_LN2 && i != A_FCA && i != A_EXG && i != A_EA;
     return 1;
 }
 
@@ -45,7 +62,8 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
     layer_sizes(m, B, T, sz);
     float **per_layer[A_NLAYER] = {&m->a.ln1, &m->a.ln1_mean, &m->a.ln1_rstd, &m->a.qkv, &m->a.atty, &m->a.lse,
                                    &m->a.res2, &m->a.ln2, &m->a.ln2_mean, &m->a.ln2_rstd, &m->a.fch,
-                                   &m->a.fch_act, &m->a.res3};
+                                   &m->a.fch_act, &m->a.res3, (float **)&m->a.etok, &m->a.ew, &m->a.exg,
+                                   &m->a.eh, &m->a.ea, &m->a.ey};
 #define TAKE(ptr, n) (ptr = base ? base + off : NULL, off += ((n) + 15) / 16 * 16)
     for (int i = 0; i < A_NLAYER; i++) {
         int kept = training && lmc_model_keeps(m->recompute, i);
@@ -64,10 +82,17 @@ static size_t layout_acts(lmc_model *m, float *base, int B, int T, int training)
     TAKE(m->a.logits, final ? logits : 0);
     TAKE(m->a.losses, final ? N : 0);
     TAKE(m->a.scalar, 16);
+    size_t E = (size_t)m->cfg.n_expert, R = N * (size_t)m->cfg.top_k, F = (size_t)m->cfg.moe_ffn;
+    TAKE(m->a.rlogits, N * E);
     if (training) {
         TAKE(m->a.dres, n * C);
         TAKE(m->a.dbuf_a, N * scratch_width(m));
         TAKE(m->a.dbuf_b, N * scratch_width(m));
+        TAKE(m->a.edy, R * C);
+        TAKE(m->a.eda, R * F);
+        TAKE(m->a.edh, R * 2 * F);
+        TAKE(m->a.edw, R);
+        TAKE(m->a.edz, N * E);
     }
 #undef TAKE
     return off;
@@ -90,6 +115,12 @@ void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la)
     la->fch = a->fch + l * st[A_FCH];
     la->fch_act = a->fch_act + l * st[A_FCA];
     la->res3 = a->res3 + l * st[A_RES3];
+    la->etok = a->etok + l * st[A_ETOK];
+    la->ew = a->ew + l * st[A_EW];
+    la->exg = a->exg + l * st[A_EXG];
+    la->eh = a->eh + l * st[A_EH];
+    la->ea = a->ea + l * st[A_EA];
+    la->ey = a->ey + l * st[A_EY];
 }
 
 /* Shapes of this rank's part of a layer (all of it without tensor parallelism). */
@@ -237,6 +268,8 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     s = units_init(m);
     if (s == LMC_OK && m->vocab_split)
         s = vocab_buffers(m);
+    if (s == LMC_OK)
+        s = lmc_moe_open(m);
     if (s) {
         lmc_model_close(m);
         return s;
@@ -272,6 +305,7 @@ void lmc_model_close(lmc_model *m)
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
+    lmc_moe_close(m);
     lmc_layout_free(&m->layout);
     free(m->unit_params);
     free(m->unit_grads);

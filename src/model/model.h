@@ -21,6 +21,13 @@ typedef struct {
     float *fch;                     // (L,N,F) MLP pre-activation
     float *fch_act;                 // (L,N,H) MLP activation
     float *res3;                    // (L,N,C) layer output
+    /* mixture-of-experts layers, R = N x top_k rows in expert order (moe.c) */
+    int *etok;                      // (L,R) the token of each row
+    float *ew;                      // (L,R) its routing weight
+    float *exg;                     // (L,R,C) the rows' inputs, gathered
+    float *eh, *ea, *ey;            // (L,R,2F), (L,R,F), (L,R,C) experts' pre-activation, activation, output
+    float *rlogits;                 // (N,E) router logits
+    float *edy, *eda, *edh, *edw, *edz; // (R,C), (R,F), (R,2F), (R), (N,E) their gradients (scratch)
     float *lnf, *lnf_mean, *lnf_rstd; // (N,C), (N), (N)
     float *logits;                  // (N,Vp) or (B,Vp) for last-position-only
     float *losses;                  // (N)
@@ -34,7 +41,14 @@ typedef struct {
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *res2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act, *res3;
+    int *etok;
+    float *ew, *exg, *eh, *ea, *ey;
 } lmc_layer_acts;
+
+/* Per-layer activation slots (model.c's A_* list). */
+#define LMC_LAYER_ACTS 19
+
+struct lmc_moe; /* a mixture of experts' routing state (moe.h) */
 
 /* Where a unit's parameters and gradients live while the model uses them
  * (lmc_layout_unit: embeddings, layers, final). Without sharding they point
@@ -91,7 +105,7 @@ typedef struct {
     lmc_dtype prec;        /* matmul input precision */
     lmc_acts a;
     void *act_mem;
-    size_t act_floats, layer_stride[13];
+    size_t act_floats, layer_stride[LMC_LAYER_ACTS];
     int *tokens, *targets; /* device (B*T), the current slot's */
     int layer_begin, layer_end; /* the layers the passes run: the current chunk's (lmc_model_use_chunk) */
     int chunks, *chunk_bounds;  /* [2 x chunks] */
@@ -112,6 +126,7 @@ typedef struct {
     int *h_ids;            /* host (B*T) */
     float *xstats, *h_xstats; /* device and host (N,2): xent_part's statistics */
     double *h_rows;        /* host (3N): per-row reductions over the group */
+    struct lmc_moe *moe;   /* mixture-of-experts routing state; NULL for a dense model */
 } lmc_model;
 
 typedef enum {
@@ -169,6 +184,10 @@ static inline float *lmc_model_tensor(const lmc_model *m, float *const *units, i
 void lmc_model_zero_grads(lmc_model *m);
 /* Mean of the last forward's per-position losses. */
 float lmc_model_mean_loss(lmc_model *m, int B, int T);
+/* Hugging Face Mixtral's load-balancing loss of the last forward (over
+ * every mixture-of-experts layer's router logits, unweighted: the
+ * objective adds cfg.aux_coef times it); 0 for a dense model. */
+float lmc_model_aux_loss(const lmc_model *m);
 void lmc_model_layer_acts(const lmc_model *m, int layer, lmc_layer_acts *la);
 /* Layer l's input: the embeddings or layer l-1's output. */
 const float *lmc_model_layer_input(const lmc_model *m, int l);
@@ -204,6 +223,13 @@ void lmc_model_norm_forward(lmc_model *m, float *out, float *mean, float *rstd, 
                             const float *b, int N);
 void lmc_model_linear(lmc_model *m, float *out, const float *inp, const float *w, const float *bias, int M, int n,
                       int k, int accumulate);
+/* Its backward: dinp (M,k) (+)= dout . W (skipped when dinp is NULL),
+ * dW (n,k) += dout^T . inp, db (n) += colsum(dout) (when not NULL). */
+void lmc_model_linear_backward(lmc_model *m, float *dinp, int accumulate, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, int M, int n, int k);
+/* The model's norm backward: dinp +=, dw +=, db += (as the backend ops). */
+void lmc_model_norm_backward(lmc_model *m, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, const float *mean, const float *rstd, int N);
 size_t lmc_model_activation_bytes(const lmc_model_config *cfg, int B, int T, int training, lmc_recompute rc);
 /* Per-layer intermediates that forward keeps under rc (1) or recomputes (0). */
 int lmc_model_keeps(lmc_recompute rc, int act_index);

@@ -293,12 +293,14 @@ static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, size_t begin, size_
 static lmc_status read_unit(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, int u, size_t begin,
                             size_t end, float *dst, staging *tmp)
 {
-    lmc_wpiece w[LMC_UNIT_MAX_PIECES];
-    int np = lmc_weights_unit_pieces(cfg, l, u, w);
-    for (int i = 0; i < np; i++)
+    int np;
+    lmc_wpiece *w = lmc_weights_unit_list(cfg, l, u, &np);
+    lmc_status s = w ? LMC_OK : LMC_ENOMEM;
+    for (int i = 0; i < np && s == LMC_OK; i++)
         if (w[i].at < end && w[i].at + lmc_wpiece_numel(&w[i]) > begin)
-            LMC_TRY(read_piece(src, &w[i], begin, end, dst, tmp));
-    return LMC_OK;
+            s = read_piece(src, &w[i], begin, end, dst, tmp);
+    free(w);
+    return s;
 }
 
 /* After a whole load: every tensor of every file, and every name in the

@@ -12,13 +12,21 @@
 static int add_slot(const lmc_model_config *cfg, const lmc_layout *l, int layer, int kind, lmc_wpiece *out)
 {
     const lmc_tensor_slot *slot = lmc_layout_slot(l, layer, kind);
-    lmc_hf_piece p[3];
-    int np = slot->offset == LMC_ABSENT ? 0 : lmc_hf_pieces(cfg, layer, kind, p);
-    for (int i = 0; i < np; i++) {
-        out[i].p = p[i];
-        out[i].at = slot->offset + p[i].row0 * p[i].cols;
+    int np = 0;
+    while (slot->offset != LMC_ABSENT && lmc_hf_piece_at(cfg, layer, kind, np, &out[np].p)) {
+        out[np].at = slot->offset + out[np].p.row0 * out[np].p.cols;
+        np++;
     }
     return np;
+}
+
+lmc_wpiece *lmc_weights_unit_list(const lmc_model_config *cfg, const lmc_layout *l, int unit, int *n)
+{
+    lmc_wpiece *w = malloc((size_t)lmc_hf_unit_max_pieces(cfg) * sizeof *w);
+    *n = w ? lmc_weights_unit_pieces(cfg, l, unit, w) : 0;
+    if (!w)
+        lmc_err(LMC_ENOMEM, "out of memory listing the tensors of unit %d", unit);
+    return w;
 }
 
 int lmc_weights_unit_pieces(const lmc_model_config *cfg, const lmc_layout *l, int unit, lmc_wpiece *out)
@@ -144,14 +152,16 @@ static void weight_map_json(const lmc_model_config *cfg, const lmc_layout *l, in
         char file[64];
         lmc_weights_shard_name(k, nfiles, file, sizeof file);
         for (int u = unit_first[k]; u < unit_first[k + 1]; u++) {
-            lmc_wpiece w[LMC_UNIT_MAX_PIECES];
-            int np = lmc_weights_unit_pieces(cfg, l, u, w);
+            int np;
+            lmc_wpiece *w = lmc_weights_unit_list(cfg, l, u, &np);
+            map->oom |= !w;
             for (int i = 0; i < np; i++) {
                 lmc_sb_puts(map, map->len ? ",\n    " : "    ");
                 lmc_sb_json_str(map, w[i].p.name, strlen(w[i].p.name));
                 lmc_sb_printf(map, ": \"%s\"", file);
                 *total += lmc_wpiece_numel(&w[i]) * sizeof(float);
             }
+            free(w);
         }
     }
 }

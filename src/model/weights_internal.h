@@ -6,17 +6,17 @@
 
 #include "lmc/model.h"
 
-/* A unit holds at most one layer's tensors: 12 slots, of which qkv splits
- * into 3 HF tensors and SwiGLU's fc into 2. */
-#define LMC_UNIT_MAX_PIECES 16
-
 typedef struct {
     lmc_hf_piece p;
     size_t at; /* flat buffer offset (floats) of the piece's first element */
 } lmc_wpiece;
 
-/* The HF tensors of a unit in buffer order; returns how many. */
+/* The HF tensors of a unit in buffer order; returns how many. out has room
+ * for lmc_hf_unit_max_pieces(cfg). */
 int lmc_weights_unit_pieces(const lmc_model_config *cfg, const lmc_layout *l, int unit, lmc_wpiece *out);
+/* The same into a new array (free it), *n of them; NULL when out of memory
+ * (lmc_err set). */
+lmc_wpiece *lmc_weights_unit_list(const lmc_model_config *cfg, const lmc_layout *l, int unit, int *n);
 size_t lmc_wpiece_numel(const lmc_wpiece *w);
 /* The file's shape of a piece: (rows) for vectors, (cols, rows) when stored
  * transposed, else (rows, cols). Returns ndim. */

@@ -23,7 +23,7 @@ struct lmc_weights_writer {
  * piece (floats). */
 static lmc_status build_header(const lmc_weights_writer *w, lmc_sb *h, size_t *max_tr)
 {
-    int cap = (w->unit_end - w->unit_begin) * LMC_UNIT_MAX_PIECES, n = 0;
+    int cap = (w->unit_end - w->unit_begin) * lmc_hf_unit_max_pieces(&w->cfg), n = 0;
     lmc_wpiece *p = calloc((size_t)cap, sizeof *p);
     lmc_st_entry *e = calloc((size_t)cap, sizeof *e);
     lmc_status s = p && e ? LMC_OK : lmc_err(LMC_ENOMEM, "%s: out of memory", w->af.path);
@@ -102,12 +102,15 @@ lmc_status lmc_weights_writer_unit(lmc_weights_writer *w, int unit, const float 
                        unit, w->next, w->unit_begin, w->unit_end);
     size_t begin, end;
     lmc_layout_unit(w->l, unit, &begin, &end);
-    lmc_wpiece p[LMC_UNIT_MAX_PIECES];
-    int np = lmc_weights_unit_pieces(&w->cfg, w->l, unit, p);
-    for (int i = 0; i < np; i++)
-        LMC_TRY(write_piece(w, &p[i], unit_params + (p[i].at - begin)));
-    w->next++;
-    return LMC_OK;
+    int np;
+    lmc_wpiece *p = lmc_weights_unit_list(&w->cfg, w->l, unit, &np);
+    lmc_status s = p ? LMC_OK : LMC_ENOMEM;
+    for (int i = 0; i < np && s == LMC_OK; i++)
+        s = write_piece(w, &p[i], unit_params + (p[i].at - begin));
+    free(p);
+    if (s == LMC_OK)
+        w->next++;
+    return s;
 }
 
 lmc_status lmc_weights_writer_close(lmc_weights_writer *w)

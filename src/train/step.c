@@ -111,6 +111,7 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         double t1 = lmc_now();
         lmc_model_forward(tr->m, B, T, LMC_FWD_TRAIN, dloss);
         sum += lmc_model_mean_loss(tr->m, B, T);
+        tr->me.aux_sum += lmc_model_aux_loss(tr->m);
         double t2 = lmc_now();
         lmc_balance_slowdown(tr, t2 - t1);
         double t3 = lmc_now();
@@ -279,6 +280,12 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
     lmc_sb_printf(&sb, ",\"comm_ms\":%.3f,\"comm_busy_ms\":%.3f", tr->me.comm_ms, tr->me.busy_ms);
     if (tr->tp > 1)
         lmc_sb_printf(&sb, ",\"tp_values\":%.0f", tr->me.tp_values);
+    if (tr->cfg.n_expert > 0) { /* the load-balancing loss (unweighted), beside the language-model loss */
+        double aux = 0;
+        for (int r = 0; r < tr->comm->size; r++)
+            aux += tr->all[r].aux_sum;
+        lmc_sb_printf(&sb, ",\"aux_loss\":%.9g", aux / lmc_balance_total(tr));
+    }
     if (tr->comm->size > 1) {
         log_ranks(&sb, "mb", tr, offsetof(lmc_rank_stats, mb), "%.0f");
         log_ranks(&sb, "compute_ms", tr, offsetof(lmc_rank_stats, compute_ms), "%.3f");

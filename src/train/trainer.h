@@ -25,6 +25,7 @@ typedef struct {
     double rss_mb;     /* peak resident memory so far */
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
     double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */
+    double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
 } lmc_rank_stats;
 
 typedef struct {

@@ -12,8 +12,9 @@
  *    same config, field for field;
  *  - a refusal names the file.
  * Seeds: every preset saved by lmc_config_to_hf_json, and variants (untied,
- * grouped-query attention, odd sizes), as text and as records, and past
- * findings. */
+ * grouped-query attention, odd sizes, a mixture of experts with a sigmoid
+ * router, shared experts and dense first layers), as text and as records,
+ * and past findings. */
 #include "fuzz_common.h"
 #include "lmc/model.h"
 
@@ -25,10 +26,14 @@ static const char *const keys[] = {
     "model_type", "n_layer", "n_head", "n_embd", "n_inner", "n_positions", "vocab_size", "activation_function",
     "layer_norm_epsilon", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "hidden_size",
     "intermediate_size", "head_dim", "max_position_embeddings", "rms_norm_eps", "rope_theta", "hidden_act",
-    "attention_bias", "mlp_bias", "rope_scaling", "tie_word_embeddings", "n_ctx",
+    "attention_bias", "mlp_bias", "rope_scaling", "tie_word_embeddings", "n_ctx", "num_local_experts",
+    "num_experts_per_tok", "router_aux_loss_coef", "output_router_logits", "scoring_func", "n_shared_experts",
+    "first_k_dense_replace", "dense_intermediate_size", "router_jitter_noise", "sliding_window",
 };
 #define NKEYS (int)(sizeof keys / sizeof *keys)
-static const char *const words[] = {"gpt2", "llama", "gelu_new", "gelu_pytorch_tanh", "silu", "relu", ""};
+static const char *const words[] = {"gpt2", "llama", "gelu_new", "gelu_pytorch_tanh", "silu", "relu", "",
+                                    "mixtral", "softmax", "sigmoid"};
+#define NWORDS (sizeof words / sizeof *words)
 enum { K_INT, K_FLOAT, K_BOOL, K_NULL, K_WORD, K_COUNT };
 #define RECORD 11
 
@@ -37,7 +42,8 @@ enum { K_INT, K_FLOAT, K_BOOL, K_NULL, K_WORD, K_COUNT };
 static void records_to_json(const uint8_t *r, size_t n, lmc_sb *o)
 {
     lmc_sb_puts(o, "{\"model_type\": ");
-    lmc_sb_puts(o, n && (r[0] & 1) ? "\"llama\"" : "\"gpt2\"");
+    static const char *const types[] = {"\"gpt2\"", "\"llama\"", "\"mixtral\""};
+    lmc_sb_puts(o, types[n ? r[0] % 3 : 0]);
     for (size_t i = 1; i + RECORD <= n; i += RECORD) {
         const uint8_t *x = r + i;
         uint64_t bits = 0;
@@ -59,7 +65,7 @@ static void records_to_json(const uint8_t *r, size_t n, lmc_sb *o)
         }
         case K_BOOL: lmc_sb_puts(o, bits & 1 ? "true" : "false"); break;
         case K_NULL: lmc_sb_puts(o, "null"); break;
-        case K_WORD: lmc_sb_json_str(o, words[bits % 7], strlen(words[bits % 7])); break;
+        case K_WORD: lmc_sb_json_str(o, words[bits % NWORDS], strlen(words[bits % NWORDS])); break;
         }
     }
     lmc_sb_putc(o, '}');
@@ -86,13 +92,13 @@ static uint64_t float_bits(double d)
 /* The same config as records (mode byte and family first). */
 static void config_records(const lmc_model_config *c, lmc_sb *r)
 {
-    int llama = !strcmp(c->family, "llama");
+    int llama = !strcmp(c->family, "llama"), moe = c->n_expert > 0;
     lmc_sb_putc(r, 1);
-    lmc_sb_putc(r, (char)llama);
+    lmc_sb_putc(r, (char)(moe ? 2 : llama));
     put_record(r, llama ? "num_hidden_layers" : "n_layer", K_INT, (uint64_t)c->n_layer);
     put_record(r, llama ? "num_attention_heads" : "n_head", K_INT, (uint64_t)c->n_head);
     put_record(r, llama ? "hidden_size" : "n_embd", K_INT, (uint64_t)c->dim);
-    put_record(r, llama ? "intermediate_size" : "n_inner", K_INT, (uint64_t)c->ffn_dim);
+    put_record(r, llama ? "intermediate_size" : "n_inner", K_INT, (uint64_t)(moe ? c->moe_ffn : c->ffn_dim));
     put_record(r, llama ? "max_position_embeddings" : "n_positions", K_INT, (uint64_t)c->max_seq);
     put_record(r, "vocab_size", K_INT, (uint64_t)c->vocab);
     put_record(r, llama ? "rms_norm_eps" : "layer_norm_epsilon", K_FLOAT, float_bits(c->norm_eps));
@@ -100,6 +106,16 @@ static void config_records(const lmc_model_config *c, lmc_sb *r)
     if (llama) {
         put_record(r, "num_key_value_heads", K_INT, (uint64_t)c->n_kv_head);
         put_record(r, "rope_theta", K_FLOAT, float_bits(c->rope_theta));
+    }
+    if (moe) {
+        put_record(r, "num_local_experts", K_INT, (uint64_t)c->n_expert);
+        put_record(r, "num_experts_per_tok", K_INT, (uint64_t)c->top_k);
+        put_record(r, "n_shared_experts", K_INT, (uint64_t)c->n_shared);
+        put_record(r, "first_k_dense_replace", K_INT, (uint64_t)c->first_dense);
+        put_record(r, "dense_intermediate_size", K_INT, (uint64_t)c->ffn_dim);
+        put_record(r, "router_aux_loss_coef", K_FLOAT, float_bits(c->aux_coef));
+        put_record(r, "output_router_logits", K_BOOL, c->aux_coef > 0);
+        put_record(r, "scoring_func", K_WORD, c->router == LMC_ROUTER_SIGMOID ? 9 : 8);
     }
 }
 
@@ -138,6 +154,11 @@ static void seeds(void)
     if (lmc_config_finish(&c))
         abort();
     seed_config("seed-gpt2-variant", &c);
+    lmc_config_preset("moe-8x", &c); /* sigmoid router, shared experts, dense first layers */
+    c.router = LMC_ROUTER_SIGMOID, c.n_shared = 2, c.first_dense = 3, c.ffn_dim = 999, c.aux_coef = 0.3f;
+    if (lmc_config_finish(&c))
+        abort();
+    seed_config("seed-moe-variant", &c);
     /* past findings, replayed by every smoke run (tests/unit/test_parsers.c) */
     static const char dim[] = "{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_head\": 1, \"n_embd\": 536870912}";
     static const char theta[] = "{\"model_type\": \"llama\", \"num_hidden_layers\": 1, \"num_attention_heads\": 1, "
@@ -162,6 +183,9 @@ static void same_config(const lmc_model_config *a, const lmc_model_config *b)
     FUZZ_ASSERT(a->vocab_padded == b->vocab_padded && a->max_seq == b->max_seq);
     FUZZ_ASSERT(a->norm == b->norm && a->pos == b->pos && a->mlp == b->mlp && a->bias == b->bias);
     FUZZ_ASSERT(a->tied == b->tied && a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta);
+    FUZZ_ASSERT(a->n_expert == b->n_expert && a->top_k == b->top_k && a->n_shared == b->n_shared);
+    FUZZ_ASSERT(a->moe_ffn == b->moe_ffn && a->first_dense == b->first_dense && a->router == b->router);
+    FUZZ_ASSERT(a->aux_coef == b->aux_coef);
 }
 
 static void check_text(const char *text, size_t size)

@@ -58,6 +58,17 @@ def write_shard(path, tokens):
         f.write(header.tobytes() + toks.astype(np.uint32 if wide else np.uint16).tobytes())
 
 
+def write_model(folder, params, cfg, tokens):
+    """A Hugging Face folder (model.safetensors from params, torch tensors
+    under HF names, and config.json) and a token shard in it: the shard's path."""
+    st_write(os.path.join(folder, "model.safetensors"), {k: v.detach().numpy() for k, v in params.items()})
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    shard = os.path.join(folder, "train.bin")
+    write_shard(shard, tokens)
+    return shard
+
+
 def run_lmc(*args, check=True):
     cmd = [LMC] + [str(a) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True)

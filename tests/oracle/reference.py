@@ -102,7 +102,15 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def llama_forward(p, cfg, idx):
+def llama_mlp(p, i, a):
+    """Layer i's SwiGLU MLP of its normed input a."""
+    h = "model.layers.%d." % i
+    m = F.silu(a @ p[h + "mlp.gate_proj.weight"].T) * (a @ p[h + "mlp.up_proj.weight"].T)
+    return m @ p[h + "mlp.down_proj.weight"].T
+
+
+def llama_forward(p, cfg, idx, mlp=llama_mlp):
+    """Logits; mlp(p, i, a) is layer i's MLP (reference_moe.py gives a mixture of experts)."""
     L, NH, NKV, C = cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"]
     eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
     B, T = idx.shape
@@ -126,8 +134,7 @@ def llama_forward(p, cfg, idx):
         y = causal_attention(q, k, v).transpose(1, 2).reshape(B, T, NH * HS)
         x = x + y @ p[h + "self_attn.o_proj.weight"].T
         a = rms_norm(x, p[h + "post_attention_layernorm.weight"], eps)
-        m = F.silu(a @ p[h + "mlp.gate_proj.weight"].T) * (a @ p[h + "mlp.up_proj.weight"].T)
-        x = x + m @ p[h + "mlp.down_proj.weight"].T
+        x = x + mlp(p, i, a)
     x = rms_norm(x, p["model.norm.weight"], eps)
     head = p["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else p["lm_head.weight"]
     return x @ head.T

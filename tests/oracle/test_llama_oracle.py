@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import reference as ref
-from lmc_util import Checker, dump_step, read_log, run_lmc, st_read, st_write, write_shard
+from lmc_util import Checker, dump_step, read_log, run_lmc, st_read, write_model
 
 chk = Checker()
 L, C, I, V, MAXT = 2, 32, 40, 61, 32
@@ -25,11 +25,7 @@ for NH, NKV, tied in [(4, 4, False), (4, 2, False), (4, 1, False), (4, 2, True)]
     tmp = tempfile.mkdtemp(prefix="lmc_llama_")
     params = ref.llama_params(L, NH, NKV, C, I, V, seed=NH * 10 + NKV, tied=tied)
     cfg = ref.llama_config(L, NH, NKV, C, I, V, MAXT, tied=tied, theta=500.0)
-    st_write(os.path.join(tmp, "model.safetensors"), {k: v.detach().numpy() for k, v in params.items()})
-    with open(os.path.join(tmp, "config.json"), "w") as f:
-        json.dump(cfg, f)
-    shard = os.path.join(tmp, "train.bin")
-    write_shard(shard, tokens)
+    shard = write_model(tmp, params, cfg, tokens)
 
     acts, grads = dump_step(tmp, shard, B, T, tmp)
     x, y = ref.batch(tokens, 0, B, T)

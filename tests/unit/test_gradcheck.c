@@ -1,7 +1,9 @@
 /* test_gradcheck.c: finite-difference gradient checks on tiny models (both
  * families), independent of any reference implementation: for the
  * parameters with the largest analytic gradient in every tensor, and a few
- * random ones, (L(p+h) - L(p-h)) / 2h must match the backward pass.
+ * random ones, (L(p+h) - L(p-h)) / 2h must match the backward pass. For a
+ * mixture of experts L includes aux_coef times the load-balancing loss
+ * (piecewise smooth: no token's routing flips within h here).
  * In fp32 with h = 1e-3 the loss rounding (~1e-7 of L) contributes ~2e-4
  * absolute error, so the bound is 3% relative + 5e-4 absolute. */
 #include "backend/backend.h"
@@ -11,7 +13,7 @@
 static float loss_at(lmc_model *m, int B, int T)
 {
     lmc_model_forward(m, B, T, LMC_FWD_LOSS, 0);
-    return lmc_model_mean_loss(m, B, T);
+    return lmc_model_mean_loss(m, B, T) + m->cfg.aux_coef * lmc_model_aux_loss(m);
 }
 
 static void check_param(lmc_model *m, float *params, const float *grads, size_t idx, int B, int T, const char *what)
@@ -28,7 +30,8 @@ static void check_param(lmc_model *m, float *params, const float *grads, size_t 
               idx - 0, fd, g);
 }
 
-static void gradcheck(const char *preset, int rope_family)
+/* moe: 0 dense; 1 softmax router, a shared expert, a dense first layer; 2 sigmoid router */
+static void gradcheck(const char *preset, int rope_family, int moe)
 {
     lmc_backend *be;
     CHECK_OK(lmc_cpu_backend_open(1, "auto", &be));
@@ -36,6 +39,11 @@ static void gradcheck(const char *preset, int rope_family)
     CHECK_OK(lmc_config_preset(preset, &c));
     c.n_layer = 2, c.dim = 16, c.n_head = 4, c.n_kv_head = rope_family ? 2 : 4, c.ffn_dim = rope_family ? 24 : 64;
     c.vocab = 23, c.max_seq = 8;
+    if (moe) {
+        c.n_expert = 4, c.top_k = 2, c.moe_ffn = 12, c.aux_coef = 0.1f;
+        c.router = moe == 2 ? LMC_ROUTER_SIGMOID : LMC_ROUTER_SOFTMAX;
+        c.n_shared = moe == 1, c.first_dense = moe == 1, c.n_layer = moe == 1 ? 3 : 2;
+    }
     CHECK_OK(lmc_config_finish(&c));
     int B = 2, T = 7;
     lmc_model *m;
@@ -79,12 +87,16 @@ static void gradcheck(const char *preset, int rope_family)
     lmc_backend_close(be);
 }
 
-static void test_gradcheck_gpt2(void) { gradcheck("d6", 0); }
-static void test_gradcheck_llama(void) { gradcheck("llama-15m", 1); }
+static void test_gradcheck_gpt2(void) { gradcheck("d6", 0, 0); }
+static void test_gradcheck_llama(void) { gradcheck("llama-15m", 1, 0); }
+static void test_gradcheck_moe(void) { gradcheck("moe-8x", 1, 1); }
+static void test_gradcheck_moe_sigmoid(void) { gradcheck("moe-8x", 1, 2); }
 
 int main(void)
 {
     RUN(test_gradcheck_gpt2);
     RUN(test_gradcheck_llama);
+    RUN(test_gradcheck_moe);
+    RUN(test_gradcheck_moe_sigmoid);
     return test_summary();
 }

@@ -1,0 +1,73 @@
+/* moe.h: a mixture-of-experts MLP block (moe.c) and its routing (route.c).
+ *
+ * Dropless dispatch, as Hugging Face's Mixtral computes it: the router's
+ * logits (N, E) = ln2 . Wr^T come to the host, which picks each token's
+ * top_k experts and their weights and sorts the N x top_k (token, expert)
+ * pairs into rows by expert, then by token. The rows' inputs are gathered,
+ * each expert runs its SwiGLU over its rows (one matmul per expert), and
+ * each row's output, times its weight, is added to its token's residual.
+ * Hugging Face's load-balancing loss is computed over every layer's
+ * router logits after the forward pass; its gradient, and that of the
+ * routing weights, reach the logits on the host too (routing is small:
+ * N x E numbers per layer) and go back through the router's matmul. */
+#ifndef LMC_MOE_H
+#define LMC_MOE_H
+
+#include "model/model.h"
+
+/* One layer's routing of the last forward, host memory, N tokens (<= the
+ * model's B x T), E experts, k per token. Rows r < N x k are in expert
+ * order: expert e's are [off[e], off[e + 1]), their tokens increasing. */
+typedef struct {
+    int N;
+    int *sel;      /* (N,k) each token's experts, best first (ties: the lower index) */
+    float *prob;   /* (N,E) the router's scores: softmax, or sigmoid */
+    float *soft;   /* (N,E) softmax of the logits (the load-balancing loss's); = prob for a softmax router */
+    int *tok;      /* (N*k) row r's token */
+    float *w;      /* (N*k) row r's routing weight */
+    int *row;      /* (N*k) the row of token i's j-th choice, at i * k + j */
+    int *off;      /* (E+1) */
+    double *psum;  /* (E) sum over tokens of soft */
+    int *fill;     /* (E) scratch */
+} lmc_route;
+
+/* The model's routing state (lmc_model.moe). */
+typedef struct lmc_moe {
+    lmc_route *route;      /* [n_layer]: those of mixture-of-experts layers */
+    float *h_logits, *h_dw, *h_dz; /* host scratch: (N,E), (N*k), (N,E) */
+    float *aux_c;          /* (E): d(objective) / d(softmax prob of expert e), the same for every token and layer */
+    double *aux_f, *aux_p; /* (E) scratch: tokens per expert and summed probabilities over the layers */
+    float aux_loss;        /* of the last forward */
+} lmc_moe;
+
+/* ---- route.c (host) ---- */
+lmc_status lmc_route_alloc(lmc_route *r, int N, int E, int k);
+void lmc_route_free(lmc_route *r);
+/* Routes N tokens from their logits (N,E). */
+void lmc_route_forward(lmc_route *r, const float *logits, int N, int E, int k, lmc_router_kind kind);
+/* dz (N,E) = d(objective)/d(logits): from the rows' weight gradients dw
+ * (N*k, row order) through the normalised top-k weights, plus through the
+ * load-balancing loss's softmax, d/d(soft[i][e]) = aux_c[e] (NULL: none). */
+void lmc_route_backward(const lmc_route *r, int E, int k, lmc_router_kind kind, const float *dw, const float *aux_c,
+                        float *dz);
+
+/* ---- moe.c ---- */
+/* Routing state for a model with experts (nothing for a dense one); the
+ * layouts it cannot yet run (tensor, sequence or pipeline parallel) are
+ * refused here with the reason. */
+lmc_status lmc_moe_open(lmc_model *m);
+void lmc_moe_close(lmc_model *m);
+/* Layer l's MLP block: res3 (N,C) = res2 + shared experts + routed experts of ln2. */
+void lmc_moe_forward(lmc_model *m, lmc_layer_acts *la, int l, int N);
+/* dres holds d(res3) on entry and d(res2) on exit; the router's gradient
+ * includes the load-balancing loss's. */
+void lmc_moe_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N);
+/* --recompute selective: the gathered rows and the activations again (the
+ * routing is kept), by the same ops: the same bits. */
+void lmc_moe_recompute(lmc_model *m, const lmc_layer_acts *la, int l, int N);
+/* After a forward over N tokens: the load-balancing loss, and (dloss > 0,
+ * training) its gradient factors aux_c for the backward pass, scaled as
+ * the language-model loss (dloss per token). */
+void lmc_moe_aux(lmc_model *m, int N, float dloss);
+
+#endif
