@@ -17,7 +17,7 @@ MHD     ?= $(shell test -f /usr/include/microhttpd.h && echo yes)
 
 SRC := $(wildcard src/core/*.c src/backend/*.c src/backend/cpu/*.c src/model/*.c src/train/*.c \
                   src/dist/*.c src/tokenizer/*.c src/infer/*.c src/serve/*.c src/plan/*.c src/report/*.c)
-SRC := $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c,$(SRC))
+SRC := $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c src/dist/hccl.c,$(SRC))
 
 ifneq ($(and $(MPICC),$(wildcard src/dist/mpi.c)),)
   SRC     += src/dist/mpi.c src/dist/mpi_p2p.c
@@ -223,8 +223,9 @@ fuzz-weights: $(FUZZ_BUILD)/fuzz_weights_index
 # ---- Ascend NPU backend (src/backend/ascend, docs/ascend.md) ---------------
 # $(BUILD)/liblmc_npu.so, always built: it needs no CANN headers (lmc's own
 # declarations, acl_decls.h) and opens CANN's libraries with dlopen at
-# --device npu, from $LMC_ASCEND_LIBDIR or $ASCEND_TOOLKIT_HOME/lib64.
-NPU_SRC    := $(wildcard src/backend/ascend/*.c)
+# --device npu, from $LMC_ASCEND_LIBDIR or $ASCEND_TOOLKIT_HOME/lib64. It
+# also holds the HCCL communicator (src/dist/hccl.c, --dist hccl).
+NPU_SRC    := $(wildcard src/backend/ascend/*.c) src/dist/hccl.c
 NPU_OBJ    := $(NPU_SRC:%.c=$(BUILD)/npu/%.o)
 NPU_PLUGIN := $(BUILD)/liblmc_npu.so
 all: $(NPU_PLUGIN)
@@ -234,6 +235,6 @@ $(BUILD)/npu/%.o: %.c
 	$(CC) $(CFLAGS) -fPIC -c $< -o $@
 
 $(NPU_PLUGIN): $(NPU_OBJ)
-	$(CC) -shared -o $@ $^ $(SAN) -ldl -lm -lpthread
+	$(CC) -shared -o $@ $^ $(SAN) -ldl -lm -lpthread $(if $(filter -DLMC_HAVE_MPI,$(CFLAGS)),$(shell $(MPICC) --showme:link))
 
 -include $(NPU_OBJ:.o=.d)

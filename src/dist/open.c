@@ -34,5 +34,10 @@ lmc_status lmc_comm_open(const char *kind, lmc_comm **out)
         LMC_TRY(lmc_cuda_plugin_symbol("lmc_comm_nccl", "--dist nccl", &fn));
         return ((comm_open_fn)fn)(out);
     }
-    return lmc_err(LMC_EINVAL, "--dist: unknown communicator '%s' (use auto, single, mpi, nccl)", kind);
+    if (!strcmp(kind, "hccl")) {
+        void *fn; /* HCCL lives in the Ascend plugin */
+        LMC_TRY(lmc_plugin_symbol("npu", "lmc_comm_hccl", "--dist hccl", &fn));
+        return ((comm_open_fn)fn)(out);
+    }
+    return lmc_err(LMC_EINVAL, "--dist: unknown communicator '%s' (use auto, single, mpi, nccl, hccl)", kind);
 }
