@@ -74,6 +74,25 @@ for t in gpt2 llama; do
     fi
 done
 
+echo "== 4b. training and generation (KV cache: kv_store, attention_decode, linear) on npu, greedy == cpu"
+G=$(mktemp -d)
+"$PY" - "$G/train.bin" <<'PYEOF'
+import sys, numpy as np
+n = 20000; toks = (np.arange(n) * 7 + np.arange(n) // 11) % 64
+h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2] = 20240520, 1, n
+open(sys.argv[1], "wb").write(h.tobytes() + toks.astype(np.uint16).tobytes())
+PYEOF
+TINY="--model d6 --layers 2 --dim 32 --heads 2 --vocab 64 --max-seq 32 --batch 2 --seq 16"
+if "$BUILD/lmc" train $TINY --data "$G/train.bin" --steps 4 --device npu --save "$G/m.st" --quiet &&
+    gen_cpu=$("$BUILD/lmc" generate --model "$G/m.st" --prompt-ids "1 2 3" --temperature 0 --max-tokens 12 2>/dev/null) &&
+    gen_npu=$("$BUILD/lmc" generate --model "$G/m.st" --prompt-ids "1 2 3" --temperature 0 --max-tokens 12 --device npu \
+        2>/dev/null) && [ -n "$gen_npu" ] && [ "$gen_cpu" = "$gen_npu" ]; then
+    echo "ok   trained on npu, greedy generation on npu == cpu: $gen_npu"
+else
+    echo "FAIL training or generation on npu (cpu: '${gen_cpu:-}', npu: '${gen_npu:-}')"; fails=$((fails + 1))
+fi
+rm -rf "$G"
+
 if [ -n "$MPI_FLAGS" ]; then
     echo "== 5. --dist hccl: 2 ranks through the mock == 1 process"
     # detect_leaks=0: Open MPI's own allocations at exit are not lmc's

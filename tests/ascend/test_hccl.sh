@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --dist hccl through the Ascend mock (tests/ascend/run.sh sets
-# LMC_ASCEND_LIBDIR): 2 data-parallel ranks on --device npu give the
+# LMC_ASCEND_LIBDIR), or on NPUs (tests/ascend/run_npu.sh: CANN from
+# $ASCEND_TOOLKIT_HOME): 2 data-parallel ranks on --device npu give the
 # weights and losses of one process running the same global batch, within
 # that process's own float noise (tests/mpi lib.sh's equivalent): plain,
 # ZeRO-1 (reduce-scatter, all-gather), Llama with GQA. Gradients travel as
@@ -9,7 +10,8 @@
 # stream runs. Then what --dist hccl refuses: process groups, no NPU.
 . "$(dirname "$0")/../mpi/lib.sh"
 need_mpi
-: "${LMC_ASCEND_LIBDIR:?run through tests/ascend/run.sh (it points LMC_ASCEND_LIBDIR at the mock)}"
+[ -n "${LMC_ASCEND_LIBDIR:-}${ASCEND_TOOLKIT_HOME:-}" ] ||
+    { echo "set LMC_ASCEND_LIBDIR (tests/ascend/run.sh does, for the mock) or ASCEND_TOOLKIT_HOME"; exit 1; }
 
 make_shard "$T/train.bin" 40000 64
 COMMON="--vocab 64 --max-seq 32 --seq 16 --data $T/train.bin --steps 6 --lr 3e-3 --warmup 2 --clip 0.5 --threads 1 --quiet"
