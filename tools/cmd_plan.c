@@ -20,8 +20,9 @@ typedef struct {
     const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log;
     cli_list chips;
     long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
+    long long shape[7]; /* --layers --heads --kv-heads --dim --ffn --vocab --max-seq (0: the preset's) */
     double tp_overlap, replan_hours, tolerance;
-    int json, no_flash, dropout, calibrate, memory;
+    int json, no_flash, no_sp, dropout, calibrate, memory;
 } plan_opts;
 
 static lmc_status load_catalog(const plan_opts *o, lmc_plan_catalog *cat)
@@ -63,16 +64,56 @@ static lmc_status make_fix(const plan_opts *o, lmc_plan_fix *fx)
     return parse_recompute(o->recompute, &fx->recompute);
 }
 
+static const char *const shape_flags[7] = {"layers", "heads", "kv-heads", "dim", "ffn", "vocab", "max-seq"};
+
+/* --layers ... --max-seq over the loaded model, by lmc train's rules:
+ * new heads take as many kv heads (GPT-2, or fewer heads than kv heads)
+ * and a new GELU width 4 x dim, unless those are given too. */
+static lmc_status apply_shape(const plan_opts *o, lmc_model_config *c)
+{
+    int *dst[7] = {&c->n_layer, &c->n_head, &c->n_kv_head, &c->dim, &c->ffn_dim, &c->vocab, &c->max_seq};
+    for (int i = 0; i < 7; i++)
+        if (o->shape[i] > 0)
+            *dst[i] = (int)o->shape[i];
+    if (o->shape[1] > 0 && o->shape[2] <= 0 && (c->n_kv_head > c->n_head || !strcmp(c->family, "gpt2")))
+        c->n_kv_head = c->n_head;
+    if (o->shape[3] > 0 && o->shape[4] <= 0 && c->mlp == LMC_MLP_GELU)
+        c->ffn_dim = 4 * c->dim;
+    return lmc_config_finish(c);
+}
+
+/* lmc train's model flags for the model the plan is for: the preset or
+ * config.json, a planner shape by its file in the source tree, and the
+ * overrides. */
+static void model_args(const plan_opts *o, char *buf, size_t n)
+{
+    int preset = 0;
+    for (const char *const *p = lmc_config_preset_names(); *p; p++)
+        preset |= !strcmp(*p, o->model);
+    size_t len = 0;
+    char path[256];
+    snprintf(path, sizeof path, "share/models/%s.json", o->model);
+    if (!preset && !strchr(o->model, '/') && lmc_plan_embedded(path, &len))
+        len = (size_t)snprintf(buf, n, "--model %s", path);
+    else
+        len = (size_t)snprintf(buf, n, "--model %s", o->model);
+    for (int i = 0; i < 7 && len < n; i++)
+        if (o->shape[i] > 0)
+            len += (size_t)snprintf(buf + len, n - len, " --%s %lld", shape_flags[i], o->shape[i]);
+}
+
 static lmc_status make_job(const plan_opts *o, lmc_plan_job *job)
 {
     lmc_plan_job_defaults(job);
     LMC_TRY(lmc_plan_model_load(o->model, &job->model));
+    LMC_TRY(apply_shape(o, &job->model));
     LMC_TRY(parse_precision(o->precision, &job->bf16));
     job->seq = o->seq > 0 ? (int)o->seq : job->model.max_seq;
     if (job->seq > job->model.max_seq)
         return lmc_err(LMC_EINVAL, "--seq %d is longer than the model's context (%d)", job->seq, job->model.max_seq);
     job->global_batch = o->global_batch > 0 ? o->global_batch : lmc_plan_default_batch(&job->model, job->seq);
     job->flash = !o->no_flash;
+    job->seq_parallel = !o->no_sp;
     job->dropout = o->dropout;
     job->tp_overlap = o->tp_overlap;
     return LMC_OK;
@@ -144,7 +185,9 @@ static lmc_status run_plan(const plan_opts *o)
         s = lmc_plan_svg_write(&tl, title, o->plot);
     }
     if (!s) {
-        lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl};
+        char args[512];
+        model_args(o, args, sizeof args);
+        lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl, args};
         lmc_sb out;
         lmc_sb_init(&out);
         (o->json ? lmc_plan_report_json : lmc_plan_report_text)(&r, &out);
@@ -203,7 +246,9 @@ static lmc_status run_memory(const plan_opts *opt)
         long long per = (long long)l.micro_batch * l.dp, mbs = (job.global_batch + per - 1) / per;
         lmc_plan_mem m;
         lmc_plan_memory(&job, &chip, &l, (int)(mbs < 1 << 30 ? mbs : 1 << 30), &m);
-        lmc_plan_memory_report r = {&job, q.model, &chip, &l, &m};
+        char args[512];
+        model_args(&q, args, sizeof args);
+        lmc_plan_memory_report r = {&job, q.model, &chip, &l, &m, args, (int)(mbs < 1 << 30 ? mbs : 1 << 30)};
         lmc_sb out;
         lmc_sb_init(&out);
         (q.json ? lmc_plan_memory_json : lmc_plan_memory_text)(&r, &out);
@@ -401,6 +446,87 @@ static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
     return s;
 }
 
+/* Flags not given on the command line from the log's "run" line: the
+ * layout, micro-batch, sequence, global batch, precision and threads of the
+ * run. */
+static void flags_from_run(const lmc_plan_log_run *run, plan_opts *q)
+{
+    if (!run->found)
+        return;
+    long long *dst[] = {&q->tp, &q->pp, &q->vpp, &q->dp, &q->mb, &q->seq, &q->threads};
+    const int src[] = {run->tp, run->pp, run->vpp, run->dp, run->batch, run->seq, run->threads};
+    for (int i = 0; i < 7; i++)
+        if (*dst[i] <= 0 && src[i] > 0)
+            *dst[i] = src[i];
+    if (q->zero < 0)
+        q->zero = run->zero;
+    if (!q->recompute && run->recompute[0])
+        q->recompute = run->recompute;
+    if (!q->precision && run->precision[0])
+        q->precision = run->precision;
+    if (q->global_batch <= 0 && run->dp > 0 && run->batch > 0 && run->grad_accum > 0)
+        q->global_batch = (long long)run->dp * run->batch * run->grad_accum;
+}
+
+/* A log is one run: the layout flags it does not give are lmc train's
+ * defaults (tp, pp, vpp 1, ZeRO-0, no recomputation), not searched. */
+static void run_defaults(plan_opts *q)
+{
+    q->tp = q->tp > 0 ? q->tp : 1;
+    q->pp = q->pp > 0 ? q->pp : 1;
+    q->vpp = q->vpp > 0 ? q->vpp : 1;
+    q->zero = q->zero >= 0 ? q->zero : 0;
+    q->recompute = q->recompute ? q->recompute : "none";
+}
+
+/* Measured against predicted: |error| over --tolerance counts as bad. */
+static void compare_row(const char *what, double measured, double predicted, const char *unit, double tol, int *bad)
+{
+    double err = predicted / measured - 1;
+    int off = tol > 0 && (err > tol || err < -tol);
+    *bad |= off;
+    printf("  %-26s %12.1f %12.1f %+8.1f%% %s%s\n", what, measured, predicted, err * 100, unit,
+           off ? "  (over tolerance)" : "");
+}
+
+/* Per-rank memory: the log's rss_mb lists the data-parallel ranks of
+ * pipeline stage 0, tensor-parallel rank 0 (world rank 0's group), so the
+ * prediction is that stage's (lmc train's allocations on the cpu chip). */
+static void calib_memory(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_result *r,
+                         const lmc_plan_log_stats *st, double tol, int *bad)
+{
+    lmc_plan_mem m = r->mem;
+    int balance = 0, acc = lmc_plan_result_accum(job, r, &balance);
+    if (st->rss_ranks <= 0)
+        return;
+    if (lmc_plan_chip_is_cpu(&f->pools[0].chip) &&
+        lmc_plan_trainer_stage_memory(job, &r->layout, acc, 0, &m) != LMC_OK)
+        return;
+    char what[64];
+    snprintf(what, sizeof what, "peak MB, stage %d rank", m.stage);
+    compare_row(what, st->rss_max_mb, m.total / 1e6, "(the most of the log's ranks)", tol, bad);
+    if (st->rss_ranks != r->layout.dp)
+        printf("  note: the log lists %d data-parallel ranks but the layout has dp %d: give the run's --dp, --tp "
+               "and --pp\n", st->rss_ranks, r->layout.dp);
+}
+
+/* The measured bubble of each stage beside the schedule's (p-1)/(v m+p-1). */
+static void calib_bubble(const lmc_plan_result *r, int acc, const lmc_plan_log_stats *st)
+{
+    const lmc_plan_layout *l = &r->layout;
+    if (st->stages <= 0 && l->pp <= 1)
+        return;
+    printf("  pipeline bubble per stage: measured");
+    for (int k = 0; k < st->stages; k++)
+        printf(" %.3f", st->bubble[k]);
+    printf("%s; the schedule's (p-1)/(v m+p-1) = %.3f (p %d, v %d, m %d); the plan's bubble %.1f%% of its step\n",
+           st->stages ? "" : " (none in the log)", lmc_plan_bubble_fraction(l->pp, l->vpp, acc), l->pp,
+           l->pp > 1 ? l->vpp : 1, acc, r->step_s > 0 ? r->t_bubble / r->step_s * 100 : 0);
+    if (st->stages && st->stages != l->pp)
+        printf("  note: the log has %d pipeline stages but the layout pp %d: give the run's --pp\n", st->stages,
+               l->pp);
+}
+
 static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
 {
     if (!o->model)
@@ -409,9 +535,13 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
     LMC_TRY(lmc_plan_log_read(o->calib_log, (int)o->skip, &st));
     plan_opts q = *o;
     q.fleet = o->fleet ? o->fleet : "1xcpu";
+    flags_from_run(&st.run, &q);
+    run_defaults(&q);
     lmc_plan_job job;
     lmc_plan_fix fx;
     LMC_TRY(make_job(&q, &job));
+    if (st.run.found && st.run.tp > 1 && !o->no_sp)
+        job.seq_parallel = st.run.sp;
     LMC_TRY(make_fix(&q, &fx));
     lmc_plan_catalog cat;
     lmc_plan_fleet f = {0};
@@ -421,19 +551,32 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
     if (!s)
         s = lmc_plan_fleet_load(&cat, q.fleet, 0, &f);
     if (!s)
-        s = measure_fleet(&f, (int)o->threads);
+        s = measure_fleet(&f, (int)q.threads);
     if (!s)
         s = best_layouts(&job, &f, &fx, &best, 1, &n);
     if (!s) {
         const lmc_plan_layout *l = &best.layout;
-        printf("log %s: %d steps (%d after warm-up), median %.1f ms\n", o->calib_log, st.steps, st.used,
-               st.median_ms);
-        printf("model %s on %s: dp %d tp %d pp %d, micro-batch %d x %d, ZeRO-%d, recompute %s\n", o->model, q.fleet,
-               l->dp, l->tp, l->pp, l->micro_batch, best.pool_mb[0], l->zero, lmc_plan_recompute_name(l->recompute));
+        char args[512];
+        int balance = 0, acc = lmc_plan_result_accum(&job, &best, &balance);
+        model_args(&q, args, sizeof args);
+        lmc_sb cmd;
+        lmc_sb_init(&cmd);
+        lmc_plan_command(&job, args, l, acc, &cmd);
+        printf("log %s: %d steps (%d after warm-up), median %.1f ms%s\n", o->calib_log, st.steps, st.used,
+               st.median_ms, st.run.found ? "; layout from its \"run\" line where no flag gives it" : "");
+        printf("layout on %s: dp %d tp %d pp %d vpp %d, micro-batch %d x %d, ZeRO-%d, recompute %s\n  %s\n",
+               q.fleet, l->dp, l->tp, l->pp, l->pp > 1 ? l->vpp : 1, l->micro_batch, acc, l->zero,
+               lmc_plan_recompute_name(l->recompute), cmd.s ? cmd.s : "");
+        lmc_sb_free(&cmd);
         printf("  %-12s %6s %12s %12s %9s\n", "model", "steps", "measured ms", "predicted ms", "error");
         calib_row(o->model, &st, best.step_s, NULL, o->tolerance, bad, busy);
         if (st.mfu > 0)
             printf("logged MFU %.1f%%, predicted %.1f%%\n", st.mfu * 100, best.mfu * 100);
+        calib_memory(&job, &f, &best, &st, o->tolerance, bad);
+        calib_bubble(&best, acc, &st);
+        if (st.dp_mb > 0 && st.dp_mb != acc)
+            printf("  note: the log's ranks ran %d micro-batches a step, the layout %d: give the run's "
+                   "--global-batch\n", st.dp_mb, acc);
     }
     lmc_plan_fleet_free(&f);
     lmc_plan_catalog_free(&cat);
@@ -447,6 +590,13 @@ int lmc_cmd_plan(int argc, char **argv)
         {"model", CLI_STR, &o.model, "preset, planner shape (llama3-405b, gpt3-175b, pangu-ultra-135b) or config.json"},
         {"tokens", CLI_STR, &o.tokens, "tokens to train on: 10B, 300M, 15.6T"},
         {"fleet", CLI_STR, &o.fleet, "FLEET.json, or NxCHIP[,NxCHIP...] (8xH100)"},
+        {"layers", CLI_INT, &o.shape[0], "override the model's layers (as lmc train does)", 1, 1024},
+        {"heads", CLI_INT, &o.shape[1], "override the attention heads", 1, 1024},
+        {"kv-heads", CLI_INT, &o.shape[2], "override the key/value heads", 1, 1024},
+        {"dim", CLI_INT, &o.shape[3], "override the model width", 1, 65536},
+        {"ffn", CLI_INT, &o.shape[4], "override the MLP hidden size", 1, 1 << 20},
+        {"vocab", CLI_INT, &o.shape[5], "override the vocabulary size", 2, 1 << 24},
+        {"max-seq", CLI_INT, &o.shape[6], "override the maximum sequence length", 1, 1 << 20},
         {"global-batch", CLI_INT, &o.global_batch, "sequences per optimizer step (default: by model size)", 1, 1LL << 40},
         {"seq", CLI_INT, &o.seq, "tokens per sequence (default: the model's context)", 1, 1 << 24},
         {"chips", CLI_LIST, &o.chips, "chip catalogue to add or override (repeatable)"},
@@ -460,6 +610,7 @@ int lmc_cmd_plan(int argc, char **argv)
         {"zero", CLI_INT, &o.zero, "fix the ZeRO stage (0-3)", 0, 3},
         {"recompute", CLI_STR, &o.recompute, "fix recomputation: none | selective | full"},
         {"no-flash", CLI_BOOL, &o.no_flash, "attention keeps its (T x T) scores (no fused kernel)"},
+        {"no-sp", CLI_BOOL, &o.no_sp, "tensor parallelism without sequence parallelism (lmc train without --sp)"},
         {"dropout", CLI_BOOL, &o.dropout, "dropout masks are kept for backward"},
         {"tp-overlap", CLI_FLOAT, &o.tp_overlap, "fraction of tensor-parallel traffic hidden by compute", 0, 1},
         {"replan-hours", CLI_FLOAT, &o.replan_hours, "hours lost at each re-plan (default 0.5)", 0, 1e4},
@@ -470,7 +621,9 @@ int lmc_cmd_plan(int argc, char **argv)
         {"memory", CLI_BOOL, &o.memory, "one layout's memory per chip, part by part: the flags above fix it (default "
                                          "tp, pp, micro-batch 1, ZeRO-0, no recompute, dp all chips; --fleet 1xcpu)"},
         {"calibrate", CLI_BOOL, &o.calibrate, "train --model (default d6,d12) briefly here; compare with prediction"},
-        {"calibrate-log", CLI_STR, &o.calib_log, "compare a training log (JSONL with \"ms\") with the prediction"},
+        {"calibrate-log", CLI_STR, &o.calib_log, "compare a training log (JSONL with \"ms\"; \"rss_mb\", \"pp_bubble\" "
+                                                 "and a \"run\" line if there) with the prediction for its layout "
+                                                 "(--tp --pp --vpp --dp --zero --micro-batch --global-batch --seq)"},
         {"batch", CLI_INT, &o.batch, "calibration: sequences per step (default 4)", 1, 1 << 20},
         {"steps", CLI_INT, &o.steps, "calibration: training steps (default 6)", 2, 1 << 20},
         {"skip", CLI_INT, &o.skip, "calibration: warm-up steps to ignore (default 1)", 0, 1 << 20},

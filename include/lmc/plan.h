@@ -161,15 +161,17 @@ typedef struct {
     double total;    /* the peak: every part above at once */
     double usable;   /* bytes the chip offers */
     int trainer;     /* 1: what lmc train allocates (the cpu chip); 0: the generic mixed-precision model */
+    int stage;       /* the pipeline rank these figures are for: the one needing the most */
 } lmc_plan_mem;
 
 /* Activation bytes of one transformer layer for one micro-batch of b
  * sequences on one chip of a tp-way group (Korthikanti et al. 2022, with
  * GQA, SwiGLU, flash attention and dropout as switches). */
 double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan_recompute rc);
-/* Per-chip memory of a layout on a chip; returns 1 when it fits. On the
- * `cpu` chip with tp = pp = 1 (what lmc train runs there) it is
- * lmc_plan_trainer_memory; elsewhere the generic model (docs/planner.md). */
+/* Per-chip memory of a layout on a chip, on the pipeline stage that needs
+ * the most (microbatches: per replica per step); returns 1 when it fits. On
+ * the `cpu` chip it is lmc_plan_trainer_stage_memory (what lmc train
+ * allocates); elsewhere the generic model (docs/planner.md). */
 int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
                     int microbatches, lmc_plan_mem *m);
 
@@ -180,6 +182,27 @@ int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lm
  * Sets every part and total; usable is left 0. */
 lmc_status lmc_plan_trainer_memory(const lmc_model_config *c, int batch, int seq, int ranks, int zero,
                                    lmc_plan_recompute rc, lmc_plan_mem *m);
+/* The same for any layout lmc train runs: pipeline rank `stage` (tensor-
+ * parallel rank 0) of tp x pp x dp ranks with --grad-accum grad_accum: its
+ * part of the model (lmc_layout_build_chunks over lmc_pipeline_cut's cut),
+ * ZeRO over the dp ranks, the activation sets its schedule holds
+ * (lmc_plan_act_sets), each with the logits on the last stage, and
+ * sequence parallelism when job->seq_parallel and tp > 1. */
+lmc_status lmc_plan_trainer_stage_memory(const lmc_plan_job *job, const lmc_plan_layout *l, int grad_accum,
+                                         int stage, lmc_plan_mem *m);
+/* 1 when lmc train runs the layout with --grad-accum grad_accum (the rules
+ * it checks before step 1: tp divides the heads, kv heads, MLP and padded
+ * vocabulary; pp x vpp <= layers; grad-accum >= pp, a multiple of pp with
+ * vpp; ZeRO-3 over >= 2 data-parallel ranks; sequence-parallel rows split
+ * evenly); else 0 and `why` (n bytes) says which rule. */
+int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int grad_accum, char *why, size_t n);
+/* Activation sets pipeline rank `rank` holds (src/train/pipeline.c): its
+ * warm-up forwards + 1 (1F1B: pp - rank; interleaved: 2 (pp - rank - 1) +
+ * (vpp - 1) pp + 1 chunk-sized sets), at most cap (micro-batches x vpp). */
+int lmc_plan_act_sets(int pp, int vpp, int rank, long long cap);
+/* The pipeline bubble's share of the schedule: (p-1)/(m+p-1) for 1F1B,
+ * (p-1)/(v m + p-1) interleaved (Narayanan et al. 2021, sec. 2.2). */
+double lmc_plan_bubble_fraction(int pp, int vpp, long long microbatches);
 /* 1 when the chip is lmc's own CPU backend (the catalogue's `cpu`). */
 int lmc_plan_chip_is_cpu(const lmc_plan_chip *chip);
 
@@ -281,16 +304,35 @@ lmc_status lmc_plan_svg_write(const lmc_plan_timeline *tl, const char *title, co
 
 /* ---------- calibration (calib.c) ---------- */
 
+#define LMC_PLAN_LOG_STAGES 64
+
+/* The run a log came from, when its first object says so:
+ * {"run": {"dp": 2, "tp": 1, "pp": 2, "vpp": 1, "sp": false, "zero": 1,
+ *          "recompute": "none", "batch": 1, "grad_accum": 8, "seq": 128,
+ *          "precision": "fp32", "threads": 1}}
+ * (fields absent stay 0 / ""). */
+typedef struct {
+    int found;
+    int dp, tp, pp, vpp, sp, zero, batch, grad_accum, seq, threads;
+    char recompute[16], precision[8];
+} lmc_plan_log_run;
+
 typedef struct {
     int steps;        /* lines with a step time */
     int used;         /* after dropping warm-up steps */
     double median_ms, mean_ms, min_ms;
     double tokens_per_s, mfu; /* medians of the logged figures (0 if absent) */
+    int rss_ranks;    /* entries of the last step's "rss_mb" (lmc train: the data-parallel ranks of stage 0) */
+    double rss_max_mb, rss_min_mb;
+    int dp_mb;        /* the last step's "mb" of the first rank (micro-batches; 0 if absent) */
+    int stages;       /* entries of "pp_bubble" (pipeline stages; 0 if absent) */
+    double bubble[LMC_PLAN_LOG_STAGES]; /* each stage's median waiting share of the step */
+    lmc_plan_log_run run;
 } lmc_plan_log_stats;
 
 /* JSON Lines from `lmc train --log` (one object per step with at least
- * "step" and "ms"); the first `skip` steps are warm-up. Errors name
- * what:line and the field. */
+ * "step" and "ms"; optional "rss_mb", "mb" and "pp_bubble" arrays); the
+ * first `skip` steps are warm-up. Errors name what:line and the field. */
 lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st);
 lmc_status lmc_plan_log_read(const char *path, int skip, lmc_plan_log_stats *st);
 /* A shard in llm.c's format (magic 20240520, version 1, uint16 tokens)
@@ -312,9 +354,20 @@ typedef struct {
     const lmc_plan_result *best; /* layouts at the full fleet */
     int n_best;
     const lmc_plan_timeline *tl;
+    const char *model_args; /* lmc train's model flags ("--model d6 --layers 4"); NULL: --model model_name */
 } lmc_plan_report;
 
 void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *out);
+/* The command that runs a layout: "[mpirun -np N ]lmc train MODEL_ARGS
+ * --seq T --batch MB --grad-accum ACC [--tp T [--sp]] [--pp P] [--vpp V]
+ * [--zero Z] [--recompute R] [--precision bf16]" (flags at lmc train's
+ * defaults left out; model_args NULL: "--model NAME"). */
+void lmc_plan_command(const lmc_plan_job *job, const char *model_args, const lmc_plan_layout *l, int grad_accum,
+                      lmc_sb *out);
+/* A result's grad-accum (micro-batches per replica; with replicas on
+ * several chip kinds, what --balance auto spreads: ceil(micro-batches / dp),
+ * and *balance = 1). */
+int lmc_plan_result_accum(const lmc_plan_job *job, const lmc_plan_result *r, int *balance);
 void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *out);
 const char *lmc_plan_recompute_name(lmc_plan_recompute rc);
 
@@ -325,6 +378,8 @@ typedef struct {
     const lmc_plan_chip *chip;
     const lmc_plan_layout *layout;
     const lmc_plan_mem *mem;
+    const char *model_args; /* as in lmc_plan_report */
+    int grad_accum;         /* micro-batches per replica per step */
 } lmc_plan_memory_report;
 void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *out);
 void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *out);

@@ -5,6 +5,7 @@
 #include "lmc/plan.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,9 @@ static double median(double *v, int n)
 typedef struct {
     double *ms, *tps, *mfu;
     int n, ntps, nmfu, cap;
+    double *bub; /* stages values per step line */
+    int stages, nbub, bubcap;
+    lmc_plan_log_stats last; /* the last step line's rss_mb and mb */
 } samples;
 
 static lmc_status grow(samples *s)
@@ -45,6 +49,87 @@ static lmc_status grow(samples *s)
     return LMC_OK;
 }
 
+/* An array field of numbers, at most max of them into v; -1 if absent. */
+static lmc_status num_array(const lmc_json *j, const char *key, const char *w, double *v, int max, int *n)
+{
+    const lmc_json *a = lmc_json_get(j, key);
+    *n = -1;
+    if (!a)
+        return LMC_OK;
+    if (a->type != LMC_JSON_ARR || a->n > max)
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' must be an array of at most %d numbers", w, key, max);
+    int i = 0;
+    for (const lmc_json *e = a->child; e; e = e->next, i++) {
+        if (e->type != LMC_JSON_NUM || !isfinite(e->num) || e->num < 0)
+            return lmc_err(LMC_EFORMAT, "%s: %s[%d] must be a number >= 0", w, key, i);
+        v[i] = e->num;
+    }
+    *n = i;
+    return LMC_OK;
+}
+
+/* The per-rank and per-stage arrays lmc train logs: peak RSS of each
+ * data-parallel rank, micro-batches of each, each stage's bubble. */
+static lmc_status parse_arrays(const lmc_json *j, const char *w, samples *s)
+{
+    double v[4096], b[LMC_PLAN_LOG_STAGES];
+    int n;
+    LMC_TRY(num_array(j, "rss_mb", w, v, 4096, &n));
+    if (n > 0) {
+        s->last.rss_ranks = n;
+        s->last.rss_max_mb = 0, s->last.rss_min_mb = 1e300;
+        for (int i = 0; i < n; i++) {
+            s->last.rss_max_mb = fmax(s->last.rss_max_mb, v[i]);
+            s->last.rss_min_mb = fmin(s->last.rss_min_mb, v[i]);
+        }
+    }
+    LMC_TRY(num_array(j, "mb", w, v, 4096, &n));
+    if (n > 0)
+        s->last.dp_mb = (int)v[0];
+    LMC_TRY(num_array(j, "pp_bubble", w, b, LMC_PLAN_LOG_STAGES, &n));
+    if (n < 0)
+        return LMC_OK;
+    if (s->nbub > 0 && n != s->stages)
+        return lmc_err(LMC_EFORMAT, "%s: pp_bubble has %d stages, earlier lines %d", w, n, s->stages);
+    if (s->nbub + n > s->bubcap) {
+        int cap = s->bubcap ? s->bubcap * 2 : 256;
+        cap = cap > s->nbub + n ? cap : s->nbub + n;
+        double *nb = realloc(s->bub, (size_t)cap * sizeof *nb);
+        if (!nb)
+            return lmc_err(LMC_ENOMEM, "training log: out of memory");
+        s->bub = nb, s->bubcap = cap;
+    }
+    s->stages = n;
+    memcpy(s->bub + s->nbub, b, (size_t)n * sizeof *b);
+    s->nbub += n;
+    return LMC_OK;
+}
+
+/* {"run": {...}}: the layout of the run (lmc_plan_log_run). */
+static lmc_status parse_run(const lmc_json *r, const char *w, lmc_plan_log_run *run)
+{
+    static const char *const keys[] = {"dp", "tp", "pp", "vpp", "zero", "batch", "grad_accum", "seq", "threads"};
+    int *dst[] = {&run->dp, &run->tp, &run->pp, &run->vpp, &run->zero, &run->batch, &run->grad_accum, &run->seq,
+                  &run->threads};
+    if (r->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: field 'run' must be an object", w);
+    for (int i = 0; i < 9; i++) {
+        long long v = 0;
+        LMC_TRY(lmc_json_get_int(r, keys[i], w, &v));
+        if (v < 0 || v > 1 << 30)
+            return lmc_err(LMC_EFORMAT, "%s: run.%s = %lld is out of range", w, keys[i], v);
+        *dst[i] = (int)v;
+    }
+    const char *rc = "", *prec = "";
+    LMC_TRY(lmc_json_get_bool(r, "sp", w, &run->sp));
+    LMC_TRY(lmc_json_get_str(r, "recompute", w, &rc));
+    LMC_TRY(lmc_json_get_str(r, "precision", w, &prec));
+    snprintf(run->recompute, sizeof run->recompute, "%s", rc);
+    snprintf(run->precision, sizeof run->precision, "%s", prec);
+    run->found = 1;
+    return LMC_OK;
+}
+
 /* One line: objects without "ms" (evaluations, headers) are skipped. */
 static lmc_status parse_line(const char *line, size_t len, const char *what, int lineno, samples *s)
 {
@@ -56,6 +141,9 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
     if (j->type != LMC_JSON_OBJ)
         st = lmc_err(LMC_EFORMAT, "%s: expected one JSON object per line", w);
     lmc_json *ms = st ? NULL : lmc_json_get(j, "ms");
+    lmc_json *run = st ? NULL : lmc_json_get(j, "run");
+    if (run && !s->last.run.found)
+        st = parse_run(run, w, &s->last.run);
     if (ms) {
         double tps = -1, mfu = -1;
         long long step = 0;
@@ -68,6 +156,8 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
             st = lmc_json_get_num(j, "mfu", w, &mfu);
         if (!st)
             st = grow(s);
+        if (!st)
+            st = parse_arrays(j, w, s);
         if (!st) {
             s->ms[s->n++] = ms->num;
             if (tps >= 0)
@@ -78,6 +168,21 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
     }
     lmc_json_free(j);
     return st;
+}
+
+/* Each stage's median bubble over the step lines after warm-up (lines
+ * without pp_bubble do not count). */
+static void bubble_medians(samples *s, int drop, lmc_plan_log_stats *st)
+{
+    int lines = s->stages ? s->nbub / s->stages : 0, first = drop < lines ? drop : lines - 1;
+    st->stages = lines > 0 ? s->stages : 0;
+    for (int k = 0; k < st->stages; k++) {
+        double v[4096];
+        int n = 0;
+        for (int i = first; i < lines && n < 4096; i++)
+            v[n++] = s->bub[i * s->stages + k];
+        st->bubble[k] = median(v, n);
+    }
 }
 
 lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st)
@@ -115,7 +220,14 @@ lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int 
         int dt = drop < s.ntps ? drop : 0, dm = drop < s.nmfu ? drop : 0;
         st->tokens_per_s = median(s.tps + dt, s.ntps - dt);
         st->mfu = median(s.mfu + dm, s.nmfu - dm);
+        bubble_medians(&s, drop, st);
+        st->rss_ranks = s.last.rss_ranks;
+        st->rss_max_mb = s.last.rss_max_mb;
+        st->rss_min_mb = s.last.rss_ranks ? s.last.rss_min_mb : 0;
+        st->dp_mb = s.last.dp_mb;
+        st->run = s.last.run;
     }
+    free(s.bub);
     free(s.ms);
     free(s.tps);
     free(s.mfu);

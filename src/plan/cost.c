@@ -49,30 +49,6 @@ double lmc_plan_peak(const lmc_plan_chip *chip, int bf16)
 static double mm_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->matmul_eff : c->matmul_eff_fp32; }
 static double at_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->attn_eff : c->attn_eff_fp32; }
 
-/* ---------- parameters ---------- */
-
-static double emb_params(const lmc_model_config *c)
-{
-    double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * c->dim : 0;
-    return (double)c->vocab * c->dim * (c->tied ? 1 : 2) + pos;
-}
-
-double lmc_plan_layer_params(const lmc_model_config *c)
-{
-    return (lmc_config_num_params(c) - emb_params(c)) / c->n_layer;
-}
-
-double lmc_plan_stage_params(const lmc_model_config *c, int pp)
-{
-    if (pp <= 1)
-        return lmc_config_num_params(c);
-    /* first stage: token (+position) embedding; last: the head (a copy of
-     * wte when tied). Both are about vocab x dim; take the larger stage. */
-    int per = (c->n_layer + pp - 1) / pp;
-    double pos = c->pos == LMC_POS_LEARNED ? (double)c->max_seq * c->dim : 0;
-    return per * lmc_plan_layer_params(c) + (double)c->vocab * c->dim + pos;
-}
-
 /* ---------- memory (ZeRO, Rajbhandari et al. 2020; Korthikanti et al. 2022) ---------- */
 
 double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan_recompute rc)
@@ -98,49 +74,69 @@ double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan
     return tokens * (repl / tsp + par / t);
 }
 
-int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l, int microbatches,
-                    lmc_plan_mem *m)
+/* One pipeline rank's memory in the generic model: its parameters, the
+ * activation sets its schedule holds (each its largest chunk's layers),
+ * the logits on the last stage. */
+static void generic_stage(const lmc_plan_job *job, const lmc_plan_layout *l, int microbatches,
+                          const lmc_plan_cut *cut, int rank, lmc_plan_mem *m)
 {
     const lmc_model_config *c = &job->model;
     memset(m, 0, sizeof *m);
     double e = esize(job), tp = l->tp, dp = l->dp > 0 ? l->dp : 1;
-    /* lmc train on its CPU backend: what it allocates, not a generic model
-     * (it runs data parallelism only; other layouts keep the generic one) */
-    if (lmc_plan_chip_is_cpu(chip) && l->tp == 1 && l->pp == 1 &&
-        lmc_plan_trainer_memory(c, l->micro_batch, job->seq, (int)dp, l->zero, l->recompute, m) == LMC_OK) {
-        m->usable = chip->memory_gb * 1e9 * (1 - job->mem_reserve);
-        return m->total <= m->usable;
-    }
-    double P = lmc_plan_stage_params(c, l->pp) / tp;
+    double P = lmc_plan_stage_params(c, cut, rank) / tp;
     /* mixed precision: 16-bit weights and grads, fp32 master + Adam m, v;
      * fp32 training: weights, grads, m, v (ZeRO paper's K = 12 and 8) */
     m->weights = P * e / (l->zero >= 3 ? dp : 1);
     m->grads = P * e / (l->zero >= 2 ? dp : 1);
     m->optim = P * (job->bf16 ? 12 : 8) / (l->zero >= 1 ? dp : 1);
-    int per = (c->n_layer + l->pp - 1) / l->pp;
+    lmc_plan_stage st;
+    lmc_plan_cut_stage(cut, rank, &st);
     double act = lmc_plan_act_bytes_layer(job, l->micro_batch, l->tp, l->recompute);
     double work = l->recompute == LMC_RECOMPUTE_FULL ? lmc_plan_act_bytes_layer(job, l->micro_batch, l->tp,
                                                                                 LMC_RECOMPUTE_NONE)
                                                      : 0;
-    /* 1F1B: the first stage holds min(m, pp) micro-batches in flight;
-     * interleaving adds (pp-1)/(pp*vpp) of that (Korthikanti sec. 4.2.3) */
-    double inflight = l->pp == 1 ? 1 : (microbatches < l->pp ? microbatches : l->pp);
-    if (l->pp > 1 && l->vpp > 1)
-        inflight *= 1 + (l->pp - 1.0) / ((double)l->pp * l->vpp);
-    double first = act * per * inflight + work;
-    double logits = (double)l->micro_batch * job->seq * c->vocab_padded / tp * 4; /* fp32 softmax */
-    double last = (l->pp == 1 ? first : act * per + work) + logits;
-    if (l->pp > 1 && first > last) {
-        m->activations = first;
-    } else {
-        m->activations = last - logits;
-        m->logits = logits;
-    }
+    /* 1F1B holds pp - rank micro-batches' activations on rank `rank`,
+     * interleaving 2 (pp - rank - 1) + (vpp - 1) pp + 1 chunk-sized sets:
+     * on the first rank the stage's layers x (1 + (pp-1)/(pp vpp)) of
+     * Korthikanti sec. 4.2.3 */
+    int sets = lmc_plan_act_sets(cut->pp, cut->vpp, rank, (long long)microbatches * cut->vpp);
+    m->activations = act * st.max_chunk * sets + work;
+    if (st.last) /* fp32 softmax; gradients overwrite them in place */
+        m->logits = (double)l->micro_batch * job->seq * c->vocab_padded / tp * 4;
     if (l->zero >= 3) /* gathered weights of the layer in use and the next (prefetch) */
         m->buffers = 2 * lmc_plan_layer_params(c) / tp * e;
     m->total = m->weights + m->grads + m->optim + m->activations + m->logits + m->buffers;
+    m->stage = rank;
+}
+
+int lmc_plan_memory_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                        int microbatches, const lmc_plan_cut *cut, lmc_plan_mem *m)
+{
+    memset(m, 0, sizeof *m);
+    int cpu = lmc_plan_chip_is_cpu(chip); /* lmc train on its CPU backend: what it allocates */
+    for (int r = 0; r < cut->pp; r++) {
+        lmc_plan_mem s;
+        /* a part lmc train cannot build (tp not dividing the MLP, ...) is
+         * costed generically; lmc_plan_trainer_runs says why it does not run */
+        if (!cpu || lmc_plan_trainer_stage_memory_cut(job, l, microbatches, r, cut, &s) != LMC_OK)
+            generic_stage(job, l, microbatches, cut, r, &s);
+        if (r == 0 || s.total > m->total)
+            *m = s;
+    }
     m->usable = chip->memory_gb * 1e9 * (1 - job->mem_reserve);
     return m->total <= m->usable;
+}
+
+int lmc_plan_memory(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l, int microbatches,
+                    lmc_plan_mem *m)
+{
+    lmc_plan_cut cut;
+    if (lmc_plan_cut_make(job, l->pp, l->vpp, &cut) != LMC_OK) {
+        memset(m, 0, sizeof *m);
+        m->total = 1e300;
+        return 0;
+    }
+    return lmc_plan_memory_cut(job, chip, l, microbatches, &cut, m);
 }
 
 /* ---------- communication (ring algorithms; Thakur et al. 2005) ---------- */
@@ -242,25 +238,29 @@ static void layer_costs(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
                3 * n * h * e / bw; /* logits GEMMs, softmax + cross-entropy, embedding */
 }
 
-/* Busiest stage when the last stage also holds the head: k layers plus the
- * head there, the rest spread evenly (what a balanced partition does). */
-static double stage_time(int L, int pp, double layer, double head)
+/* The busiest pipeline rank (every rank with pp = 1): the most seconds
+ * of layers, their tensor-parallel collectives and, on the last rank, the
+ * head; the cut is the trainer's. */
+static int busiest_stage(const lmc_plan_cut *cut, double layer, double head, lmc_plan_stage *out)
 {
-    if (pp <= 1)
-        return L * layer + head;
-    double best = 1e300;
-    int max_k = (L + pp - 1) / pp;
-    for (int k = 0; k <= max_k && k <= L; k++) {
-        int rest = L - k, per = (rest + pp - 2) / (pp - 1);
-        double t = fmax(per * layer, k * layer + head);
-        if (t < best)
-            best = t;
+    double most = -1;
+    int at = 0;
+    memset(out, 0, sizeof *out);
+    for (int r = 0; r < cut->pp; r++) {
+        lmc_plan_stage st;
+        lmc_plan_cut_stage(cut, r, &st);
+        double t = st.layers * layer + (st.last ? head : 0);
+        if (t > most) {
+            most = t;
+            at = r;
+            *out = st;
+        }
     }
-    return best;
+    return at;
 }
 
-void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn,
-                                  const lmc_plan_layout *l, lmc_plan_mb_time *t)
+void lmc_plan_microbatch_time_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn,
+                                  const lmc_plan_layout *l, const lmc_plan_cut *cut, lmc_plan_mb_time *t)
 {
     const lmc_model_config *c = &job->model;
     memset(t, 0, sizeof *t);
@@ -273,17 +273,19 @@ void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *
         recompute = lc.attn / 3;
     double compute_layer = 3 * lc.fwd_gemm + lc.attn + recompute;
     double per_layer = compute_layer + lc.mem;
-    double stage = stage_time(c->n_layer, l->pp, per_layer, lc.head);
-    double share = per_layer > 0 ? compute_layer / per_layer : 1;
-    t->compute = stage * share;
-    t->memory = stage - t->compute;
-    int layers = (c->n_layer + l->pp - 1) / l->pp;
     double e = esize(job), n = (double)l->micro_batch * job->seq;
     /* tensor parallelism with SP: per layer 2 all-gathers + 2 reduce-scatters
      * forward and again backward (4 all-reduces without SP: same bytes) */
     double msg = n * c->dim * e;
     double ops = 8 + (l->recompute == LMC_RECOMPUTE_FULL ? 4 : 0);
-    t->tp_comm = layers * ops * lmc_plan_collective_s(chip, cpn, 1, msg, l->tp, 1) * (1 - job->tp_overlap);
+    double tp_layer = ops * lmc_plan_collective_s(chip, cpn, 1, msg, l->tp, 1) * (1 - job->tp_overlap);
+    lmc_plan_stage st;
+    busiest_stage(cut, per_layer + tp_layer, lc.head, &st);
+    double body = st.layers * per_layer + (st.last ? lc.head : 0);
+    double share = per_layer > 0 ? compute_layer / per_layer : 1;
+    t->compute = body * share;
+    t->memory = body - t->compute;
+    t->tp_comm = st.layers * tp_layer;
     /* pipeline: activations forward and gradients back at each boundary,
      * vpp times with interleaving; stages sit tp*dp chips apart */
     if (l->pp > 1) {
@@ -291,15 +293,15 @@ void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *
         int intra = (long long)l->tp * l->dp * l->pp <= cpn;
         double bw = (intra ? chip->intra_node_gbs : chip->network_gbs) * 1e9;
         double lat = intra ? LMC_PLAN_INTRA_LAT : chip->latency_us * 1e-6;
-        t->pp_comm = 2.0 * l->vpp * (msg / tsp / bw + lat);
+        t->pp_comm = 2.0 * cut->vpp * (msg / tsp / bw + lat);
     }
     /* ZeRO-3 gathers weights forward and backward and scatters grads each
      * micro-batch; prefetching hides it behind compute when it can, all but
      * the first layer's gather */
     if (l->zero >= 3 && l->dp > 1) {
-        double w = lmc_plan_stage_params(c, l->pp) / l->tp * e;
+        double w = lmc_plan_max_stage_params(c, cut) / l->tp * e;
         double z3 = 3 * lmc_plan_collective_s(chip, cpn, 1, w, l->dp, l->tp);
-        t->zero3 = fmax(z3 - t->compute, z3 / layers);
+        t->zero3 = fmax(z3 - t->compute, z3 / (st.layers > 0 ? st.layers : 1));
     }
     t->total = t->compute + t->memory + t->tp_comm + t->pp_comm + t->zero3;
 }
@@ -307,24 +309,28 @@ void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *
 void lmc_plan_microbatch_time(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
                               lmc_plan_mb_time *t)
 {
-    lmc_plan_microbatch_time_cpn(job, chip, chip->chips_per_node, l, t);
+    lmc_plan_cut cut;
+    memset(t, 0, sizeof *t);
+    if (lmc_plan_cut_make(job, l->pp, l->vpp, &cut) == LMC_OK)
+        lmc_plan_microbatch_time_cut(job, chip, chip->chips_per_node, l, &cut, t);
 }
 
 double lmc_plan_dp_sync_s(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn, const lmc_plan_layout *l,
-                          int cross_pools, const lmc_plan_mb_time *mb)
+                          const lmc_plan_cut *cut, int cross_pools, const lmc_plan_mb_time *mb)
 {
     if (l->dp <= 1 || l->zero >= 3) /* ZeRO-3 syncs inside each micro-batch */
         return 0;
-    double g = lmc_plan_stage_params(&job->model, l->pp) / l->tp * esize(job);
+    double g = lmc_plan_max_stage_params(&job->model, cut) / l->tp * esize(job);
     /* all-reduce, or reduce-scatter + all-gather with ZeRO-1/2: same bytes */
     double t = lmc_plan_collective_s(chip, cross_pools ? 1 : cpn, 2, g, l->dp, l->tp);
     double hidden = job->dp_overlap * mb->compute * 2 / 3; /* the last backward */
     return t > hidden ? t - hidden : 0;
 }
 
-double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l)
+double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                            const lmc_plan_cut *cut)
 {
-    double p = lmc_plan_stage_params(&job->model, l->pp) / l->tp / (l->zero >= 1 && l->dp > 1 ? l->dp : 1);
+    double p = lmc_plan_max_stage_params(&job->model, cut) / l->tp / (l->zero >= 1 && l->dp > 1 ? l->dp : 1);
     /* AdamW touches master weights, m, v (read+write), the gradient and the
      * 16-bit weight copy: 28 bytes per parameter either way; on the cpu chip
      * the measured cost of the backend's adamw and gradient norm */

@@ -13,17 +13,54 @@
  * 10 forward, 20 backward in llm.c and Megatron). */
 #define LMC_PLAN_KERNELS 30
 
-/* Parameters on the busiest pipeline stage, before tensor parallelism. */
-double lmc_plan_stage_params(const lmc_model_config *c, int pp);
+/* ---------- pipelines (pipeline.c) ---------- */
+
+/* The most virtual stages (pp x vpp) the planner cuts a model into. */
+#define LMC_PLAN_MAX_VSTAGES 1024
+
+/* Where a pipeline cuts the layers: lmc_train's own cut (lmc_pipeline_cut,
+ * balanced by cost) into pp x vpp virtual stages; virtual stage s holds
+ * layers [begin[s], begin[s + 1]) and lives on pipeline rank s mod pp. */
+typedef struct {
+    int pp, vpp;
+    int begin[LMC_PLAN_MAX_VSTAGES + 1];
+} lmc_plan_cut;
+
+/* One pipeline rank's share of the cut. */
+typedef struct {
+    int layers;    /* all its chunks together */
+    int max_chunk; /* the largest chunk: the layers of one activation set */
+    int first;     /* holds the embeddings (rank 0) */
+    int last;      /* holds the final norm, the head and the loss (rank pp - 1) */
+} lmc_plan_stage;
+
+/* The cut for a layout (pp = 1: all layers in one stage). Errors when
+ * pp x vpp exceeds the layers. */
+lmc_status lmc_plan_cut_make(const lmc_plan_job *job, int pp, int vpp, lmc_plan_cut *cut);
+void lmc_plan_cut_stage(const lmc_plan_cut *cut, int rank, lmc_plan_stage *st);
+/* Chunk c of pipeline rank r as [bounds[2c], bounds[2c + 1]) (the
+ * trainer's lmc_pipe_bounds). */
+void lmc_plan_cut_bounds(const lmc_plan_cut *cut, int rank, int *bounds);
+/* Parameters on pipeline rank r, and on the rank holding the most, before
+ * tensor parallelism (a tied head counts on both end stages: both hold it). */
+double lmc_plan_stage_params(const lmc_model_config *c, const lmc_plan_cut *cut, int rank);
+double lmc_plan_max_stage_params(const lmc_model_config *c, const lmc_plan_cut *cut);
 double lmc_plan_layer_params(const lmc_model_config *c);
 
-
+/* The cost model with the cut given (search.c makes it once per shape). */
+void lmc_plan_evaluate_cut(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts,
+                           int n_pools, const lmc_plan_layout *l, const lmc_plan_cut *cut, lmc_plan_result *r);
+int lmc_plan_memory_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                        int microbatches, const lmc_plan_cut *cut, lmc_plan_mem *m);
+lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_plan_layout *l, int grad_accum,
+                                             int stage, const lmc_plan_cut *cut, lmc_plan_mem *m);
+/* Microbatch time with the pool's chips-per-node (pipeline links). */
+void lmc_plan_microbatch_time_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn,
+                                  const lmc_plan_layout *l, const lmc_plan_cut *cut, lmc_plan_mb_time *t);
 /* Exposed data-parallel gradient sync per step, and the optimizer step. */
 double lmc_plan_dp_sync_s(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn, const lmc_plan_layout *l,
-                          int cross_pools, const lmc_plan_mb_time *mb);
-double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l);
-/* Microbatch time with the pool's chips-per-node (pipeline links). */
-void lmc_plan_microbatch_time_cpn(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn,
-                                  const lmc_plan_layout *l, lmc_plan_mb_time *t);
+                          const lmc_plan_cut *cut, int cross_pools, const lmc_plan_mb_time *mb);
+double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
+                            const lmc_plan_cut *cut);
 
 #endif

@@ -3,6 +3,7 @@
 #include "lmc/plan.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static void count(lmc_sb *o, double v)
@@ -48,6 +49,61 @@ static void layout_row(lmc_sb *o, int i, const lmc_plan_result *r)
     count(o, r->tokens_per_s);
     lmc_sb_printf(o, "%*s %5.1f%% %6.1f/%-6.1f %s %.0f%%\n", (int)(9 - (o->len - at)), "", r->mfu * 100,
                   r->mem.total / 1e9, r->mem.usable / 1e9, r->bottleneck, part_share(r) * 100);
+}
+
+/* ---------- the command that runs a layout ---------- */
+
+void lmc_plan_command(const lmc_plan_job *job, const char *model_args, const lmc_plan_layout *l, int grad_accum,
+                      lmc_sb *o)
+{
+    long long np = (long long)l->dp * l->tp * l->pp;
+    if (np > 1)
+        lmc_sb_printf(o, "mpirun -np %lld ", np);
+    lmc_sb_printf(o, "lmc train %s --seq %d --batch %d --grad-accum %d", model_args, job->seq, l->micro_batch,
+                  grad_accum);
+    if (l->tp > 1)
+        lmc_sb_printf(o, " --tp %d%s", l->tp, job->seq_parallel ? " --sp" : "");
+    if (l->pp > 1)
+        lmc_sb_printf(o, " --pp %d", l->pp);
+    if (l->pp > 1 && l->vpp > 1)
+        lmc_sb_printf(o, " --vpp %d", l->vpp);
+    if (l->zero > 0)
+        lmc_sb_printf(o, " --zero %d", l->zero);
+    if (l->recompute != LMC_RECOMPUTE_NONE)
+        lmc_sb_printf(o, " --recompute %s", lmc_plan_recompute_name(l->recompute));
+    if (job->bf16) /* lmc train's default is fp32 */
+        lmc_sb_puts(o, " --precision bf16");
+}
+
+int lmc_plan_result_accum(const lmc_plan_job *job, const lmc_plan_result *r, int *balance)
+{
+    int kinds = 0, acc = 0;
+    for (int p = 0; p < r->n_pools; p++)
+        if (r->pool_mb[p] > 0) {
+            kinds++;
+            acc = r->pool_mb[p] > acc ? r->pool_mb[p] : acc;
+        }
+    *balance = kinds > 1;
+    if (kinds > 1 && r->layout.dp > 0) { /* --balance auto spreads dp x grad-accum micro-batches by speed */
+        long long M = (job->global_batch + r->layout.micro_batch - 1) / r->layout.micro_batch;
+        acc = (int)((M + r->layout.dp - 1) / r->layout.dp);
+    }
+    return acc;
+}
+
+/* A result's command; model_args NULL: --model NAME. */
+static void result_command(lmc_sb *o, const lmc_plan_job *job, const char *name, const char *model_args,
+                           const lmc_plan_result *r)
+{
+    char buf[300];
+    int balance = 0, acc = lmc_plan_result_accum(job, r, &balance);
+    if (!model_args) {
+        snprintf(buf, sizeof buf, "--model %s", name);
+        model_args = buf;
+    }
+    lmc_plan_command(job, model_args, &r->layout, acc, o);
+    if (balance)
+        lmc_sb_puts(o, " --balance auto");
 }
 
 static void fleet_text(lmc_sb *o, const lmc_plan_fleet *f)
@@ -130,8 +186,12 @@ void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
             lmc_sb_printf(o, "     %s: %d replicas x %d micro-batches, busy %.3fs of the step\n",
                           r->best[0].pool_chip[p], r->best[0].pool_dp[p], r->best[0].pool_mb[p],
                           r->best[0].pool_busy[p]);
-    if (r->n_best > 0)
+    if (r->n_best > 0) {
+        lmc_sb_puts(o, "run #1:  ");
+        result_command(o, j, r->model_name, r->model_args, &r->best[0]);
+        lmc_sb_putc(o, '\n');
         notes(o, j, &r->best[0]);
+    }
     const lmc_plan_timeline *tl = r->tl;
     if (tl && tl->n > 1)
         timeline_text(o, tl);
@@ -186,10 +246,11 @@ static void mem_parts_json(lmc_sb *o, const lmc_plan_mem *m)
     num_object(o, names, v, 9);
 }
 
-static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
+static void result_json(lmc_sb *o, const lmc_plan_report *rep, const lmc_plan_result *r)
 {
     const lmc_plan_layout *l = &r->layout;
-    int f = 1;
+    double tokens = rep->tokens;
+    int f = 1, balance = 0;
     lmc_sb_putc(o, '{');
     knum(o, "chips", (double)r->chips_used, &f);
     knum(o, "dp", l->dp, &f);
@@ -198,6 +259,7 @@ static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
     knum(o, "vpp", l->vpp, &f);
     knum(o, "micro_batch", l->micro_batch, &f);
     knum(o, "microbatches_per_replica", r->pool_mb[0], &f);
+    knum(o, "grad_accum", lmc_plan_result_accum(rep->job, r, &balance), &f);
     knum(o, "zero", l->zero, &f);
     kstr(o, "recompute", lmc_plan_recompute_name(l->recompute), &f);
     knum(o, "step_s", r->step_s, &f);
@@ -209,6 +271,13 @@ static void result_json(lmc_sb *o, const lmc_plan_result *r, double tokens)
     key(o, "mem_bytes", &f);
     mem_parts_json(o, &r->mem);
     kstr(o, "bottleneck", r->bottleneck ? r->bottleneck : "", &f);
+    knum(o, "pp_bubble_fraction", lmc_plan_bubble_fraction(l->pp, l->vpp, r->pool_mb[0]), &f);
+    key(o, "command", &f);
+    lmc_sb cmd;
+    lmc_sb_init(&cmd);
+    result_command(&cmd, rep->job, rep->model_name, rep->model_args, r);
+    lmc_sb_json_str(o, cmd.s ? cmd.s : "", cmd.len);
+    lmc_sb_free(&cmd);
     key(o, "step_parts_s", &f);
     static const char *const steps[] = {"compute",       "memory_bound", "tensor_parallel",
                                         "pipeline_sends", "pipeline_bubble", "data_parallel",
@@ -254,7 +323,7 @@ static void fleet_json(lmc_sb *o, const lmc_plan_fleet *fl)
     lmc_sb_puts(o, "]");
 }
 
-static void timeline_json(lmc_sb *o, const lmc_plan_timeline *tl)
+static void timeline_json(lmc_sb *o, const lmc_plan_report *rep, const lmc_plan_timeline *tl)
 {
     lmc_sb_puts(o, "[");
     for (int i = 0; i < tl->n; i++) {
@@ -269,7 +338,7 @@ static void timeline_json(lmc_sb *o, const lmc_plan_timeline *tl)
         knum(o, "tokens_done", s->tokens_at_start, &f);
         key(o, "layout", &f);
         if (s->tokens_per_s > 0)
-            result_json(o, &s->plan, tl->tokens);
+            result_json(o, rep, &s->plan);
         else
             lmc_sb_puts(o, "null");
         lmc_sb_putc(o, '}');
@@ -304,19 +373,19 @@ void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
     }
     key(o, "best", &f);
     if (r->n_best)
-        result_json(o, &r->best[0], r->tokens);
+        result_json(o, r, &r->best[0]);
     else
         lmc_sb_puts(o, "null");
     key(o, "layouts", &f);
     lmc_sb_putc(o, '[');
     for (int i = 0; i < r->n_best; i++) {
         lmc_sb_puts(o, i ? ", " : "");
-        result_json(o, &r->best[i], r->tokens);
+        result_json(o, r, &r->best[i]);
     }
     lmc_sb_putc(o, ']');
     if (tl) {
         key(o, "timeline", &f);
-        timeline_json(o, tl);
+        timeline_json(o, r, tl);
     }
     lmc_sb_puts(o, "}\n");
 }
@@ -328,30 +397,30 @@ void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *o)
     const lmc_plan_job *j = r->job;
     const lmc_plan_layout *l = r->layout;
     const lmc_plan_mem *m = r->mem;
-    char desc[256], launch[32] = "";
+    char desc[256], name[300];
     lmc_config_describe(&j->model, desc, sizeof desc);
     lmc_sb_printf(o, "model    %s: %s\n", r->model_name, desc);
-    lmc_sb_printf(o, "layout   %s: dp %d, tp %d, pp %d, micro-batch %d x %d tokens, ZeRO-%d, recompute %s\n",
-                  r->chip->name, l->dp, l->tp, l->pp, l->micro_batch, j->seq, l->zero,
-                  lmc_plan_recompute_name(l->recompute));
+    lmc_sb_printf(o, "layout   %s: dp %d, tp %d, pp %d, vpp %d, micro-batch %d x %d tokens, %d per step, ZeRO-%d, "
+                  "recompute %s\n", r->chip->name, l->dp, l->tp, l->pp, l->pp > 1 ? l->vpp : 1, l->micro_batch,
+                  j->seq, r->grad_accum, l->zero, lmc_plan_recompute_name(l->recompute));
     if (m->trainer) {
-        if (l->dp > 1)
-            snprintf(launch, sizeof launch, "mpirun -np %d ", l->dp);
-        lmc_sb_printf(o, "run      %slmc train --model %s --batch %d --seq %d --zero %d --recompute %s\n", launch,
-                      r->model_name, l->micro_batch, j->seq, l->zero, lmc_plan_recompute_name(l->recompute));
-        lmc_sb_puts(o, "memory per rank: what lmc train allocates (fp32 on the CPU backend, all of it RSS), "
+        snprintf(name, sizeof name, "--model %s", r->model_name);
+        lmc_sb_puts(o, "run      ");
+        lmc_plan_command(j, r->model_args ? r->model_args : name, l, r->grad_accum, o);
+        lmc_sb_puts(o, "\nmemory per rank: what lmc train allocates (fp32 on the CPU backend, all of it RSS), "
                        "MB = 1e6 bytes\n");
     } else {
         lmc_sb_printf(o, "memory per chip: the generic model (%s; docs/planner.md), MB = 1e6 bytes\n",
                       j->bf16 ? "16-bit weights and gradients, fp32 master and Adam" : "fp32");
     }
+    const char *whole = l->tp * l->pp > 1 ? "this rank's part of the model" : "the whole model";
     struct {
         const char *name;
         double v;
         const char *why;
     } parts[] = {
-        {"weights", m->weights, l->zero == 3 ? "this rank's shard" : "the whole model"},
-        {"gradients", m->grads, l->zero >= 2 ? "this rank's shard" : "the whole model"},
+        {"weights", m->weights, l->zero == 3 ? "this rank's shard" : whole},
+        {"gradients", m->grads, l->zero >= 2 ? "this rank's shard" : whole},
         {"optimizer", m->optim, l->zero >= 1 ? "AdamW state, this rank's shard" : "AdamW state"},
         {"activations", m->activations, m->trainer ? "kept for backward, scratch and logits" : "kept for backward"},
         {"logits", m->logits, "fp32, on the last stage"},
@@ -359,13 +428,18 @@ void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *o)
         {"start-up", m->startup, "the starting weights on the host until uploaded"},
         {"overhead", m->overhead, "the process: binary, libraries, MPI"},
     };
+    if (l->pp > 1)
+        lmc_sb_printf(o, "pipeline stage %d of %d needs the most (%s)\n", m->stage, l->pp,
+                      m->trainer ? "its part of the model and the activation sets its schedule holds"
+                                 : "its layers' parameters and activations, the logits on the last");
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         if (parts[i].v > 0 || (m->trainer && strcmp(parts[i].name, "logits")))
             lmc_sb_printf(o, "  %-12s %10.1f MB  %s\n", parts[i].name, parts[i].v / 1e6, parts[i].why);
     lmc_sb_printf(o, "  %-12s %10.1f MB  of %.1f MB usable: %s\n", "total (peak)", m->total / 1e6, m->usable / 1e6,
                   m->total <= m->usable ? "fits" : "does not fit");
-    if (m->trainer && l->dp > 1) /* a cpu "chip" is a machine; mpirun on one runs every rank there */
-        lmc_sb_printf(o, "  all %d ranks on one machine: %.1f MB\n", l->dp, l->dp * m->total / 1e6);
+    int np = l->dp * l->tp * l->pp;
+    if (m->trainer && np > 1) /* a cpu "chip" is a machine; mpirun on one runs every rank there */
+        lmc_sb_printf(o, "  all %d ranks on one machine: at most %.1f MB\n", np, np * m->total / 1e6);
 }
 
 void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *o)
@@ -380,7 +454,10 @@ void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *o)
     knum(o, "dp", l->dp, &f);
     knum(o, "tp", l->tp, &f);
     knum(o, "pp", l->pp, &f);
+    knum(o, "vpp", l->pp > 1 ? l->vpp : 1, &f);
+    knum(o, "stage", r->mem->stage, &f);
     knum(o, "micro_batch", l->micro_batch, &f);
+    knum(o, "grad_accum", r->grad_accum, &f);
     knum(o, "seq", r->job->seq, &f);
     knum(o, "zero", l->zero, &f);
     kstr(o, "recompute", lmc_plan_recompute_name(l->recompute), &f);
@@ -389,5 +466,12 @@ void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *o)
     knum(o, "usable_bytes", r->mem->usable, &f);
     key(o, "fits", &f);
     lmc_sb_puts(o, r->mem->total <= r->mem->usable ? "true" : "false");
+    char name[300];
+    snprintf(name, sizeof name, "--model %s", r->model_name);
+    lmc_sb cmd;
+    lmc_sb_init(&cmd);
+    lmc_plan_command(r->job, r->model_args ? r->model_args : name, l, r->grad_accum, &cmd);
+    kstr(o, "command", cmd.s ? cmd.s : "", &f);
+    lmc_sb_free(&cmd);
     lmc_sb_puts(o, "}\n");
 }

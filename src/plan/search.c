@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void lmc_plan_fix_none(lmc_plan_fix *fx)
@@ -61,10 +62,11 @@ static double balance(const pool_state *ps, int n, long long M, double bub, int 
     return tau;
 }
 
+/* Whole tp x pp replicas on a pool (a tensor-parallel group larger than a
+ * node pays the network for its collectives; the search keeps tp inside a
+ * node unless --tp asks for more). */
 static int replicas(const lmc_plan_pool *p, long long count, const lmc_plan_layout *l)
 {
-    if (l->tp > p->chips_per_node) /* tensor parallelism stays inside a node */
-        return 0;
     long long r = count / ((long long)l->tp * l->pp);
     return r > 1 << 30 ? 1 << 30 : (int)r;
 }
@@ -72,7 +74,7 @@ static int replicas(const lmc_plan_pool *p, long long count, const lmc_plan_layo
 /* Replicas per pool that fit in memory; ZeRO shards over all of them, so
  * dropping a pool changes the others' memory: iterate to a fixed point. */
 static int place(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts, int n,
-                 lmc_plan_layout *l, long long M, pool_state *ps, lmc_plan_result *r)
+                 lmc_plan_layout *l, const lmc_plan_cut *cut, long long M, pool_state *ps, lmc_plan_result *r)
 {
     int dp = 0;
     for (int i = 0; i < n; i++)
@@ -82,7 +84,7 @@ static int place(const lmc_plan_job *job, const lmc_plan_pool *pools, const long
         int per = (int)((M + dp - 1) / dp), changed = 0;
         dp = 0;
         for (int i = 0; i < n; i++) {
-            if (ps->dp[i] > 0 && !lmc_plan_memory(job, &pools[i].chip, l, per, &ps->mem[i])) {
+            if (ps->dp[i] > 0 && !lmc_plan_memory_cut(job, &pools[i].chip, l, per, cut, &ps->mem[i])) {
                 snprintf(r->why, sizeof r->why, "needs %.1f GB per %s, which offers %.1f GB",
                          ps->mem[i].total / 1e9, pools[i].chip.name, ps->mem[i].usable / 1e9);
                 r->mem = ps->mem[i];
@@ -118,8 +120,50 @@ static void breakdown(lmc_plan_result *r, const lmc_plan_mb_time *t, int m, doub
     r->bottleneck = names[best];
 }
 
+/* lmc train on the cpu chip: the layout must be one it runs, with the
+ * micro-batches the balance gave each replica as its --grad-accum and the
+ * global batch exactly dp x micro-batch x grad-accum. */
+static int trainer_check(const lmc_plan_job *job, const lmc_plan_pool *pools, int n, lmc_plan_result *r)
+{
+    int cpu = 0, acc = 0, kinds = 0;
+    for (int i = 0; i < n; i++)
+        if (r->pool_mb[i] > 0) {
+            cpu |= lmc_plan_chip_is_cpu(&pools[i].chip);
+            acc = r->pool_mb[i] > acc ? r->pool_mb[i] : acc;
+            kinds++;
+        }
+    if (!cpu)
+        return 1;
+    char why[120];
+    if (!lmc_plan_trainer_runs(job, &r->layout, acc, why, sizeof why)) {
+        snprintf(r->why, sizeof r->why, "lmc train does not run it: %s", why);
+        return 0;
+    }
+    const lmc_plan_layout *l = &r->layout;
+    if (kinds == 1 && (long long)l->dp * l->micro_batch * acc != job->global_batch) {
+        snprintf(r->why, sizeof r->why, "dp %d x micro-batch %d x grad-accum %d is not the global batch %lld",
+                 l->dp, l->micro_batch, acc, job->global_batch);
+        return 0;
+    }
+    return 1;
+}
+
 void lmc_plan_evaluate(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts, int n_pools,
                        const lmc_plan_layout *lin, lmc_plan_result *r)
+{
+    lmc_plan_cut cut;
+    if (lmc_plan_cut_make(job, lin->pp, lin->vpp, &cut) != LMC_OK) {
+        memset(r, 0, sizeof *r);
+        r->layout = *lin;
+        snprintf(r->why, sizeof r->why, "pp %d x vpp %d is more stages than the %d layers", lin->pp, lin->vpp,
+                 job->model.n_layer);
+        return;
+    }
+    lmc_plan_evaluate_cut(job, pools, counts, n_pools, lin, &cut, r);
+}
+
+void lmc_plan_evaluate_cut(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts,
+                           int n_pools, const lmc_plan_layout *lin, const lmc_plan_cut *cut, lmc_plan_result *r)
 {
     memset(r, 0, sizeof *r);
     r->layout = *lin;
@@ -129,7 +173,7 @@ void lmc_plan_evaluate(const lmc_plan_job *job, const lmc_plan_pool *pools, cons
     long long M = (job->global_batch + l->micro_batch - 1) / l->micro_batch;
     pool_state ps;
     memset(&ps, 0, sizeof ps);
-    if (!place(job, pools, counts, n, l, M, &ps, r)) {
+    if (!place(job, pools, counts, n, l, cut, M, &ps, r)) {
         if (!r->why[0])
             snprintf(r->why, sizeof r->why, "needs %d chips per replica (tp %d x pp %d) in one pool",
                      l->tp * l->pp, l->tp, l->pp);
@@ -137,7 +181,7 @@ void lmc_plan_evaluate(const lmc_plan_job *job, const lmc_plan_pool *pools, cons
     }
     for (int i = 0; i < n; i++)
         if (ps.dp[i] > 0)
-            lmc_plan_microbatch_time_cpn(job, &pools[i].chip, pools[i].chips_per_node, l, &ps.t[i]);
+            lmc_plan_microbatch_time_cut(job, &pools[i].chip, pools[i].chips_per_node, l, cut, &ps.t[i]);
     double bub = (l->pp - 1.0) / (l->vpp > 0 ? l->vpp : 1);
     double tau = balance(&ps, n, M, bub, r->pool_mb);
     int bind = -1, tight = -1, kinds = 0;
@@ -158,15 +202,15 @@ void lmc_plan_evaluate(const lmc_plan_job *job, const lmc_plan_pool *pools, cons
             tight = i;
         r->chips_used += (long long)ps.dp[i] * l->tp * l->pp;
         peak += (double)ps.dp[i] * l->tp * l->pp * lmc_plan_peak(&pools[i].chip, job->bf16);
-        double dps = lmc_plan_dp_sync_s(job, &pools[i].chip, pools[i].chips_per_node, l, 0, &ps.t[i]);
+        double dps = lmc_plan_dp_sync_s(job, &pools[i].chip, pools[i].chips_per_node, l, cut, 0, &ps.t[i]);
         if (kinds > 1) /* replicas on different pools meet over the network */
-            dps = fmax(dps, lmc_plan_dp_sync_s(job, &pools[i].chip, 1, l, 1, &ps.t[i]));
+            dps = fmax(dps, lmc_plan_dp_sync_s(job, &pools[i].chip, 1, l, cut, 1, &ps.t[i]));
         r->t_dp = fmax(r->t_dp, dps);
-        r->t_opt = fmax(r->t_opt, lmc_plan_optimizer_s(job, &pools[i].chip, l));
+        r->t_opt = fmax(r->t_opt, lmc_plan_optimizer_s(job, &pools[i].chip, l, cut));
     }
     r->t_idle = kinds > 1 ? slack : 0;
     r->mem = ps.mem[tight];
-    r->fits = 1;
+    r->fits = trainer_check(job, pools, n, r);
     r->step_s = tau + r->t_dp + r->t_opt;
     r->tokens_per_s = (double)job->global_batch * job->seq / r->step_s;
     r->mfu = lmc_config_train_flops_per_token(&job->model, job->seq) * r->tokens_per_s / peak;
@@ -231,6 +275,7 @@ typedef struct {
     int max, *n;
     double closest; /* smallest memory need / offer among misses */
     char *why;
+    lmc_plan_cut cut; /* of the pp x vpp being searched */
 } search_ctx;
 
 static void try_layout(search_ctx *s, const lmc_plan_layout *l)
@@ -247,7 +292,7 @@ static void try_layout(search_ctx *s, const lmc_plan_layout *l)
         }
         counts = capped;
     }
-    lmc_plan_evaluate(s->job, s->pools, counts, s->n_pools, l, &r);
+    lmc_plan_evaluate_cut(s->job, s->pools, counts, s->n_pools, l, &s->cut, &r);
     if (s->fx->dp > 0 && r.layout.dp != s->fx->dp)
         return;
     if (r.fits) {
@@ -255,6 +300,8 @@ static void try_layout(search_ctx *s, const lmc_plan_layout *l)
         return;
     }
     double ratio = r.mem.usable > 0 ? r.mem.total / r.mem.usable : 1e300;
+    if (r.mem.usable > 0 && r.mem.total <= r.mem.usable)
+        ratio = 1e299; /* it fits, but the trainer does not run it: a memory miss is closer */
     if (s->why && r.why[0] && (ratio < s->closest || !s->why[0])) {
         s->closest = ratio;
         snprintf(s->why, 256, "the closest layout (tp %d, pp %d, micro-batch %d, ZeRO-%d, recompute %s) %s",
@@ -320,7 +367,10 @@ lmc_status lmc_plan_search(const lmc_plan_job *job, const lmc_plan_pool *pools, 
         if (counts[i] > 0 && pools[i].chips_per_node > max_cpn)
             max_cpn = pools[i].chips_per_node;
     }
-    search_ctx s = {job, pools, counts, n_pools, fx, best, max, n, 1e300, why};
+    search_ctx *s = malloc(sizeof *s);
+    if (!s)
+        return lmc_err(LMC_ENOMEM, "plan search: out of memory");
+    *s = (search_ctx){job, pools, counts, n_pools, fx, best, max, n, 1e300, why};
     int tps[16], pps[16], vpps[16];
     static const int vpp_all[] = {1, 2, 3, 4, 6, 8, 12, 16};
     int ntp = candidates(fx->tp, 64, tps), npp = candidates(fx->pp, 256, pps), nv = 0;
@@ -331,7 +381,7 @@ lmc_status lmc_plan_search(const lmc_plan_job *job, const lmc_plan_pool *pools, 
             vpps[nv++] = vpp_all[v];
     for (int a = 0; a < ntp; a++) {
         int tp = tps[a];
-        if (c->n_head % tp || tp > max_cpn)
+        if (c->n_head % tp || (tp > max_cpn && fx->tp <= 0)) /* tp stays inside a node unless asked */
             continue;
         for (int b = 0; b < npp; b++) {
             int pp = pps[b];
@@ -339,13 +389,15 @@ lmc_status lmc_plan_search(const lmc_plan_job *job, const lmc_plan_pool *pools, 
                 continue;
             for (int v = 0; v < nv; v++) {
                 int vpp = vpps[v];
-                if ((pp == 1 && vpp > 1) || (long long)pp * vpp > c->n_layer)
+                if ((pp == 1 && vpp > 1) || (long long)pp * vpp > c->n_layer ||
+                    lmc_plan_cut_make(job, pp, vpp, &s->cut) != LMC_OK)
                     continue;
                 lmc_plan_layout l = {.tp = tp, .pp = pp, .vpp = vpp};
-                search_inner(&s, &l, (int)(total / ((long long)tp * pp)));
+                search_inner(s, &l, (int)(total / ((long long)tp * pp)));
             }
         }
     }
+    free(s);
     if (*n == 0 && why && !why[0])
         snprintf(why, 256, "no layout matches the constraints on %lld chips", total);
     return LMC_OK;

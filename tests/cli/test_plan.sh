@@ -84,7 +84,7 @@ check_json "--memory on H100: the generic model" \
     "d['source'] == 'generic' and d['dp'] == 8 and d['bytes']['startup'] == 0 and d['bytes']['logits'] > 0" \
     "$T/memg.json"
 $LMC plan --memory --model d12 --fleet 4xcpu --micro-batch 4 --seq 256 --zero 2 >"$T/mem.txt" 2>&1
-if grep -q "mpirun -np 4 lmc train --model d12 --batch 4 --seq 256 --zero 2 --recompute none" "$T/mem.txt" &&
+if grep -q "mpirun -np 4 lmc train --model d12 --seq 256 --batch 4 --grad-accum 128 --zero 2 --precision bf16" "$T/mem.txt" &&
     grep -qE "^  buffers +[0-9.]+ MB" "$T/mem.txt" && grep -qE "^  total \(peak\) +[0-9.]+ MB .*: fits" "$T/mem.txt"; then
     echo "ok   --memory text: the run's flags and the parts"
 else echo "FAIL --memory text: $(cat "$T/mem.txt")"; fails=$((fails + 1)); fi

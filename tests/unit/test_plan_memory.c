@@ -2,8 +2,12 @@
  * chip (src/plan/memory.c) against the allocation rules of
  * docs/zero_memory.md, worked out by hand for d12 on 4 ranks and from the
  * layout for an untied Llama on 3 ranks (uneven shards, the head the
- * largest unit); the ZeRO stages in order; and lmc_plan_memory using it on
- * the cpu chip only. */
+ * largest unit); the ZeRO stages in order; lmc_plan_memory using it on the
+ * cpu chip only; and, for tensor- and pipeline-parallel ranks, the
+ * planner's activation block against the one a real model part allocates
+ * (lmc_model_open_opts as the trainer opens it) and its parameters against
+ * the part's layout. */
+#include "backend/backend.h"
 #include "lmc/plan.h"
 #include "model/model.h"
 #include "test.h"
@@ -146,8 +150,12 @@ static void test_plan_memory_uses_it(void)
     CHECK(m.trainer && m.total == want.total && m.usable == cpu->memory_gb * 1e9 * (1 - j.mem_reserve));
     lmc_plan_memory(&j, a100, &l, 1, &g);
     CHECK(!g.trainer && g.startup == 0 && g.overhead == 0 && g.total != want.total);
+    /* a pipeline on the cpu chip is lmc train's too (it runs them), on its
+     * tightest stage; elsewhere generic */
     l.pp = 2;
-    lmc_plan_memory(&j, cpu, &l, 1, &g);
+    lmc_plan_memory(&j, cpu, &l, 2, &g);
+    CHECK(g.trainer && g.stage >= 0 && g.stage < 2);
+    lmc_plan_memory(&j, a100, &l, 2, &g);
     CHECK(!g.trainer);
     /* too little memory: does not fit */
     lmc_plan_chip small = *cpu;
@@ -157,10 +165,122 @@ static void test_plan_memory_uses_it(void)
     lmc_plan_catalog_free(&cat);
 }
 
+/* A part as lmc train opens it (trainer.c's setup_model): its chunks of
+ * the cut, 1/tp of each layer, vocabulary-parallel under tp, act_slots
+ * activation sets. The planner's figures must be its allocations. */
+static void check_part(const lmc_plan_job *j, const lmc_plan_layout *l, int accum, int stage, lmc_backend *be)
+{
+    char what[160];
+    snprintf(what, sizeof what, "tp %d pp %d vpp %d dp %d stage %d mb %d accum %d ZeRO-%d %s sp %d", l->tp, l->pp,
+             l->vpp, l->dp, stage, l->micro_batch, accum, l->zero, lmc_plan_recompute_name(l->recompute),
+             j->seq_parallel && l->tp > 1);
+    int n = l->pp * l->vpp, begin[64], bounds[64];
+    CHECK_OK(lmc_pipeline_cut(&j->model, j->seq, n, NULL, begin));
+    for (int c = 0; c < l->vpp; c++)
+        bounds[2 * c] = begin[c * l->pp + stage], bounds[2 * c + 1] = begin[c * l->pp + stage + 1];
+    int sets = lmc_plan_act_sets(l->pp, l->vpp, stage, (long long)accum * l->dp * l->vpp);
+    lmc_model_opts mo = {.training = 1, .tp = l->tp, .vocab_parallel = l->tp > 1,
+                         .sp = j->seq_parallel && l->tp > 1, .chunks = l->vpp, .chunk_bounds = bounds,
+                         .act_slots = sets, .recompute = l->recompute};
+    lmc_model *m = NULL;
+    CHECK_OK(lmc_model_open_opts(&m, &j->model, be, l->micro_batch, j->seq, &mo));
+    lmc_plan_mem pm;
+    CHECK_OK(lmc_plan_trainer_stage_memory(j, l, accum, stage, &pm));
+    if (!m)
+        return;
+    double acts = 4.0 * sets * m->act_floats, all = 4.0 * m->layout.total;
+    CHECK_MSG(pm.activations == acts, "%s: activations %.0f, the model allocates %.0f", what, pm.activations, acts);
+    if (l->zero == 0)
+        CHECK_MSG(pm.weights == all && pm.grads == all && pm.optim == 2 * all, "%s: weights %.0f vs part %.0f",
+                  what, pm.weights, all);
+    CHECK_MSG(pm.trainer && pm.stage == stage && pm.total > pm.weights + pm.activations, "%s", what);
+    lmc_model_close(m);
+}
+
+static void test_parts_as_the_trainer_opens_them(void)
+{
+    lmc_backend *be = NULL;
+    CHECK_OK(lmc_backend_open("cpu", 1, &be));
+    if (!be)
+        return;
+    lmc_plan_job j;
+    lmc_plan_job_defaults(&j);
+    CHECK_OK(lmc_plan_model_load("d6", &j.model));
+    j.model.n_layer = 6, j.model.dim = 64, j.model.n_head = 4, j.model.n_kv_head = 4, j.model.ffn_dim = 256;
+    j.model.vocab = 500;
+    CHECK_OK(lmc_config_finish(&j.model));
+    j.seq = 16;
+    static const int shapes[][6] = {/* tp, pp, vpp, micro-batch, accum, recompute */
+                                    {1, 1, 1, 2, 1, 0}, {2, 1, 1, 2, 1, 0}, {1, 2, 1, 1, 4, 0},
+                                    {1, 2, 2, 1, 4, 0}, {2, 2, 1, 2, 2, 2}, {1, 3, 2, 1, 3, 1},
+                                    {2, 3, 1, 1, 6, 1}, {1, 2, 3, 2, 4, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int sp = 0; sp <= (shapes[i][0] > 1); sp++) {
+            const int *x = shapes[i];
+            j.seq_parallel = sp;
+            lmc_plan_layout l = {.dp = 1 + (int)(i % 2), .tp = x[0], .pp = x[1], .vpp = x[2], .micro_batch = x[3],
+                                 .recompute = (lmc_recompute)x[5]};
+            for (int stage = 0; stage < l.pp; stage++)
+                check_part(&j, &l, x[4], stage, be);
+        }
+    /* Llama: untied head, SwiGLU, GQA with kv heads replicated at tp 4 */
+    CHECK_OK(lmc_plan_model_load("llama-15m", &j.model));
+    j.model.n_layer = 4, j.model.vocab = 512;
+    CHECK_OK(lmc_config_finish(&j.model));
+    j.seq_parallel = 0;
+    lmc_plan_layout l = {.dp = 1, .tp = 2, .pp = 2, .vpp = 1, .micro_batch = 1};
+    for (int stage = 0; stage < 2; stage++)
+        check_part(&j, &l, 2, stage, be);
+    lmc_backend_close(be);
+}
+
+/* The trainer's schedule: 1F1B holds pp - r sets on rank r; interleaved
+ * 2 (pp - r - 1) + (vpp - 1) pp + 1; never more than the micro-batches. So
+ * the first stage holds the most, and with --vpp the last stage holds one
+ * set per chunk round, each with its logits. */
+static void test_pipeline_memory(void)
+{
+    CHECK(lmc_plan_act_sets(4, 1, 0, 8) == 4 && lmc_plan_act_sets(4, 1, 3, 8) == 1);
+    CHECK(lmc_plan_act_sets(4, 1, 0, 2) == 2);
+    CHECK(lmc_plan_act_sets(2, 2, 0, 8) == 5 && lmc_plan_act_sets(2, 2, 1, 8) == 3);
+    CHECK(lmc_plan_act_sets(4, 2, 0, 8) == 8 && lmc_plan_act_sets(1, 4, 0, 8) == 1);
+    lmc_plan_job j;
+    lmc_plan_job_defaults(&j);
+    CHECK_OK(lmc_plan_model_load("d12", &j.model));
+    j.seq = 128;
+    lmc_plan_layout l = {.dp = 1, .tp = 1, .pp = 2, .vpp = 1, .micro_batch = 1};
+    lmc_plan_mem s0, s1, both;
+    CHECK_OK(lmc_plan_trainer_stage_memory(&j, &l, 8, 0, &s0));
+    CHECK_OK(lmc_plan_trainer_stage_memory(&j, &l, 8, 1, &s1));
+    CHECK(s0.stage == 0 && s1.stage == 1 && s0.weights != s1.weights);
+    lmc_plan_catalog cat;
+    CHECK_OK(lmc_plan_catalog_load_default(&cat));
+    lmc_plan_memory(&j, lmc_plan_catalog_find(&cat, "cpu"), &l, 8, &both);
+    CHECK(both.total == fmax(s0.total, s1.total));
+    lmc_plan_catalog_free(&cat);
+    /* start-up: a pipeline rank holds the whole model's starting weights
+     * and, while it uploads, a copy of its part, freed before AdamW's m and
+     * v exist: the larger of the copy and m + v counts (ZeRO-0: m + v) */
+    lmc_layout whole;
+    CHECK_OK(lmc_layout_build(&j.model, &whole));
+    CHECK(s0.startup == 4.0 * whole.total && s0.optim == 2 * s0.weights);
+    l.dp = 4, l.zero = 1;
+    CHECK_OK(lmc_plan_trainer_stage_memory(&j, &l, 2, 0, &s0));
+    CHECK_MSG(s0.startup == 4.0 * whole.total + s0.weights - s0.optim && s0.optim < s0.weights,
+              "startup %.0f, whole %.0f, part %.0f, optim %.0f", s0.startup, 4.0 * whole.total, s0.weights,
+              s0.optim);
+    lmc_layout_free(&whole);
+    /* more stages than layers is an error, as in lmc train */
+    l.pp = 13;
+    CHECK_ERR(lmc_plan_trainer_stage_memory(&j, &l, 13, 0, &s0), LMC_EINVAL, "virtual stages for 12 layers");
+}
+
 int main(void)
 {
     RUN(test_d12_by_hand);
     RUN(test_llama_uneven);
     RUN(test_plan_memory_uses_it);
+    RUN(test_parts_as_the_trainer_opens_them);
+    RUN(test_pipeline_memory);
     return test_summary();
 }
