@@ -7,7 +7,9 @@
 # ZeRO-1 (reduce-scatter, all-gather), Llama with GQA. Gradients travel as
 # HCCL collectives on the communicator's stream, ordered after the
 # backend's through events; the mock runs each as an MPI call when the
-# stream runs. Then what --dist hccl refuses: process groups, no NPU.
+# stream runs; without that ordering (LMC_TEST_HCCL_UNORDERED) the mock's
+# streams make the collectives read stale gradients and the run fails.
+# Then what --dist hccl refuses: process groups, no NPU.
 . "$(dirname "$0")/../mpi/lib.sh"
 need_mpi
 [ -n "${LMC_ASCEND_LIBDIR:-}${ASCEND_TOOLKIT_HOME:-}" ] ||
@@ -22,6 +24,8 @@ NPU="--dist hccl --device npu"
 equivalent hccl-dp2 "$GPT" 2 "--batch 2 $NPU"
 equivalent hccl-dp2-zero1 "$GPT" 2 "--batch 2 --zero 1 $NPU"
 equivalent hccl-llama-dp2 "$LLAMA" 2 "--batch 2 $NPU"
+expect_fail "collectives not ordered after the backend's work are caught" "diverged|differ" \
+    env LMC_TEST_HCCL_UNORDERED=1 $MPIRUN -np 2 $LMC train $GPT --batch 2 $NPU
 expect_fail "process groups are refused" "not implemented" $MPIRUN -np 2 $LMC train $GPT --batch 2 --tp 2 $NPU
 expect_fail "--dist hccl without an NPU backend" "needs --device npu|device memory" \
     $MPIRUN -np 2 $LMC train $GPT --batch 2 --dist hccl
