@@ -16,7 +16,7 @@ MPICC   ?= $(shell command -v mpicc 2>/dev/null)
 MHD     ?= $(shell test -f /usr/include/microhttpd.h && echo yes)
 
 SRC := $(wildcard src/core/*.c src/backend/*.c src/backend/cpu/*.c src/model/*.c src/train/*.c \
-                  src/dist/*.c src/tokenizer/*.c src/infer/*.c src/serve/*.c src/plan/*.c src/report/*.c)
+                  src/dist/*.c src/tokenizer/*.c src/infer/*.c src/serve/*.c src/plan/*.c src/report/*.c src/launch/*.c)
 SRC := $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c src/dist/hccl.c,$(SRC))
 
 ifneq ($(and $(MPICC),$(wildcard src/dist/mpi.c)),)
@@ -175,9 +175,9 @@ bench-gemm: $(BUILD)/bench/bench_gemm
 # `make fuzz` (or fuzz-build) builds one libFuzzer binary per parser,
 # $(FUZZ_BUILD)/fuzz_<name>, with clang and ASan+UBSan: json, config,
 # safetensors, shards, tokenizer, serve (the request parser), weights_index,
-# gguf and report (the training-log reader). They link against an
-# instrumented archive of the modules that read user bytes, so each pulls in
-# just what its parser needs.
+# gguf, report (the training-log reader) and hostfile (lmc launch's host
+# file and plan). They link against an instrumented archive of the modules
+# that read user bytes, so each pulls in just what its parser needs.
 # `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
 # `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
 # `bash tests/fuzz/run.sh SECONDS` runs them all, keeping corpora in
@@ -188,10 +188,10 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
-FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
-                src/serve/api.c tests/fuzz/fuzz_common.c
+                src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a
 

@@ -15,6 +15,7 @@
     X(export, "a model and its tokenizer as GGUF for llama.cpp")                     \
     X(devices, "backends (cpu, cuda, npu, plugins): usable here, and why not")       \
     X(report, "training logs as an HTML page of charts (loss, speed, balance)")      \
+    X(launch, "run lmc train under mpirun; restart it on failures and host changes")  \
     X(dump, "debug: forward/backward of one batch, tensors to safetensors")
 
 /* weak: a command whose file is not built is simply not offered */

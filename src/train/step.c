@@ -22,8 +22,32 @@
 #include "train/trainer.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
+
+/* SIGUSR1 asks the job to write a checkpoint and stop at the end of the
+ * current step (lmc launch sends it to mpirun, which forwards it to every
+ * rank, when the host file changes). A signal handler can reach nothing but
+ * a global; the ranks then agree through the step's statistics (agree_stop),
+ * so all stop after the same step wherever the signal landed. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_signal = 1;
+}
+
+void lmc_trainer_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 /* Starts the reduction of gradient elements [b, e). */
 static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
@@ -340,7 +364,7 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         lmc_sb_free(&text);
         LMC_TRY(s);
     }
-    if (o->out_dir && ((o->save_every > 0 && tr->step % o->save_every == 0) || last))
+    if (o->out_dir && ((o->save_every > 0 && tr->step % o->save_every == 0) || last || tr->stop))
         LMC_TRY(lmc_trainer_save(tr));
     return LMC_OK;
 }
@@ -371,6 +395,19 @@ static lmc_status gather_stats(lmc_trainer *tr)
     return LMC_OK;
 }
 
+/* Whether any rank was asked to stop: in the statistics the data-parallel
+ * group just gathered and, with --tp or --pp, over the whole job. */
+static lmc_status agree_stop(lmc_trainer *tr)
+{
+    double stop = 0;
+    for (int r = 0; r < tr->comm->size; r++)
+        stop = tr->all[r].stop > stop ? tr->all[r].stop : stop;
+    if (tr->world != tr->comm && tr->world->size > 1)
+        LMC_TRY(tr->world->ops->allreduce_host(tr->world, &stop, 1, 1));
+    tr->stop = stop > 0;
+    return LMC_OK;
+}
+
 lmc_status lmc_trainer_step(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
@@ -393,7 +430,9 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
     tr->me.tp_values = tr->m->tp_values - tpv0;
     tr->me.rss_mb = (double)lmc_peak_rss() / 1e6;
+    tr->me.stop = stop_signal;
     LMC_TRY(gather_stats(tr));
+    LMC_TRY(agree_stop(tr));
     int J = lmc_balance_total(tr);
     double loss = 0;
     for (int r = 0; r < tr->comm->size; r++)

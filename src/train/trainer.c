@@ -621,16 +621,19 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
     tr.cb = cb;
     tr.ctx = ctx;
     tr.start_time = lmc_now();
+    if (o->out_dir) /* SIGUSR1: checkpoint and stop after the current step (lmc launch); exit 0 */
+        lmc_trainer_catch_stop();
     lmc_status s = setup(&tr);
     if (s == LMC_OK)
         describe(&tr);
-    while (s == LMC_OK && tr.step < o->steps)
+    while (s == LMC_OK && tr.step < o->steps && !tr.stop)
         s = lmc_trainer_step(&tr);
+    int stopped = tr.step < o->steps; /* on request, with a checkpoint of this step: no final weights */
     if (s == LMC_OK)
         s = lmc_trainer_check_same(&tr);
-    if (s == LMC_OK)
+    if (s == LMC_OK && !stopped)
         s = lmc_trainer_save_final(&tr);
-    if (s == LMC_OK)
+    if (s == LMC_OK && !stopped)
         finish(&tr);
     /* A failure the other ranks cannot know about would leave them waiting
      * in their next collective: end the whole job (the fault path). */

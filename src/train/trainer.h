@@ -26,6 +26,7 @@ typedef struct {
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
     double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
+    double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
 typedef struct {
@@ -75,6 +76,7 @@ typedef struct {
     lmc_rank_stats me, *all;   /* this step: this rank, every rank ([world]) */
     double max_step_s;         /* slowest step so far on any rank (watchdog) */
     int ckpt_world;            /* ranks that wrote the checkpoint resumed from */
+    int stop;                  /* some rank was asked to stop: every rank checkpoints and ends after this step */
     /* balance.c */
     int *mb_count;   /* [world] micro-batches per rank, sum = grad_accum x world */
     double *mb_ms;   /* [world] fastest measured ms per micro-batch */
@@ -88,6 +90,8 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what);
 /* step.c */
 lmc_status lmc_trainer_step(lmc_trainer *tr);
 void lmc_trainer_dp_hooks(lmc_trainer *tr);
+/* SIGUSR1 from now on asks for a checkpoint and a stop after the current step. */
+void lmc_trainer_catch_stop(void);
 /* replicas.c */
 lmc_status lmc_trainer_kv_open(lmc_trainer *tr);
 /* Sums the replicated K and V rows' gradients over the kv group; grads
