@@ -73,21 +73,23 @@ static void quantize(void *dst, float *scale, const float *w, size_t rows, size_
     }
 }
 
-/* The matrices decode reads: per layer qkv, attn, fc, proj; then the head
- * (its first V rows: padded rows are never sampled). */
-static int n_mats(const lmc_engine *e) { return e->cfg.n_layer * 4 + 1; }
+/* The matrices decode reads: per layer those of engine_internal.h's list
+ * (a tensor the layer lacks has 0 rows); then the head (its first V rows:
+ * padded rows are never sampled). */
+static int n_mats(const lmc_engine *e) { return e->cfg.n_layer * LMC_ENGINE_MATS + 1; }
 
 static void mat_shape(const lmc_engine *e, int i, int *layer, int *kind, size_t *rows, size_t *cols)
 {
-    static const int kinds[4] = {LMC_T_QKV_W, LMC_T_ATTN_W, LMC_T_FC_W, LMC_T_PROJ_W};
+    static const int kinds[LMC_ENGINE_MATS] = {LMC_T_QKV_W, LMC_T_ATTN_W, LMC_T_FC_W, LMC_T_PROJ_W,
+                                               LMC_T_EXP_FC_W, LMC_T_EXP_PROJ_W};
     if (i == n_mats(e) - 1) {
         *layer = -1, *kind = LMC_T_HEAD;
         *rows = (size_t)e->cfg.vocab;
     } else {
-        *layer = i / 4, *kind = kinds[i % 4];
-        *rows = tslot(e, *layer, *kind)->rows;
+        *layer = i / LMC_ENGINE_MATS, *kind = kinds[i % LMC_ENGINE_MATS];
+        *rows = tslot(e, *layer, *kind)->offset == LMC_ABSENT ? 0 : tslot(e, *layer, *kind)->rows;
     }
-    *cols = tslot(e, *layer, *kind)->cols;
+    *cols = *rows ? tslot(e, *layer, *kind)->cols : 0;
 }
 
 /* Under tensor parallelism the output projections hold some columns of
@@ -148,6 +150,8 @@ static lmc_status build_weights(lmc_engine *e, const float *host, const float *w
         int layer, kind;
         size_t rows, cols;
         mat_shape(e, i, &layer, &kind, &rows, &cols);
+        if (!rows)
+            continue;
         const float *src = host + tslot(e, layer, kind)->offset;
         float *rowmax = t == LMC_I8 ? whole_rowmax(e, whole, layer, kind) : NULL;
         quantize(tmp + off, (float *)(tmp + soff), src, rows, cols, t, rowmax);
@@ -171,8 +175,10 @@ static lmc_status alloc_buffers(lmc_engine *e)
     const lmc_model_config *c = &e->cfg;
     size_t R = (size_t)(e->ctx > e->slots ? e->ctx : e->slots), C = (size_t)c->dim;
     size_t D = (size_t)e->kvdim, S = (size_t)e->slots, T = (size_t)e->ctx, L = (size_t)c->n_layer;
-    size_t sizes[] = {R * C, R * C, R * (size_t)e->qkv_dim, R * C, R * (size_t)e->fc_dim, R * (size_t)e->act_dim,
-                      S * (size_t)c->vocab_padded};
+    size_t shared = (size_t)c->n_shared * c->moe_ffn; /* a mixture of experts' shared experts use fch and act */
+    size_t fc = (size_t)e->fc_dim > 2 * shared ? (size_t)e->fc_dim : 2 * shared;
+    size_t act = (size_t)e->act_dim > shared ? (size_t)e->act_dim : shared;
+    size_t sizes[] = {R * C, R * C, R * (size_t)e->qkv_dim, R * C, R * fc, R * act, S * (size_t)c->vocab_padded};
     float **ptrs[] = {&e->x, &e->ln, &e->qkv, &e->atty, &e->fch, &e->act, &e->logits};
     size_t nf = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
@@ -182,7 +188,7 @@ static lmc_status alloc_buffers(lmc_engine *e)
     e->kcache = be->ops->alloc(be, cache * 4);
     e->vcache = be->ops->alloc(be, cache * 4);
     e->ints = be->ops->alloc(be, (R + 2 * S + 16) * sizeof(int));
-    e->h_ints = calloc(R + 5 * S + 16, sizeof(int)); /* decode rows, and the scheduler's */
+    e->h_ints = calloc(R + 6 * S + 16, sizeof(int)); /* decode's 3 + 1 (busy rows), the scheduler's 2 per slot */
     e->h_logits = malloc(S * (size_t)c->vocab_padded * sizeof(float));
     e->h_scratch = malloc((size_t)c->vocab * 2 * sizeof(float));
     e->h_counts = calloc((size_t)c->vocab, sizeof(int));
@@ -226,9 +232,6 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
                            const lmc_engine_opts *o)
 {
     *out = NULL;
-    if (cfg->n_expert > 0)
-        return lmc_err(LMC_EUNSUPPORTED, "mixture-of-experts models (%d experts) do not yet run in the inference "
-                       "engine (generate, serve): lmc sample runs them, by full recomputation", cfg->n_expert);
     if (o->tp > 1)
         LMC_TRY(lmc_config_check_tp(cfg, o->tp));
     LMC_TRY(lmc_backend_supports_model(be, cfg, &((lmc_backend_use){
@@ -267,6 +270,8 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
     lmc_free(part);
     if (s == LMC_OK)
         s = alloc_buffers(e);
+    if (s == LMC_OK)
+        s = lmc_engine_moe_open(e);
     if (s) {
         lmc_engine_close(e);
         return s;
@@ -281,6 +286,7 @@ void lmc_engine_close(lmc_engine *e)
         return;
     lmc_backend *be = e->be;
     lmc_engine_release_followers(e);
+    lmc_engine_moe_close(e);
     void *dev[] = {e->qmem, e->buf, e->kcache, e->vcache, e->ints};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
         if (dev[i])

@@ -14,6 +14,14 @@ typedef struct {
     size_t rows, cols;
 } lmc_wmat;
 
+/* The matrices decode reads per layer (lmc_engine.mats[layer * LMC_ENGINE_MATS
+ * + which]); a mixture-of-experts layer's fc and proj are its shared
+ * experts' (absent: rows 0), exp_fc and exp_proj its experts' stacked
+ * weights. The head follows the layers. */
+enum { LMC_EM_QKV, LMC_EM_ATTN, LMC_EM_FC, LMC_EM_PROJ, LMC_EM_EXP_FC, LMC_EM_EXP_PROJ, LMC_ENGINE_MATS };
+
+struct lmc_engine_moe; /* experts.c */
+
 struct lmc_engine {
     lmc_backend *be;
     lmc_model *m; /* fp32 parameters and layout; the forward's helpers */
@@ -21,7 +29,7 @@ struct lmc_engine {
     int slots, ctx;
     lmc_quant quant;
     int hs, qkv_dim, fc_dim, act_dim, kvdim;
-    lmc_wmat *mats; /* [layer*4 + {qkv, attn, fc, proj}], then the head */
+    lmc_wmat *mats; /* [layer * LMC_ENGINE_MATS + LMC_EM_*], then the head */
     void *qmem;     /* quantized copies (device), NULL in fp32 */
     double weight_bytes, device_bytes;
     /* device activations, rows = max(ctx, slots) */
@@ -34,6 +42,7 @@ struct lmc_engine {
     int *h_counts;
     lmc_engine_stats stats;
     lmc_comm *tp_comm; /* tensor parallelism (lmc_engine_opts.tp), NULL without */
+    struct lmc_engine_moe *moe; /* a mixture of experts' routing and rows; NULL for a dense model */
 };
 
 /* The passes on this rank alone (passes.c); lmc_engine_prefill and
@@ -41,6 +50,18 @@ struct lmc_engine {
  * followers (follow.c). */
 lmc_status lmc_engine_prefill_local(lmc_engine *e, int slot, const int *ids, int n, float *logits);
 lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits);
+/* out (M, rows) (+)= inp (M, K) . W[row0 .. row0+rows)^T (+ bias) (passes.c):
+ * gemm and fp32, the backend's matmul as lmc_model_forward calls it;
+ * otherwise the linear op, which streams the weights once. */
+void lmc_engine_lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat *W, size_t row0, size_t rows,
+                    const float *bias, int M, int accumulate, int gemm);
+/* ---- experts.c: mixture-of-experts layers ---- */
+lmc_status lmc_engine_moe_open(lmc_engine *e);
+void lmc_engine_moe_close(lmc_engine *e);
+/* e->x (N,C) += the shared and routed experts of e->ln (N,C) at layer l;
+ * busy (nbusy of the N rows) lists the rows to route, NULL: all of them
+ * (decode's idle rows get nothing and cost nothing). */
+void lmc_engine_moe_mlp(lmc_engine *e, int l, int N, const int *busy, int nbusy, int gemm);
 /* The leader tells its followers to return (lmc_engine_close). */
 void lmc_engine_release_followers(lmc_engine *e);
 

@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-enum { M_QKV, M_ATTN, M_FC, M_PROJ };
-
 static const float *param(const lmc_engine *e, int layer, int kind)
 {
     const lmc_tensor_slot *s = lmc_layout_slot(&e->m->layout, layer, kind);
@@ -14,14 +12,13 @@ static const float *param(const lmc_engine *e, int layer, int kind)
 
 static const lmc_wmat *mat(const lmc_engine *e, int layer, int which)
 {
-    return layer < 0 ? &e->mats[e->cfg.n_layer * 4] : &e->mats[layer * 4 + which];
+    return layer < 0 ? &e->mats[e->cfg.n_layer * LMC_ENGINE_MATS] : &e->mats[layer * LMC_ENGINE_MATS + which];
 }
 
-/* out (M, rows) (+)= inp (M, K) . W[row0 .. row0+rows)^T (+ bias). gemm: an
- * fp32 matrix goes through the backend's matmul, as lmc_model_forward does
- * (prefill: many rows, compute-bound); otherwise the linear op. */
-static void lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat *W, size_t row0, size_t rows,
-                const float *bias, int M, int accumulate, int gemm)
+/* gemm: an fp32 matrix goes through the backend's matmul, as
+ * lmc_model_forward does (prefill: many rows, compute-bound). */
+void lmc_engine_lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat *W, size_t row0, size_t rows,
+                    const float *bias, int M, int accumulate, int gemm)
 {
     size_t K = W->cols;
     if (gemm && W->type == LMC_F32) {
@@ -39,7 +36,7 @@ static void lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat *W, 
 static void row_lin(lmc_engine *e, const float *inp, const lmc_wmat *W, const float *bias, int M, int gemm)
 {
     int first = e->m->tp_rank == 0;
-    lin(e, e->x, inp, W, 0, (size_t)e->cfg.dim, first ? bias : NULL, M, first, gemm);
+    lmc_engine_lin(e, e->x, inp, W, 0, (size_t)e->cfg.dim, first ? bias : NULL, M, first, gemm);
     lmc_model_tp_sum(e->m, e->x, (size_t)M * e->cfg.dim);
 }
 
@@ -48,11 +45,16 @@ static void norm(lmc_engine *e, float *out, const float *inp, int layer, int kin
     lmc_model_norm_forward(e->m, out, NULL, NULL, inp, param(e, layer, kind_w), param(e, layer, kind_b), N);
 }
 
-/* x (N,C) += MLP(ln (N,C)) */
-static void mlp(lmc_engine *e, int l, int N, int gemm)
+/* x (N,C) += MLP(ln (N,C)); a mixture of experts routes the busy rows
+ * (NULL: all) */
+static void mlp(lmc_engine *e, int l, int N, const int *busy, int nbusy, int gemm)
 {
+    if (lmc_config_is_moe(&e->cfg, l)) {
+        lmc_engine_moe_mlp(e, l, N, busy, nbusy, gemm);
+        return;
+    }
     lmc_backend *be = e->be;
-    const lmc_wmat *fc = mat(e, l, M_FC);
+    const lmc_wmat *fc = mat(e, l, LMC_EM_FC);
     const float *fc_b = param(e, l, LMC_T_FC_B);
     if (e->cfg.mlp == LMC_MLP_GELU) {
         if (gemm && fc->type == LMC_F32) {
@@ -61,14 +63,14 @@ static void mlp(lmc_engine *e, int l, int N, int gemm)
                           .bias = fc_b, .gelu = 1, .pre = e->fch};
             be->ops->matmul(be, e->act, e->ln, fc->w, &g);
         } else {
-            lin(e, e->fch, e->ln, fc, 0, (size_t)e->fc_dim, fc_b, N, 0, gemm);
+            lmc_engine_lin(e, e->fch, e->ln, fc, 0, (size_t)e->fc_dim, fc_b, N, 0, gemm);
             be->ops->gelu_forward(be, e->act, e->fch, (size_t)N * e->fc_dim);
         }
     } else {
-        lin(e, e->fch, e->ln, fc, 0, (size_t)e->fc_dim, fc_b, N, 0, gemm);
+        lmc_engine_lin(e, e->fch, e->ln, fc, 0, (size_t)e->fc_dim, fc_b, N, 0, gemm);
         be->ops->swiglu_forward(be, e->act, e->fch, N, e->act_dim);
     }
-    row_lin(e, e->act, mat(e, l, M_PROJ), param(e, l, LMC_T_PROJ_B), N, gemm);
+    row_lin(e, e->act, mat(e, l, LMC_EM_PROJ), param(e, l, LMC_T_PROJ_B), N, gemm);
 }
 
 static float *kslot(lmc_engine *e, float *cache, int layer, int slot)
@@ -100,22 +102,22 @@ lmc_status lmc_engine_prefill_local(lmc_engine *e, int slot, const int *ids, int
     be->ops->embed_forward(be, e->x, e->d_tok, NULL, param(e, -1, LMC_T_WTE), param(e, -1, LMC_T_WPE), 1, n, C);
     for (int l = 0; l < c->n_layer; l++) {
         norm(e, e->ln, e->x, l, LMC_T_LN1_W, LMC_T_LN1_B, n);
-        lin(e, e->qkv, e->ln, mat(e, l, M_QKV), 0, (size_t)e->qkv_dim, param(e, l, LMC_T_QKV_B), n, 0, gemm);
+        lmc_engine_lin(e, e->qkv, e->ln, mat(e, l, LMC_EM_QKV), 0, (size_t)e->qkv_dim, param(e, l, LMC_T_QKV_B), n, 0, gemm);
         if (c->pos == LMC_POS_ROPE)
             be->ops->rope(be, e->qkv, NULL, 1, n, NH, NKV, HS, c->rope_theta, 0);
         be->ops->kv_store(be, kslot(e, e->kcache, l, slot), kslot(e, e->vcache, l, slot), e->qkv + (size_t)NH * HS,
                           e->qkv + (size_t)(NH + NKV) * HS, (size_t)e->qkv_dim, e->d_zero, 1, n, e->ctx, e->kvdim);
         be->ops->attention_forward(be, e->atty, NULL, e->qkv, 1, n, NH, NKV, HS);
-        row_lin(e, e->atty, mat(e, l, M_ATTN), param(e, l, LMC_T_ATTN_B), n, gemm);
+        row_lin(e, e->atty, mat(e, l, LMC_EM_ATTN), param(e, l, LMC_T_ATTN_B), n, gemm);
         norm(e, e->ln, e->x, l, LMC_T_LN2_W, LMC_T_LN2_B, n);
-        mlp(e, l, n, gemm);
+        mlp(e, l, n, NULL, n, gemm);
     }
     /* only the last position's logits are needed */
     norm(e, e->ln, e->x + (size_t)(n - 1) * C, -1, LMC_T_NORMF_W, LMC_T_NORMF_B, 1);
     if (gemm)
         lmc_model_linear(e->m, e->logits, e->ln, param(e, -1, LMC_T_HEAD), NULL, 1, c->vocab_padded, C, 0);
     else
-        lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, 1, 0, 0);
+        lmc_engine_lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, 1, 0, 0);
     LMC_TRY(e->m->tp_status);
     be->ops->download(be, logits, e->logits, (size_t)c->vocab * sizeof(float));
     e->stats.prefill_tokens += n;
@@ -130,6 +132,7 @@ lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, con
     if (nb < 1 || nb > e->slots)
         return lmc_err(LMC_ERANGE, "decode: %d rows, the engine has %d slots", nb, e->slots);
     int *tok = e->h_ints, *p = tok + nb, *len = p + nb, busy = 0;
+    int *rows = e->h_ints + 5 * e->slots; /* the busy rows (the scheduler's tokens and positions sit before) */
     for (int b = 0; b < nb; b++) {
         int idle = pos[b] < 0;
         if (!idle && pos[b] >= e->ctx)
@@ -140,7 +143,8 @@ lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, con
         tok[b] = idle ? 0 : tokens[b];
         p[b] = idle ? 0 : pos[b];
         len[b] = idle ? 0 : pos[b] + 1;
-        busy += !idle;
+        if (!idle)
+            rows[busy++] = b;
     }
     double t0 = lmc_now();
     int C = c->dim, NH = e->m->nh, NKV = e->m->nkv, HS = e->hs, D = e->kvdim;
@@ -154,8 +158,8 @@ lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, con
     for (int l = 0; l < c->n_layer; l++) {
         const float *qkv_b = param(e, l, LMC_T_QKV_B);
         norm(e, e->ln, e->x, l, LMC_T_LN1_W, LMC_T_LN1_B, nb);
-        lin(e, q, e->ln, mat(e, l, M_QKV), 0, (size_t)NH * HS, qkv_b, nb, 0, 0);
-        lin(e, kv, e->ln, mat(e, l, M_QKV), (size_t)NH * HS, 2 * (size_t)D, qkv_b ? qkv_b + NH * HS : NULL, nb, 0,
+        lmc_engine_lin(e, q, e->ln, mat(e, l, LMC_EM_QKV), 0, (size_t)NH * HS, qkv_b, nb, 0, 0);
+        lmc_engine_lin(e, kv, e->ln, mat(e, l, LMC_EM_QKV), (size_t)NH * HS, 2 * (size_t)D, qkv_b ? qkv_b + NH * HS : NULL, nb, 0,
             0);
         if (c->pos == LMC_POS_ROPE) {
             be->ops->rope(be, q, e->d_pos, nb, 1, NH, 0, HS, c->rope_theta, 0);
@@ -164,12 +168,12 @@ lmc_status lmc_engine_decode_local(lmc_engine *e, int nb, const int *tokens, con
         float *kc = kslot(e, e->kcache, l, 0), *vc = kslot(e, e->vcache, l, 0);
         be->ops->kv_store(be, kc, vc, kv, kv + D, 2 * (size_t)D, e->d_pos, nb, 1, e->ctx, D);
         be->ops->attention_decode(be, e->atty, q, kc, vc, e->d_len, nb, e->ctx, NH, NKV, HS);
-        row_lin(e, e->atty, mat(e, l, M_ATTN), param(e, l, LMC_T_ATTN_B), nb, 0);
+        row_lin(e, e->atty, mat(e, l, LMC_EM_ATTN), param(e, l, LMC_T_ATTN_B), nb, 0);
         norm(e, e->ln, e->x, l, LMC_T_LN2_W, LMC_T_LN2_B, nb);
-        mlp(e, l, nb, 0);
+        mlp(e, l, nb, rows, busy, 0);
     }
     norm(e, e->ln, e->x, -1, LMC_T_NORMF_W, LMC_T_NORMF_B, nb);
-    lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, nb, 0, 0);
+    lmc_engine_lin(e, e->logits, e->ln, mat(e, -1, 0), 0, (size_t)c->vocab, NULL, nb, 0, 0);
     LMC_TRY(e->m->tp_status);
     be->ops->download(be, logits, e->logits, (size_t)nb * c->vocab * sizeof(float));
     e->stats.decode_steps++;

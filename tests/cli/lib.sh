@@ -50,5 +50,17 @@ finish() {
     [ $fails -eq 0 ]
 }
 
+# same_as_sample NAME MODEL PROMPT-IDS TOKENS [extra generate flags]: lmc
+# generate (the KV-cache engine) gives the greedy tokens of the plain
+# full-recompute lmc sample
+same_as_sample() {
+    local name=$1 m=$2 ids=$3 n=$4; shift 4
+    local want got
+    want=$($LMC_FAST sample --model "$m" --prompt-ids "$ids" --max-tokens "$n" --temperature 0 2>&1)
+    got=$($LMC generate --model "$m" --prompt-ids "$ids" --max-tokens "$n" --temperature 0 --quiet "$@" 2>&1)
+    if [ "$want" = "$got" ] && [ -n "$got" ]; then echo "ok   $name"; else
+        echo "FAIL $name: generate '$got' vs sample '$want'"; fails=$((fails + 1)); fi
+}
+
 # a tiny GPT-2 for fast runs
 TINY="--model d6 --layers 2 --dim 32 --heads 2 --vocab 64 --max-seq 32 --batch 2 --seq 16"

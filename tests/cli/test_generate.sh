@@ -10,18 +10,10 @@ expect_ok "gpt2 model" $LMC_FAST train $TINY --data "$T/d.bin" --steps 30 --lr 1
 expect_ok "llama model" $LMC_FAST train --model llama-15m --layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn 48 \
     --vocab 64 --max-seq 32 --batch 2 --seq 16 --data "$T/d.bin" --steps 30 --lr 1e-2 --save "$T/l.safetensors" --quiet
 
-same() { # name model prompt-ids tokens [extra generate flags]
-    local name=$1 m=$2 ids=$3 n=$4; shift 4
-    local want got
-    want=$($LMC_FAST sample --model "$m" --prompt-ids "$ids" --max-tokens "$n" --temperature 0 2>&1)
-    got=$($LMC generate --model "$m" --prompt-ids "$ids" --max-tokens "$n" --temperature 0 --quiet "$@" 2>&1)
-    if [ "$want" = "$got" ] && [ -n "$got" ]; then echo "ok   $name"; else
-        echo "FAIL $name: generate '$got' vs sample '$want'"; fails=$((fails + 1)); fi
-}
-same "gpt2 greedy == sample, 1-token prompt" "$T/g.safetensors" "5" 20
-same "gpt2 greedy == sample, 9-token prompt" "$T/g.safetensors" "1 2 3 4 5 6 7 8 9" 20
-same "llama greedy == sample, 3-token prompt" "$T/l.safetensors" "7 3 9" 25
-same "llama greedy == sample, 12-token prompt" "$T/l.safetensors" "1 5 9 13 17 21 25 29 33 37 41 45" 18
+same_as_sample "gpt2 greedy == sample, 1-token prompt" "$T/g.safetensors" "5" 20
+same_as_sample "gpt2 greedy == sample, 9-token prompt" "$T/g.safetensors" "1 2 3 4 5 6 7 8 9" 20
+same_as_sample "llama greedy == sample, 3-token prompt" "$T/l.safetensors" "7 3 9" 25
+same_as_sample "llama greedy == sample, 12-token prompt" "$T/l.safetensors" "1 5 9 13 17 21 25 29 33 37 41 45" 18
 
 a=$($LMC generate --model "$T/l.safetensors" --prompt-ids "1 2" --max-tokens 12 --temperature 1 --top-p 0.9 --seed 5 --quiet)
 b=$($LMC generate --model "$T/l.safetensors" --prompt-ids "1 2" --max-tokens 12 --temperature 1 --top-p 0.9 --seed 5 --quiet)

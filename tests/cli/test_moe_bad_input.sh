@@ -2,7 +2,7 @@
 # Bad mixture-of-experts configs and weights: each gets a clear message
 # naming the field and its value (or the tensor), a non-zero exit and no
 # crash (this runs under AddressSanitizer + UBSan); what is not yet
-# supported (the inference engine) says so.
+# supported (tensor parallelism of the engine) says so.
 . "$(dirname "$0")/lib.sh"
 
 make_shard "$T/ok.bin" 5000 64
@@ -71,6 +71,6 @@ expect_fail "an expert's tensor missing" "model.layers.1.block_sparse_moe.expert
 # not yet supported
 moe_config ok2 '{}'
 expect_ok "saved again" $LMC train --model "$T/ok2.json" $RUN --save "$T/m2/"
-expect_fail "generate (the engine)" "mixture-of-experts models \(4 experts\) do not yet run in the inference engine" \
-    $LMC generate --model "$T/m2/" --prompt-ids "1 2 3" --max-tokens 2
+expect_fail "generate --tp 2" "--tp 2: tensor parallelism of mixture-of-experts models \(4 experts\) is not yet" \
+    $LMC generate --model "$T/m2/" --prompt-ids "1 2 3" --max-tokens 2 --tp 2
 finish

@@ -1,6 +1,8 @@
 /* test_infer.c: the inference engine against a plain full-recompute
- * forward pass (lmc_model_forward), for a GPT-2 and a Llama (GQA, RoPE,
- * SwiGLU, RMSNorm) configuration:
+ * forward pass (lmc_model_forward), for a GPT-2, a Llama (GQA, RoPE,
+ * SwiGLU, RMSNorm) and two mixture-of-experts configurations (Mixtral's:
+ * 4 experts, top 2, softmax router; DeepSeek's shape: a dense first layer,
+ * then 6 experts, top 2, sigmoid router and a shared expert):
  *  - greedy generation through the KV cache with continuous batching
  *    (several prompts, fewer slots than prompts, sequences joining and
  *    leaving between steps) gives exactly the full-recompute tokens;
@@ -23,13 +25,22 @@ typedef struct {
 
 static float weight_scale = 4.0f; /* peaked logits: greedy ties are then far apart */
 
-static void fixture_open(fixture *f, int llama)
+enum { GPT2, LLAMA, MIXTRAL, DEEPSEEK };
+static const char *const kind_name[] = {"gpt2", "llama", "mixtral", "deepseek"};
+
+static void fixture_open(fixture *f, int kind)
 {
     memset(f, 0, sizeof *f);
+    int llama = kind != GPT2;
     CHECK_OK(lmc_config_preset(llama ? "llama-15m" : "d6", &f->cfg));
     lmc_model_config *c = &f->cfg;
     c->n_layer = 2, c->dim = 64, c->n_head = 4, c->n_kv_head = llama ? 2 : 4, c->ffn_dim = llama ? 96 : 256;
     c->vocab = 97, c->max_seq = 48;
+    if (kind >= MIXTRAL) {
+        c->n_expert = kind == MIXTRAL ? 4 : 6, c->top_k = 2, c->moe_ffn = 40;
+        c->router = kind == MIXTRAL ? LMC_ROUTER_SOFTMAX : LMC_ROUTER_SIGMOID;
+        c->n_shared = kind == DEEPSEEK, c->first_dense = kind == DEEPSEEK;
+    }
     CHECK_OK(lmc_config_finish(c));
     CHECK_OK(lmc_cpu_backend_open(2, "auto", &f->be));
     lmc_layout lay;
@@ -112,10 +123,10 @@ static void engine_generate(fixture *f, lmc_engine *e, lmc_seq *seqs, int n, con
     }
 }
 
-static void test_greedy_exact(int llama)
+static void test_greedy_exact(int kind)
 {
     fixture f;
-    fixture_open(&f, llama);
+    fixture_open(&f, kind);
     int V = f.cfg.vocab, gen = 20;
     int plen[5] = {1, 6, 13, 3, 24};
     lmc_engine_opts o = {.slots = 3, .ctx = 0, .quant = LMC_QUANT_NONE};
@@ -136,8 +147,8 @@ static void test_greedy_exact(int llama)
                 mismatch = g;
             n++;
         }
-        CHECK_MSG(mismatch < 0, "%s prompt %d: engine token %d differs from the full recompute",
-                  llama ? "llama" : "gpt2", i, mismatch);
+        CHECK_MSG(mismatch < 0, "%s prompt %d: engine token %d differs from the full recompute", kind_name[kind], i,
+                  mismatch);
         CHECK(seqs[i].n_gen == gen && seqs[i].finish == LMC_FINISH_LENGTH);
         lmc_seq_free(&seqs[i]);
     }
@@ -148,10 +159,10 @@ static void test_greedy_exact(int llama)
 
 /* Every decode step's logits against the full recompute; the prefill's
  * bit for bit. Two slots decode together (different positions). */
-static void test_logits(int llama, lmc_quant q, double tol)
+static void test_logits(int kind, lmc_quant q, double tol)
 {
     fixture f;
-    fixture_open(&f, llama);
+    fixture_open(&f, kind);
     int V = f.cfg.vocab, steps = 16;
     lmc_engine_opts o = {.slots = 2, .ctx = 40, .quant = q};
     lmc_engine *e;
@@ -186,19 +197,18 @@ static void test_logits(int llama, lmc_quant q, double tol)
         }
     }
     CHECK_MSG(worst <= tol, "%s %s: decode logits differ from the full recompute by %.3g (relative to max), "
-              "tolerance %.3g", llama ? "llama" : "gpt2", lmc_quant_name(q), worst, tol);
-    fprintf(stderr, "     %s %s: max logit error %.2e of max |logit|\n", llama ? "llama" : "gpt2", lmc_quant_name(q),
-            worst);
+              "tolerance %.3g", kind_name[kind], lmc_quant_name(q), worst, tol);
+    fprintf(stderr, "     %s %s: max logit error %.2e of max |logit|\n", kind_name[kind], lmc_quant_name(q), worst);
     free(got), free(want);
     lmc_engine_close(e);
     fixture_close(&f);
 }
 
 /* Sampling with a seed: the same tokens alone and among other sequences. */
-static void test_seeded_batching(void)
+static void seeded_batching(int kind)
 {
     fixture f;
-    fixture_open(&f, 1);
+    fixture_open(&f, kind);
     lmc_sampling sp = {.temperature = 1.0f, .top_k = 20, .top_p = 0.9f, .frequency_penalty = 0.5f};
     int plen[4] = {4, 9, 2, 7};
     lmc_engine_opts o1 = {.slots = 1}, o4 = {.slots = 4};
@@ -210,13 +220,20 @@ static void test_seeded_batching(void)
     engine_generate(&f, e4, batched, 4, &sp, plen, 15, 0);
     for (int i = 0; i < 4; i++) {
         CHECK_MSG(alone[i].n == batched[i].n && !memcmp(alone[i].ids, batched[i].ids, (size_t)alone[i].n * 4),
-                  "sequence %d: seeded sampling differs alone vs batched", i);
+                  "%s sequence %d: seeded sampling differs alone vs batched", kind_name[kind], i);
         lmc_seq_free(&alone[i]);
         lmc_seq_free(&batched[i]);
     }
     lmc_engine_close(e1);
     lmc_engine_close(e4);
     fixture_close(&f);
+}
+
+/* (with experts: idle and other slots' rows change no routing) */
+static void test_seeded_batching(void)
+{
+    seeded_batching(LLAMA);
+    seeded_batching(DEEPSEEK);
 }
 
 static void stop_on_token(lmc_seq *s, int token, void *ctx)
@@ -228,7 +245,7 @@ static void stop_on_token(lmc_seq *s, int token, void *ctx)
 static void test_errors_and_stops(void)
 {
     fixture f;
-    fixture_open(&f, 0);
+    fixture_open(&f, GPT2);
     lmc_engine *e;
     lmc_engine_opts bad = {.slots = 2, .ctx = 1000};
     CHECK_ERR(lmc_engine_open(&e, f.be, &f.cfg, f.params, &bad), LMC_ERANGE, "--ctx");
@@ -285,19 +302,31 @@ static void test_errors_and_stops(void)
     fixture_close(&f);
 }
 
-static void test_greedy_gpt2(void) { test_greedy_exact(0); }
-static void test_greedy_llama(void) { test_greedy_exact(1); }
-static void test_logits_gpt2(void) { test_logits(0, LMC_QUANT_NONE, 1e-4); }
-static void test_logits_llama(void) { test_logits(1, LMC_QUANT_NONE, 1e-4); }
+static void test_greedy_gpt2(void) { test_greedy_exact(GPT2); }
+static void test_greedy_llama(void) { test_greedy_exact(LLAMA); }
+static void test_logits_gpt2(void) { test_logits(GPT2, LMC_QUANT_NONE, 1e-4); }
+static void test_logits_llama(void) { test_logits(LLAMA, LMC_QUANT_NONE, 1e-4); }
+/* Mixtures of experts: decode groups the busy slots' tokens by expert */
+static void test_greedy_moe(void)
+{
+    test_greedy_exact(MIXTRAL);
+    test_greedy_exact(DEEPSEEK);
+}
+
+static void test_logits_moe(void)
+{
+    test_logits(MIXTRAL, LMC_QUANT_NONE, 1e-4);
+    test_logits(DEEPSEEK, LMC_QUANT_NONE, 1e-4);
+}
 /* Quantized weights at the scale of a trained model (init weights, not the
  * x4 that makes greedy robust): bf16 keeps 8 mantissa bits (0.4% per
  * weight), int8 a step of max|row|/127; errors average out over sums. */
 static void test_logits_quant(void)
 {
     weight_scale = 1.0f;
-    for (int llama = 0; llama < 2; llama++) {
-        test_logits(llama, LMC_QUANT_BF16, 0.01);
-        test_logits(llama, LMC_QUANT_INT8, 0.03);
+    for (int kind = GPT2; kind <= DEEPSEEK; kind++) {
+        test_logits(kind, LMC_QUANT_BF16, 0.01);
+        test_logits(kind, LMC_QUANT_INT8, 0.03);
     }
     weight_scale = 4.0f;
 }
@@ -308,6 +337,8 @@ int main(void)
     RUN(test_greedy_llama);
     RUN(test_logits_gpt2);
     RUN(test_logits_llama);
+    RUN(test_greedy_moe);
+    RUN(test_logits_moe);
     RUN(test_logits_quant);
     RUN(test_seeded_batching);
     RUN(test_errors_and_stops);
