@@ -58,7 +58,7 @@ int lmc_cmd_train(int argc, char **argv)
     long long batch = o.batch, seq = o.seq, accum = o.grad_accum, steps = o.steps, warmup = 0, seed = (long long)o.seed,
               threads = 0, layers = 0, heads = 0, kv = 0, dim = 0, ffn = 0, vocab = 0, maxseq = 0, save_every = 0,
               keep = o.keep, eval_every = 0, eval_batches = o.eval_batches, sample_every = 0,
-              sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1, tp = 1, pp = 1, vpp = 1;
+              sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1, tp = 1, pp = 1, vpp = 1, ep = 1;
     int no_shuffle = 0, quiet = 0, sp = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &o.model, "preset (d6 d12 d24 d36 d48, llama-15m ...) or config.json"},
@@ -98,6 +98,8 @@ int lmc_cmd_train(int argc, char **argv)
         {"sp", CLI_BOOL, &sp, "sequence parallelism: norms and the residual stream split by rows over the --tp group"},
         {"pp", CLI_INT, &pp, "pipeline stages: each holds consecutive layers, 1F1B over --grad-accum micro-batches",
          1, 4096},
+        {"ep", CLI_INT, &ep, "expert parallelism: groups of this many consecutive data-parallel ranks split the "
+         "experts, tokens exchanged by all-to-all", 1, 4096},
         {"pp-layers", CLI_STR, &o.pp_layers, "layers per pipeline stage, e.g. 7,5 (default: balanced by cost)"},
         {"vpp", CLI_INT, &vpp, "interleaved pipeline: chunks of layers per rank (Megatron's virtual stages)", 1, 64},
         {"recompute", CLI_STR, &o.recompute, "none | selective | full: activations recomputed in backward"},
@@ -132,7 +134,7 @@ int lmc_cmd_train(int argc, char **argv)
     o.vocab = (int)vocab, o.max_seq = (int)maxseq, o.save_every = (int)save_every, o.keep = (int)keep;
     o.eval_every = (int)eval_every, o.eval_batches = (int)eval_batches, o.sample_every = (int)sample_every;
     o.sample_tokens = (int)sample_tokens, o.zero = (int)zero, o.slow_rank = (int)slow_rank;
-    o.tp = (int)tp, o.pp = (int)pp, o.vpp = (int)vpp, o.sp = sp;
+    o.tp = (int)tp, o.pp = (int)pp, o.vpp = (int)vpp, o.sp = sp, o.ep = (int)ep;
     if (o.init && (layers || heads || kv || dim || ffn || vocab || maxseq))
         return cli_fail("train", lmc_err(LMC_EINVAL, "--layers/--heads/--dim/... override a --model preset; "
                                                      "--init takes the model from the file"));

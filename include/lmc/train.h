@@ -25,6 +25,8 @@ typedef struct {
     int pp;                /* pipeline stages: each holds consecutive layers (ranks: tp innermost, then pp, then dp) */
     const char *pp_layers; /* "a,b,...": layers per (virtual) stage by hand (NULL: balanced by cost) */
     int vpp;               /* interleaved pipeline: chunks per rank (virtual stages pp x vpp) */
+    int ep;                /* expert parallelism: consecutive data-parallel ranks splitting the experts */
+    double moe_bias_step;  /* aux-loss-free balancing's bias step; < 0: the model config's */
     const char *recompute; /* none | selective | full */
     const char *balance;   /* off | auto */
     double slowdown;       /* test-only: this rank sleeps to run this many times slower */

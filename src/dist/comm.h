@@ -88,6 +88,12 @@ struct lmc_comm_ops {
      * one new communicator, ranked by key (MPI_Comm_split). The new one is
      * independent (its own queue and watchdog); close it before its parent. */
     lmc_status (*split)(lmc_comm *c, int color, int key, lmc_comm **out);
+    /* All-to-all of varying sizes (expert parallelism's token rows), in
+     * this communicator's memory: send holds scount[r] floats for each rank
+     * r, in rank order; recv gets rcount[r] floats from each rank r, in rank
+     * order. The counts are agreed beforehand (allgather_host): rcount[r]
+     * here is scount[me] there. Blocking. NULL: not supported (hccl). */
+    lmc_status (*alltoallv)(lmc_comm *c, const float *send, const size_t *scount, float *recv, const size_t *rcount);
     /* The fault path: after a failure on this rank that the others cannot
      * see (an error, a timed-out wait), ends every rank of the job so none
      * waits forever: prints why on stderr and aborts (MPI_Abort, which does

@@ -44,7 +44,8 @@
 #define FLOAT_CHUNK ((size_t)1 << 20)
 
 static const char *const op_names[] = {"allreduce", "reduce_scatter", "allgather", "allgather", "gather",
-                                       "broadcast", "allreduce_host", "allgather_host", "barrier", "split"};
+                                       "broadcast", "allreduce_host", "allgather_host", "barrier", "split",
+                                       "alltoallv"};
 
 static mpi_impl *impl_of(lmc_comm *c) { return c->impl; }
 
@@ -226,6 +227,31 @@ static lmc_status run_host(lmc_comm *c, mpi_req *r)
     return finish_call(c, r, rc, &rq, "MPI_Iallgather");
 }
 
+/* Counts and displacements in floats, as MPI's ints: scratch for 4 x size. */
+static lmc_status run_alltoallv(lmc_comm *c, mpi_req *r)
+{
+    int n = c->size, *ib = malloc(4 * (size_t)n * sizeof(int));
+    if (!ib) {
+        snprintf(r->err, sizeof r->err, "alltoallv: out of memory for %d ranks' counts", n);
+        return LMC_ENOMEM;
+    }
+    int *sc = ib, *sd = ib + n, *rc = ib + 2 * n, *rd = ib + 3 * n;
+    size_t so = 0, ro = 0;
+    for (int q = 0; q < n; q++) {
+        if (r->scount[q] > INT_MAX || r->rcount[q] > INT_MAX || so > INT_MAX || ro > INT_MAX) {
+            free(ib);
+            return req_limit(c, r, so > ro ? so : ro);
+        }
+        sc[q] = (int)r->scount[q], sd[q] = (int)so, rc[q] = (int)r->rcount[q], rd[q] = (int)ro;
+        so += r->scount[q], ro += r->rcount[q];
+    }
+    MPI_Request rq;
+    int e = MPI_Ialltoallv(r->in, sc, sd, MPI_FLOAT, r->buf, rc, rd, MPI_FLOAT, impl_of(c)->comm, &rq);
+    lmc_status s = finish_call(c, r, e, &rq, "MPI_Ialltoallv");
+    free(ib);
+    return s;
+}
+
 static lmc_status run_req(lmc_comm *c, mpi_req *r)
 {
     switch (r->op) {
@@ -235,6 +261,7 @@ static lmc_status run_req(lmc_comm *c, mpi_req *r)
     case OP_AGRANGE: return run_allgather_range(c, r);
     case OP_GATHER: return run_gather(c, r);
     case OP_BCAST: return run_bcast(c, r);
+    case OP_ALLTOALLV: return run_alltoallv(c, r);
     default: return run_host(c, r);
     }
 }
@@ -447,6 +474,13 @@ static lmc_status mpi_allgather_host(lmc_comm *c, const void *in, void *out, siz
     return run_now(c, &r);
 }
 
+static lmc_status mpi_alltoallv(lmc_comm *c, const float *send, const size_t *scount, float *recv,
+                                const size_t *rcount)
+{
+    mpi_req r = {.op = OP_ALLTOALLV, .in = send, .buf = recv, .scount = scount, .rcount = rcount};
+    return run_now(c, &r);
+}
+
 static lmc_status mpi_barrier(lmc_comm *c)
 {
     mpi_req r = {.op = OP_BARRIER};
@@ -544,6 +578,7 @@ static const lmc_comm_ops mpi_ops = {
     .recv_start = lmc_mpi_recv_start,
     .p2p_wait = lmc_mpi_p2p_wait,
     .split = mpi_split,
+    .alltoallv = mpi_alltoallv,
     .abort = mpi_abort,
     .destroy = mpi_destroy,
 };

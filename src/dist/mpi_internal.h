@@ -14,7 +14,7 @@
 #define P2P_SLOTS 64              /* sends and receives in flight at most */
 
 typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_AGRANGE, OP_GATHER, OP_BCAST, OP_HOST_SUM,
-               OP_HOST_GATHER, OP_BARRIER, OP_SPLIT } op_kind;
+               OP_HOST_GATHER, OP_BARRIER, OP_SPLIT, OP_ALLTOALLV } op_kind;
 
 typedef struct {
     op_kind op;
@@ -22,6 +22,7 @@ typedef struct {
     void *buf;
     const void *in;
     size_t n, begin, end, bytes;
+    const size_t *scount, *rcount; /* alltoallv: floats to and from each rank */
     lmc_status status;
     char err[512];
 } mpi_req;

@@ -350,6 +350,36 @@ static lmc_status nccl_gather(lmc_comm *c, const float *shard, float *full, size
     return nccl_wait(c, req);
 }
 
+/* One group of a send and a receive per peer (the copy to itself on the
+ * stream): NCCL's all-to-all pattern. */
+static lmc_status nccl_alltoallv(lmc_comm *c, const float *send, const size_t *scount, float *recv,
+                                 const size_t *rcount)
+{
+    nccl_impl *m = impl_of(c);
+    const char *what = "alltoallv";
+    int r = -1, req = -1;
+    LMC_TRY(post_begin(c, what, &r));
+    size_t so = 0, ro = 0;
+    NC_TRY(c, what, ncclGroupStart());
+    ncclResult_t g = ncclSuccess;
+    for (int q = 0; q < c->size; so += scount[q], ro += rcount[q], q++) {
+        if (q == c->rank) {
+            if (scount[q] && g == ncclSuccess &&
+                cudaMemcpyAsync(recv + ro, send + so, scount[q] * sizeof(float), cudaMemcpyDeviceToDevice,
+                                m->stream) != cudaSuccess)
+                g = ncclUnhandledCudaError;
+            continue;
+        }
+        if (scount[q])
+            NC_GROUP(g, ncclSend(send + so, scount[q], ncclFloat, q, m->nc, m->stream));
+        if (rcount[q])
+            NC_GROUP(g, ncclRecv(recv + ro, rcount[q], ncclFloat, q, m->nc, m->stream));
+    }
+    LMC_TRY(group_end(c, what, g));
+    LMC_TRY(post_end(c, r, what, &req));
+    return nccl_wait(c, req);
+}
+
 static lmc_status nccl_broadcast(lmc_comm *c, void *buf, size_t bytes, int root)
 {
     nccl_impl *m = impl_of(c);
@@ -509,6 +539,7 @@ static const lmc_comm_ops nccl_ops = {
     .recv_start = nccl_recv_start,
     .p2p_wait = nccl_wait,
     .split = nccl_split,
+    .alltoallv = nccl_alltoallv,
     .abort = nccl_abort,
     .destroy = nccl_destroy,
 };

@@ -185,6 +185,8 @@ static void model_init(lmc_model *m, const lmc_model_config *cfg, lmc_backend *b
     m->vrows = cfg->vocab_padded / (m->vocab_split ? m->tp : 1);
     m->v0 = m->vocab_split ? m->tp_rank * m->vrows : 0;
     m->act_slots = o->act_slots > 1 ? o->act_slots : 1;
+    m->ep = o->ep > 1 ? o->ep : 1;
+    m->ep_comm = m->ep > 1 ? o->ep_comm : NULL;
     int left = cfg->vocab - m->v0;
     m->vvalid = left < 0 ? 0 : left < m->vrows ? left : m->vrows;
 }

@@ -89,6 +89,10 @@ typedef struct {
     int chunks;
     const int *chunk_bounds;
     int act_slots; /* activation sets for micro-batches in flight (lmc_model_use_slot); 0 means 1 */
+    /* Expert parallelism: the experts split over ep ranks of ep_comm, the
+     * rows routed to them exchanged by all-to-all (moe_ep.c); ep <= 1: none. */
+    int ep;
+    lmc_comm *ep_comm;
 } lmc_model_opts;
 
 typedef struct {
@@ -118,7 +122,7 @@ typedef struct {
     lmc_comm *tp_comm;
     int sp;                /* sequence parallelism (lmc_model_opts) */
     double tp_values;      /* values summed, gathered or scattered over the group so far (each collective's N x C) */
-    lmc_status tp_status;  /* the first failed tensor-parallel sum (the passes check it once) */
+    lmc_status tp_status;  /* the first failed collective in the passes (tensor-parallel sum, expert exchange); checked once */
     /* vocabulary parallelism: this rank's rows [v0, v0 + vrows) of the
      * embedding and head, vvalid of them real tokens (the rest padding) */
     int vocab_split, v0, vrows, vvalid;
@@ -127,6 +131,8 @@ typedef struct {
     float *xstats, *h_xstats; /* device and host (N,2): xent_part's statistics */
     double *h_rows;        /* host (3N): per-row reductions over the group */
     struct lmc_moe *moe;   /* mixture-of-experts routing state; NULL for a dense model */
+    int ep;                /* expert parallelism (lmc_model_opts) */
+    lmc_comm *ep_comm;
 } lmc_model;
 
 typedef enum {

@@ -45,7 +45,7 @@ lmc_status lmc_moe_open(lmc_model *m)
         return lmc_err(LMC_ENOMEM, "out of memory for the routing of %d experts", E);
     for (int l = c->first_dense; l < c->n_layer; l++)
         LMC_TRY(lmc_route_alloc(&x->route[l], N, E, k));
-    return LMC_OK;
+    return lmc_moe_ep_open(m);
 }
 
 void lmc_moe_close(lmc_model *m)
@@ -53,6 +53,7 @@ void lmc_moe_close(lmc_model *m)
     lmc_moe *x = m->moe;
     if (!x)
         return;
+    lmc_moe_ep_close(m);
     for (int l = 0; x->route && l < m->cfg.n_layer; l++)
         lmc_route_free(&x->route[l]);
     free(x->route);
@@ -107,28 +108,38 @@ static void route(lmc_model *m, lmc_layer_acts *la, int l, int N)
     be->ops->upload(be, la->ew, r->w, R * sizeof(float));
 }
 
+void lmc_moe_experts_forward(lmc_model *m, int l, int e0, int ne, const int *off, const float *x, float *h,
+                             float *a, float *y, int R)
+{
+    int C = m->cfg.dim, F = m->cfg.moe_ffn;
+    for (int j = 0; j < ne; j++) /* each expert's [gate | up] over its rows */
+        if (off[j + 1] > off[j])
+            lmc_model_linear(m, h + (size_t)off[j] * 2 * F, x + (size_t)off[j] * C,
+                             expert_fc(m, m->unit_params, l, e0 + j), NULL, off[j + 1] - off[j], 2 * F, C, 0);
+    m->be->ops->swiglu_forward(m->be, a, h, R, F);
+    for (int j = 0; j < ne; j++) /* down */
+        if (off[j + 1] > off[j])
+            lmc_model_linear(m, y + (size_t)off[j] * C, a + (size_t)off[j] * F,
+                             expert_proj(m, m->unit_params, l, e0 + j), NULL, off[j + 1] - off[j], C, F, 0);
+}
+
 void lmc_moe_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
 {
     lmc_backend *be = m->be;
     const lmc_model_config *c = &m->cfg;
-    int C = c->dim, F = c->moe_ffn, R = N * c->top_k;
+    int C = c->dim, R = N * c->top_k;
     const int *off = m->moe->route[l].off;
     shared_forward(m, la, l, N);
     route(m, la, l, N);
     be->ops->gather_rows(be, la->exg, la->ln2, la->etok, NULL, R, C);
-    for (int e = 0; e < c->n_expert; e++) /* each expert's [gate | up] over its rows */
+    if (m->moe->ep) /* the rows to their experts' ranks and back */
+        lmc_moe_ep_forward(m, la, l, N);
+    else
+        lmc_moe_experts_forward(m, l, 0, c->n_expert, off, la->exg, la->eh, la->ea, la->ey, R);
+    for (int e = 0; e < c->n_expert; e++) /* weighted into the tokens' rows */
         if (off[e + 1] > off[e])
-            lmc_model_linear(m, la->eh + (size_t)off[e] * 2 * F, la->exg + (size_t)off[e] * C,
-                             expert_fc(m, m->unit_params, l, e), NULL, off[e + 1] - off[e], 2 * F, C, 0);
-    be->ops->swiglu_forward(be, la->ea, la->eh, R, F);
-    for (int e = 0; e < c->n_expert; e++) { /* down, then weighted into the tokens' rows */
-        int n = off[e + 1] - off[e];
-        if (!n)
-            continue;
-        float *y = la->ey + (size_t)off[e] * C;
-        lmc_model_linear(m, y, la->ea + (size_t)off[e] * F, expert_proj(m, m->unit_params, l, e), NULL, n, C, F, 0);
-        be->ops->scatter_add_rows(be, la->res3, y, la->etok + off[e], la->ew + off[e], n, C);
-    }
+            be->ops->scatter_add_rows(be, la->res3, la->ey + (size_t)off[e] * C, la->etok + off[e], la->ew + off[e],
+                                      off[e + 1] - off[e], C);
 }
 
 void lmc_moe_recompute(lmc_model *m, const lmc_layer_acts *la, int l, int N)
@@ -137,6 +148,8 @@ void lmc_moe_recompute(lmc_model *m, const lmc_layer_acts *la, int l, int N)
     int R = N * m->cfg.top_k, S = shared_width(m);
     if (S)
         be->ops->swiglu_forward(be, la->fch_act, la->fch, N, S);
+    if (m->moe->ep) /* the owner keeps its rows' activations */
+        return;
     be->ops->gather_rows(be, la->exg, la->ln2, la->etok, NULL, R, m->cfg.dim);
     be->ops->swiglu_forward(be, la->ea, la->eh, R, m->cfg.moe_ffn);
 }
@@ -157,32 +170,41 @@ static void shared_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N
     lmc_model_linear_backward(m, dln2, 0, G(l, LMC_T_FC_W), NULL, dfch, la->ln2, W(l, LMC_T_FC_W), N, 2 * S, C);
 }
 
+void lmc_moe_experts_backward(lmc_model *m, int l, int e0, int ne, const int *off, float *dy, const float *x,
+                              const float *h, const float *a, float *da, float *dh, int R)
+{
+    int C = m->cfg.dim, F = m->cfg.moe_ffn;
+    for (int j = 0; j < ne; j++)
+        if (off[j + 1] > off[j])
+            lmc_model_linear_backward(m, da + (size_t)off[j] * F, 0, expert_proj(m, m->unit_grads, l, e0 + j), NULL,
+                                      dy + (size_t)off[j] * C, a + (size_t)off[j] * F,
+                                      expert_proj(m, m->unit_params, l, e0 + j), off[j + 1] - off[j], C, F);
+    m->be->ops->swiglu_backward(m->be, dh, h, da, R, F);
+    for (int j = 0; j < ne; j++) /* d(y) is dead: the rows' input gradients replace it */
+        if (off[j + 1] > off[j])
+            lmc_model_linear_backward(m, dy + (size_t)off[j] * C, 0, expert_fc(m, m->unit_grads, l, e0 + j), NULL,
+                                      dh + (size_t)off[j] * 2 * F, x + (size_t)off[j] * C,
+                                      expert_fc(m, m->unit_params, l, e0 + j), off[j + 1] - off[j], 2 * F, C);
+}
+
 /* dln2 += the routed experts' part; the rows' weight gradients into edw */
 static void routed_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N, float *dln2)
 {
     lmc_backend *be = m->be;
     const lmc_model_config *c = &m->cfg;
-    int C = c->dim, F = c->moe_ffn, R = N * c->top_k;
+    int C = c->dim, R = N * c->top_k;
     const int *off = m->moe->route[l].off;
-    float *dy = m->a.edy, *da = m->a.eda, *dh = m->a.edh;
+    float *dy = m->a.edy;
     be->ops->gather_rows(be, dy, m->a.dres, la->etok, la->ew, R, C); /* d(y) = w d(res3)[token] */
     be->ops->row_dot(be, m->a.edw, m->a.dres, la->etok, la->ey, R, C); /* d(w) = d(res3)[token] . y */
-    for (int e = 0; e < c->n_expert; e++)
+    if (m->moe->ep) /* d(y) to the experts' ranks, d(x) back */
+        lmc_moe_ep_backward(m, l, dy);
+    else
+        lmc_moe_experts_backward(m, l, 0, c->n_expert, off, dy, la->exg, la->eh, la->ea, m->a.eda, m->a.edh, R);
+    for (int e = 0; e < c->n_expert; e++) /* the gathered rows' gradients to their tokens */
         if (off[e + 1] > off[e])
-            lmc_model_linear_backward(m, da + (size_t)off[e] * F, 0, expert_proj(m, m->unit_grads, l, e), NULL,
-                                      dy + (size_t)off[e] * C, la->ea + (size_t)off[e] * F,
-                                      expert_proj(m, m->unit_params, l, e), off[e + 1] - off[e], C, F);
-    be->ops->swiglu_backward(be, dh, la->eh, da, R, F);
-    float *dx = dy; /* d(y) is dead: the gathered rows' gradients */
-    for (int e = 0; e < c->n_expert; e++) {
-        int n = off[e + 1] - off[e];
-        if (!n)
-            continue;
-        lmc_model_linear_backward(m, dx + (size_t)off[e] * C, 0, expert_fc(m, m->unit_grads, l, e), NULL,
-                                  dh + (size_t)off[e] * 2 * F, la->exg + (size_t)off[e] * C,
-                                  expert_fc(m, m->unit_params, l, e), n, 2 * F, C);
-        be->ops->scatter_add_rows(be, dln2, dx + (size_t)off[e] * C, la->etok + off[e], NULL, n, C);
-    }
+            be->ops->scatter_add_rows(be, dln2, dy + (size_t)off[e] * C, la->etok + off[e], NULL, off[e + 1] - off[e],
+                                      C);
 }
 
 /* dln2 += the router's part: the logits' gradient from the host */

@@ -31,8 +31,11 @@ typedef struct {
     int *fill;     /* (E) scratch */
 } lmc_route;
 
+typedef struct lmc_moe_ep lmc_moe_ep; /* expert parallelism's state (moe_ep.c) */
+
 /* The model's routing state (lmc_model.moe). */
 typedef struct lmc_moe {
+    lmc_moe_ep *ep;        /* NULL without --ep */
     lmc_route *route;      /* [n_layer]: those of mixture-of-experts layers */
     float *h_logits, *h_dw, *h_dz; /* host scratch: (N,E), (N*k), (N,E) */
     float *aux_c;          /* (E): d(objective) / d(softmax prob of expert e), the same for every token and layer */
@@ -65,9 +68,32 @@ void lmc_moe_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N);
 /* --recompute selective: the gathered rows and the activations again (the
  * routing is kept), by the same ops: the same bits. */
 void lmc_moe_recompute(lmc_model *m, const lmc_layer_acts *la, int l, int N);
+/* Experts e0 .. e0 + ne - 1 over R rows in expert order (expert e0 + j's
+ * are [off[j], off[j + 1])): h (R,2F) = x . [gate; up]^T, a (R,F) =
+ * SwiGLU(h), y (R,C) = a . down^T; and backward from dy (R,C), which is
+ * replaced by the rows' input gradients, with da (R,F), dh (R,2F) scratch,
+ * the experts' weight gradients accumulated. */
+void lmc_moe_experts_forward(lmc_model *m, int l, int e0, int ne, const int *off, const float *x, float *h,
+                             float *a, float *y, int R);
+void lmc_moe_experts_backward(lmc_model *m, int l, int e0, int ne, const int *off, float *dy, const float *x,
+                              const float *h, const float *a, float *da, float *dh, int R);
 /* After a forward over N tokens: the load-balancing loss, and (dloss > 0,
  * training) its gradient factors aux_c for the backward pass, scaled as
  * the language-model loss (dloss per token). */
 void lmc_moe_aux(lmc_model *m, int N, float dloss);
+
+/* ---- moe_ep.c: expert parallelism (m->ep ranks in m->ep_comm) ---- */
+/* --ep against the model: a mixture of experts whose experts it divides. */
+lmc_status lmc_moe_ep_check(const lmc_model_config *c, int ep);
+lmc_status lmc_moe_ep_open(lmc_model *m);
+void lmc_moe_ep_close(lmc_model *m);
+/* The sender's rows la->exg to their owners, the owner's experts, the
+ * outputs back into la->ey (failures into m->tp_status). */
+void lmc_moe_ep_forward(lmc_model *m, lmc_layer_acts *la, int l, int N);
+/* dy (R,C): the rows' output gradients to their owners, the rows' input
+ * gradients back into dy. */
+void lmc_moe_ep_backward(lmc_model *m, int l, float *dy);
+/* Seconds in the exchanges and floats sent to other ranks, since open. */
+void lmc_moe_ep_stats(const lmc_model *m, double *a2a_s, double *values);
 
 #endif

@@ -26,16 +26,19 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
     const lmc_train_opts *o = tr->o;
     int B = o->batch, T = o->seq, M = o->eval_batches > 0 ? o->eval_batches : 1;
     double acc[3] = {0, 0, 0};
-    int W = tr->comm->size, rounds = tr->zero == 3 ? (M + W - 1) / W : 0;
-    for (int r = (M - tr->comm->rank + W - 1) / W; r < rounds; r++) { /* ZeRO-3: join the gathers of the ranks with one more batch */
-        if (tr->pp == 1) {
+    int W = tr->comm->size, rounds = tr->zero == 3 || tr->ep > 1 ? (M + W - 1) / W : 0;
+    for (int r = (M - tr->comm->rank + W - 1) / W; r < rounds; r++) { /* ZeRO-3, --ep: join the ranks with one more batch */
+        if (tr->pp == 1 && tr->ep == 1) {
             lmc_model_walk_units(tr->m, 0);
             continue;
         }
-        /* a pipeline's chunks gather in their own order: run one (batch 0, unused) */
+        /* a pipeline's chunks gather in their own order, experts exchange rows: run one (batch 0, unused) */
         LMC_TRY(lmc_tokens_batch(&tr->val, 0, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
         LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
-        LMC_TRY(lmc_pipe_forward(tr, B, T, LMC_FWD_LOSS));
+        if (tr->pp > 1)
+            LMC_TRY(lmc_pipe_forward(tr, B, T, LMC_FWD_LOSS));
+        else
+            lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
     }
     for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
         LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
@@ -46,6 +49,7 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
                 continue; /* the last stage has the loss */
         } else {
             lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
+            LMC_TRY(tr->m->tp_status);
         }
         float loss = lmc_model_mean_loss(tr->m, B, T);
         acc[0] += loss;

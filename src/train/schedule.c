@@ -28,6 +28,8 @@ void lmc_train_defaults(lmc_train_opts *o)
     o->balance = "off";
     o->recompute = "none";
     o->tp = 1;
+    o->ep = 1;
+    o->moe_bias_step = -1; /* the model config's */
     o->max_shard_mb = 5000; /* Hugging Face's default max_shard_size, 5GB */
     o->slowdown = 1.0;
     o->keep = 2;

@@ -19,6 +19,7 @@
  * backward pass.
  */
 #include "lmc/report.h"
+#include "model/moe.h"
 #include "train/trainer.h"
 
 #include <math.h>
@@ -310,6 +311,10 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
             aux += tr->all[r].aux_sum;
         lmc_sb_printf(&sb, ",\"aux_loss\":%.9g", aux / lmc_balance_total(tr));
     }
+    if (tr->ep > 1) { /* expert parallelism's exchanges: time and floats sent to other ranks */
+        log_ranks(&sb, "a2a_ms", tr, offsetof(lmc_rank_stats, a2a_ms), "%.3f");
+        log_ranks(&sb, "a2a_values", tr, offsetof(lmc_rank_stats, a2a_values), "%.0f");
+    }
     if (tr->comm->size > 1) {
         log_ranks(&sb, "mb", tr, offsetof(lmc_rank_stats, mb), "%.0f");
         log_ranks(&sb, "compute_ms", tr, offsetof(lmc_rank_stats, compute_ms), "%.3f");
@@ -353,7 +358,7 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         lmc_trainer_emit(tr, &e);
     }
     /* under ZeRO-3 and --tp the forward pass is a collective: every rank samples */
-    int all_sample = tr->zero == 3 || tr->tp > 1 || tr->pp > 1;
+    int all_sample = tr->zero == 3 || tr->tp > 1 || tr->pp > 1 || tr->ep > 1;
     if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->world->rank == 0 || all_sample)) {
         lmc_sb text;
         lmc_sb_init(&text);
@@ -388,8 +393,8 @@ static lmc_status gather_stats(lmc_trainer *tr)
         if (tr->all[r].step_ms / 1e3 > tr->max_step_s)
             tr->max_step_s = tr->all[r].step_ms / 1e3;
     c->timeout_s = 20 * tr->max_step_s > 600 ? 20 * tr->max_step_s : 600;
-    lmc_comm *groups[3] = {tr->tpc, tr->ppc, tr->embc};
-    for (int i = 0; i < 3; i++)
+    lmc_comm *groups[4] = {tr->tpc, tr->ppc, tr->embc, tr->epc};
+    for (int i = 0; i < 4; i++)
         if (groups[i])
             groups[i]->timeout_s = c->timeout_s;
     return LMC_OK;
@@ -411,9 +416,10 @@ static lmc_status agree_stop(lmc_trainer *tr)
 lmc_status lmc_trainer_step(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values;
+    double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values, a2a0, vals0, a2a1, vals1;
     float norm = 0, lr = 0;
     memset(&tr->me, 0, sizeof tr->me);
+    lmc_moe_ep_stats(tr->m, &a2a0, &vals0);
     LMC_TRY(accumulate_grads(tr));
     double t1 = lmc_now();
     LMC_TRY(wait_buckets(tr));
@@ -429,6 +435,9 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     tr->me.step_ms = dt * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
     tr->me.tp_values = tr->m->tp_values - tpv0;
+    lmc_moe_ep_stats(tr->m, &a2a1, &vals1);
+    tr->me.a2a_ms = (a2a1 - a2a0) * 1e3;
+    tr->me.a2a_values = vals1 - vals0;
     tr->me.rss_mb = (double)lmc_peak_rss() / 1e6;
     tr->me.stop = stop_signal;
     LMC_TRY(gather_stats(tr));

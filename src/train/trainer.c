@@ -1,6 +1,7 @@
 /* trainer.c: setting up a training job (one rank or many) and running it. */
 #include "train/trainer.h"
 #include "lmc/tokenizer.h"
+#include "model/moe.h"
 #include "train/checkpoint.h"
 
 #include <math.h>
@@ -236,6 +237,24 @@ static lmc_status open_groups(lmc_trainer *tr)
     return LMC_OK;
 }
 
+/* --ep consecutive ranks of the data-parallel group split the experts;
+ * all of them run the same micro-batches (the exchanges pair them up). */
+static lmc_status open_ep(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    lmc_comm *dp = tr->comm;
+    tr->ep = o->ep > 1 ? o->ep : 1;
+    if (tr->ep == 1)
+        return LMC_OK;
+    if (dp->size % tr->ep)
+        return lmc_err(LMC_EINVAL, "--ep %d does not divide the %d data-parallel ranks of this job: expert-parallel "
+                       "groups are --ep consecutive ranks, so run a multiple of %d", tr->ep, dp->size, tr->ep);
+    if (o->balance && !strcmp(o->balance, "auto"))
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --balance auto is not supported: the ranks of an "
+                       "expert-parallel group exchange tokens in every micro-batch, so all run as many", tr->ep);
+    return dp->ops->split(dp, dp->rank / tr->ep, dp->rank, &tr->epc);
+}
+
 /* Sequence parallelism splits the B*T rows of the residual stream evenly
  * over the group. */
 static lmc_status check_sp(const lmc_trainer *tr)
@@ -337,7 +356,8 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
                          .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1, .sp = o->sp,
                          .chunks = tr->vpp, .chunk_bounds = bounds,
-                         .act_slots = tr->pp > 1 ? lmc_pipe_act_sets(tr) : 1};
+                         .act_slots = tr->pp > 1 ? lmc_pipe_act_sets(tr) : 1, .ep = tr->ep,
+                         .ep_comm = tr->epc};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
@@ -390,11 +410,11 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
     lmc_comm *c = tr->world;
     static const char *const names[] = {"parameter count", "--batch", "--seq", "--grad-accum", "--steps",
                                         "--zero", "step", "data position", "--seed", "shuffle", "--balance",
-                                        "training tokens"};
+                                        "training tokens", "--ep"};
     enum { NF = sizeof names / sizeof *names };
     double mine[NF] = {lmc_config_num_params(&tr->cfg), o->batch, o->seq, o->grad_accum, o->steps, tr->zero, tr->step,
                        (double)tr->consumed, (double)(tr->seed & 0xffffffffffffULL), tr->shuffle,
-                       tr->measuring > 0, (double)tr->train.total};
+                       tr->measuring > 0, (double)tr->train.total, tr->ep};
     double *all = malloc((size_t)c->size * sizeof mine);
     if (!all)
         return lmc_err(LMC_ENOMEM, "out of memory");
@@ -443,7 +463,7 @@ static lmc_status setup_local(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     LMC_TRY(lmc_backend_open(o->device, o->threads, &tr->be));
-    lmc_comm *groups[] = {tr->world, tr->comm, tr->tpc, tr->ppc, tr->ppg, tr->embc};
+    lmc_comm *groups[] = {tr->world, tr->comm, tr->tpc, tr->ppc, tr->ppg, tr->embc, tr->epc};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
         if (groups[i]) /* a device communicator orders its work with the backend's queue */
             groups[i]->be = tr->be;
@@ -464,6 +484,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     }
     if (s == LMC_OK && tr->tp > 1)
         s = check_tp(tr);
+    if (s == LMC_OK)
+        s = lmc_moe_ep_check(&tr->cfg, tr->ep);
     if (s == LMC_OK)
         s = setup_stages(tr);
     if (s) {
@@ -518,6 +540,7 @@ static lmc_status setup(lmc_trainer *tr)
     const lmc_train_opts *o = tr->o;
     LMC_TRY(check_opts(o));
     LMC_TRY(open_groups(tr));
+    LMC_TRY(open_ep(tr));
     lmc_comm *c = tr->comm;
     if (o->zero == 3 && c->size == 1)
         return lmc_err(LMC_EINVAL, "--zero 3 shards the parameters over the ranks of a distributed launch, but this "
@@ -560,6 +583,7 @@ static void teardown(lmc_trainer *tr)
     lmc_comm_close(tr->ppg);
     lmc_comm_close(tr->ppc);
     lmc_comm_close(tr->kvc);
+    lmc_comm_close(tr->epc);
     lmc_comm_close(tr->tpc);
     lmc_comm_close(tr->world);
     lmc_tok_free(tr->tok);
@@ -578,6 +602,9 @@ static void describe(lmc_trainer *tr)
         snprintf(dist, sizeof dist, "; %s %d-way tensor x %d-way pipeline x %d-way data parallel%s%s",
                  tr->comm->name, tr->tp, tr->pp, tr->comm->size, zero_desc[tr->zero],
                  tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
+    if (tr->ep > 1)
+        snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; experts split over groups of %d ranks (%d "
+                 "each)", tr->ep, tr->cfg.n_expert / tr->ep);
     for (int v = 0; tr->pp > 1 && v < tr->pp * tr->vpp; v++) /* the cut: layers of each (virtual) stage */
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "%s%d-%d", v ? " | " : "; stage layers ",
                  tr->pp_begin[v], tr->pp_begin[v + 1] - 1);

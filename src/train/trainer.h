@@ -26,6 +26,8 @@ typedef struct {
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
     double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
+    double a2a_ms;     /* expert parallelism: in the all-to-all exchanges (forward and backward) */
+    double a2a_values; /* floats this rank sent to other ranks of its expert-parallel group */
     double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
@@ -38,6 +40,8 @@ typedef struct {
     lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
     lmc_comm *kvc;   /* the tensor-parallel ranks sharing a replicated kv head (NULL: none replicated) */
     int tp, tp_rank;
+    int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
+    lmc_comm *epc;   /* their group (NULL without --ep) */
     /* pipeline parallelism (pipeline.c) */
     int pp, pp_rank;       /* stages, this rank's */
     int vpp;               /* chunks per rank (interleaved virtual stages; 1 without) */
