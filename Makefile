@@ -22,7 +22,7 @@ SRC := $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c src/dist/h
 ifneq ($(and $(MPICC),$(wildcard src/dist/mpi.c)),)
   SRC     += src/dist/mpi.c src/dist/mpi_p2p.c
   # C programs that tests/mpi/*.sh run under mpirun
-  MPI_TEST_BIN := $(BUILD)/tests/mpi/test_mpi_p2p
+  MPI_TEST_BIN := $(BUILD)/tests/mpi/test_mpi_p2p $(BUILD)/tests/mpi/test_mpi_hier
   CFLAGS  += -DLMC_HAVE_MPI $(shell $(MPICC) --showme:compile)
   LDLIBS  += $(shell $(MPICC) --showme:link)
 endif

@@ -60,6 +60,7 @@ int lmc_cmd_train(int argc, char **argv)
               keep = o.keep, eval_every = 0, eval_batches = o.eval_batches, sample_every = 0,
               sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1, tp = 1, pp = 1, vpp = 1, ep = 1;
     int no_shuffle = 0, quiet = 0, sp = 0;
+    long long check_every = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &o.model, "preset (d6 d12 d24 d36 d48, llama-15m ...) or config.json"},
         {"init", CLI_STR, &o.init, "start from weights (.safetensors or HF folder)"},
@@ -89,9 +90,9 @@ int lmc_cmd_train(int argc, char **argv)
         {"seed", CLI_INT, &seed, "seed for init and data order", 0, 1LL << 62},
         {"no-shuffle", CLI_BOOL, &no_shuffle, "read the data in order"},
         {"threads", CLI_INT, &threads, "CPU threads (default: all cores)", 1, 4096},
-        {"device", CLI_STR, &o.device, "cpu | cuda | cuda:N"},
+        {"device", CLI_STR, &o.device, "cpu | cuda | cuda:N | npu (per rank: a job may mix them)"},
         {"precision", CLI_STR, &o.precision, "fp32 | bf16 (bf16 matmul inputs, fp32 master weights)"},
-        {"dist", CLI_STR, &o.dist, "auto | single | mpi | nccl"},
+        {"dist", CLI_STR, &o.dist, "auto | single | mpi | nccl | hccl (auto: mixed chip kinds get hier)"},
         {"zero", CLI_INT, &zero, "ZeRO stage: 1 shards AdamW state, 2 + gradients, 3 + parameters", 0, 3},
         {"tp", CLI_INT, &tp, "tensor-parallel degree: groups of this many consecutive ranks split every layer",
          1, 4096},
@@ -104,6 +105,8 @@ int lmc_cmd_train(int argc, char **argv)
         {"vpp", CLI_INT, &vpp, "interleaved pipeline: chunks of layers per rank (Megatron's virtual stages)", 1, 64},
         {"recompute", CLI_STR, &o.recompute, "none | selective | full: activations recomputed in backward"},
         {"balance", CLI_STR, &o.balance, "off | auto: micro-batches per rank by speed"},
+        {"check-every", CLI_INT, &check_every, "the ranks compare a hash of their weights every N steps (a rank "
+         "that drifted is named)", 0, 1 << 30},
         {"test-slowdown", CLI_FLOAT, &o.slowdown, "test only: make --test-slow-rank this many times slower", 1, 100},
         {"test-slow-rank", CLI_INT, &slow_rank, "test only: the rank --test-slowdown applies to", -1, 1 << 20},
         {"save", CLI_STR, &o.save, "final weights (.safetensors, or a folder for HF layout)"},
@@ -135,6 +138,7 @@ int lmc_cmd_train(int argc, char **argv)
     o.eval_every = (int)eval_every, o.eval_batches = (int)eval_batches, o.sample_every = (int)sample_every;
     o.sample_tokens = (int)sample_tokens, o.zero = (int)zero, o.slow_rank = (int)slow_rank;
     o.tp = (int)tp, o.pp = (int)pp, o.vpp = (int)vpp, o.sp = sp, o.ep = (int)ep;
+    o.check_every = (int)check_every;
     if (o.init && (layers || heads || kv || dim || ffn || vocab || maxseq))
         return cli_fail("train", lmc_err(LMC_EINVAL, "--layers/--heads/--dim/... override a --model preset; "
                                                      "--init takes the model from the file"));

@@ -36,6 +36,7 @@ typedef struct {
     const char *report; /* HTML page drawn from log, rewritten at each evaluation and at the end */
     double max_shard_mb; /* --save into a folder: files of at most this size (HF's max_shard_size) */
     int save_every, keep, eval_every, eval_batches, sample_every, sample_tokens;
+    int check_every; /* the ranks compare a hash of their weights every N steps (0: at checkpoints and the end) */
 } lmc_train_opts;
 
 void lmc_train_defaults(lmc_train_opts *o);

@@ -21,6 +21,10 @@ struct lmc_comm {
     const char *name; /* "single", "mpi", "nccl" */
     int rank, size;
     int device_memory; /* buffers are device pointers (NCCL) */
+    /* Each rank's buffers are its own backend's memory, host or device (the
+     * hierarchical communicator of a job mixing chip kinds: hier.c); its
+     * device_memory is 1 on every rank so that callers take one path. */
+    int per_rank_memory;
     void *impl;
     /* Watchdog: a wait longer than this fails with LMC_ECOMM instead of
      * hanging on a stuck rank; 0 = wait forever. The caller may change it at

@@ -58,6 +58,9 @@ typedef struct {
     double t0[HC_MAX_REQ];
     int faulted, mpi_inited_here, next;
     int unordered; /* tests only (LMC_TEST_HCCL_UNORDERED): skip the ordering after the backend */
+#ifdef LMC_HAVE_MPI
+    MPI_Comm mc; /* bootstrap and host collectives: the world, or a mixed job's group (hier.c) */
+#endif
 } hccl_impl;
 
 static hccl_impl *impl_of(lmc_comm *c) { return c->impl; }
@@ -347,7 +350,7 @@ static lmc_status hc_allreduce_host(lmc_comm *c, double *x, int n, int op_max)
     LMC_TRY(drain(c, "allreduce_host"));
 #ifdef LMC_HAVE_MPI
     if (c->size > 1 && n > 0 &&
-        MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op_max ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, op_max ? MPI_MAX : MPI_SUM, impl_of(c)->mc) != MPI_SUCCESS)
         return fail(c, "allreduce_host", "MPI_Allreduce failed");
 #endif
     return LMC_OK;
@@ -363,7 +366,7 @@ static lmc_status hc_allgather_host(lmc_comm *c, const void *in, void *out, size
 #ifdef LMC_HAVE_MPI
     if (bytes > INT_MAX)
         return lmc_err(LMC_EINVAL, "hccl allgather_host: %zu bytes per rank is more than MPI can count", bytes);
-    if (MPI_Allgather(in, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (MPI_Allgather(in, (int)bytes, MPI_BYTE, out, (int)bytes, MPI_BYTE, impl_of(c)->mc) != MPI_SUCCESS)
         return fail(c, "allgather_host", "MPI_Allgather failed");
 #endif
     return LMC_OK;
@@ -373,7 +376,7 @@ static lmc_status hc_barrier(lmc_comm *c)
 {
     LMC_TRY(drain(c, "barrier"));
 #ifdef LMC_HAVE_MPI
-    if (c->size > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (c->size > 1 && MPI_Barrier(impl_of(c)->mc) != MPI_SUCCESS)
         return fail(c, "barrier", "MPI_Barrier failed");
 #endif
     return LMC_OK;
@@ -463,8 +466,8 @@ static lmc_status bootstrap(hccl_impl *m, int *rank, int *size)
             return lmc_err(LMC_ECOMM, "hccl: MPI_Init_thread failed");
         m->mpi_inited_here = 1;
     }
-    MPI_Comm_rank(MPI_COMM_WORLD, rank);
-    MPI_Comm_size(MPI_COMM_WORLD, size);
+    MPI_Comm_rank(m->mc, rank);
+    MPI_Comm_size(m->mc, size);
 #else
     const char *w = getenv("OMPI_COMM_WORLD_SIZE");
     if (w && atoi(w) > 1)
@@ -478,8 +481,8 @@ static lmc_status bootstrap(hccl_impl *m, int *rank, int *size)
     int ok = r == NPU_HCCL_SUCCESS;
 #ifdef LMC_HAVE_MPI
     /* every rank takes part even if rank 0 failed, so none hangs */
-    if (MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Bcast(&m->root, (int)sizeof m->root, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (MPI_Bcast(&ok, 1, MPI_INT, 0, m->mc) != MPI_SUCCESS ||
+        MPI_Bcast(&m->root, (int)sizeof m->root, MPI_BYTE, 0, m->mc) != MPI_SUCCESS)
         return lmc_err(LMC_ECOMM, "hccl: broadcasting the HCCL root info over MPI failed");
 #endif
     if (!ok)
@@ -488,7 +491,9 @@ static lmc_status bootstrap(hccl_impl *m, int *rank, int *size)
     return LMC_OK;
 }
 
-lmc_status lmc_comm_hccl(lmc_comm **out)
+/* mpi_comm: the MPI_Comm * of the ranks that form this communicator (NULL:
+ * the world), which must outlive it. */
+static lmc_status open_on(void *mpi_comm, lmc_comm **out)
 {
     *out = NULL;
     lmc_comm *c = calloc(1, sizeof *c);
@@ -502,6 +507,9 @@ lmc_status lmc_comm_hccl(lmc_comm **out)
     if (s == LMC_OK)
         s = npu_hccl_load(&m->h);
     int rank = 0, size = 1;
+#ifdef LMC_HAVE_MPI
+    m->mc = mpi_comm ? *(MPI_Comm *)mpi_comm : MPI_COMM_WORLD;
+#endif
     if (s == LMC_OK)
         s = bootstrap(m, &rank, &size);
     if (s != LMC_OK) {
@@ -519,3 +527,9 @@ lmc_status lmc_comm_hccl(lmc_comm **out)
     *out = c;
     return LMC_OK;
 }
+
+lmc_status lmc_comm_hccl(lmc_comm **out) { return open_on(NULL, out); }
+
+/* A mixed job's group of NPU ranks (hier.c): HCCL over the ranks of
+ * *mpi_comm (an MPI_Comm * that outlives the communicator). */
+lmc_status lmc_comm_hccl_group(void *mpi_comm, lmc_comm **out) { return open_on(mpi_comm, out); }

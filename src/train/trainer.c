@@ -3,6 +3,7 @@
 #include "lmc/tokenizer.h"
 #include "model/moe.h"
 #include "train/checkpoint.h"
+#include "dist/hier.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -182,7 +183,7 @@ static lmc_status check_opts(const lmc_train_opts *o)
 static lmc_status open_groups(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    LMC_TRY(lmc_comm_open(o->dist, &tr->world));
+    LMC_TRY(lmc_comm_open_job(o->dist, o->device, &tr->world)); /* mixed chip kinds: hier.c */
     lmc_comm *w = tr->world;
     tr->comm = w;
     tr->tp = o->tp > 1 ? o->tp : 1;
@@ -435,7 +436,7 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
 static lmc_status check_memory_kinds(lmc_trainer *tr)
 {
     int device = !tr->be->host_memory;
-    if (tr->comm->size == 1 || device == tr->comm->device_memory)
+    if (tr->comm->size == 1 || device == tr->comm->device_memory || tr->comm->per_rank_memory)
         return LMC_OK;
     return lmc_err(LMC_EUNSUPPORTED, "--dist %s reduces %s memory but --device %s keeps tensors in %s memory: use "
                    "--dist nccl with cuda devices and --dist mpi with cpu", tr->comm->name,
@@ -470,7 +471,9 @@ static lmc_status setup_local(lmc_trainer *tr)
     LMC_TRY(check_memory_kinds(tr));
     tr->seed = o->seed;
     tr->shuffle = o->shuffle;
-    tr->zero = o->zero;
+    /* mixed chip kinds: each parameter is updated by one rank (ZeRO-1 at
+     * least), so vendors' AdamW kernels cannot drift the ranks apart */
+    tr->zero = o->zero ? o->zero : tr->comm->per_rank_memory;
     float *params = NULL;
     size_t params_begin = 0;
     lmc_ckpt_state st;
@@ -550,6 +553,7 @@ static lmc_status setup(lmc_trainer *tr)
     LMC_TRY(lmc_trainer_kv_open(tr));
     if (tr->world->size == 1)
         return LMC_OK;
+    LMC_TRY(lmc_trainer_check_job(tr)); /* the model field by field first */
     LMC_TRY(check_ranks_agree(tr));
     if (tr->m->params) /* ZeRO-3: each rank read its own shard */
         LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
@@ -653,8 +657,11 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
     lmc_status s = setup(&tr);
     if (s == LMC_OK)
         describe(&tr);
-    while (s == LMC_OK && tr.step < o->steps && !tr.stop)
+    while (s == LMC_OK && tr.step < o->steps && !tr.stop) {
         s = lmc_trainer_step(&tr);
+        if (s == LMC_OK && o->check_every > 0 && tr.step % o->check_every == 0 && tr.step < o->steps)
+            s = lmc_trainer_check_same(&tr); /* --check-every: weights that drift apart name the rank */
+    }
     int stopped = tr.step < o->steps; /* on request, with a checkpoint of this step: no final weights */
     if (s == LMC_OK)
         s = lmc_trainer_check_same(&tr);

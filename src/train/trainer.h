@@ -123,6 +123,8 @@ int lmc_pipe_act_sets(const lmc_trainer *tr);
 lmc_status lmc_trainer_save(lmc_trainer *tr);
 lmc_status lmc_trainer_save_final(lmc_trainer *tr);
 lmc_status lmc_trainer_check_same(lmc_trainer *tr);
+/* agree.c: the ranks compare the model and the flags that shape the numbers */
+lmc_status lmc_trainer_check_job(lmc_trainer *tr);
 /* save_sharded.c: under ZeRO-2/3 every rank writes its part */
 lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len);
 lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int sharded);

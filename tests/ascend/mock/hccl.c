@@ -2,7 +2,11 @@
  * mpirun): each collective is queued on its stream and runs, as the MPI
  * call on the device memory's host copy, when the stream runs. Checked:
  * buffers are device memory of the size the count says, the root info is
- * one HcclGetRootInfo made, nRanks and rank are MPI's, every rank calls
+ * one HcclGetRootInfo made, nRanks and rank are MPI's (or, for a
+ * communicator of some of the processes, as a mixed-vendor job's NPU group
+ * makes, each rank in 0..nRanks-1 joins once and the root info's maker is
+ * rank 0: the ranks meet at the maker's process, as HCCL's rendezvous
+ * does over TCP), every rank calls
  * the same collectives in the same order (MPI's own rule: a mismatch
  * hangs or fails, as HCCL does). Built without MPI, a world of one rank. */
 #include "mock.h"
@@ -46,12 +50,72 @@ static size_t hsize(int dtype) { return dtype == 4 ? 4 : dtype == 7 ? 1 : 0; /* 
 
 int HcclGetRootInfo(root_info *r)
 {
+    static uint32_t made;
     memset(r, 0, sizeof *r);
-    uint32_t magic = ROOT_MAGIC, pid = (uint32_t)getpid();
+    uint32_t magic = ROOT_MAGIC, pid = (uint32_t)getpid(), seq = made++;
+    int32_t world_rank = 0;
+#ifdef MOCK_HAVE_MPI
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (inited)
+        MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+#endif
     memcpy(r->internal, &magic, 4);
     memcpy(r->internal + 4, &pid, 4);
+    memcpy(r->internal + 8, &world_rank, 4);
+    memcpy(r->internal + 12, &seq, 4);
     return 0;
 }
+
+#ifdef MOCK_HAVE_MPI
+/* The rendezvous of a communicator of n of the world's processes: each
+ * rank sends its rank to the maker's process (HCCL rank 0), which answers
+ * with every rank's world rank; then an MPI communicator of just those. */
+static int sub_comm(uint32_t n, uint32_t rank, const root_info *r, MPI_Comm *mc)
+{
+    int32_t root_world;
+    uint32_t seq;
+    int me, tag = 0;
+    memcpy(&root_world, r->internal + 8, 4);
+    memcpy(&seq, r->internal + 12, 4);
+    tag = 4242 + (int)(seq % 1000);
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    if ((rank == 0) != (me == root_world))
+        return mock_err(5, "HcclCommInitRootInfo: rank %u, but the root info was made by world process %d (it must "
+                        "be rank 0)", rank, root_world);
+    int *world = calloc(n, sizeof(int));
+    if (rank == 0) {
+        for (uint32_t i = 0; i < n; i++)
+            world[i] = -1;
+        world[0] = me;
+        for (uint32_t i = 1; i < n; i++) {
+            int got;
+            MPI_Status st;
+            MPI_Recv(&got, 1, MPI_INT, MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &st);
+            if (got <= 0 || (uint32_t)got >= n || world[got] >= 0) {
+                free(world);
+                return mock_err(5, "HcclCommInitRootInfo: world process %d joined as rank %d of %u (taken or out of "
+                                "range)", st.MPI_SOURCE, got, n);
+            }
+            world[got] = st.MPI_SOURCE;
+        }
+        for (uint32_t i = 1; i < n; i++)
+            MPI_Send(world, (int)n, MPI_INT, world[i], tag, MPI_COMM_WORLD);
+    } else {
+        int mine = (int)rank;
+        MPI_Send(&mine, 1, MPI_INT, root_world, tag, MPI_COMM_WORLD);
+        MPI_Recv(world, (int)n, MPI_INT, root_world, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    MPI_Group wg, g;
+    MPI_Comm_group(MPI_COMM_WORLD, &wg);
+    MPI_Group_incl(wg, (int)n, world, &g);
+    int e = MPI_Comm_create_group(MPI_COMM_WORLD, g, tag, mc);
+    MPI_Group_free(&g);
+    MPI_Group_free(&wg);
+    free(world);
+    return e == MPI_SUCCESS ? 0 : mock_err(5, "HcclCommInitRootInfo: MPI_Comm_create_group failed (%d)", e);
+}
+#endif
 
 int HcclCommInitRootInfo(uint32_t n, const root_info *r, uint32_t rank, void **out)
 {
@@ -69,13 +133,18 @@ int HcclCommInitRootInfo(uint32_t n, const root_info *r, uint32_t rank, void **o
         MPI_Comm_rank(MPI_COMM_WORLD, &me);
     }
 #endif
-    if ((int)n != world || (int)rank != me)
+    int part = (int)n < world && rank < n; /* a communicator of some of the processes */
+    if (!part && ((int)n != world || (int)rank != me))
         return mock_err(5, "HcclCommInitRootInfo: nRanks %u, rank %u, but this is rank %d of %d", n, rank, me, world);
     mock_comm *c = calloc(1, sizeof *c);
     c->rank = rank;
     c->size = n;
 #ifdef MOCK_HAVE_MPI
-    if (inited)
+    if (part && n > 1 && sub_comm(n, rank, r, &c->mc)) {
+        free(c);
+        return 5;
+    }
+    if (inited && !part)
         MPI_Comm_dup(MPI_COMM_WORLD, &c->mc);
 #endif
     *out = c;

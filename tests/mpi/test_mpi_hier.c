@@ -1,0 +1,210 @@
+/* test_mpi_hier.c: the hierarchical communicator (src/dist/hier.c) against
+ * MPI_Allreduce, run under mpirun by tests/mpi/test_mpi_hier.sh with
+ * LMC_TEST_HIER_GROUPS assigning each rank's group (CPU ranks standing in
+ * for chip kinds).
+ *
+ *   test_mpi_hier check     random buffers of odd sizes (1 to 1M + 7
+ *                           floats): integer-valued floats, so every order
+ *                           of summation is exact, must equal MPI_Allreduce
+ *                           bit for bit: allreduce, several allreduce_start
+ *                           in flight (buckets), ranged reduce-scatter and
+ *                           all-gather (ZeRO), allgather, gather, broadcast;
+ *                           fractional floats: every rank ends with the same
+ *                           bits, within float rounding of MPI's sum
+ *   test_mpi_hier name      prints the communicator lmc_comm_open_job chose
+ */
+#include "dist/comm.h"
+#include "dist/hier.h"
+#include "test.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <string.h>
+
+static lmc_comm *c;
+
+static uint64_t rng_state;
+static uint32_t rnd(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(rng_state >> 33);
+}
+
+/* integer-valued floats in [-1000, 1000], different on every rank */
+static void fill_int(float *x, size_t n, int salt)
+{
+    rng_state = 0x9e3779b97f4a7c15ULL * (uint64_t)(c->rank + 1) + (uint64_t)salt;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((int)(rnd() % 2001) - 1000);
+}
+
+static void fill_frac(float *x, size_t n, int salt)
+{
+    rng_state = 0x51ed2701ULL * (uint64_t)(c->rank + 3) + (uint64_t)salt;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)((double)rnd() / 4294967296.0 - 0.5) * 3.0f;
+}
+
+static float *reference(const float *x, size_t n)
+{
+    float *r = malloc(n * sizeof(float) + 4);
+    MPI_Allreduce(x, r, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    return r;
+}
+
+static size_t first_diff(const float *a, const float *b, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)))
+            return i;
+    return hi;
+}
+
+static const size_t sizes[] = {1, 2, 17, 1023, 4099, 100003, ((size_t)1 << 20) + 7};
+enum { NSIZES = sizeof sizes / sizeof *sizes };
+
+static void check_allreduce(void)
+{
+    for (int k = 0; k < NSIZES; k++) {
+        size_t n = sizes[k];
+        float *x = malloc(n * sizeof(float));
+        fill_int(x, n, k);
+        float *ref = reference(x, n);
+        CHECK(c->ops->allreduce(c, x, n) == LMC_OK);
+        size_t d = first_diff(x, ref, 0, n);
+        CHECK_MSG(d == n, "allreduce of %zu floats: element %zu is %g, MPI_Allreduce says %g", n, d, d < n ? x[d] : 0,
+               d < n ? ref[d] : 0);
+        free(x), free(ref);
+    }
+}
+
+/* Buckets: all sizes started back to back, waited in order. */
+static void check_buckets(void)
+{
+    float *x[NSIZES], *ref[NSIZES];
+    int req[NSIZES];
+    for (int k = 0; k < NSIZES; k++) {
+        x[k] = malloc(sizes[k] * sizeof(float));
+        fill_int(x[k], sizes[k], 100 + k);
+        ref[k] = reference(x[k], sizes[k]);
+    }
+    for (int k = 0; k < NSIZES; k++)
+        CHECK(c->ops->allreduce_start(c, x[k], sizes[k], &req[k]) == LMC_OK);
+    for (int k = 0; k < NSIZES; k++) {
+        CHECK(c->ops->wait(c, req[k]) == LMC_OK);
+        size_t d = first_diff(x[k], ref[k], 0, sizes[k]);
+        CHECK_MSG(d == sizes[k], "bucket %d (%zu floats) in flight with the others: element %zu differs", k, sizes[k], d);
+        free(x[k]), free(ref[k]);
+    }
+}
+
+/* ZeRO's ranges of an n-float vector: reduce-scatter, then all-gather. */
+static void check_ranges(size_t n)
+{
+    size_t cuts[] = {0, n / 3, n / 2 + 5 < n ? n / 2 + 5 : n, n};
+    float *full = malloc(n * sizeof(float)), *ref;
+    fill_int(full, n, 7);
+    ref = reference(full, n);
+    int req[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_MSG(c->ops->reduce_scatter_start(c, full + cuts[i], n, cuts[i], cuts[i + 1], &req[i]) == LMC_OK, "%s",
+                  lmc_errmsg());
+    for (int i = 0; i < 3; i++)
+        CHECK(c->ops->wait(c, req[i]) == LMC_OK);
+    size_t b, k;
+    lmc_comm_shard(n, c->size, c->rank, &b, &k);
+    size_t d = first_diff(full, ref, b, b + k);
+    CHECK_MSG(d == b + k, "reduce-scatter of %zu floats in 3 ranges: own shard element %zu differs", n, d);
+    /* all-gather ranges from the shards (ref's values in each owner's shard) */
+    float *shard = malloc((k ? k : 1) * sizeof(float)), *out = malloc(n * sizeof(float));
+    memcpy(shard, ref + b, k * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        out[i] = 12345.0f; /* stale values must not leak into the gather */
+    for (int i = 0; i < 3; i++)
+        CHECK(c->ops->allgather_start(c, shard, out + cuts[i], n, cuts[i], cuts[i + 1], &req[i]) == LMC_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK(c->ops->wait(c, req[i]) == LMC_OK);
+    d = first_diff(out, ref, 0, n);
+    CHECK_MSG(d == n, "all-gather of %zu floats in 3 ranges: element %zu differs", n, d);
+    /* whole: allgather in place, gather to the last rank */
+    fill_int(full, n, 9);
+    memcpy(full + b, ref + b, k * sizeof(float));
+    CHECK(c->ops->allgather(c, full, n) == LMC_OK);
+    d = first_diff(full, ref, 0, n);
+    CHECK_MSG(d == n, "allgather of %zu floats: element %zu differs", n, d);
+    memset(out, 0, n * sizeof(float));
+    CHECK(c->ops->gather(c, shard, out, n, c->size - 1) == LMC_OK);
+    if (c->rank == c->size - 1) {
+        d = first_diff(out, ref, 0, n);
+        CHECK_MSG(d == n, "gather of %zu floats: element %zu differs", n, d);
+    }
+    free(full), free(ref), free(shard), free(out);
+}
+
+static void check_broadcast(void)
+{
+    size_t n = 1001;
+    float *x = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+    int root = c->size - 1, save = c->rank;
+    fill_int(x, n, 3);
+    c->rank = root; /* the root's values */
+    fill_int(want, n, 3);
+    c->rank = save;
+    CHECK(c->ops->broadcast(c, x, n * sizeof(float), root) == LMC_OK);
+    CHECK_MSG(first_diff(x, want, 0, n) == n, "broadcast from rank %d differs", root);
+    double v[2] = {c->rank, 1.0};
+    CHECK(c->ops->allreduce_host(c, v, 2, 0) == LMC_OK);
+    CHECK_MSG(v[0] == c->size * (c->size - 1) / 2.0 && v[1] == c->size, "allreduce_host: %g %g", v[0], v[1]);
+    free(x), free(want);
+}
+
+/* Fractional values: the sum's order differs from MPI's, so compare within
+ * float rounding; every rank must hold the same bits. */
+static void check_frac(void)
+{
+    size_t n = 100003;
+    float *x = malloc(n * sizeof(float)), *all = malloc((size_t)c->size * n * sizeof(float));
+    fill_frac(x, n, 11);
+    float *ref = reference(x, n);
+    CHECK(c->ops->allreduce(c, x, n) == LMC_OK);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)x[i] - ref[i]));
+    /* each of the two sums of c->size addends (each <= 1.5) is within (size - 1) roundings of 2^-24 x the sum of magnitudes */
+    double bound = 2.0 * (c->size - 1) * c->size * 1.5 * ldexp(1, -24);
+    CHECK_MSG(worst <= bound, "fractional allreduce differs from MPI's by %g (rounding bound %g)", worst, bound);
+    MPI_Allgather(x, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, MPI_COMM_WORLD);
+    for (int r = 1; r < c->size; r++)
+        CHECK_MSG(first_diff(all + (size_t)r * n, all, 0, n) == n, "rank %d holds other bits than rank 0", r);
+    free(x), free(all), free(ref);
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "check";
+    test_current = "hier";
+    if (lmc_comm_open_job("auto", "cpu", &c) != LMC_OK) {
+        fprintf(stderr, "FAIL opening: %s\n", lmc_errmsg());
+        return 1;
+    }
+    if (!strcmp(what, "name")) {
+        if (c->rank == 0)
+            printf("%s\n", c->name);
+        lmc_comm_close(c);
+        return 0;
+    }
+    check_allreduce();
+    check_buckets();
+    check_ranges(1);
+    check_ranges(4099);
+    check_ranges(((size_t)1 << 20) + 7);
+    check_broadcast();
+    check_frac();
+    int bad = test_failures, total = 0;
+    MPI_Allreduce(&bad, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (c->rank == 0)
+        printf("%s: %d ranks, %d failures\n", total ? "FAIL" : "ok", c->size, total);
+    lmc_comm_close(c);
+    return total != 0;
+}
