@@ -73,6 +73,7 @@ typedef struct {
     unsigned posted, done;
     stage_block stage[HB_MAX]; /* host staging for the leaders' sums in flight */
     int nstage;
+    char label[128]; /* the communicator's name: "hier (cpu x2 + npu x2)" */
 } hier_impl;
 
 static hier_impl *impl_of(lmc_comm *c) { return c->impl; }
@@ -243,7 +244,9 @@ static lmc_status hi_allreduce_start(lmc_comm *c, float *buf, size_t n, int *req
         LMC_TRY(h->group->ops->allreduce_start(h->group, buf, n, &r->inner));
     *req = (int)(h->posted & 0x7fffffff);
     h->posted++;
-    return LMC_OK;
+    /* nothing to wait for before the leaders' sum (a CPU rank alone in its
+     * group): it starts now */
+    return r->inner < 0 && !h->staged ? advance(c, r) : LMC_OK;
 }
 
 static lmc_status hi_allreduce(lmc_comm *c, float *buf, size_t n)
@@ -511,6 +514,24 @@ static lmc_status assign_groups(const rank_card *all, int n, int *gids, int *ngr
     return LMC_OK;
 }
 
+/* "hier (cpu x2 + npu x2)": each group's kind and ranks, for the log. */
+static void label(lmc_comm *c, hier_impl *h, const rank_card *all, const int *gids)
+{
+    size_t at = (size_t)snprintf(h->label, sizeof h->label, "hier (");
+    for (int g = 0; g < h->ngroups && at < sizeof h->label; g++) {
+        int n = 0, first = -1;
+        for (int r = 0; r < c->size; r++)
+            if (gids[r] == g) {
+                n++;
+                first = first < 0 ? r : first;
+            }
+        at += (size_t)snprintf(h->label + at, sizeof h->label - at, "%s%s x%d", g ? " + " : "", all[first].kind, n);
+    }
+    if (at < sizeof h->label)
+        snprintf(h->label + at, sizeof h->label - at, ")");
+    c->name = h->label;
+}
+
 static lmc_status build(lmc_comm *c, hier_impl *h, const rank_card *all, const char *kind)
 {
     int *gids = malloc((size_t)c->size * sizeof(int));
@@ -524,6 +545,8 @@ static lmc_status build(lmc_comm *c, hier_impl *h, const rank_card *all, const c
             first = first < 0 ? r : first;
         }
     h->gid = s == LMC_OK ? gids[c->rank] : 0;
+    if (s == LMC_OK)
+        label(c, h, all, gids);
     free(gids);
     LMC_TRY(s);
     h->leader = first == c->rank;

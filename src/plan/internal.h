@@ -62,5 +62,11 @@ double lmc_plan_dp_sync_s(const lmc_plan_job *job, const lmc_plan_chip *chip, in
                           const lmc_plan_cut *cut, int cross_pools, const lmc_plan_mb_time *mb);
 double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,
                             const lmc_plan_cut *cut);
+/* xgroup.c: the exposed sync per step of replicas on several pools (lmc
+ * train's hierarchical communicator: groups, host staging, the leaders over
+ * the network; twice, as a mixed job runs ZeRO-1). */
+double lmc_plan_xgroup_sync_s(const lmc_plan_job *job, const lmc_plan_pool *pools, const int *pool_dp,
+                              const int *pool_mb, int n, const lmc_plan_layout *l, const lmc_plan_cut *cut,
+                              const lmc_plan_mb_time *mb);
 
 #endif

@@ -203,8 +203,8 @@ void lmc_plan_evaluate_cut(const lmc_plan_job *job, const lmc_plan_pool *pools, 
         r->chips_used += (long long)ps.dp[i] * l->tp * l->pp;
         peak += (double)ps.dp[i] * l->tp * l->pp * lmc_plan_peak(&pools[i].chip, job->bf16);
         double dps = lmc_plan_dp_sync_s(job, &pools[i].chip, pools[i].chips_per_node, l, cut, 0, &ps.t[i]);
-        if (kinds > 1) /* replicas on different pools meet over the network */
-            dps = fmax(dps, lmc_plan_dp_sync_s(job, &pools[i].chip, 1, l, cut, 1, &ps.t[i]));
+        if (kinds > 1) /* replicas on different pools: lmc train's hierarchical sync (xgroup.c) */
+            dps = lmc_plan_xgroup_sync_s(job, pools, ps.dp, r->pool_mb, n, l, cut, &ps.t[i]);
         r->t_dp = fmax(r->t_dp, dps);
         r->t_opt = fmax(r->t_opt, lmc_plan_optimizer_s(job, &pools[i].chip, l, cut));
     }

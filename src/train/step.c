@@ -319,6 +319,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         log_ranks(&sb, "mb", tr, offsetof(lmc_rank_stats, mb), "%.0f");
         log_ranks(&sb, "compute_ms", tr, offsetof(lmc_rank_stats, compute_ms), "%.3f");
         log_ranks(&sb, "idle_ms", tr, offsetof(lmc_rank_stats, idle_ms), "%.3f");
+        log_ranks(&sb, "rank_comm_ms", tr, offsetof(lmc_rank_stats, comm_ms), "%.3f"); /* comm_ms of each rank */
     }
     log_ranks(&sb, "rss_mb", tr, offsetof(lmc_rank_stats, rss_mb), "%.1f");
     if (tr->pp > 1) {

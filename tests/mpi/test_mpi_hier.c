@@ -12,6 +12,11 @@
  *                           fractional floats: every rank ends with the same
  *                           bits, within float rounding of MPI's sum
  *   test_mpi_hier name      prints the communicator lmc_comm_open_job chose
+ *   test_mpi_hier bench     (bench/bench_xvendor.sh, groups of one rank each)
+ *                           the cross-group stage's time for 1M and 4M floats
+ *                           beside the formula 2 (g - 1) / g x bytes / B, B
+ *                           measured by a ping-pong between ranks 0 and 1,
+ *                           and beside MPI_Allreduce of the same buffer
  */
 #include "dist/comm.h"
 #include "dist/hier.h"
@@ -180,6 +185,80 @@ static void check_frac(void)
     free(x), free(all), free(ref);
 }
 
+static double median(double *t, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    return t[n / 2];
+}
+
+/* Seconds for a ping-pong of n floats between ranks 0 and 1, halved. */
+static double one_way(float *x, size_t n)
+{
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
+    if (c->rank == 0) {
+        MPI_Send(x, (int)n, MPI_FLOAT, 1, 7, MPI_COMM_WORLD);
+        MPI_Recv(x, (int)n, MPI_FLOAT, 1, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else if (c->rank == 1) {
+        MPI_Recv(x, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Send(x, (int)n, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
+    }
+    double t = (MPI_Wtime() - t0) / 2;
+    MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return t;
+}
+
+static void bench(void)
+{
+    lmc_comm *plain = NULL; /* the peer: lmc's MPI communicator over the same ranks */
+    if (lmc_comm_open("mpi", &plain) != LMC_OK) {
+        fprintf(stderr, "FAIL opening the MPI communicator: %s\n", lmc_errmsg());
+        return;
+    }
+    enum { REPS = 7 };
+    size_t sizes_b[] = {(size_t)1 << 20, (size_t)4 << 20};
+    for (int k = 0; k < 2; k++) {
+        size_t n = sizes_b[k];
+        float *x = malloc(n * sizeof(float));
+        fill_frac(x, n, k);
+        double p2p[REPS], hier[REPS], mpi[REPS], lm[REPS];
+        for (int i = 0; i < REPS; i++) {
+            p2p[i] = one_way(x, n);
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = MPI_Wtime();
+            c->ops->allreduce(c, x, n);
+            double t = MPI_Wtime() - t0;
+            MPI_Allreduce(&t, &hier[i], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            MPI_Barrier(MPI_COMM_WORLD);
+            t0 = MPI_Wtime();
+            MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+            t = MPI_Wtime() - t0;
+            MPI_Allreduce(&t, &mpi[i], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            MPI_Barrier(MPI_COMM_WORLD);
+            t0 = MPI_Wtime();
+            plain->ops->allreduce(plain, x, n);
+            t = MPI_Wtime() - t0;
+            MPI_Allreduce(&t, &lm[i], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            for (size_t j = 0; j < n; j++) /* keep the values bounded */
+                x[j] *= 1.0f / (float)c->size;
+        }
+        double bw = n * sizeof(float) / median(p2p, REPS), g = c->size;
+        double formula = 2 * (g - 1) / g * n * sizeof(float) / bw;
+        double h = median(hier, REPS), m = median(mpi, REPS), l = median(lm, REPS);
+        if (c->rank == 0)
+            printf("cross-group stage, %zu floats over %d leaders: measured %.2f ms, formula 2(g-1)/g x %.1f MB / "
+                   "%.2f GB/s = %.2f ms (measured / formula %.2f); peers: lmc's MPI communicator %.2f ms (hier / it "
+                   "%.2f), one MPI_Allreduce %.2f ms\n", n, c->size, h * 1e3, n * 4 / 1e6, bw / 1e9, formula * 1e3,
+                   h / formula, l * 1e3, h / l, m * 1e3);
+        free(x);
+    }
+    lmc_comm_close(plain);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "check";
@@ -187,6 +266,11 @@ int main(int argc, char **argv)
     if (lmc_comm_open_job("auto", "cpu", &c) != LMC_OK) {
         fprintf(stderr, "FAIL opening: %s\n", lmc_errmsg());
         return 1;
+    }
+    if (!strcmp(what, "bench")) {
+        bench();
+        lmc_comm_close(c);
+        return 0;
     }
     if (!strcmp(what, "name")) {
         if (c->rank == 0)
