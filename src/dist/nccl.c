@@ -574,15 +574,15 @@ static lmc_status bootstrap(nccl_impl *m, int *rank, int *size, ncclUniqueId *id
             return lmc_err(LMC_ECOMM, "nccl: MPI_Init_thread failed");
         m->mpi_inited_here = 1;
     }
-    MPI_Comm_rank(MPI_COMM_WORLD, rank);
-    MPI_Comm_size(MPI_COMM_WORLD, size);
+    MPI_Comm_rank(m->mcomm, rank);
+    MPI_Comm_size(m->mcomm, size);
     ncclResult_t r = ncclSuccess;
     if (*rank == 0)
         r = ncclGetUniqueId(id);
     /* every rank takes part in the broadcast even if rank 0 failed, so none hangs */
     int ok = r == ncclSuccess;
-    if (MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS ||
-        MPI_Bcast(id, (int)sizeof *id, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (MPI_Bcast(&ok, 1, MPI_INT, 0, m->mcomm) != MPI_SUCCESS ||
+        MPI_Bcast(id, (int)sizeof *id, MPI_BYTE, 0, m->mcomm) != MPI_SUCCESS)
         return lmc_err(LMC_ECOMM, "nccl: broadcasting the NCCL id over MPI failed");
     if (!ok)
         return lmc_err(LMC_ECOMM, "nccl: ncclGetUniqueId failed on rank 0%s%s", *rank == 0 ? ": " : "",
@@ -726,7 +726,9 @@ static lmc_status nccl_split(lmc_comm *c, int color, int key, lmc_comm **out)
 #endif
 }
 
-lmc_status lmc_comm_nccl(lmc_comm **out)
+/* mpi_comm: the MPI_Comm * of the ranks that form this communicator (NULL:
+ * the world), which must outlive it. */
+static lmc_status open_on(void *mpi_comm, lmc_comm **out)
 {
     *out = NULL;
     lmc_comm *c = calloc(1, sizeof *c);
@@ -739,7 +741,7 @@ lmc_status lmc_comm_nccl(lmc_comm **out)
     const char *t = getenv("LMC_COMM_TIMEOUT");
     m->env_timeout = t ? atof(t) : 0;
 #ifdef LMC_HAVE_MPI
-    m->mcomm = MPI_COMM_WORLD;
+    m->mcomm = mpi_comm ? *(MPI_Comm *)mpi_comm : MPI_COMM_WORLD;
 #endif
     int rank = 0, size = 1, ndev = 0;
     lmc_status s = bootstrap(m, &rank, &size, &m->id);
@@ -756,3 +758,9 @@ lmc_status lmc_comm_nccl(lmc_comm **out)
     *out = c;
     return LMC_OK;
 }
+
+lmc_status lmc_comm_nccl(lmc_comm **out) { return open_on(NULL, out); }
+
+/* A mixed job's group of CUDA ranks (hier.c): NCCL over the ranks of
+ * *mpi_comm (an MPI_Comm * that outlives the communicator). */
+lmc_status lmc_comm_nccl_group(void *mpi_comm, lmc_comm **out) { return open_on(mpi_comm, out); }
