@@ -13,10 +13,12 @@
 # in blocks of 16, and 1 x 4 on the NPU mock, whose kernels round
 # differently). Jobs: 1 CPU + 1 NPU; 2 CPU + 2 NPU (an HCCL group of two
 # beside an MPI group of two); --balance auto with the NPU rank made slower
-# (the split must move); --zero 2 (ranged reduce-scatter and all-gather);
+# (the split must move); --zero 2 and 3 (ranged reduce-scatter and
+# all-gather);
 # steps 1-3 on 2 CPU + 2 NPU, then 4-6 resumed on NPU + CPU (rank 0 on the
 # NPU). Ranks that disagree on the model, the precision or a flag stop at
-# start-up naming the rank and both values; --check-every names a rank whose
+# start-up naming the rank and both values; --tp across kinds is refused;
+# --check-every names a rank whose
 # weights drifted after that step (two NPU ranks whose collectives are not
 # ordered after the backend's work).
 . "$(dirname "$0")/lib.sh"
@@ -73,6 +75,9 @@ compute_ms), idle ms $($CMP field "$T/c.jsonl" idle_ms)" ||
 expect_ok "--zero 2: 1 NPU + 1 CPU rank" $MPIRUN -np 1 $NPU --batch 2 --zero 2 $(out z) : -np 1 $CPU --batch 2 \
     --zero 2 $(out z)
 same z
+expect_ok "--zero 3: 1 CPU + 1 NPU rank" $MPIRUN -np 1 $CPU --batch 2 --zero 3 $(out z3) : -np 1 $NPU --batch 2 \
+    --zero 3 $(out z3)
+same z3
 
 RES="--save-every 3 --keep 0"
 expect_ok "steps 1-3 on 2 CPU + 2 NPU ranks" $MPIRUN -np 2 $CPU --batch 1 --steps 3 $RES --out "$T/R1" \
@@ -90,6 +95,8 @@ expect_fail "a rank with another learning rate" "rank 2 has --lr 0.001 but rank 
     $MPIRUN -np 2 $CPU --batch 1 : -np 2 $NPU --batch 1 --lr 1e-3
 expect_fail "a rank with another batch" "rank 1 has --batch 1 but rank 0 has 2" \
     $MPIRUN -np 1 $CPU --batch 2 : -np 1 $NPU --batch 1
+expect_fail "--tp across chip kinds is refused" "process groups \(--tp, --pp\) need ranks of one kind" \
+    $MPIRUN -np 1 $CPU --batch 2 --tp 2 : -np 1 $NPU --batch 2 --tp 2
 expect_fail "--check-every 1 names the drifted rank after step 1" "after step 1 rank 1 holds different weights" \
     env LMC_TEST_HCCL_UNORDERED=1 $MPIRUN -np 2 $NPU --batch 2 --dist hccl --check-every 1
 finish
