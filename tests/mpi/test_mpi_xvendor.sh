@@ -16,7 +16,8 @@
 # (the split must move); --zero 2 and 3 (ranged reduce-scatter and
 # all-gather);
 # steps 1-3 on 2 CPU + 2 NPU, then 4-6 resumed on NPU + CPU (rank 0 on the
-# NPU). Ranks that disagree on the model, the precision or a flag stop at
+# NPU); CPU ranks alone under --dist auto get the bits of --dist mpi. Ranks
+# that disagree on the model, the precision or a flag stop at
 # start-up naming the rank and both values; --tp across kinds is refused;
 # --check-every names a rank whose
 # weights drifted after that step (two NPU ranks whose collectives are not
@@ -86,6 +87,11 @@ expect_ok "steps 4-6 resumed on 1 NPU + 1 CPU rank" $MPIRUN -np 1 $NPU --batch 2
     $(out r2) : -np 1 $CPU --batch 2 --resume "$T/R1/step_00000003" $(out r2)
 check "resumed: steps 1-3 within noise" $CMP losses "$T/r1.jsonl" "$d/1-cpu.jsonl" "$RTOL" 1 3
 same r2 4 6
+
+# CPU ranks alone: --dist auto is the MPI communicator, bit for bit
+expect_ok "2 CPU ranks, --dist auto" $MPIRUN -np 2 $CPU --batch 2 $(out cpu_auto)
+expect_ok "2 CPU ranks, --dist mpi" $MPIRUN -np 2 $CPU --batch 2 --dist mpi $(out cpu_mpi)
+check "CPU ranks alone: --dist auto == --dist mpi, bit for bit" $CMP weights "$T/cpu_mpi.st" "$T/cpu_auto.st" 0
 
 expect_fail "a rank with another model width" "rank 1 has model width 64 but rank 0 has 32" \
     $MPIRUN -np 1 $CPU --batch 2 : -np 1 $NPU --batch 2 --dim 64
