@@ -59,6 +59,7 @@ typedef struct {
     int stage; /* 0: group collective started, 1: leaders' sum started, 2: done */
     int inner, cross;
     float *host; /* a device leader's staging of buf */
+    unsigned seq; /* the request's number (its id is the low 31 bits) */
 } hreq;
 
 typedef struct {
@@ -224,10 +225,13 @@ static lmc_status drain(lmc_comm *c)
 static lmc_status hi_wait(lmc_comm *c, int req)
 {
     hier_impl *h = impl_of(c);
-    unsigned id = (unsigned)req;
-    if (h->posted - id > h->posted - h->done) /* finished long ago */
-        return LMC_OK;
-    return complete_to(c, id);
+    if (req < 0)
+        return lmc_err(LMC_EINVAL, "hier wait: request %d was never started", req);
+    const hreq *r = &h->q[(unsigned)req % HR_MAX]; /* HR_MAX divides 2^31: ids keep their slot */
+    unsigned ago = h->posted - r->seq; /* 1 for the newest */
+    if ((r->seq & 0x7fffffffu) != (unsigned)req || ago == 0 || ago > h->posted - h->done)
+        return LMC_OK; /* finished long ago */
+    return complete_to(c, r->seq);
 }
 
 static lmc_status hi_allreduce_start(lmc_comm *c, float *buf, size_t n, int *req)
@@ -239,7 +243,7 @@ static lmc_status hi_allreduce_start(lmc_comm *c, float *buf, size_t n, int *req
     for (unsigned k = h->done; k != h->posted; k++) /* the earlier buckets' cross-group stage */
         LMC_TRY(advance(c, &h->q[k % HR_MAX]));
     hreq *r = &h->q[h->posted % HR_MAX];
-    *r = (hreq){.buf = buf, .n = n, .inner = -1, .cross = -1};
+    *r = (hreq){.buf = buf, .n = n, .inner = -1, .cross = -1, .seq = h->posted};
     if (h->group && n)
         LMC_TRY(h->group->ops->allreduce_start(h->group, buf, n, &r->inner));
     *req = (int)(h->posted & 0x7fffffff);
