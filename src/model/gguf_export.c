@@ -4,7 +4,9 @@
  * added: lmc_tok_encode's ids), and the tensors under llama.cpp's names,
  * Llama's q/k rows in the rope order llama.cpp's converter gives them.
  * Type choice follows the converter: 1-D tensors and position embeddings
- * stay f32; a q8_0 tensor with rows that are not whole blocks goes f16. */
+ * stay f32; a q8_0 tensor with rows that are not whole blocks goes f16.
+ * A mixture of experts is Mixtral's layout (gguf_model.c's expert_pieces):
+ * expert_count, expert_used_count and the experts stacked in 3-D tensors. */
 #include "model/gguf_internal.h"
 
 #include <stdlib.h>
@@ -17,7 +19,11 @@ static void put_arch(lmc_gguf_writer *w, const lmc_model_config *c, const char *
     lmc_gguf_put_u32(w, KEY("context_length"), (uint32_t)c->max_seq);
     lmc_gguf_put_u32(w, KEY("embedding_length"), (uint32_t)c->dim);
     lmc_gguf_put_u32(w, KEY("block_count"), (uint32_t)c->n_layer);
-    lmc_gguf_put_u32(w, KEY("feed_forward_length"), (uint32_t)c->ffn_dim);
+    lmc_gguf_put_u32(w, KEY("feed_forward_length"), (uint32_t)(c->n_expert > 0 ? c->moe_ffn : c->ffn_dim));
+    if (c->n_expert > 0) { /* Mixtral: every layer's experts, softmax router (lmc_gguf_check_config) */
+        lmc_gguf_put_u32(w, KEY("expert_count"), (uint32_t)c->n_expert);
+        lmc_gguf_put_u32(w, KEY("expert_used_count"), (uint32_t)c->top_k);
+    }
     lmc_gguf_put_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head);
     lmc_gguf_put_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_head);
     if (!strcmp(arch, "gpt2")) {
@@ -54,8 +60,8 @@ static void put_tokenizer(lmc_gguf_writer *w, const lmc_tokenizer *tok, const lm
 
 static lmc_ggml_type tensor_type(const lmc_gguf_piece *p, int ftype)
 {
-    if (p->ndim < 2 || !strcmp(p->name, "position_embd.weight"))
-        return LMC_GGML_F32;
+    if (p->ndim < 2 || !strcmp(p->name, "position_embd.weight") || strstr(p->name, ".ffn_gate_inp."))
+        return LMC_GGML_F32; /* the router too, as llama.cpp's converter keeps it */
     switch (ftype) {
     case LMC_GGUF_FTYPE_F16: return LMC_GGML_F16;
     case LMC_GGUF_FTYPE_BF16: return LMC_GGML_BF16;
@@ -80,15 +86,18 @@ static lmc_status list_pieces(const lmc_model_config *cfg, const lmc_layout *l, 
     return LMC_OK;
 }
 
-/* One tensor: its rows in the file's order, encoded, written. */
+/* One tensor: its rows in the file's order (each of its n3 matrices in
+ * turn), encoded, written. */
 static lmc_status write_piece(lmc_gguf_writer *w, const lmc_gguf_piece *p, const float *params, lmc_ggml_type type,
                               float *rows, uint8_t *bytes)
 {
-    size_t len = p->ndim == 2 ? p->cols : p->rows, nrows = p->ndim == 2 ? p->rows : 1;
-    for (size_t r = 0; r < nrows; r++)
-        memcpy(rows + lmc_gguf_file_row(p, r) * len, params + p->at + r * len, len * sizeof(float));
-    lmc_ggml_encode(type, rows, len * nrows, bytes);
-    return lmc_gguf_write_tensor(w, bytes, lmc_ggml_bytes(type, len * nrows));
+    size_t len = p->ndim >= 2 ? p->cols : p->rows, nrows = p->ndim >= 2 ? p->rows : 1, n = len * nrows * p->n3;
+    for (size_t x = 0; x < p->n3; x++)
+        for (size_t r = 0; r < nrows; r++)
+            memcpy(rows + (x * nrows + lmc_gguf_file_row(p, r)) * len, params + p->at + x * p->stride3 + r * len,
+                   len * sizeof(float));
+    lmc_ggml_encode(type, rows, n, bytes);
+    return lmc_gguf_write_tensor(w, bytes, lmc_ggml_bytes(type, n));
 }
 
 static lmc_status write_model(lmc_gguf_writer *w, const piece_list *pl, const float *params, int ftype)
@@ -96,9 +105,9 @@ static lmc_status write_model(lmc_gguf_writer *w, const piece_list *pl, const fl
     size_t most = 0;
     for (int i = 0; i < pl->n; i++) {
         const lmc_gguf_piece *p = &pl->p[i];
-        uint64_t ne[2] = {p->ndim == 2 ? p->cols : p->rows, p->rows};
+        uint64_t ne[3] = {p->ndim >= 2 ? p->cols : p->rows, p->rows, p->n3};
         LMC_TRY(lmc_gguf_add_tensor(w, p->name, p->ndim, ne, tensor_type(p, ftype)));
-        most = p->rows * p->cols > most ? p->rows * p->cols : most;
+        most = p->rows * p->cols * p->n3 > most ? p->rows * p->cols * p->n3 : most;
     }
     float *rows = malloc(most * sizeof(float));
     uint8_t *bytes = malloc(most * sizeof(float));

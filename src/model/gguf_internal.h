@@ -8,10 +8,13 @@
 /* One GGUF tensor of the model. Its elements lie in our flat buffer as
  * rows x cols from `at` (our (out, in) order, which is llama.cpp's ne =
  * [cols, rows]); a 1-D tensor is one row of n. GPT-2's Conv1D weights
- * need no transposition here (GGUF stores them as nn.Linear does). */
+ * need no transposition here (GGUF stores them as nn.Linear does). A 3-D
+ * tensor (llama.cpp's stacked experts, ne = [cols, rows, n3]) is n3 such
+ * matrices, the x-th from at + x * stride3. */
 typedef struct {
     char name[64];
     size_t rows, cols, at;
+    size_t n3, stride3; /* 1, 0 for 1-D and 2-D tensors */
     int ndim;
     /* > 0: Llama's q or k weight with this many heads, whose rows llama.cpp
      * keeps in its rope order (the converter's permute): within a head of

@@ -48,26 +48,66 @@ static int gguf_name(const char *hf, char *out, size_t n)
     return 0;
 }
 
+static void from_hf(const lmc_model_config *cfg, const lmc_wpiece *w, lmc_gguf_piece *p)
+{
+    memset(p, 0, sizeof *p);
+    gguf_name(w->p.name, p->name, sizeof p->name);
+    p->rows = w->p.rows;
+    p->cols = w->p.cols;
+    p->at = w->at;
+    p->n3 = 1;
+    p->ndim = p->cols > 1 ? 2 : 1;
+    if (strstr(w->p.name, "q_proj.weight"))
+        p->heads = cfg->n_head;
+    else if (strstr(w->p.name, "k_proj.weight"))
+        p->heads = cfg->n_kv_head;
+}
+
+/* A mixture-of-experts layer's MLP as llama.cpp's llama architecture holds
+ * it (its Mixtral converter): the router ffn_gate_inp (E, C) and each
+ * projection of every expert stacked into one 3-D tensor, ffn_gate_exps and
+ * ffn_up_exps ne = [C, F, E] (expert e's gate and up rows of our [gate; up]
+ * block), ffn_down_exps ne = [F, C, E]. */
+static int expert_pieces(const lmc_model_config *c, const lmc_layout *l, int layer, lmc_gguf_piece *out)
+{
+    size_t C = (size_t)c->dim, F = (size_t)c->moe_ffn, E = (size_t)c->n_expert;
+    size_t router = lmc_layout_slot(l, layer, LMC_T_ROUTER_W)->offset;
+    size_t fc = lmc_layout_slot(l, layer, LMC_T_EXP_FC_W)->offset, proj = lmc_layout_slot(l, layer, LMC_T_EXP_PROJ_W)->offset;
+    const struct {
+        const char *name;
+        size_t rows, cols, at, n3, stride3;
+    } t[] = {{"ffn_gate_inp", E, C, router, 1, 0}, {"ffn_gate_exps", F, C, fc, E, 2 * F * C},
+             {"ffn_up_exps", F, C, fc + F * C, E, 2 * F * C}, {"ffn_down_exps", C, F, proj, E, C * F}};
+    for (int i = 0; i < 4; i++) {
+        lmc_gguf_piece *p = &out[i];
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "blk.%d.%s.weight", layer, t[i].name);
+        p->rows = t[i].rows, p->cols = t[i].cols, p->at = t[i].at;
+        p->n3 = t[i].n3, p->stride3 = t[i].stride3;
+        p->ndim = i ? 3 : 2;
+    }
+    return 4;
+}
+
 int lmc_gguf_unit_pieces(const lmc_model_config *cfg, const lmc_layout *l, int u, lmc_gguf_piece *out)
 {
     lmc_wpiece w[LMC_GGUF_UNIT_MAX_PIECES];
-    if (cfg->n_expert > 0) /* dense models only: lmc_gguf_export refuses experts */
-        return 0;
-    int n = lmc_weights_unit_pieces(cfg, l, u, w);
-    for (int i = 0; i < n; i++) {
-        lmc_gguf_piece *p = &out[i];
-        memset(p, 0, sizeof *p);
-        gguf_name(w[i].p.name, p->name, sizeof p->name);
-        p->rows = w[i].p.rows;
-        p->cols = w[i].p.cols;
-        p->at = w[i].at;
-        p->ndim = p->cols > 1 ? 2 : 1;
-        if (strstr(w[i].p.name, "q_proj.weight"))
-            p->heads = cfg->n_head;
-        else if (strstr(w[i].p.name, "k_proj.weight"))
-            p->heads = cfg->n_kv_head;
+    int layer = u - 1, n = 0;
+    if (u < 1 || u > l->n_layer || !lmc_config_is_moe(cfg, layer)) {
+        n = lmc_weights_unit_pieces(cfg, l, u, w);
+        for (int i = 0; i < n; i++)
+            from_hf(cfg, &w[i], &out[i]);
+        return n;
     }
-    return n;
+    static const int attn[] = {LMC_T_LN1_W, LMC_T_QKV_W, LMC_T_ATTN_W, LMC_T_LN2_W}; /* no biases in Llama */
+    for (size_t i = 0; i < sizeof attn / sizeof *attn; i++) {
+        size_t at = lmc_layout_slot(l, layer, attn[i])->offset;
+        for (int k = 0; lmc_hf_piece_at(cfg, layer, attn[i], k, &w[n].p); k++, n++) {
+            w[n].at = at + w[n].p.row0 * w[n].p.cols;
+            from_hf(cfg, &w[n], &out[n]);
+        }
+    }
+    return n + expert_pieces(cfg, l, layer, out + n);
 }
 
 size_t lmc_gguf_file_row(const lmc_gguf_piece *p, size_t r)
@@ -89,9 +129,13 @@ lmc_status lmc_gguf_check_config(const lmc_model_config *c)
         bad = "as many key/value heads as heads";
     else if (!gpt && (c->norm != LMC_NORM_RMS || c->pos != LMC_POS_ROPE || c->mlp != LMC_MLP_SWIGLU || c->bias))
         bad = "Llama with RMSNorm, rotary positions, SwiGLU and no biases";
-    if (c->n_expert > 0)
-        return lmc_err(LMC_EUNSUPPORTED, "GGUF export of mixture-of-experts models is not yet supported (%d experts)",
-                       c->n_expert);
+    if (c->n_expert > 0 && c->router != LMC_ROUTER_SOFTMAX)
+        bad = "a mixture of experts to route by softmax, top k renormalised (Mixtral's router), not this model's "
+              "sigmoid scores (scoring_func sigmoid)";
+    else if (c->n_expert > 0 && c->n_shared > 0)
+        bad = "a mixture of experts without shared experts (n_shared_experts)";
+    else if (c->n_expert > 0 && c->first_dense > 0)
+        bad = "experts in every layer (this model's first_k_dense_replace keeps the first layers dense)";
     if (bad)
         return lmc_err(LMC_EUNSUPPORTED, "this %s model does not fit llama.cpp's '%s' architecture, which needs %s",
                        c->family, arch, bad);
@@ -150,15 +194,40 @@ static lmc_status refuse_extras(const gsrc *s, int head_dim)
         return lmc_err(LMC_EUNSUPPORTED, "%s: key '%s.attention.key_length' = %lld: lmc needs embedding / heads (%d)",
                        s->g->what, s->arch, v, head_dim);
     char k[128];
-    snprintf(k, sizeof k, "%s.expert_count", s->arch);
-    if (lmc_gguf_find(s->g, k))
-        return lmc_err(LMC_EUNSUPPORTED, "%s: key '%s': lmc does not run mixture-of-experts models", s->g->what, k);
+    static const char *const moe_extras[] = {"expert_shared_count", "expert_shared_feed_forward_length",
+                                             "expert_weights_scale", "expert_gating_func", "leading_dense_block_count"};
+    for (size_t i = 0; i < sizeof moe_extras / sizeof *moe_extras; i++) {
+        snprintf(k, sizeof k, "%s.%s", s->arch, moe_extras[i]);
+        if (lmc_gguf_find(s->g, k))
+            return lmc_err(LMC_EUNSUPPORTED, "%s: key '%s': lmc reads Mixtral's mixture of experts (softmax router, "
+                           "top k renormalised, experts in every layer, none shared)", s->g->what, k);
+    }
     lmc_gguf_str st = {"none", 4};
     snprintf(k, sizeof k, "%s.rope.scaling.type", s->arch);
     LMC_TRY(lmc_gguf_get_str(s->g, k, 0, &st));
     if (!(st.n == 4 && !memcmp(st.s, "none", 4)))
         return lmc_err(LMC_EUNSUPPORTED, "%s: key '%s' = '%.*s': lmc does not scale rotary embeddings", s->g->what, k,
                        (int)(st.n < 32 ? st.n : 32), st.s);
+    return LMC_OK;
+}
+
+/* Mixtral in llama.cpp's llama architecture: expert_count experts of
+ * width feed_forward_length, expert_used_count per token, softmax router,
+ * no auxiliary loss (Hugging Face's default without output_router_logits). */
+static lmc_status read_experts(const gsrc *s, lmc_model_config *c)
+{
+    char k[128];
+    long long E = 0, K = 0;
+    snprintf(k, sizeof k, "%s.expert_count", s->arch);
+    LMC_TRY(lmc_gguf_get_int(s->g, k, 0, 0, INT_MAX, &E));
+    if (E == 0)
+        return LMC_OK;
+    if (strcmp(s->arch, "llama"))
+        return lmc_err(LMC_EUNSUPPORTED, "%s: key '%s' = %lld: lmc reads experts in the llama architecture only",
+                       s->g->what, k, E);
+    LMC_TRY(arch_int(s, "expert_used_count", 1, &K));
+    c->n_expert = (int)E, c->top_k = (int)K, c->moe_ffn = c->ffn_dim;
+    c->router = LMC_ROUTER_SOFTMAX, c->aux_coef = 0;
     return LMC_OK;
 }
 
@@ -182,6 +251,7 @@ static lmc_status read_config(gsrc *s, lmc_model_config *c)
         LMC_TRY(arch_float(s, "rope.freq_base", 0, &theta));
     c->max_seq = (int)ctx, c->dim = (int)dim, c->n_layer = (int)layers, c->n_head = (int)heads;
     c->n_kv_head = (int)kv, c->ffn_dim = (int)ffn, c->norm_eps = (float)eps, c->rope_theta = (float)theta;
+    LMC_TRY(read_experts(s, c));
     const lmc_gguf_tensor *emb = lmc_gguf_tensor_find(s->g, "token_embd.weight");
     if (!emb || emb->ndim != 2 || emb->ne[0] != (uint64_t)dim || emb->ne[1] < 2 || emb->ne[1] > INT_MAX)
         return lmc_err(LMC_EFORMAT, "%s: tensor 'token_embd.weight' is %s; it must be 2-D with ne[0] = %s.embedding_"
@@ -206,12 +276,12 @@ static lmc_status check_piece(const gsrc *s, const lmc_gguf_piece *p, const lmc_
     const lmc_gguf_tensor *t = lmc_gguf_tensor_find(s->g, p->name);
     if (!t)
         return lmc_err(LMC_EFORMAT, "%s: missing tensor '%s'", s->g->what, p->name);
-    uint64_t want0 = p->ndim == 2 ? p->cols : p->rows, want1 = p->ndim == 2 ? p->rows : 1;
-    if (t->ne[0] != want0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
-        return lmc_err(LMC_EFORMAT, "%s: tensor '%s' has ne = [%llu, %llu, %llu, %llu], the model needs [%llu, %llu]",
-                       s->g->what, t->name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+    uint64_t want0 = p->ndim >= 2 ? p->cols : p->rows, want1 = p->ndim >= 2 ? p->rows : 1, want2 = p->n3;
+    if (t->ne[0] != want0 || t->ne[1] != want1 || t->ne[2] != want2 || t->ne[3] != 1)
+        return lmc_err(LMC_EFORMAT, "%s: tensor '%s' has ne = [%llu, %llu, %llu, %llu], the model needs [%llu, %llu, "
+                       "%llu, 1]", s->g->what, t->name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
                        (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], (unsigned long long)want0,
-                       (unsigned long long)want1);
+                       (unsigned long long)want1, (unsigned long long)want2);
     *out = t;
     return LMC_OK;
 }
@@ -253,7 +323,7 @@ static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, size_t begi
 {
     const lmc_gguf_tensor *t = NULL;
     LMC_TRY(check_piece(s, p, &t));
-    size_t len = p->ndim == 2 ? p->cols : p->rows, nrows = p->ndim == 2 ? p->rows : 1;
+    size_t len = p->ndim >= 2 ? p->cols : p->rows, nrows = p->ndim >= 2 ? p->rows : 1;
     if (len > row->cap) {
         free(row->p);
         row->cap = 0;
@@ -261,11 +331,12 @@ static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, size_t begi
             return lmc_err(LMC_ENOMEM, "%s: out of memory", s->g->what);
         row->cap = len;
     }
-    for (size_t r = 0; r < nrows; r++) {
-        size_t a = p->at + r * len, b = a + len; /* this row's buffer range */
+    for (size_t i = 0; i < nrows * p->n3; i++) { /* matrix x = i / nrows, its row r */
+        size_t x = i / nrows, r = i % nrows;
+        size_t a = p->at + x * p->stride3 + r * len, b = a + len; /* this row's buffer range */
         if (b <= begin || a >= end)
             continue;
-        size_t fr = lmc_gguf_file_row(p, r);
+        size_t fr = x * nrows + lmc_gguf_file_row(p, r);
         lmc_ggml_decode((lmc_ggml_type)t->type, t->data, fr * len, len, row->p);
         size_t lo = a > begin ? a : begin, hi = b < end ? b : end;
         for (size_t i = lo; i < hi; i++) {

@@ -1,6 +1,8 @@
 // lib_server.mjs: helpers for the `lmc serve` tests (test_server*.mjs):
 // train a tiny GPT-2 on GPT-2's tokenizer, start and stop servers, raw HTTP
-// requests, server-sent event parsing, percentiles, RSS.
+// requests, server-sent event parsing, percentiles, RSS; greedy continuations
+// of lmc and llama.cpp (test_gguf.mjs, test_moe.mjs).
+import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -184,6 +186,51 @@ export async function metrics(port) {
     m[line.slice(0, sp)] = Number(line.slice(sp + 1));
   }
   return m;
+}
+
+// Concurrent greedy completions through `client` (the openai package) on a
+// server of `model`: each equals the full-recompute `lmc sample
+// --temperature 0` (a prefix when it stopped early), and the engine batched
+// them (a mean decode batch above 1.5).
+export async function greedyBatchIsSample(srv, client, model, prompts, maxTokens) {
+  const before = await metrics(srv.port);
+  const got = await Promise.all(prompts.map((prompt) =>
+    client.completions.create({ model: 'tiny', prompt, max_tokens: maxTokens, temperature: 0 })));
+  const after = await metrics(srv.port);
+  for (let i = 0; i < prompts.length; i++) {
+    const { stdout } = await run(['sample', '--model', model, '--tokenizer', TOK, '--prompt', prompts[i],
+                                  '--max-tokens', String(maxTokens), '--temperature', '0', '--threads', '1']);
+    const want = stdout.replace(/\n$/, ''), text = got[i].choices[0].text;
+    if (got[i].choices[0].finish_reason === 'stop') assert.ok(want.startsWith(text), `prompt ${i}`);
+    else assert.equal(text, want, `prompt ${i}: '${text}' vs '${want}'`);
+  }
+  const steps = after.lmc_engine_steps_total - before.lmc_engine_steps_total;
+  const rows = after.lmc_engine_step_rows_total - before.lmc_engine_step_rows_total;
+  console.log(`     ${rows} sequence-steps in ${steps} engine steps (mean batch ${(rows / steps).toFixed(2)})`);
+  assert.ok(rows / steps > 1.5, 'the requests were not batched');
+}
+
+// llama.cpp's (node-llama-cpp's) greedy continuation of prompt ids with each
+// token's log-probability, and lmc generate's (--logprobs).
+export async function llamaGreedy(m, prompt, n) {
+  const ctx = await m.createContext({ contextSize: 128, threads: 1 });
+  const out = [];
+  try {
+    const seq = ctx.getSequence();
+    for await (const r of seq.evaluateWithMetadata(prompt, { confidence: true }, { temperature: 0 })) {
+      out.push({ id: r.token, logprob: Math.log(r.confidence) });
+      if (out.length >= n) break;
+    }
+  } finally {
+    await ctx.dispose();
+  }
+  return out;
+}
+
+export async function lmcGreedy(file, prompt, n, extra = []) {
+  const { stdout } = await run(['generate', '--model', file, '--prompt-ids', prompt.join(' '), '--max-tokens',
+                                String(n), '--temperature', '0', '--logprobs', '--threads', '1', ...extra]);
+  return stdout.trim().split('\n').map((l) => JSON.parse(l));
 }
 
 export function rssBytes(pid) {

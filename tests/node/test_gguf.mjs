@@ -23,7 +23,7 @@ import { gguf } from '@huggingface/gguf';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import * as L from './lib_server.mjs';
 
-const { check } = L;
+const { check, llamaGreedy, lmcGreedy } = L;
 
 const dir = L.tmpdir();
 const TYPES = ['f32', 'f16', 'bf16', 'q8_0'];
@@ -91,28 +91,6 @@ const loaded = {};
 async function model(key) {
   if (!loaded[key]) loaded[key] = await llama.loadModel({ modelPath: files[key] });
   return loaded[key];
-}
-
-// llama.cpp's greedy continuation with each token's log-probability.
-async function llamaGreedy(m, prompt, n) {
-  const ctx = await m.createContext({ contextSize: 128, threads: 1 });
-  const out = [];
-  try {
-    const seq = ctx.getSequence();
-    for await (const r of seq.evaluateWithMetadata(prompt, { confidence: true }, { temperature: 0 })) {
-      out.push({ id: r.token, logprob: Math.log(r.confidence) });
-      if (out.length >= n) break;
-    }
-  } finally {
-    await ctx.dispose();
-  }
-  return out;
-}
-
-async function lmcGreedy(file, prompt, n, extra = []) {
-  const { stdout } = await L.run(['generate', '--model', file, '--prompt-ids', prompt.join(' '), '--max-tokens',
-                                  String(n), '--temperature', '0', '--logprobs', '--threads', '1', ...extra]);
-  return stdout.trim().split('\n').map((l) => JSON.parse(l));
 }
 
 for (const name of ['gpt2', 'llama']) {

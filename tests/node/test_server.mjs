@@ -191,25 +191,9 @@ async function rawTests(srv) {
 
 // Several prompts at once through the batched engine vs. full recompute.
 async function exactness(srv, client, model) {
-  await check('greedy: 4 concurrent requests == lmc sample --temperature 0', async () => {
-    const prompts = ['The cat', 'A little bird looked', 'Our neighbor', 'The teacher opened the'];
-    const before = await L.metrics(srv.port);
-    const got = await Promise.all(prompts.map((prompt) =>
-      client.completions.create({ model: 'tiny', prompt, max_tokens: 24, temperature: 0 })));
-    const after = await L.metrics(srv.port);
-    for (let i = 0; i < prompts.length; i++) {
-      const { stdout } = await L.run(['sample', '--model', model, '--tokenizer', L.TOK, '--prompt', prompts[i],
-                                      '--max-tokens', '24', '--temperature', '0', '--threads', '1']);
-      const want = stdout.replace(/\n$/, '');
-      const text = got[i].choices[0].text;
-      if (got[i].choices[0].finish_reason === 'stop') assert.ok(want.startsWith(text), `prompt ${i}`);
-      else assert.equal(text, want, `prompt ${i}: '${text}' vs '${want}'`);
-    }
-    const steps = after.lmc_engine_steps_total - before.lmc_engine_steps_total;
-    const rows = after.lmc_engine_step_rows_total - before.lmc_engine_step_rows_total;
-    console.log(`     ${rows} sequence-steps in ${steps} engine steps (mean batch ${(rows / steps).toFixed(2)})`);
-    assert.ok(rows / steps > 1.5, 'the requests were not batched');
-  });
+  await check('greedy: 4 concurrent requests == lmc sample --temperature 0', () =>
+    L.greedyBatchIsSample(srv, client, model, ['The cat', 'A little bird looked', 'Our neighbor', 'The teacher opened the'],
+                          24));
 }
 
 // A second server with one slot and no queue: 429 and disconnects. The

@@ -71,6 +71,8 @@ typedef struct {
     float *p;
 } model;
 
+enum { GPT2, LLAMA, MIXTRAL }; /* tiny()'s models: the third is a Llama whose layers have 4 experts, top 2 */
+
 static void tiny(int llama, int vocab, model *m)
 {
     CHECK_OK(lmc_config_preset(llama ? "llama-15m" : "d6", &m->cfg));
@@ -78,6 +80,8 @@ static void tiny(int llama, int vocab, model *m)
     c->n_layer = 2, c->dim = 64, c->n_head = 4, c->n_kv_head = llama ? 2 : 4, c->ffn_dim = llama ? 40 : 256;
     c->vocab = vocab, c->max_seq = 24, c->tied = !llama;
     c->norm_eps = llama ? 1e-6f : 1e-5f, c->rope_theta = 5000.5f;
+    if (llama == MIXTRAL)
+        c->n_expert = 4, c->top_k = 2, c->moe_ffn = c->ffn_dim, c->router = LMC_ROUTER_SOFTMAX, c->aux_coef = 0;
     CHECK_OK(lmc_config_finish(c));
     CHECK_OK(lmc_layout_build(c, &m->l));
     m->p = lmc_alloc(m->l.total * sizeof(float), "test params");
@@ -125,7 +129,9 @@ static int same_config(const lmc_model_config *a, const lmc_model_config *b)
            a->n_kv_head == b->n_kv_head && a->dim == b->dim && a->ffn_dim == b->ffn_dim && a->vocab == b->vocab &&
            a->max_seq == b->max_seq && a->norm == b->norm && a->pos == b->pos && a->mlp == b->mlp &&
            a->bias == b->bias && a->tied == b->tied && a->norm_eps == b->norm_eps &&
-           (a->pos != LMC_POS_ROPE || a->rope_theta == b->rope_theta);
+           (a->pos != LMC_POS_ROPE || a->rope_theta == b->rope_theta) && a->n_expert == b->n_expert &&
+           a->top_k == b->top_k && a->moe_ffn == b->moe_ffn && a->n_shared == b->n_shared &&
+           a->first_dense == b->first_dense && a->router == b->router && a->aux_coef == b->aux_coef;
 }
 
 static char *slurp(const char *path, size_t *n)
@@ -210,7 +216,7 @@ static void roundtrip_f32(int llama, int vocab)
     lmc_tokenizer *t;
     lmc_model_config c;
     lmc_layout l;
-    const char *path = at(llama ? "llama.gguf" : "gpt2.gguf");
+    const char *path = at(llama == MIXTRAL ? "mixtral.gguf" : llama ? "llama.gguf" : "gpt2.gguf");
     float *p = export_load(llama, vocab, LMC_GGUF_FTYPE_F32, path, &m, &t, &c);
     CHECK(p && !memcmp(p, m.p, m.l.total * sizeof(float)));
     lmc_free(p);
@@ -232,6 +238,77 @@ static void test_roundtrip(void)
 {
     roundtrip_f32(0, 300); /* the tokenizer's size */
     roundtrip_f32(1, 333); /* padded with [PAD] tokens */
+    roundtrip_f32(MIXTRAL, 300);
+}
+
+/* A mixture of experts in llama.cpp's Mixtral layout: expert_count,
+ * expert_used_count and feed_forward_length (each expert's width); the
+ * router ffn_gate_inp (f32 whatever the type, as llama.cpp's converter
+ * keeps it); every expert's gate, up and down rows in the stacked 3-D
+ * tensors ffn_{gate,up}_exps ne = [C, F, E] and ffn_down_exps [F, C, E]. */
+static void check_experts(int ftype)
+{
+    model m;
+    tiny(MIXTRAL, 300, &m);
+    lmc_tokenizer *t = tokenizer();
+    const char *path = at("experts.gguf");
+    CHECK_OK(lmc_gguf_export(path, "moe", &m.cfg, &m.l, m.p, t, ftype));
+    lmc_gguf g;
+    CHECK_OK(lmc_gguf_open(&g, path));
+    long long v[3] = {0};
+    CHECK_OK(lmc_gguf_get_int(&g, "llama.expert_count", 1, 0, 100, &v[0]));
+    CHECK_OK(lmc_gguf_get_int(&g, "llama.expert_used_count", 1, 0, 100, &v[1]));
+    CHECK_OK(lmc_gguf_get_int(&g, "llama.feed_forward_length", 1, 0, 100, &v[2]));
+    CHECK(v[0] == 4 && v[1] == 2 && v[2] == 40);
+    size_t C = 64, F = 40, E = 4, bad = 0;
+    const lmc_gguf_tensor *inp = lmc_gguf_tensor_find(&g, "blk.1.ffn_gate_inp.weight");
+    CHECK(inp && inp->type == LMC_GGML_F32 && inp->ne[0] == C && inp->ne[1] == E && inp->ne[2] == 1);
+    CHECK(inp && !memcmp(inp->data, m.p + lmc_layout_slot(&m.l, 1, LMC_T_ROUTER_W)->offset, C * E * sizeof(float)));
+    const char *names[] = {"blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight", "blk.1.ffn_down_exps.weight"};
+    size_t fc = lmc_layout_slot(&m.l, 1, LMC_T_EXP_FC_W)->offset, pj = lmc_layout_slot(&m.l, 1, LMC_T_EXP_PROJ_W)->offset;
+    for (int w = 0; w < 3; w++) {
+        const lmc_gguf_tensor *x = lmc_gguf_tensor_find(&g, names[w]);
+        size_t cols = w < 2 ? C : F, rows = w < 2 ? F : C;
+        CHECK_MSG(x && x->ndim == 3 && x->ne[0] == cols && x->ne[1] == rows && x->ne[2] == E, "%s", names[w]);
+        for (size_t e = 0; x && e < E; e++)
+            for (size_t r = 0; r < rows; r++) {
+                float got[64], want[64];
+                const float *src = m.p + (w < 2 ? fc + ((2 * e + (size_t)w) * F + r) * C : pj + (e * C + r) * F);
+                lmc_ggml_decode((lmc_ggml_type)x->type, x->data, (e * rows + r) * cols, cols, got);
+                uint8_t enc[256];
+                lmc_ggml_encode((lmc_ggml_type)x->type, src, cols, enc); /* the value the type holds */
+                lmc_ggml_decode((lmc_ggml_type)x->type, enc, 0, cols, want);
+                bad += memcmp(got, want, cols * sizeof(float)) != 0;
+            }
+    }
+    CHECK_MSG(bad == 0, "%s: %zu expert rows out of place", lmc_gguf_ftype_name(ftype), bad);
+    lmc_gguf_close(&g);
+    lmc_tok_free(t);
+    drop(&m);
+}
+
+/* What llama.cpp's llama architecture cannot express is refused, naming it. */
+static void test_experts(void)
+{
+    check_experts(LMC_GGUF_FTYPE_F32);
+    check_experts(LMC_GGUF_FTYPE_Q8_0); /* gate/up rows of 64: q8_0; down rows of 40: f16 */
+    model m;
+    tiny(MIXTRAL, 300, &m);
+    lmc_tokenizer *t = tokenizer();
+    const char *why[] = {"sigmoid", "n_shared_experts", "first_k_dense_replace"};
+    for (int i = 0; i < 3; i++) {
+        lmc_model_config c = m.cfg;
+        lmc_layout l;
+        c.router = i == 0 ? LMC_ROUTER_SIGMOID : LMC_ROUTER_SOFTMAX, c.n_shared = i == 1, c.first_dense = i == 2;
+        CHECK_OK(lmc_layout_build(&c, &l));
+        float *p = lmc_alloc(l.total * sizeof(float), "p");
+        lmc_weights_init(&c, &l, p, 1);
+        CHECK_ERR(lmc_gguf_export(at("refused.gguf"), "x", &c, &l, p, t, LMC_GGUF_FTYPE_F32), LMC_EUNSUPPORTED, why[i]);
+        lmc_free(p);
+        lmc_layout_free(&l);
+    }
+    lmc_tok_free(t);
+    drop(&m);
 }
 
 /* llama.cpp keeps a head's rows as (i, j) pairs: file row 2i + j is HF row j * hs/2 + i. */
@@ -349,6 +426,7 @@ int main(void)
     RUN(test_roundtrip);
     RUN(test_permutation);
     RUN(test_types);
+    RUN(test_experts);
     lmc_rm_rf(test_dir);
     return test_summary();
 }
