@@ -132,7 +132,7 @@ clean:
 # `lmc plan` reads its chip catalogue and model shapes from share/; they are
 # compiled into the binary (a generated C file of bytes) so lmc works from any
 # directory. Edit share/chips.json or add share/models/NAME.json and rebuild.
-PLAN_SHARE   := share/chips.json $(sort $(wildcard share/models/*.json))
+PLAN_SHARE   := share/chips.json share/runs.json $(sort $(wildcard share/models/*.json))
 PLAN_EMBED_C := $(BUILD)/gen/plan_embed.c
 PLAN_EMBED_O := $(BUILD)/gen/plan_embed.o
 
@@ -188,10 +188,11 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
-FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile plan_runs
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
                 src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
+FUZZ_LIB_SRC += src/plan/runs.c src/plan/reliab.c src/plan/catalog.c src/plan/fleet.c $(PLAN_EMBED_C)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a
 

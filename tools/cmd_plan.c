@@ -17,12 +17,12 @@
 #define MAX_TOP 32
 
 typedef struct {
-    const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log;
+    const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log, *runs, *launch_log;
     cli_list chips;
     long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
     long long shape[7]; /* --layers --heads --kv-heads --dim --ffn --vocab --max-seq (0: the preset's) */
-    double tp_overlap, replan_hours, tolerance;
-    int json, no_flash, no_sp, dropout, calibrate, memory;
+    double tp_overlap, replan_hours, tolerance, restart_minutes, ckpt_gbs;
+    int json, no_flash, no_sp, dropout, calibrate, memory, validate;
 } plan_opts;
 
 static lmc_status load_catalog(const plan_opts *o, lmc_plan_catalog *cat)
@@ -148,6 +148,49 @@ static lmc_status best_layouts(const lmc_plan_job *job, const lmc_plan_fleet *f,
     return LMC_OK;
 }
 
+/* The restart cost: --restart-minutes, else lmc launch's measured figure
+ * (--launch-log), else the default fitted to the published runs. */
+static lmc_status make_reliab(const plan_opts *o, const lmc_plan_runs *rs, lmc_plan_reliab *rl)
+{
+    memset(rl, 0, sizeof *rl);
+    rl->ckpt_gbs = o->ckpt_gbs;
+    if (o->restart_minutes > 0) {
+        rl->restart_h = o->restart_minutes / 60;
+        snprintf(rl->restart_from, sizeof rl->restart_from, "--restart-minutes");
+    } else if (o->launch_log) {
+        char *text = NULL;
+        size_t n = 0;
+        int events = 0;
+        LMC_TRY(lmc_read_file(o->launch_log, &text, &n));
+        lmc_status s = lmc_plan_launch_restart(text, n, o->launch_log, &rl->restart_h, &events);
+        free(text);
+        LMC_TRY(s);
+        snprintf(rl->restart_from, sizeof rl->restart_from, "measured by lmc launch: %d restart%s in %.200s", events,
+                 events == 1 ? "" : "s", o->launch_log);
+    }
+    lmc_plan_reliab_defaults(rs, rl);
+    return LMC_OK;
+}
+
+/* Expected figures and the range from the published runs, lost time from
+ * their failures. */
+static lmc_status make_outlook(const plan_opts *o, const lmc_plan_catalog *cat, const lmc_plan_job *job,
+                               const lmc_plan_fleet *f, const lmc_plan_fix *fx, double tokens, int start,
+                               lmc_plan_outlook *ol)
+{
+    lmc_plan_runs rs;
+    lmc_plan_effs effs;
+    lmc_plan_reliab rl;
+    LMC_TRY(lmc_plan_runs_load(cat, o->runs, &rs));
+    lmc_status s = make_reliab(o, &rs, &rl);
+    if (!s)
+        s = lmc_plan_effs_make(cat, &rs, &rl, &effs);
+    if (!s)
+        s = lmc_plan_outlook_run(job, f, fx, tokens, start, o->replan_hours, &effs, NULL, &rl, ol);
+    lmc_plan_runs_free(&rs);
+    return s;
+}
+
 static lmc_status run_plan(const plan_opts *o)
 {
     if (!o->model || !o->tokens || !o->fleet)
@@ -179,6 +222,11 @@ static lmc_status run_plan(const plan_opts *o)
         s = best_layouts(&job, &f, &fx, best, (int)o->top, &n);
     if (!s)
         s = lmc_plan_timeline_run(&job, &f, &fx, tokens, start, o->replan_hours, &tl);
+    lmc_plan_outlook ol;
+    int have_ol = 0;
+    if (!s)
+        s = make_outlook(o, &cat, &job, &f, &fx, tokens, start, &ol);
+    have_ol = !s;
     if (!s && o->plot) {
         char title[256];
         snprintf(title, sizeof title, "%s, %s tokens on %s", o->model, o->tokens, o->fleet);
@@ -187,13 +235,15 @@ static lmc_status run_plan(const plan_opts *o)
     if (!s) {
         char args[512];
         model_args(o, args, sizeof args);
-        lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl, args};
+        lmc_plan_report r = {&job, o->model, o->fleet, tokens, &f, best, n, &tl, args, &ol};
         lmc_sb out;
         lmc_sb_init(&out);
         (o->json ? lmc_plan_report_json : lmc_plan_report_text)(&r, &out);
         print_sb(&out);
     }
     lmc_plan_timeline_free(&tl);
+    if (have_ol)
+        lmc_plan_outlook_free(&ol);
     free(best);
     lmc_plan_fleet_free(&f);
     lmc_plan_catalog_free(&cat);
@@ -583,6 +633,35 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
     return s;
 }
 
+/* ---------- published runs ---------- */
+
+/* Each run of share/runs.json (or --runs FILE) at its own layout beside
+ * the published figure; exits 1 when a published figure lies outside the
+ * range. */
+static lmc_status run_validate(const plan_opts *o, int *bad)
+{
+    lmc_plan_catalog cat;
+    LMC_TRY(load_catalog(o, &cat));
+    lmc_plan_runs rs;
+    lmc_plan_validation v;
+    lmc_sb out;
+    lmc_sb_init(&out);
+    lmc_plan_reliab rl;
+    lmc_status s = lmc_plan_runs_load(&cat, o->runs, &rs);
+    if (!s)
+        s = make_reliab(o, &rs, &rl);
+    if (!s)
+        s = lmc_plan_validate(&cat, &rs, &rl, &out, &v);
+    if (!s) {
+        print_sb(&out);
+        *bad = v.inside < v.predicted;
+    }
+    lmc_sb_free(&out);
+    lmc_plan_runs_free(&rs);
+    lmc_plan_catalog_free(&cat);
+    return s;
+}
+
 int lmc_cmd_plan(int argc, char **argv)
 {
     plan_opts o = {.top = 5, .replan_hours = 0.5, .zero = -1, .batch = 4, .steps = 6, .skip = 1};
@@ -624,6 +703,14 @@ int lmc_cmd_plan(int argc, char **argv)
         {"calibrate-log", CLI_STR, &o.calib_log, "compare a training log (JSONL with \"ms\"; \"rss_mb\", \"pp_bubble\" "
                                                  "and a \"run\" line if there) with the prediction for its layout "
                                                  "(--tp --pp --vpp --dp --zero --micro-batch --global-batch --seq)"},
+        {"validate", CLI_BOOL, &o.validate, "each published run (share/runs.json) at its own layout beside the "
+                                             "published figure; exit 1 unless they lie in the range"},
+        {"runs", CLI_STR, &o.runs, "published runs file (default: share/runs.json, built in)"},
+        {"launch-log", CLI_STR, &o.launch_log, "lmc launch --log FILE: its measured restart cost for the lost time"},
+        {"restart-minutes", CLI_FLOAT, &o.restart_minutes, "restart cost per interruption (detect, relaunch, "
+                                                           "reload; default: fitted to the published runs)", 0, 1e5},
+        {"checkpoint-gbs", CLI_FLOAT, &o.ckpt_gbs, "checkpoint write bandwidth of the job's storage, GB/s (default "
+                                                   "2000, Llama 3's)", 1e-3, 1e9},
         {"batch", CLI_INT, &o.batch, "calibration: sequences per step (default 4)", 1, 1 << 20},
         {"steps", CLI_INT, &o.steps, "calibration: training steps (default 6)", 2, 1 << 20},
         {"skip", CLI_INT, &o.skip, "calibration: warm-up steps to ignore (default 1)", 0, 1 << 20},
@@ -640,7 +727,9 @@ int lmc_cmd_plan(int argc, char **argv)
                      .opts = opts};
     lmc_status s = cli_parse(&spec, argc, argv, NULL);
     int bad = 0, busy = 0;
-    if (!s && o.memory)
+    if (!s && o.validate)
+        s = run_validate(&o, &bad);
+    else if (!s && o.memory)
         s = run_memory(&o);
     else if (!s && o.calibrate)
         s = run_calibrate(&o, &bad, &busy);
@@ -650,7 +739,8 @@ int lmc_cmd_plan(int argc, char **argv)
         s = run_plan(&o);
     cli_list_free(&o.chips);
     if (!s && bad)
-        fprintf(stderr, "lmc plan: error: the prediction is off by more than --tolerance %g\n", o.tolerance);
+        fprintf(stderr, "lmc plan: error: %s\n", o.validate ? "a published run lies outside lmc's range"
+                                                              : "the prediction is off by more than --tolerance");
     else if (!s && busy && o.tolerance > 0)
         fprintf(stderr, "lmc plan: calibration inconclusive: the machine was busy; rerun on a quiet machine\n");
     return s || spec.help ? cli_exit(&spec, s) : bad;

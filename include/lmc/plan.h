@@ -102,6 +102,7 @@ typedef struct {
     long long count;
     int chips_per_node;
     int arrives; /* day, or LMC_PLAN_NOW (available at the start) */
+    int slip_days; /* the delivery may come this many days late (the range covers it) */
     char name[64];
 } lmc_plan_pool;
 
@@ -277,7 +278,8 @@ typedef struct {
     double day;             /* when this segment starts (fractional days) */
     long long chips;        /* available */
     double tokens_at_start; /* tokens done when it starts */
-    double tokens_per_s;    /* 0 while nothing fits */
+    double tokens_per_s;    /* 0 while nothing fits; the plan's times scale */
+    double scale;           /* efficiency x effective time applied to the plan (1: best case) */
     lmc_plan_result plan;   /* the layout used (plan.fits == 0: idle) */
 } lmc_plan_segment;
 
@@ -293,6 +295,12 @@ typedef struct {
 
 lmc_status lmc_plan_timeline_run(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
                                  double tokens, int start_day, double replan_hours, lmc_plan_timeline *tl);
+/* The same with each segment's tokens/s multiplied by scale(ctx, segment)
+ * (expected and range: efficiency and time lost to failures). */
+typedef double (*lmc_plan_scale_fn)(void *ctx, const lmc_plan_segment *seg);
+lmc_status lmc_plan_timeline_run_scaled(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
+                                        double tokens, int start_day, double replan_hours, lmc_plan_scale_fn scale,
+                                        void *ctx, lmc_plan_timeline *tl);
 void lmc_plan_timeline_free(lmc_plan_timeline *tl);
 /* Tokens done by a day (linear within segments). */
 double lmc_plan_timeline_tokens_at(const lmc_plan_timeline *tl, double day);
@@ -355,6 +363,7 @@ typedef struct {
     int n_best;
     const lmc_plan_timeline *tl;
     const char *model_args; /* lmc train's model flags ("--model d6 --layers 4"); NULL: --model model_name */
+    const struct lmc_plan_outlook *outlook; /* expected, range and lost time (NULL: the best case only) */
 } lmc_plan_report;
 
 void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *out);
@@ -383,5 +392,116 @@ typedef struct {
 } lmc_plan_memory_report;
 void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *out);
 void lmc_plan_memory_json(const lmc_plan_memory_report *r, lmc_sb *out);
+
+/* ---------- published runs (runs.c, share/runs.json) ---------- */
+
+typedef struct {
+    char name[96];
+    char chip[LMC_PLAN_NAME];
+    long long chips;
+    lmc_model_config model;
+    char model_name[64];  /* a planner shape or preset; "" for a config object */
+    int seq;
+    long long global_batch; /* 0: not published (the planner's default) */
+    double tokens;          /* 0: not published */
+    lmc_plan_fix fix;       /* the layout the authors state; free where they do not */
+    double pub_mfu;         /* published throughput as MFU in lmc's model FLOPs (F = 6N + 12Lhs) */
+    const char *basis;      /* which figure gave it: "mfu", "tflops_per_chip", ... */
+    int end_to_end;         /* from wall clock or GPU-hours: includes every stop of the run */
+    double interruptions, interruption_days, effective_time; /* 0: not published */
+    double network_gbs;     /* the run's cluster: per chip, one direction, between nodes (0: the chip's) */
+} lmc_plan_run;
+
+typedef struct {
+    lmc_plan_run *runs;
+    int n;
+} lmc_plan_runs;
+
+/* {"runs": [...]} as share/runs.json; every figure needs its source in the
+ * run's "sources" (an error names the file, run and field otherwise). */
+lmc_status lmc_plan_runs_parse(const lmc_plan_catalog *cat, const char *text, size_t n, const char *what,
+                               lmc_plan_runs *rs);
+lmc_status lmc_plan_runs_load(const lmc_plan_catalog *cat, const char *path, lmc_plan_runs *rs); /* NULL: built in */
+void lmc_plan_runs_free(lmc_plan_runs *rs);
+/* The best case of a run at its own layout (r->fits == 0: nothing fits; why says). */
+lmc_status lmc_plan_run_predict(const lmc_plan_catalog *cat, const lmc_plan_run *run, lmc_plan_result *r);
+/* A chip's class for efficiency figures: "A100", "H100" (H100, H800, H200, H20),
+ * "Ascend" (910B*, 910C) or "" (others). */
+const char *lmc_plan_chip_class(const char *chip_name);
+
+/* Expected and range: published MFU over lmc's best case, per chip class. */
+#define LMC_PLAN_MAX_RUNS 64
+typedef struct {
+    int n;
+    char cls[LMC_PLAN_MAX_RUNS][16];
+    double ratio[LMC_PLAN_MAX_RUNS]; /* published / best case; 0: not predicted */
+} lmc_plan_effs;
+typedef struct {
+    double expected, low, high; /* factors on the best case's tokens/s */
+    int runs;                   /* runs of the class behind them (0: all runs) */
+    int calibrated;             /* from --calibration */
+} lmc_plan_eff;
+/* rl (NULL: none): a figure from wall clock or GPU-hours includes the time
+ * the run lost to failures; the model's effective-time fraction for its
+ * chips is taken out of it first (the plan adds lost time separately). */
+struct lmc_plan_reliab;
+lmc_status lmc_plan_effs_make(const lmc_plan_catalog *cat, const lmc_plan_runs *rs, const struct lmc_plan_reliab *rl,
+                              lmc_plan_effs *e);
+/* The effective-time fraction a run's published figure includes: the
+ * model's for its chips when it is end to end, else 1. */
+double lmc_plan_run_effective(const lmc_plan_run *run, const struct lmc_plan_reliab *rl);
+/* The factors for a chip; skip >= 0 leaves that run out (validation). */
+void lmc_plan_eff_for(const lmc_plan_effs *e, const char *chip_name, int skip, lmc_plan_eff *out);
+
+/* ---------- lost time: failures, restarts, checkpoints (reliab.c) ---------- */
+
+typedef struct lmc_plan_reliab {
+    double rate;       /* interruptions per chip-hour */
+    double restart_h;  /* detect, relaunch, reload: hours per interruption */
+    double ckpt_gbs;   /* checkpoint write bandwidth, GB/s (the whole job) */
+    double state_bytes_per_param; /* model state written per parameter */
+    char rate_from[160], restart_from[320]; /* where the figures come from */
+} lmc_plan_reliab;
+
+/* Rate from the runs that publish interruptions; restart cost fitted to the
+ * run that publishes its effective time, unless restart_h > 0 already. */
+void lmc_plan_reliab_defaults(const lmc_plan_runs *rs, lmc_plan_reliab *rl);
+/* For `chips` training a model of `params`: the checkpoint write time and
+ * the Young/Daly interval (hours) and the effective-time fraction. */
+double lmc_plan_effective(const lmc_plan_reliab *rl, double chips, double params, double *ckpt_h,
+                          double *interval_h);
+/* The mean restart cost (hours) of `lmc launch --log` FILE's "resumed"
+ * events (lost_s less redone_s: detect, relaunch, reload, first step). */
+lmc_status lmc_plan_launch_restart(const char *text, size_t n, const char *what, double *hours, int *events);
+
+/* `lmc plan --validate` (validate.c): each run's best case at its own
+ * layout, the expected figure and range, beside the published figure. */
+typedef struct {
+    int runs, predicted;
+    int inside;      /* published inside [low, high] */
+    int within25;    /* |expected / published - 1| <= 25% */
+    int loo_within25; /* the same with the run left out of its own factors */
+} lmc_plan_validation;
+lmc_status lmc_plan_validate(const lmc_plan_catalog *cat, const lmc_plan_runs *rs, const lmc_plan_reliab *rl,
+                             lmc_sb *out, lmc_plan_validation *v);
+
+/* ---------- expected, range and lost time for a plan (outlook.c) ---------- */
+
+typedef struct lmc_plan_outlook {
+    lmc_plan_eff eff;       /* factors on the best case, weighted by the fleet's chips */
+    lmc_plan_reliab rel;
+    double chips, params;   /* the whole fleet */
+    double mtbf_h, ckpt_h, interval_h, effective; /* at the whole fleet */
+    lmc_plan_timeline expected, fast, slow; /* fast: the high factor on time; slow: the low one, deliveries late */
+    int slipped;            /* some delivery may slip */
+} lmc_plan_outlook;
+
+/* Expected and range timelines beside the best case; rel must be filled
+ * (lmc_plan_reliab_defaults, then any measured restart cost); calibrated
+ * (NULL: from effs) gives the factors measured on the fleet's own chips. */
+lmc_status lmc_plan_outlook_run(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
+                                double tokens, int start_day, double replan_hours, const lmc_plan_effs *effs,
+                                const lmc_plan_eff *calibrated, const lmc_plan_reliab *rel, lmc_plan_outlook *o);
+void lmc_plan_outlook_free(lmc_plan_outlook *o);
 
 #endif

@@ -149,7 +149,23 @@ static lmc_status parse_shorthand(const lmc_plan_catalog *cat, const char *spec,
     return s;
 }
 
-static const char *const pool_fields[] = {"chip", "count", "chips_per_node", "arrives", "name", NULL};
+static const char *const pool_fields[] = {"chip", "count", "chips_per_node", "arrives", "slip_days", "name", NULL};
+
+/* "slip_days": the delivery may come that many days late; only for a
+ * delivery with a date. */
+static lmc_status parse_slip(const lmc_json *o, const char *what, lmc_plan_pool *p)
+{
+    const lmc_json *sl = lmc_json_get(o, "slip_days"), *arr = lmc_json_get(o, "arrives");
+    if (!sl)
+        return LMC_OK;
+    if (sl->type != LMC_JSON_NUM || !(sl->num >= 0 && sl->num <= 3650) || sl->num != floor(sl->num))
+        return lmc_err(LMC_ERANGE, "%s: slip_days must be a whole number of days in [0, 3650]", what);
+    if (!arr || arr->type == LMC_JSON_NULL)
+        return lmc_err(LMC_EFORMAT, "%s: slip_days = %g without an 'arrives' date (a slip is counted from the "
+                       "delivery date)", what, sl->num);
+    p->slip_days = (int)sl->num;
+    return LMC_OK;
+}
 
 static lmc_status parse_pool(const lmc_plan_catalog *cat, const lmc_json *o, const char *what, int start_day,
                              lmc_plan_pool *p)
@@ -161,7 +177,8 @@ static lmc_status parse_pool(const lmc_plan_catalog *cat, const lmc_json *o, con
         for (int i = 0; pool_fields[i]; i++)
             ok |= !strcmp(m->key, pool_fields[i]);
         if (!ok)
-            return lmc_err(LMC_EFORMAT, "%s: unknown field '%s' (chip, count, chips_per_node, arrives, name)", what,
+            return lmc_err(LMC_EFORMAT, "%s: unknown field '%s' (chip, count, chips_per_node, arrives, slip_days, "
+                           "name)", what,
                            m->key);
     }
     const char *chip = NULL, *arrives = NULL, *name = NULL;
@@ -182,6 +199,7 @@ static lmc_status parse_pool(const lmc_plan_catalog *cat, const lmc_json *o, con
     LMC_TRY(lmc_json_get_str(o, "name", what, &name));
     if (name)
         snprintf(p->name, sizeof p->name, "%s", name);
+    LMC_TRY(parse_slip(o, what, p));
     lmc_json *arr = lmc_json_get(o, "arrives");
     if (arr && arr->type != LMC_JSON_NULL) {
         LMC_TRY(lmc_json_get_str(o, "arrives", what, &arrives));

@@ -163,6 +163,47 @@ static void timeline_text(lmc_sb *o, const lmc_plan_timeline *tl)
     }
 }
 
+/* "118 days (range 82-160)" or "30.5 h (range 20.1-41.0)" */
+static void span(lmc_sb *o, double mid, double lo, double hi)
+{
+    if (mid >= 72)
+        lmc_sb_printf(o, "%.0f days (range %.0f-%.0f)", mid / 24, lo / 24, hi / 24);
+    else
+        lmc_sb_printf(o, "%.1f h (range %.1f-%.1f)", mid, lo, hi);
+}
+
+static void outlook_text(lmc_sb *o, const lmc_plan_report *r)
+{
+    const lmc_plan_outlook *x = r->outlook;
+    const lmc_plan_result *b = r->n_best ? &r->best[0] : NULL;
+    const lmc_plan_eff *e = &x->eff;
+    char d1[16], d2[16], d3[16];
+    lmc_plan_format_date(x->expected.finish_day, d1);
+    lmc_plan_format_date(x->fast.finish_day, d2);
+    lmc_plan_format_date(x->slow.finish_day, d3);
+    lmc_sb_puts(o, "expected: ");
+    span(o, x->expected.hours, x->fast.hours, x->slow.hours);
+    lmc_sb_printf(o, ", finishing %s (%s to %s)\n", d1, d2, d3);
+    if (b)
+        lmc_sb_printf(o, "  MFU %.1f%% (range %.1f-%.1f%%; best case %.1f%%), step %.3g s (range %.3g-%.3g s)\n",
+                      b->mfu * e->expected * 100, b->mfu * e->low * 100, b->mfu * e->high * 100, b->mfu * 100,
+                      b->step_s / e->expected, b->step_s / e->high, b->step_s / e->low);
+    if (e->calibrated)
+        lmc_sb_printf(o, "  efficiency: %.2f of lmc's best case (%.2f-%.2f), measured on these chips (--calibration)\n",
+                      e->expected, e->low, e->high);
+    else
+        lmc_sb_printf(o, "  efficiency: published runs on these chips reached %.2f of lmc's best case (%.2f-%.2f; %s; "
+                      "see lmc plan --validate)\n", e->expected, e->low, e->high,
+                      e->runs >= 3 ? "their chip class" : e->runs ? "their median, all runs' spread" : "all runs");
+    lmc_sb_printf(o, "  lost time: %.3g interruptions per chip-hour (%s): one every %.2g h on %.0f chips\n"
+                  "    restart %.1f min (%s)\n    checkpoint %.2g s every %.1f min (Young/Daly: sqrt(2 x checkpoint x "
+                  "time between interruptions)); effective-time fraction %.3f\n", x->rel.rate, x->rel.rate_from,
+                  x->mtbf_h, x->chips, x->rel.restart_h * 60, x->rel.restart_from, x->ckpt_h * 3600,
+                  x->interval_h * 60, x->effective);
+    if (x->slipped)
+        lmc_sb_puts(o, "  the range's far end has every delivery as late as its slip_days\n");
+}
+
 void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
 {
     const lmc_plan_job *j = r->job;
@@ -198,10 +239,13 @@ void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
     if (tl) {
         lmc_plan_format_date(tl->start_day, d0);
         lmc_plan_format_date(tl->finish_day, d1);
-        lmc_sb_puts(o, "\ntime to train: ");
+        lmc_sb_puts(o, r->outlook ? "\ntime to train, best case (a well-engineered stack, no failures): "
+                                  : "\ntime to train: ");
         duration(o, tl->hours);
         lmc_sb_printf(o, ", from %s to %s\n", d0, d1);
     }
+    if (r->outlook)
+        outlook_text(o, r);
 }
 
 /* ---------- JSON ---------- */
@@ -346,6 +390,52 @@ static void timeline_json(lmc_sb *o, const lmc_plan_report *rep, const lmc_plan_
     lmc_sb_puts(o, "]");
 }
 
+static void pair(lmc_sb *o, const char *k, double a, double b, int *first)
+{
+    key(o, k, first);
+    lmc_sb_putc(o, '[');
+    lmc_sb_json_num(o, isfinite(a) ? a : 0);
+    lmc_sb_puts(o, ", ");
+    lmc_sb_json_num(o, isfinite(b) ? b : 0);
+    lmc_sb_putc(o, ']');
+}
+
+/* hours, mfu, step_s and tokens_per_s are the expected figures; *_range
+ * [low, high] and *_best beside them. */
+static void outlook_json(lmc_sb *o, const lmc_plan_report *r, int *f)
+{
+    const lmc_plan_outlook *x = r->outlook;
+    const lmc_plan_eff *e = &x->eff;
+    double mfu = r->n_best ? r->best[0].mfu : 0, step = r->n_best ? r->best[0].step_s : 0;
+    double tps = r->n_best ? r->best[0].tokens_per_s : 0;
+    char d[16];
+    knum(o, "hours", x->expected.hours, f);
+    pair(o, "hours_range", x->fast.hours, x->slow.hours, f);
+    knum(o, "hours_best", r->tl ? r->tl->hours : 0, f);
+    knum(o, "mfu", mfu * e->expected, f);
+    pair(o, "mfu_range", mfu * e->low, mfu * e->high, f);
+    knum(o, "mfu_best", mfu, f);
+    knum(o, "step_s", step / e->expected, f);
+    pair(o, "step_s_range", step / e->high, step / e->low, f);
+    knum(o, "step_s_best", step, f);
+    knum(o, "tokens_per_s", tps * e->expected, f);
+    knum(o, "tokens_per_s_best", tps, f);
+    lmc_plan_format_date(x->fast.finish_day, d);
+    kstr(o, "finish_early", d, f);
+    lmc_plan_format_date(x->slow.finish_day, d);
+    kstr(o, "finish_late", d, f);
+    key(o, "efficiency", f);
+    static const char *const en[] = {"expected", "low", "high", "runs", "calibrated"};
+    double ev[] = {e->expected, e->low, e->high, e->runs, e->calibrated};
+    num_object(o, en, ev, 5);
+    key(o, "lost_time", f);
+    static const char *const ln[] = {"interruptions_per_chip_hour", "mtbf_hours", "restart_hours",
+                                     "checkpoint_seconds", "checkpoint_interval_hours", "effective_time"};
+    double lv[] = {x->rel.rate, isfinite(x->mtbf_h) ? x->mtbf_h : 0, x->rel.restart_h, x->ckpt_h * 3600,
+                   x->interval_h, x->effective};
+    num_object(o, ln, lv, 6);
+}
+
 void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
 {
     const lmc_plan_job *j = r->job;
@@ -361,13 +451,17 @@ void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
     kstr(o, "precision", j->bf16 ? "bf16" : "fp32", &f);
     key(o, "fleet", &f);
     fleet_json(o, r->fleet);
-    knum(o, "hours", tl ? tl->hours : 0, &f);
-    knum(o, "mfu", r->n_best ? r->best[0].mfu : 0, &f);
-    knum(o, "tokens_per_s", r->n_best ? r->best[0].tokens_per_s : 0, &f);
+    if (r->outlook)
+        outlook_json(o, r, &f);
+    else {
+        knum(o, "hours", tl ? tl->hours : 0, &f);
+        knum(o, "mfu", r->n_best ? r->best[0].mfu : 0, &f);
+        knum(o, "tokens_per_s", r->n_best ? r->best[0].tokens_per_s : 0, &f);
+    }
     if (tl) {
         char d0[16], d1[16];
         lmc_plan_format_date(tl->start_day, d0);
-        lmc_plan_format_date(tl->finish_day, d1);
+        lmc_plan_format_date(r->outlook ? r->outlook->expected.finish_day : tl->finish_day, d1);
         kstr(o, "start", d0, &f);
         kstr(o, "finish", d1, &f);
     }

@@ -52,7 +52,7 @@ static int event_days(const lmc_plan_fleet *f, int start, int *days)
 }
 
 static lmc_status plan_segment(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx, double day,
-                               lmc_plan_segment *seg, char *why)
+                               lmc_plan_segment *seg, char *why, lmc_plan_scale_fn scale, void *ctx)
 {
     lmc_plan_pool groups[LMC_PLAN_MAX_POOLS];
     long long counts[LMC_PLAN_MAX_POOLS];
@@ -65,7 +65,8 @@ static lmc_status plan_segment(const lmc_plan_job *job, const lmc_plan_fleet *f,
         return LMC_OK;
     int n = 0;
     LMC_TRY(lmc_plan_search(job, groups, counts, ng, fx, &seg->plan, 1, &n, why));
-    seg->tokens_per_s = n ? seg->plan.tokens_per_s : 0;
+    seg->scale = n && scale ? scale(ctx, seg) : 1;
+    seg->tokens_per_s = n ? seg->plan.tokens_per_s * seg->scale : 0;
     return LMC_OK;
 }
 
@@ -96,6 +97,13 @@ static void integrate(lmc_plan_timeline *tl)
 lmc_status lmc_plan_timeline_run(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
                                  double tokens, int start_day, double replan_hours, lmc_plan_timeline *tl)
 {
+    return lmc_plan_timeline_run_scaled(job, f, fx, tokens, start_day, replan_hours, NULL, NULL, tl);
+}
+
+lmc_status lmc_plan_timeline_run_scaled(const lmc_plan_job *job, const lmc_plan_fleet *f, const lmc_plan_fix *fx,
+                                        double tokens, int start_day, double replan_hours, lmc_plan_scale_fn scale,
+                                        void *ctx, lmc_plan_timeline *tl)
+{
     memset(tl, 0, sizeof *tl);
     tl->start_day = start_day;
     tl->tokens = tokens;
@@ -111,7 +119,7 @@ lmc_status lmc_plan_timeline_run(const lmc_plan_job *job, const lmc_plan_fleet *
     char why[256] = "", last_why[256] = "";
     lmc_status s = LMC_OK;
     for (int i = 0; i < nd && !s; i++) {
-        s = plan_segment(job, f, fx, days[i], &tl->seg[tl->n], why);
+        s = plan_segment(job, f, fx, days[i], &tl->seg[tl->n], why, scale, ctx);
         if (why[0])
             memcpy(last_why, why, sizeof why);
         tl->n++;

@@ -9,7 +9,7 @@
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
 # Names: json config safetensors shards tokenizer serve weights_index gguf
-# report hostfile (all when none is given). Each writes its seeds (lmc's own writers,
+# report hostfile plan_runs (all when none is given). Each writes its seeds (lmc's own writers,
 # LMC_FUZZ_SEEDS) and uses tests/fuzz/<name>.dict. A crash, leak, sanitizer
 # report or broken property stops that target, keeps the input in
 # $FUZZ_BUILD/artifacts/ and makes the script exit 1. At the end a table:
@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile"
+ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile plan_runs"
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
@@ -38,6 +38,7 @@ max_len() {
     shards | tokenizer) echo 8192 ;;
     weights_index) echo 16384 ;;
     gguf) echo 32768 ;;
+    plan_runs) echo 32768 ;;
     *) echo 4096 ;;
     esac
 }
