@@ -69,6 +69,11 @@ typedef struct lmc_backend_ops lmc_backend_ops;
     X(CORE, download, void, (lmc_backend *be, void *host_dst, const void *src, size_t bytes))                         \
     X(CORE, copy, void, (lmc_backend *be, void *dst, const void *src, size_t bytes))                                  \
     X(CORE, zero, void, (lmc_backend *be, void *p, size_t bytes))                                                     \
+    /* Page-locked host memory for staging copies between the device and the                                          \
+     * host (a communicator's: hier.c), freed with host_free. May be NULL                                             \
+     * (the CPU's is its ordinary memory); NULL + error on failure. */                                                \
+    X(OPT, host_alloc, void *, (lmc_backend *be, size_t bytes))                                                       \
+    X(OPT, host_free, void, (lmc_backend *be, void *p))                                                               \
     /* Waits for all queued work. Returns the first error an op met since                                             \
      * the last lmc_backend_check (lmc_err set, naming the op), leaving it                                            \
      * pending: lmc_backend_check clears it. */                                                                       \
@@ -322,7 +327,7 @@ lmc_status lmc_backend_supports_model(lmc_backend *be, const lmc_model_config *c
 
 /* Bump when lmc_backend, lmc_backend_ops or lmc_backend_plugin change: a
  * plugin built against another version is refused with a rebuild hint. */
-#define LMC_BACKEND_ABI 3
+#define LMC_BACKEND_ABI 4
 
 /* What liblmc_<name>.so's one exported function returns:
  *   const lmc_backend_plugin *lmc_backend_plugin_entry(void); */

@@ -51,6 +51,7 @@
 typedef struct {
     float *p;
     size_t cap, used;
+    int pinned; /* from the backend's host_alloc */
 } stage_block;
 
 typedef struct {
@@ -118,6 +119,25 @@ static void mem_copy(lmc_comm *c, float *dst, const float *src, size_t n)
         memmove(dst, src, n * sizeof(float));
 }
 
+/* Host memory for staging: page-locked where the backend offers it (NPU),
+ * else pageable. */
+static void *host_get(lmc_comm *c, size_t bytes, int *pinned)
+{
+    void *p = NULL;
+    if (c->be && c->be->ops->host_alloc)
+        p = c->be->ops->host_alloc(c->be, bytes);
+    *pinned = p != NULL;
+    return p ? p : malloc(bytes ? bytes : 1);
+}
+
+static void host_put(lmc_comm *c, void *p, int pinned)
+{
+    if (pinned)
+        c->be->ops->host_free(c->be, p);
+    else
+        free(p);
+}
+
 /* Host staging for n floats. Blocks are added while sums are in flight;
  * once none is, they merge into one that holds them all, so from the second
  * step on nothing is allocated in the step loop. */
@@ -131,7 +151,7 @@ static lmc_status stage_take(lmc_comm *c, size_t n, float **out)
         b = &h->stage[h->nstage];
         b->cap = n > 1024 ? n : 1024;
         b->used = 0;
-        if (!(b->p = malloc(b->cap * sizeof(float))))
+        if (!(b->p = host_get(c, b->cap * sizeof(float), &b->pinned)))
             return lmc_err(LMC_ENOMEM, "hier: out of memory for %zu MB of host staging", b->cap * 4 >> 20);
         h->nstage++;
     }
@@ -141,18 +161,20 @@ static lmc_status stage_take(lmc_comm *c, size_t n, float **out)
 }
 
 /* Nothing in flight: the blocks become one of their total size. */
-static void stage_reset(hier_impl *h)
+static void stage_reset(lmc_comm *c)
 {
+    hier_impl *h = impl_of(c);
     size_t total = 0;
     for (int i = 0; i < h->nstage; i++)
         total += h->stage[i].used;
     if (h->nstage > 1) {
         for (int i = 0; i < h->nstage; i++)
-            free(h->stage[i].p);
+            host_put(c, h->stage[i].p, h->stage[i].pinned);
         h->nstage = 0;
-        float *p = malloc(total * sizeof(float));
+        int pinned = 0;
+        float *p = host_get(c, total * sizeof(float), &pinned);
         if (p) /* else blocks are made again as needed */
-            h->stage[h->nstage++] = (stage_block){.p = p, .cap = total};
+            h->stage[h->nstage++] = (stage_block){.p = p, .cap = total, .pinned = pinned};
     }
     if (h->nstage)
         h->stage[0].used = 0;
@@ -211,7 +233,7 @@ static lmc_status complete_to(lmc_comm *c, unsigned last)
         h->done++;
     }
     if (h->done == h->posted)
-        stage_reset(h);
+        stage_reset(c);
     pass_down(c);
     return LMC_OK;
 }
@@ -327,7 +349,8 @@ static lmc_status hi_broadcast(lmc_comm *c, void *buf, size_t bytes, int root)
     LMC_TRY(drain(c));
     if (!h->device || !bytes)
         return h->world->ops->broadcast(h->world, buf, bytes, root);
-    void *host = malloc(bytes);
+    int pinned = 0;
+    void *host = host_get(c, bytes, &pinned);
     if (!host)
         return lmc_err(LMC_ENOMEM, "hier broadcast: out of memory for %zu bytes of staging", bytes);
     if (c->rank == root)
@@ -335,7 +358,7 @@ static lmc_status hi_broadcast(lmc_comm *c, void *buf, size_t bytes, int root)
     lmc_status s = h->world->ops->broadcast(h->world, host, bytes, root);
     if (s == LMC_OK)
         c->be->ops->upload(c->be, buf, host, bytes);
-    free(host);
+    host_put(c, host, pinned);
     return s;
 }
 
@@ -401,7 +424,7 @@ static void hi_destroy(lmc_comm *c)
     lmc_comm_close(h->cross);
     lmc_comm_close(h->world); /* last: it may finalize MPI */
     for (int i = 0; i < h->nstage; i++)
-        free(h->stage[i].p);
+        host_put(c, h->stage[i].p, h->stage[i].pinned);
     free(h);
     free(c);
 }

@@ -575,7 +575,6 @@ static void teardown(lmc_trainer *tr)
     lmc_tokens_close(&tr->train);
     if (tr->have_val)
         lmc_tokens_close(&tr->val);
-    lmc_backend_close(tr->be);
     free(tr->pp_begin);
     free(tr->pp_bubble);
     free(tr->pp_req);
@@ -590,6 +589,7 @@ static void teardown(lmc_trainer *tr)
     lmc_comm_close(tr->epc);
     lmc_comm_close(tr->tpc);
     lmc_comm_close(tr->world);
+    lmc_backend_close(tr->be); /* after the communicators: theirs may hold its memory (hier's staging) */
     lmc_tok_free(tr->tok);
 }
 

@@ -80,6 +80,28 @@ void npu_free(lmc_backend *be, void *p)
         npu_ok(be, npu_of(be)->api->aclrtFree(p), "aclrtFree");
 }
 
+/* Page-locked host memory (aclrtMallocHost): a communicator's staging. */
+void *npu_host_alloc(lmc_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    npu_enter(be, LMC_OP_host_alloc);
+    acl_error e = npu_of(be)->api->aclrtMallocHost(&p, bytes ? bytes : 64);
+    if (e != NPU_ACL_SUCCESS) {
+        lmc_err(LMC_ENOMEM, "%s: cannot allocate %zu bytes of page-locked host memory (aclrtMallocHost error %d)",
+                be->name, bytes, e);
+        return NULL;
+    }
+    return p;
+}
+
+void npu_host_free(lmc_backend *be, void *p)
+{
+    if (!p)
+        return;
+    npu_enter(be, LMC_OP_host_free);
+    npu_ok(be, npu_of(be)->api->aclrtFreeHost(p), "aclrtFreeHost");
+}
+
 void npu_upload(lmc_backend *be, void *dst, const void *host_src, size_t bytes)
 {
     npu_enter(be, LMC_OP_upload);

@@ -17,6 +17,10 @@ void lmc_cpu_free(lmc_backend *be, void *p)
     lmc_free(p);
 }
 
+/* staging (hier.c): all of the CPU's memory is host memory */
+void *lmc_cpu_host_alloc(lmc_backend *be, size_t bytes) { return lmc_cpu_alloc(be, bytes); }
+void lmc_cpu_host_free(lmc_backend *be, void *p) { lmc_cpu_free(be, p); }
+
 void lmc_cpu_copy(lmc_backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;

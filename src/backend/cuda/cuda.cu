@@ -190,6 +190,28 @@ void cu_zero(lmc_backend *be, void *p, size_t bytes)
         cu_ok(be, cudaMemsetAsync(p, 0, bytes, cu_of(be)->stream), "zero");
 }
 
+/* Page-locked host memory (cudaMallocHost): a communicator's staging. */
+void *cu_host_alloc(lmc_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    cu_enter(be, LMC_OP_host_alloc);
+    cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 64);
+    if (e != cudaSuccess) {
+        lmc_err(LMC_ENOMEM, "%s: cannot allocate %zu bytes of page-locked host memory: %s", be->name, bytes,
+                cudaGetErrorString(e));
+        return NULL;
+    }
+    return p;
+}
+
+void cu_host_free(lmc_backend *be, void *p)
+{
+    if (!p)
+        return;
+    cu_enter(be, LMC_OP_host_free);
+    cu_ok(be, cudaFreeHost(p), "host_free");
+}
+
 /* A kernel that failed on the device shows only here: the error names the
  * last op that queued work, as the one it happened in or after. */
 lmc_status cu_sync(lmc_backend *be)
