@@ -288,6 +288,21 @@ static void log_ranks(lmc_sb *sb, const char *key, const lmc_trainer *tr, size_t
     lmc_sb_putc(sb, ']');
 }
 
+/* "run": the layout, batch and precision, on the first step line of each
+ * run (lmc plan --calibrate-log reads it; every line stays one step). */
+static void log_run(const lmc_trainer *tr, lmc_sb *sb)
+{
+    const lmc_train_opts *o = tr->o;
+    lmc_sb_printf(sb, ",\"run\":{\"dp\":%d,\"tp\":%d,\"pp\":%d,\"vpp\":%d,\"sp\":%s,\"zero\":%d,\"recompute\":",
+                  tr->comm->size, tr->tp, tr->pp, tr->vpp, o->sp ? "true" : "false", tr->zero);
+    lmc_sb_json_str(sb, o->recompute, strlen(o->recompute));
+    lmc_sb_printf(sb, ",\"batch\":%d,\"grad_accum\":%d,\"seq\":%d,\"precision\":", o->batch, o->grad_accum, o->seq);
+    lmc_sb_json_str(sb, o->precision, strlen(o->precision));
+    lmc_sb_printf(sb, ",\"threads\":%d,\"device\":", tr->be->threads);
+    lmc_sb_json_str(sb, tr->be->name, strlen(tr->be->name));
+    lmc_sb_printf(sb, ",\"params\":%.0f}", lmc_config_num_params(&tr->cfg));
+}
+
 static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
 {
     if (!tr->log)
@@ -327,6 +342,10 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         for (int s = 0; s < tr->pp; s++)
             lmc_sb_printf(&sb, "%s%.4f", s ? "," : "", tr->pp_bubble[s]);
         lmc_sb_putc(&sb, ']');
+        lmc_sb_puts(&sb, ",\"stage_rss_mb\":[");
+        for (int s = 0; s < tr->pp; s++)
+            lmc_sb_printf(&sb, "%s%.1f", s ? "," : "", tr->pp_rss[s]);
+        lmc_sb_putc(&sb, ']');
     }
     if (has_val) {
         lmc_sb_puts(&sb, ",\"val_loss\":");
@@ -336,6 +355,8 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
             lmc_sb_json_num(&sb, ev->val_bpb);
         }
     }
+    if (!tr->logged_run)
+        log_run(tr, &sb), tr->logged_run = 1;
     lmc_sb_puts(&sb, "}\n");
     fwrite(sb.s, 1, sb.len, tr->log);
     fflush(tr->log);
@@ -385,6 +406,7 @@ static lmc_status gather_stats(lmc_trainer *tr)
         LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &loss, 1, 0));
         LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &tr->me.compute_ms, 1, 1));
         LMC_TRY(tr->ppc->ops->allgather_host(tr->ppc, &wait, tr->pp_bubble, sizeof wait));
+        LMC_TRY(tr->ppc->ops->allgather_host(tr->ppc, &tr->me.rss_mb, tr->pp_rss, sizeof(double)));
         for (int s = 0; s < tr->pp; s++)
             tr->pp_bubble[s] /= tr->me.step_ms;
         tr->me.loss_sum = loss;

@@ -294,7 +294,8 @@ static lmc_status setup_stages(lmc_trainer *tr)
     int n = tr->pp * tr->vpp;
     tr->pp_begin = malloc((size_t)(n + 1) * sizeof(int));
     tr->pp_bubble = calloc((size_t)tr->pp, sizeof(double));
-    if (!tr->pp_begin || !tr->pp_bubble)
+    tr->pp_rss = calloc((size_t)tr->pp, sizeof(double));
+    if (!tr->pp_begin || !tr->pp_bubble || !tr->pp_rss)
         return lmc_err(LMC_ENOMEM, "out of memory");
     if (tr->vpp > 1 && tr->cfg.n_layer < n)
         return lmc_err(LMC_EINVAL, "--pp %d x --vpp %d = %d virtual stages but the model has %d layers (each stage "
@@ -577,6 +578,7 @@ static void teardown(lmc_trainer *tr)
         lmc_tokens_close(&tr->val);
     free(tr->pp_begin);
     free(tr->pp_bubble);
+    free(tr->pp_rss);
     free(tr->pp_req);
     if (tr->comm != tr->world)
         lmc_comm_close(tr->comm);

@@ -54,6 +54,7 @@ typedef struct {
     int *pp_req;           /* [3 x activation sets]: point-to-point operations in flight */
     double pp_wait_s;      /* this step's wait for the neighbouring stages */
     double *pp_bubble;     /* [pp]: each stage's wait / step time, last step */
+    double *pp_rss;        /* [pp]: each stage's peak resident MB so far (this replica, tp rank 0's group) */
     lmc_backend *be;
     lmc_model_config cfg;
     lmc_model *m;
@@ -68,6 +69,7 @@ typedef struct {
     int shuffle;
     double flops_per_token, peak_flops, start_time;
     FILE *log;
+    int logged_run;        /* the log's first step line of this run carries its layout ("run") */
     float last_loss;
     /* data parallelism */
     int zero;                  /* ZeRO stage: 1 shards AdamW's state, 2 also the gradients, 3 also the parameters */

@@ -36,6 +36,19 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 b = rows[-1]['pp_bubble']
 assert len(b) == 2 and all(0 <= x < 1 for x in b), b
 print('ok   pp_bubble', b)" "$T/gpt2-pp2/par.jsonl"
+# the layout on the first step line (lmc plan --calibrate-log reads it) and
+# each stage's peak memory
+check "the log gives the run's layout and each stage's memory" "$PY" -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+run = rows[0]['run']
+want = dict(dp=2, tp=2, pp=2, vpp=1, sp=False, zero=1, recompute='none', batch=1, grad_accum=2, seq=16,
+            precision='fp32', threads=1, device='cpu')
+assert {k: run[k] for k in want} == want, run
+assert not any('run' in r for r in rows[1:])
+m = rows[-1]['stage_rss_mb']
+assert len(m) == 2 and all(x > 0 for x in m), m
+print('ok   run', run, 'stage_rss_mb', m)" "$T/gpt2-pp2-tp2-dp2-zero1/par.jsonl"
 
 # evaluation and samples go through the stages: the same as one process
 ev="--val-data $T/train.bin --eval-every 3 --sample-every 3 --sample-tokens 8"
