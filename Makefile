@@ -175,9 +175,10 @@ bench-gemm: $(BUILD)/bench/bench_gemm
 # `make fuzz` (or fuzz-build) builds one libFuzzer binary per parser,
 # $(FUZZ_BUILD)/fuzz_<name>, with clang and ASan+UBSan: json, config,
 # safetensors, shards, tokenizer, serve (the request parser), weights_index,
-# gguf, report (the training-log reader) and hostfile (lmc launch's host
-# file and plan). They link against an instrumented archive of the modules
-# that read user bytes, so each pulls in just what its parser needs.
+# gguf, report (the training-log reader), hostfile (lmc launch's host
+# file and plan) and checkpoint (what resuming reads). They link against an
+# instrumented archive of the modules that read user bytes, so each pulls in
+# just what its parser needs.
 # `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
 # `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
 # `bash tests/fuzz/run.sh SECONDS` runs them all, keeping corpora in
@@ -188,10 +189,10 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
-FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile plan_runs
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
-                src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
+                src/train/checkpoint.c src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
 FUZZ_LIB_SRC += src/plan/runs.c src/plan/reliab.c src/plan/catalog.c src/plan/fleet.c $(PLAN_EMBED_C)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a

@@ -16,11 +16,15 @@ typedef struct {
     size_t *count;   /* tokens per shard */
     size_t *start;   /* first global token index of each shard */
     size_t total;    /* tokens over all shards */
+    int borrowed;    /* maps are the caller's bytes (lmc_tokens_open_mem): close leaves them */
 } lmc_tokens;
 
 /* Opens every shard matching the glob (comma-separated globs allowed) and
  * validates each header: magic, version, token count against file size. */
 lmc_status lmc_tokens_open(lmc_tokens *ds, const char *glob);
+/* The same checks on n shards' bytes in memory, which the caller keeps
+ * until close; names[i] names shard i in messages. */
+lmc_status lmc_tokens_open_mem(lmc_tokens *ds, int n, const lmc_mmap *shards, const char *const *names);
 void lmc_tokens_close(lmc_tokens *ds);
 /* Copies tokens [first, first + n) of the stream into out. */
 void lmc_tokens_read(const lmc_tokens *ds, size_t first, size_t n, int *out);

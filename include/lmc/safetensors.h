@@ -29,6 +29,9 @@ typedef struct {
 /* Opens and validates the whole header: sizes, offsets within the file,
  * byte counts matching shape x dtype, known dtypes. */
 lmc_status lmc_st_open(lmc_st_file *f, const char *path);
+/* The same checks on a file's bytes in memory, which the caller keeps until
+ * lmc_st_close; what names them in messages. */
+lmc_status lmc_st_open_mem(lmc_st_file *f, const void *bytes, size_t size, const char *what);
 void lmc_st_close(lmc_st_file *f);
 const lmc_st_tensor *lmc_st_find(const lmc_st_file *f, const char *name);
 size_t lmc_st_numel(const lmc_st_tensor *t);

@@ -86,32 +86,42 @@ static lmc_status parse_header(lmc_st_file *f, const char *text, size_t len)
     return LMC_OK;
 }
 
+/* The 8-byte header length, the JSON header and the data section of the
+ * file's bytes (f->path names them in messages). */
+static lmc_status st_parse(lmc_st_file *f, const uint8_t *bytes, size_t size)
+{
+    if (size < 8)
+        return lmc_err(LMC_EFORMAT, "%s: truncated: %zu bytes, no safetensors header", f->path, size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | bytes[i];
+    if (hlen > ST_MAX_HEADER || hlen > size - 8)
+        return lmc_err(LMC_EFORMAT, "%s: header length %llu exceeds the file size %zu (truncated or not safetensors)",
+                       f->path, (unsigned long long)hlen, size);
+    f->data = bytes + 8 + hlen;
+    f->data_len = size - 8 - hlen;
+    return parse_header(f, (const char *)bytes + 8, (size_t)hlen);
+}
+
 lmc_status lmc_st_open(lmc_st_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
     f->path = lmc_strdup(path);
-    lmc_status s = lmc_mmap_open(&f->map, path);
-    if (s)
-        goto fail;
-    if (f->map.size < 8) {
-        s = lmc_err(LMC_EFORMAT, "%s: truncated: %zu bytes, no safetensors header", path, f->map.size);
-        goto fail;
-    }
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | f->map.data[i];
-    if (hlen > ST_MAX_HEADER || hlen > f->map.size - 8) {
-        s = lmc_err(LMC_EFORMAT, "%s: header length %llu exceeds the file size %zu (truncated or not safetensors)",
-                    path, (unsigned long long)hlen, f->map.size);
-        goto fail;
-    }
-    f->data = f->map.data + 8 + hlen;
-    f->data_len = f->map.size - 8 - hlen;
-    s = parse_header(f, (const char *)f->map.data + 8, (size_t)hlen);
+    lmc_status s = f->path ? lmc_mmap_open(&f->map, path) : LMC_ENOMEM;
     if (s == LMC_OK)
-        return LMC_OK;
-fail:
-    lmc_st_close(f);
+        s = st_parse(f, f->map.data, f->map.size);
+    if (s != LMC_OK)
+        lmc_st_close(f);
+    return s;
+}
+
+lmc_status lmc_st_open_mem(lmc_st_file *f, const void *bytes, size_t size, const char *what)
+{
+    memset(f, 0, sizeof *f);
+    f->path = lmc_strdup(what);
+    lmc_status s = f->path ? st_parse(f, bytes, size) : LMC_ENOMEM;
+    if (s != LMC_OK)
+        lmc_st_close(f);
     return s;
 }
 

@@ -4,11 +4,15 @@
 #include "lmc/safetensors.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void state_json(const lmc_ckpt_state *st, lmc_sb *sb)
+void lmc_ckpt_state_json(const lmc_ckpt_state *st, lmc_sb *sb)
 {
     lmc_sb_printf(sb, "{\n  \"format\": \"lmc-checkpoint-1\",\n  \"step\": %d,\n  \"consumed_sequences\": %llu,\n"
                       "  \"seed\": \"%llu\",\n  \"shuffle\": %s,\n  \"seq\": %d,\n  \"world_size\": %d,\n"
@@ -16,7 +20,11 @@ static void state_json(const lmc_ckpt_state *st, lmc_sb *sb)
                   st->step, (unsigned long long)st->consumed, (unsigned long long)st->seed,
                   st->shuffle ? "true" : "false", st->seq, st->world, st->adam_t);
     lmc_sb_json_num(sb, st->loss);
-    lmc_sb_puts(sb, "\n}\n");
+    for (int i = 0; i < st->moe_bias_n; i++) {
+        lmc_sb_puts(sb, i ? ", " : ",\n  \"moe_bias\": [");
+        lmc_sb_json_num(sb, st->moe_bias[i]);
+    }
+    lmc_sb_puts(sb, st->moe_bias_n ? "]\n}\n" : "\n}\n");
 }
 
 /* AdamW's m and v for the elements [begin, end) of a total-float model
@@ -90,7 +98,7 @@ lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_
     snprintf(final, sizeof final, "%s/%s", out_dir, name);
     lmc_sb sb;
     lmc_sb_init(&sb);
-    state_json(st, &sb);
+    lmc_ckpt_state_json(st, &sb);
     snprintf(file, sizeof file, "%s/state.json", tmp);
     lmc_status s = lmc_write_file_atomic(file, sb.s, sb.len);
     lmc_sb_free(&sb);
@@ -166,44 +174,70 @@ static lmc_status read_state(const char *path, lmc_ckpt_state *st)
     size_t len;
     snprintf(file, sizeof file, "%s/state.json", path);
     LMC_TRY(lmc_read_file(file, &text, &len));
-    lmc_json *j;
-    lmc_status s = lmc_json_parse(text, len, file, &j);
+    lmc_status s = lmc_ckpt_state_parse(text, len, file, st);
     free(text);
-    if (s)
-        return s;
-    long long step = -1, consumed = -1, seq = 0, world = 1, adam_t = -1;
-    const char *seed = NULL;
+    return s;
+}
+
+/* An integer field in [lo, hi]: a value beyond an int would be narrowed
+ * into another step, sequence length or rank count. */
+static lmc_status int_field(const lmc_json *j, const char *key, const char *file, int required, long long lo,
+                            long long hi, long long *out)
+{
+    if (!lmc_json_get(j, key))
+        return required ? lmc_err(LMC_EFORMAT, "%s: field '%s' is missing", file, key) : LMC_OK;
+    LMC_TRY(lmc_json_get_int(j, key, file, out));
+    if (*out < lo || *out > hi)
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' = %lld is out of range [%lld, %lld]", file, key, *out, lo, hi);
+    return LMC_OK;
+}
+
+/* The seed is a string of decimal digits (a JSON number, a double, would
+ * round it) that fits 64 bits. */
+static lmc_status seed_field(const lmc_json *j, const char *file, uint64_t *out)
+{
+    const lmc_json *v = lmc_json_get(j, "seed");
+    if (!v || v->type != LMC_JSON_STR)
+        return lmc_err(LMC_EFORMAT, "%s: field 'seed' is missing or not a string", file);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v->str, &end, 10);
+    if (v->slen == 0 || strspn(v->str, "0123456789") != v->slen || errno)
+        return lmc_err(LMC_EFORMAT, "%s: field 'seed' = '%.40s' is not a decimal number below 2^64", file, v->str);
+    *out = x;
+    return LMC_OK;
+}
+
+lmc_status lmc_ckpt_state_parse(const char *text, size_t len, const char *file, lmc_ckpt_state *st)
+{
+    lmc_json *j;
+    LMC_TRY(lmc_json_parse(text, len, file, &j));
+    long long step = 0, consumed = 0, seq = 0, world = 1, adam_t = 0;
+    uint64_t seed = 0;
     int shuffle = 1;
     double loss = 0;
-    s = lmc_json_get_int(j, "step", file, &step);
-    if (!s) s = lmc_json_get_int(j, "consumed_sequences", file, &consumed);
-    if (!s) s = lmc_json_get_int(j, "seq", file, &seq);
-    if (!s) s = lmc_json_get_int(j, "world_size", file, &world);
-    if (!s) s = lmc_json_get_int(j, "adam_t", file, &adam_t);
-    if (!s) s = lmc_json_get_str(j, "seed", file, &seed);
+    lmc_status s = int_field(j, "step", file, 1, 0, INT_MAX, &step);
+    if (!s) s = int_field(j, "consumed_sequences", file, 1, 0, LLONG_MAX, &consumed);
+    if (!s) s = int_field(j, "seq", file, 1, 1, INT_MAX, &seq);
+    if (!s) s = int_field(j, "world_size", file, 0, 1, INT_MAX, &world);
+    if (!s) s = int_field(j, "adam_t", file, 1, 0, INT_MAX, &adam_t);
+    if (!s) s = seed_field(j, file, &seed);
     if (!s) s = lmc_json_get_bool(j, "shuffle", file, &shuffle);
     if (!s) s = lmc_json_get_num(j, "loss", file, &loss);
-    if (!s && (step < 0 || consumed < 0 || adam_t < 0 || seq < 1 || !seed))
-        s = lmc_err(LMC_EFORMAT, "%s: missing or invalid step, consumed_sequences, adam_t, seq or seed", file);
-    if (!s) {
-        st->step = (int)step;
-        st->consumed = (uint64_t)consumed;
-        st->seq = (int)seq;
-        st->world = (int)world;
-        st->adam_t = (int)adam_t;
-        st->seed = strtoull(seed, NULL, 10);
-        st->shuffle = shuffle;
-        st->loss = (float)loss;
-    }
+    if (!s && !(fabs(loss) <= FLT_MAX)) /* it would become inf, saved as null */
+        s = lmc_err(LMC_EFORMAT, "%s: field 'loss' = %g is beyond a float's range", file, loss);
+    if (!s)
+        *st = (lmc_ckpt_state){.step = (int)step, .consumed = (uint64_t)consumed, .seed = seed, .shuffle = shuffle,
+                               .seq = (int)seq, .world = (int)world, .adam_t = (int)adam_t, .loss = (float)loss};
     lmc_json_free(j);
     return s;
 }
 
 /* The part of [begin, end) that one optimizer file holds, copied into m, v
- * (indexed from begin). A file without a range in its metadata holds the
- * whole state. */
+ * (indexed from begin); range gets the elements the file holds. A file
+ * without a range in its metadata holds the whole state. */
 static lmc_status read_optim_file(const char *file, size_t total, size_t begin, size_t end, float *m, float *v,
-                                  size_t *covered)
+                                  size_t range[2])
 {
     lmc_st_file f;
     LMC_TRY(lmc_st_open(&f, file));
@@ -227,8 +261,7 @@ static lmc_status read_optim_file(const char *file, size_t total, size_t begin, 
         else if (hi > lo) /* the header check guarantees the byte range lies inside the file */
             memcpy(dst[i] + (lo - begin), f.data + t->begin + (lo - fb) * sizeof(float), (hi - lo) * sizeof(float));
     }
-    if (s == LMC_OK && hi > lo)
-        *covered += hi - lo;
+    range[0] = fb, range[1] = fe;
     lmc_st_close(&f);
     return s;
 }
@@ -248,22 +281,46 @@ static int optim_files(const char *path)
     return n;
 }
 
-lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
+/* The files of one checkpoint hold disjoint ranges; with an overlap, the
+ * sum of what they cover would hide elements that none of them holds. */
+static lmc_status check_disjoint(const char *file, size_t (*seen)[2], int k)
+{
+    for (int i = 0; i < k; i++)
+        if (seen[k][0] < seen[i][1] && seen[i][0] < seen[k][1])
+            return lmc_err(LMC_EFORMAT, "%s: holds elements [%zu, %zu), which overlap [%zu, %zu) of another "
+                           "optimizer file", file, seen[k][0], seen[k][1], seen[i][0], seen[i][1]);
+    return LMC_OK;
+}
+
+/* Reads optim.safetensors, or the n files that n ranks wrote; covered
+ * gets how many elements of [begin, end) they hold. */
+static lmc_status read_optim_files(const char *path, size_t total, size_t begin, size_t end, float *m, float *v,
+                                   size_t *covered)
 {
     char file[4200];
+    snprintf(file, sizeof file, "%s/optim.safetensors", path);
+    int one = lmc_path_exists(file), n = one ? 1 : optim_files(path);
+    size_t(*seen)[2] = calloc((size_t)n + 1, sizeof *seen);
+    lmc_status s = seen ? LMC_OK : lmc_err(LMC_ENOMEM, "%s: out of memory", path);
+    for (int k = 0; k < n && s == LMC_OK; k++) {
+        if (!one)
+            optim_shard_name(path, k, n, file, sizeof file);
+        s = read_optim_file(file, total, begin, end, m, v, seen[k]);
+        if (s == LMC_OK)
+            s = check_disjoint(file, seen, k);
+        size_t lo = seen[k][0] > begin ? seen[k][0] : begin, hi = seen[k][1] < end ? seen[k][1] : end;
+        *covered += hi > lo ? hi - lo : 0;
+    }
+    free(seen);
+    return s;
+}
+
+lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
+{
     size_t covered = 0;
     if (begin > end || end > total)
         return lmc_err(LMC_EINVAL, "%s: range [%zu, %zu) is outside the %zu-float state", path, begin, end, total);
-    snprintf(file, sizeof file, "%s/optim.safetensors", path);
-    if (lmc_path_exists(file)) {
-        LMC_TRY(read_optim_file(file, total, begin, end, m, v, &covered));
-    } else { /* one file per rank that wrote it */
-        int n = optim_files(path);
-        for (int k = 0; k < n; k++) {
-            optim_shard_name(path, k, n, file, sizeof file);
-            LMC_TRY(read_optim_file(file, total, begin, end, m, v, &covered));
-        }
-    }
+    LMC_TRY(read_optim_files(path, total, begin, end, m, v, &covered));
     if (covered != end - begin)
         return lmc_err(LMC_EFORMAT, "%s: the optimizer files cover %zu of the %zu elements this rank needs "
                        "(missing optim.safetensors or optim-*-of-*.safetensors)", path, covered, end - begin);

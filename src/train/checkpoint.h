@@ -23,6 +23,10 @@ typedef struct {
     int shuffle, seq, world;
     int adam_t;
     float loss;
+    /* written, not read back here: a mixture of experts' balancing biases
+     * (moe_bias_n floats; src/train/experts.c reads them on resume) */
+    const float *moe_bias;
+    int moe_bias_n;
 } lmc_ckpt_state;
 
 /* params, m, v: host buffers of layout->total floats. Keeps the newest
@@ -38,6 +42,9 @@ lmc_status lmc_ckpt_write_optim_shard(const char *tmp, int k, int n, size_t tota
                                       const float *m, const float *v);
 lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_state *st, int keep, char *saved,
                            size_t saved_len);
+/* state.json: writes st, or reads text (file names it in messages). */
+void lmc_ckpt_state_json(const lmc_ckpt_state *st, lmc_sb *sb);
+lmc_status lmc_ckpt_state_parse(const char *text, size_t len, const char *file, lmc_ckpt_state *st);
 /* dir may be an OUT folder (its latest checkpoint) or a step folder. */
 lmc_status lmc_ckpt_resolve(const char *dir, char *path, size_t n);
 /* Loads the state and the weights; *params is a host buffer (lmc_free). */

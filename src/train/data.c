@@ -31,18 +31,18 @@ static lmc_status check_header(lmc_tokens *ds, int i)
     return LMC_OK;
 }
 
-lmc_status lmc_tokens_open(lmc_tokens *ds, const char *glob)
+/* Maps each shard (unless its bytes were given), checks its header and
+ * indexes the stream; on failure closes everything. */
+static lmc_status open_shards(lmc_tokens *ds)
 {
-    memset(ds, 0, sizeof *ds);
-    LMC_TRY(lmc_glob(glob, &ds->paths, &ds->nshards));
     int n = ds->nshards;
-    ds->maps = calloc((size_t)n, sizeof *ds->maps);
     ds->width = calloc((size_t)n, sizeof *ds->width);
     ds->count = calloc((size_t)n, sizeof *ds->count);
     ds->start = calloc((size_t)n, sizeof *ds->start);
     lmc_status s = ds->maps && ds->width && ds->count && ds->start ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory");
     for (int i = 0; i < n && s == LMC_OK; i++) {
-        s = lmc_mmap_open(&ds->maps[i], ds->paths[i]);
+        if (!ds->borrowed)
+            s = lmc_mmap_open(&ds->maps[i], ds->paths[i]);
         if (s == LMC_OK)
             s = check_header(ds, i);
         ds->start[i] = ds->total;
@@ -53,9 +53,38 @@ lmc_status lmc_tokens_open(lmc_tokens *ds, const char *glob)
     return s;
 }
 
+lmc_status lmc_tokens_open(lmc_tokens *ds, const char *glob)
+{
+    memset(ds, 0, sizeof *ds);
+    LMC_TRY(lmc_glob(glob, &ds->paths, &ds->nshards));
+    ds->maps = calloc((size_t)ds->nshards, sizeof *ds->maps);
+    return open_shards(ds);
+}
+
+lmc_status lmc_tokens_open_mem(lmc_tokens *ds, int n, const lmc_mmap *shards, const char *const *names)
+{
+    memset(ds, 0, sizeof *ds);
+    if (n < 1)
+        return lmc_err(LMC_EINVAL, "no token shards given");
+    ds->borrowed = 1;
+    ds->paths = calloc((size_t)n, sizeof *ds->paths);
+    ds->maps = calloc((size_t)n, sizeof *ds->maps);
+    ds->nshards = ds->paths ? n : 0;
+    int ok = ds->paths && ds->maps;
+    for (int i = 0; ok && i < n; i++) {
+        ds->maps[i] = shards[i];
+        ok = (ds->paths[i] = lmc_strdup(names[i])) != NULL;
+    }
+    if (!ok) {
+        lmc_tokens_close(ds);
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    }
+    return open_shards(ds);
+}
+
 void lmc_tokens_close(lmc_tokens *ds)
 {
-    for (int i = 0; ds->maps && i < ds->nshards; i++)
+    for (int i = 0; ds->maps && !ds->borrowed && i < ds->nshards; i++)
         lmc_mmap_close(&ds->maps[i]);
     lmc_glob_free(ds->paths, ds->nshards);
     free(ds->maps);

@@ -9,8 +9,9 @@
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
 # Names: json config safetensors shards tokenizer serve weights_index gguf
-# report hostfile plan_runs (all when none is given). Each writes its seeds (lmc's own writers,
-# LMC_FUZZ_SEEDS) and uses tests/fuzz/<name>.dict. A crash, leak, sanitizer
+# report hostfile checkpoint plan_runs (all when none is given). Each
+# writes its seeds (lmc's own writers, LMC_FUZZ_SEEDS) and uses
+# tests/fuzz/<name>.dict. A crash, leak, sanitizer
 # report or broken property stops that target, keeps the input in
 # $FUZZ_BUILD/artifacts/ and makes the script exit 1. At the end a table:
 # executions, seconds, executions per second, libFuzzer's coverage counters
@@ -18,9 +19,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile plan_runs"
+ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs"
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 mode=$1; shift
 case "$mode" in
@@ -44,7 +45,11 @@ max_len() {
 }
 
 mkdir -p "$FUZZ_BUILD/logs" "$FUZZ_BUILD/artifacts"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# A 16 MB quarantine (ASan's default is 256 MB) still holds the frees of
+# thousands of inputs, so a use after free within one input is caught; the
+# default cycles fresh pages through every allocation, and page faults cost
+# more than the parsers here (about 2x fewer executions per second).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=()
 rows=()
 for name in $names; do

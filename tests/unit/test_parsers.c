@@ -1,8 +1,15 @@
 /* test_parsers.c: regressions for defects in the parsers of user bytes
- * (JSON, config.json), each found by fuzzing (tests/fuzz/, docs/reliability.md).
- * Every case here failed before its fix. */
+ * (JSON, config.json, a checkpoint's state.json and optimizer files), each
+ * found by fuzzing (tests/fuzz/, docs/reliability.md); every such case here
+ * failed before its fix. Also: the in-memory entry points that the fuzz
+ * targets call read as the file readers do. */
+#include "lmc/data.h"
 #include "lmc/model.h"
+#include "lmc/safetensors.h"
 #include "test.h"
+#include "train/checkpoint.h"
+
+#include <stdlib.h>
 
 static lmc_status config_text(const char *text, lmc_model_config *c)
 {
@@ -77,11 +84,106 @@ static void test_config_float_range(void)
     lmc_sb_free(&out);
 }
 
+static lmc_status state_text(const char *fields, lmc_ckpt_state *st)
+{
+    char text[512];
+    snprintf(text, sizeof text, "{\"step\": 7, \"consumed_sequences\": 9, \"seq\": 4, \"adam_t\": 7, %s}", fields);
+    return lmc_ckpt_state_parse(text, strlen(text), "ck/state.json", st);
+}
+
+/* state.json: a step beyond an int was narrowed into another step, a seed
+ * that is not a 64-bit decimal number was read as part of it (or 0), and a
+ * loss beyond a float became inf, saved as null, which no reader takes. */
+static void test_ckpt_state_ranges(void)
+{
+    lmc_ckpt_state st, back;
+    CHECK_ERR(state_text("\"seed\": \"1\", \"world_size\": 2, \"step\": 2147483648", &st), LMC_EFORMAT,
+              "ck/state.json: field 'step' = 2147483648 is out of range");
+    CHECK_ERR(state_text("\"seed\": \"1\", \"seq\": 1214748364720", &st), LMC_EFORMAT, "field 'seq'");
+    CHECK_ERR(state_text("\"seed\": \"1\", \"world_size\": 0", &st), LMC_EFORMAT, "field 'world_size' = 0");
+    CHECK_ERR(state_text("\"seed\": \"1?37\"", &st), LMC_EFORMAT, "field 'seed' = '1?37'");
+    CHECK_ERR(state_text("\"seed\": \"18446744073709551616\"", &st), LMC_EFORMAT, "below 2^64");
+    CHECK_ERR(state_text("\"seed\": \"\"", &st), LMC_EFORMAT, "field 'seed'");
+    CHECK_ERR(state_text("\"seed\": \"1\", \"loss\": 1e39", &st), LMC_EFORMAT, "field 'loss' = 1e+39");
+    CHECK_ERR(lmc_ckpt_state_parse("{}", 2, "ck/state.json", &st), LMC_EFORMAT, "field 'step' is missing");
+    CHECK_OK(state_text("\"seed\": \"18446744073709551615\", \"loss\": 3.4e38, \"shuffle\": false", &st));
+    CHECK(st.step == 7 && st.seed == 18446744073709551615ull && st.world == 1 && !st.shuffle);
+    lmc_sb o;
+    lmc_sb_init(&o);
+    lmc_ckpt_state_json(&st, &o);
+    CHECK_OK(lmc_ckpt_state_parse(o.s, o.len, "saved", &back));
+    CHECK(back.step == st.step && back.consumed == st.consumed && back.seed == st.seed && back.seq == st.seq &&
+          back.world == st.world && back.adam_t == st.adam_t && back.shuffle == st.shuffle && back.loss == st.loss);
+    lmc_sb_free(&o);
+}
+
+/* Two optimizer files holding the same range added up to the whole state,
+ * so the elements neither held were left unread and the load succeeded. */
+static void test_ckpt_optim_overlap(void)
+{
+    float m[20], v[20];
+    for (int i = 0; i < 20; i++)
+        m[i] = (float)i, v[i] = 1;
+    const char *dir = test_tmpdir("parsers");
+    CHECK(dir != NULL);
+    CHECK_OK(lmc_ckpt_write_optim_shard(dir, 0, 2, 20, 0, 10, m, v));
+    CHECK_OK(lmc_ckpt_write_optim_shard(dir, 1, 2, 20, 0, 10, m, v));
+    CHECK_ERR(lmc_ckpt_load_optim(dir, 20, 0, 20, m, v), LMC_EFORMAT, "overlap [0, 10) of another optimizer file");
+    CHECK_OK(lmc_ckpt_write_optim_shard(dir, 1, 2, 20, 10, 20, m + 10, v + 10));
+    float m2[20], v2[20];
+    CHECK_OK(lmc_ckpt_load_optim(dir, 20, 0, 20, m2, v2));
+    CHECK(!memcmp(m, m2, sizeof m) && !memcmp(v, v2, sizeof v));
+    lmc_rm_rf(dir);
+}
+
+/* lmc_st_open_mem and lmc_tokens_open_mem (what the fuzz targets call) read
+ * files' bytes as lmc_st_open and lmc_tokens_open read the files. */
+static void test_open_mem(void)
+{
+    const char *dir = test_tmpdir("parsers");
+    CHECK(dir != NULL);
+    float w[6] = {1, 2, 3, 4, 5, 6}, a[6], b[6];
+    lmc_st_entry e = {"w", "F32", 2, {2, 3}, w};
+    char *bytes;
+    size_t len;
+    lmc_st_file f, g;
+    CHECK_OK(lmc_st_write(test_path("w.safetensors"), &e, 1, NULL));
+    CHECK_OK(lmc_read_file(test_path("w.safetensors"), &bytes, &len));
+    CHECK_OK(lmc_st_open(&f, test_path("w.safetensors")));
+    CHECK_OK(lmc_st_open_mem(&g, bytes, len, "mem.safetensors"));
+    CHECK(f.n == 1 && g.n == 1 && f.data_len == g.data_len);
+    CHECK_OK(lmc_st_read_f32(&f, &f.t[0], a));
+    CHECK_OK(lmc_st_read_f32(&g, &g.t[0], b));
+    CHECK(!memcmp(a, w, sizeof w) && !memcmp(b, w, sizeof w));
+    lmc_st_close(&f);
+    lmc_st_close(&g);
+    CHECK_ERR(lmc_st_open_mem(&g, bytes, len - 1, "mem.safetensors"), LMC_EFORMAT, "mem.safetensors");
+    free(bytes);
+    int toks[5] = {1, 70000, 3, 4, 5}, got[5];
+    CHECK_OK(lmc_shard_write(test_path("t.bin"), toks, 5));
+    CHECK_OK(lmc_read_file(test_path("t.bin"), &bytes, &len));
+    lmc_mmap m[2] = {{(const uint8_t *)bytes, len}, {(const uint8_t *)bytes, len}};
+    const char *names[2] = {"a.bin", "b.bin"};
+    lmc_tokens ds;
+    CHECK_OK(lmc_tokens_open_mem(&ds, 2, m, names));
+    CHECK(ds.total == 10);
+    lmc_tokens_read(&ds, 3, 5, got);
+    CHECK(got[0] == 4 && got[1] == 5 && got[2] == 1 && got[3] == 70000 && got[4] == 3);
+    lmc_tokens_close(&ds);
+    m[1].size = len - 1;
+    CHECK_ERR(lmc_tokens_open_mem(&ds, 2, m, names), LMC_EFORMAT, "b.bin: header says 5 tokens");
+    free(bytes);
+    lmc_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(test_config_huge_dim);
     RUN(test_json_string_ends_in_backslash);
     RUN(test_json_number_out_of_range);
     RUN(test_config_float_range);
+    RUN(test_ckpt_state_ranges);
+    RUN(test_ckpt_optim_overlap);
+    RUN(test_open_mem);
     return test_summary();
 }
