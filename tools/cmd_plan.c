@@ -20,6 +20,7 @@ typedef struct {
     const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log, *runs, *launch_log;
     cli_list chips;
     long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
+    long long ep; /* expert parallelism (a mixture of experts) */
     long long shape[7]; /* --layers --heads --kv-heads --dim --ffn --vocab --max-seq (0: the preset's) */
     double tp_overlap, replan_hours, tolerance, restart_minutes, ckpt_gbs;
     int json, no_flash, no_sp, dropout, calibrate, memory, validate;
@@ -116,6 +117,9 @@ static lmc_status make_job(const plan_opts *o, lmc_plan_job *job)
     job->seq_parallel = !o->no_sp;
     job->dropout = o->dropout;
     job->tp_overlap = o->tp_overlap;
+    job->ep = o->ep > 0 ? (int)o->ep : 1;
+    if (job->ep > 1 && (job->model.n_expert <= 0 || job->model.n_expert % job->ep))
+        return lmc_err(LMC_EINVAL, "--ep %d must divide the model's experts (%d)", job->ep, job->model.n_expert);
     return LMC_OK;
 }
 
@@ -684,6 +688,7 @@ int lmc_cmd_plan(int argc, char **argv)
         {"tp", CLI_INT, &o.tp, "fix the tensor-parallel degree", 1, 4096},
         {"pp", CLI_INT, &o.pp, "fix the pipeline-parallel degree", 1, 4096},
         {"dp", CLI_INT, &o.dp, "fix the data-parallel degree", 1, 1 << 30},
+        {"ep", CLI_INT, &o.ep, "expert parallelism: data-parallel ranks sharing the experts (lmc train --ep)", 1, 4096},
         {"vpp", CLI_INT, &o.vpp, "fix the virtual stages per pipeline rank", 1, 1024},
         {"micro-batch", CLI_INT, &o.mb, "fix the micro-batch (sequences)", 1, 1 << 20},
         {"zero", CLI_INT, &o.zero, "fix the ZeRO stage (0-3)", 0, 3},

@@ -139,6 +139,8 @@ typedef struct {
     double tp_overlap;         /* fraction of tensor-parallel traffic hidden by compute */
     double dp_overlap;         /* fraction of the last backward that hides the gradient sync */
     double mem_reserve;        /* fraction of chip memory kept back (allocator, runtime) */
+    int ep;                    /* expert parallelism (lmc train --ep): data-parallel ranks sharing a model's
+                                  experts, E / ep each, tokens exchanged by all-to-all; 1: none */
 } lmc_plan_job;
 
 /* Defaults for everything but model/seq/global_batch. */
@@ -229,6 +231,7 @@ typedef struct {
     double compute;   /* matmuls + attention (+ recompute) */
     double memory;    /* memory-bound ops: norms, activations, residuals, loss */
     double tp_comm;   /* exposed tensor-parallel collectives */
+    double ep_comm;   /* expert-parallel all-to-all (a mixture of experts with ep > 1) */
     double pp_comm;   /* stage-to-stage sends */
     double zero3;     /* exposed ZeRO-3 parameter gathers */
     double total;

@@ -339,11 +339,11 @@ static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, size_t begi
         size_t fr = x * nrows + lmc_gguf_file_row(p, r);
         lmc_ggml_decode((lmc_ggml_type)t->type, t->data, fr * len, len, row->p);
         size_t lo = a > begin ? a : begin, hi = b < end ? b : end;
-        for (size_t i = lo; i < hi; i++) {
-            if (!isfinite(row->p[i - a]))
+        for (size_t k = lo; k < hi; k++) {
+            if (!isfinite(row->p[k - a]))
                 return lmc_err(LMC_EFORMAT, "%s: tensor '%s' holds a non-finite value in row %zu", s->g->what, t->name,
                                fr);
-            dst[i - begin] = row->p[i - a];
+            dst[k - begin] = row->p[k - a];
         }
     }
     return LMC_OK;

@@ -16,6 +16,7 @@ void lmc_plan_job_defaults(lmc_plan_job *j)
     j->tp_overlap = 0.0; /* Megatron's default: TP collectives block */
     j->dp_overlap = 1.0; /* DDP buckets overlap the last backward */
     j->mem_reserve = 0.08;
+    j->ep = 1;
 }
 
 long long lmc_plan_default_batch(const lmc_model_config *c, int seq)
@@ -55,7 +56,7 @@ double lmc_plan_act_bytes_layer(const lmc_plan_job *job, int b, int tp, lmc_plan
 {
     const lmc_model_config *c = &job->model;
     double e = esize(job), h = c->dim, a = c->n_head, s = job->seq;
-    double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), f = c->ffn_dim;
+    double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), f = lmc_plan_ffn_active(c);
     double tokens = (double)b * s, t = tp > 0 ? tp : 1;
     double tsp = job->seq_parallel && t > 1 ? t : 1; /* sequence parallelism shards the rest */
     if (rc == LMC_RECOMPUTE_FULL)
@@ -83,7 +84,8 @@ static void generic_stage(const lmc_plan_job *job, const lmc_plan_layout *l, int
     const lmc_model_config *c = &job->model;
     memset(m, 0, sizeof *m);
     double e = esize(job), tp = l->tp, dp = l->dp > 0 ? l->dp : 1;
-    double P = lmc_plan_stage_params(c, cut, rank) / tp;
+    double ep = job->ep > 1 ? job->ep : 1; /* each rank of an expert group holds 1/ep of the routed experts */
+    double P = (lmc_plan_stage_params(c, cut, rank) - lmc_plan_stage_expert_params(c, cut, rank) * (1 - 1 / ep)) / tp;
     /* mixed precision: 16-bit weights and grads, fp32 master + Adam m, v;
      * fp32 training: weights, grads, m, v (ZeRO paper's K = 12 and 8) */
     m->weights = P * e / (l->zero >= 3 ? dp : 1);
@@ -113,7 +115,13 @@ int lmc_plan_memory_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
                         int microbatches, const lmc_plan_cut *cut, lmc_plan_mem *m)
 {
     memset(m, 0, sizeof *m);
-    int cpu = lmc_plan_chip_is_cpu(chip); /* lmc train on its CPU backend: what it allocates */
+    /* lmc train on its CPU backend: what it allocates (expert parallelism: the generic model) */
+    int cpu = lmc_plan_chip_is_cpu(chip) && job->ep <= 1;
+    if (job->ep > 1 && (l->dp % job->ep || l->tp > 1)) { /* lmc train's --ep splits data-parallel ranks only */
+        m->total = 1e300;
+        m->usable = chip->memory_gb * 1e9;
+        return 0;
+    }
     for (int r = 0; r < cut->pp; r++) {
         lmc_plan_mem s;
         /* a part lmc train cannot build (tp not dividing the MLP, ...) is
@@ -206,13 +214,13 @@ static void layer_costs(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
 {
     const lmc_model_config *c = &job->model;
     int bf = job->bf16;
-    double e = esize(job), h = c->dim, f = c->ffn_dim, s = job->seq, t = l->tp;
+    double e = esize(job), h = c->dim, f = lmc_plan_ffn_active(c), s = job->seq, t = l->tp;
     double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), n = (double)l->micro_batch * s;
     double tsp = job->seq_parallel && t > 1 ? t : 1, bw = chip->memory_bw_gbs * 1e9;
     int swiglu = c->mlp == LMC_MLP_SWIGLU;
     /* Megatron's split: QKV and MLP-up by columns, projections by rows */
     lc->fwd_gemm = lmc_plan_gemm_s(chip, bf, n, (h + 2 * hkv) / t, h) + lmc_plan_gemm_s(chip, bf, n, h, h / t) +
-                   lmc_plan_gemm_s(chip, bf, n, (swiglu ? 2 : 1) * f / t, h) + lmc_plan_gemm_s(chip, bf, n, h, f / t);
+                   lmc_plan_mlp_fwd_s(job, chip, n, l->tp);
     /* attention scores and values: 12*T*h per token counted (PaLM app. B),
      * half of it executed under the causal mask */
     double counted = 12.0 * n * s * h / t;
@@ -286,6 +294,7 @@ void lmc_plan_microbatch_time_cut(const lmc_plan_job *job, const lmc_plan_chip *
     t->compute = body * share;
     t->memory = body - t->compute;
     t->tp_comm = st.layers * tp_layer;
+    t->ep_comm = lmc_plan_a2a_s(job, chip, cpn, l) * st.layers / c->n_layer; /* this stage's expert layers' share */
     /* pipeline: activations forward and gradients back at each boundary,
      * vpp times with interleaving; stages sit tp*dp chips apart */
     if (l->pp > 1) {
@@ -303,7 +312,7 @@ void lmc_plan_microbatch_time_cut(const lmc_plan_job *job, const lmc_plan_chip *
         double z3 = 3 * lmc_plan_collective_s(chip, cpn, 1, w, l->dp, l->tp);
         t->zero3 = fmax(z3 - t->compute, z3 / (st.layers > 0 ? st.layers : 1));
     }
-    t->total = t->compute + t->memory + t->tp_comm + t->pp_comm + t->zero3;
+    t->total = t->compute + t->memory + t->tp_comm + t->ep_comm + t->pp_comm + t->zero3;
 }
 
 void lmc_plan_microbatch_time(const lmc_plan_job *job, const lmc_plan_chip *chip, const lmc_plan_layout *l,

@@ -47,6 +47,26 @@ double lmc_plan_stage_params(const lmc_model_config *c, const lmc_plan_cut *cut,
 double lmc_plan_max_stage_params(const lmc_model_config *c, const lmc_plan_cut *cut);
 double lmc_plan_layer_params(const lmc_model_config *c);
 
+/* ---------- mixtures of experts (moe.c) ---------- */
+
+/* Routed experts' parameters (all layers), and the parameters one token
+ * uses (the total less the experts it is not routed to). */
+double lmc_plan_expert_params(const lmc_model_config *c);
+double lmc_plan_active_params(const lmc_model_config *c);
+/* The MLP width a token computes, over the layers (dense: ffn_dim; with
+ * experts top_k + shared experts' widths). */
+double lmc_plan_ffn_active(const lmc_model_config *c);
+/* Routed experts' parameters on pipeline rank r (before --ep). */
+double lmc_plan_stage_expert_params(const lmc_model_config *c, const lmc_plan_cut *cut, int rank);
+/* Bytes one rank sends by all-to-all per micro-batch (job->ep ranks per
+ * expert group; 0 without), and their time on the chip's links. */
+double lmc_plan_a2a_bytes(const lmc_plan_job *job, int micro_batch, lmc_plan_recompute rc);
+double lmc_plan_a2a_s(const lmc_plan_job *job, const lmc_plan_chip *chip, int cpn, const lmc_plan_layout *l);
+/* Forward GEMM seconds of one layer's MLP for n tokens, over the layers
+ * (a mixture of experts: router, E / ep experts over balanced rows,
+ * shared experts). */
+double lmc_plan_mlp_fwd_s(const lmc_plan_job *job, const lmc_plan_chip *chip, double n, int tp);
+
 /* The cost model with the cut given (search.c makes it once per shape). */
 void lmc_plan_evaluate_cut(const lmc_plan_job *job, const lmc_plan_pool *pools, const long long *counts,
                            int n_pools, const lmc_plan_layout *l, const lmc_plan_cut *cut, lmc_plan_result *r);

@@ -78,7 +78,11 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
     if (!why)
         why = tmp, n = sizeof tmp;
     why[0] = 0;
-    if (tp > 1 && (c->n_head % tp || c->ffn_dim % tp || c->vocab_padded % tp))
+    if (c->n_expert > 0 && (tp > 1 || pp > 1))
+        snprintf(why, n, "a mixture of experts (%d) is not yet split by --%s", c->n_expert, tp > 1 ? "tp" : "pp");
+    else if (job->ep > 1 && dp % job->ep)
+        snprintf(why, n, "--ep %d does not divide the %d data-parallel ranks", job->ep, dp);
+    else if (tp > 1 && (c->n_head % tp || c->ffn_dim % tp || c->vocab_padded % tp))
         snprintf(why, n, "--tp %d does not divide the %s (%d)", tp,
                  c->n_head % tp ? "heads" : c->ffn_dim % tp ? "MLP width" : "padded vocabulary",
                  c->n_head % tp ? c->n_head : c->ffn_dim % tp ? c->ffn_dim : c->vocab_padded);

@@ -1,6 +1,6 @@
 /* report.c: what `lmc plan` prints: a text report for people and one JSON
  * object with the same content for programs. */
-#include "lmc/plan.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -69,6 +69,8 @@ void lmc_plan_command(const lmc_plan_job *job, const char *model_args, const lmc
         lmc_sb_printf(o, " --vpp %d", l->vpp);
     if (l->zero > 0)
         lmc_sb_printf(o, " --zero %d", l->zero);
+    if (job->ep > 1)
+        lmc_sb_printf(o, " --ep %d", job->ep);
     if (l->recompute != LMC_RECOMPUTE_NONE)
         lmc_sb_printf(o, " --recompute %s", lmc_plan_recompute_name(l->recompute));
     if (job->bf16) /* lmc train's default is fp32 */
@@ -144,6 +146,32 @@ static void notes(lmc_sb *o, const lmc_plan_job *j, const lmc_plan_result *b)
                          "larger --global-batch fills it\n", least, b->layout.pp);
 }
 
+/* A mixture of experts: total and active parameters (what memory and
+ * FLOPs count), and the expert parallelism asked for. */
+static void moe_text(lmc_sb *o, const lmc_plan_job *j)
+{
+    const lmc_model_config *c = &j->model;
+    if (c->n_expert <= 0)
+        return;
+    lmc_sb_printf(o, "experts  %.4gM parameters in all (memory), %.4gM active per token (FLOPs): %d experts, top %d; "
+                     "%d per rank (--ep %d)\n", lmc_config_num_params(c) / 1e6, lmc_plan_active_params(c) / 1e6,
+                  c->n_expert, c->top_k, c->n_expert / (j->ep > 1 ? j->ep : 1), j->ep > 1 ? j->ep : 1);
+}
+
+/* All-to-all bytes one rank sends per step: each micro-batch's. */
+static double a2a_step_bytes(const lmc_plan_job *j, const lmc_plan_result *r)
+{
+    int balance = 0;
+    return lmc_plan_a2a_bytes(j, r->layout.micro_batch, r->layout.recompute) * lmc_plan_result_accum(j, r, &balance);
+}
+
+static void a2a_text(lmc_sb *o, const lmc_plan_job *j, const lmc_plan_result *r)
+{
+    double b = a2a_step_bytes(j, r);
+    if (b > 0)
+        lmc_sb_printf(o, "all-to-all: %.4g GB sent per rank per step over --ep %d expert groups\n", b / 1e9, j->ep);
+}
+
 static void timeline_text(lmc_sb *o, const lmc_plan_timeline *tl)
 {
     lmc_sb_printf(o, "\ntimeline (a re-plan at each delivery costs %.1f h):\n", tl->replan_hours);
@@ -216,6 +244,7 @@ void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
     count(o, (double)j->global_batch * j->seq);
     lmc_sb_printf(o, " tokens/step); %s\nflops    %.4g GFLOP per token (6N + 12*L*h*T), %.3g in all\n",
                   j->bf16 ? "bf16 mixed precision" : "fp32", fpt / 1e9, fpt * r->tokens);
+    moe_text(o, j);
     fleet_text(o, r->fleet);
     lmc_sb_puts(o, "\nbest layouts on the whole fleet (mb: micro-batch, acc: micro-batches per replica):\n"
                    "  #    chips     dp  tp  pp vpp    mb  acc zero recomp       step  tokens/s    MFU  "
@@ -232,6 +261,7 @@ void lmc_plan_report_text(const lmc_plan_report *r, lmc_sb *o)
         result_command(o, j, r->model_name, r->model_args, &r->best[0]);
         lmc_sb_putc(o, '\n');
         notes(o, j, &r->best[0]);
+        a2a_text(o, j, &r->best[0]);
     }
     const lmc_plan_timeline *tl = r->tl;
     if (tl && tl->n > 1)
@@ -316,6 +346,8 @@ static void result_json(lmc_sb *o, const lmc_plan_report *rep, const lmc_plan_re
     mem_parts_json(o, &r->mem);
     kstr(o, "bottleneck", r->bottleneck ? r->bottleneck : "", &f);
     knum(o, "pp_bubble_fraction", lmc_plan_bubble_fraction(l->pp, l->vpp, r->pool_mb[0]), &f);
+    knum(o, "ep", rep->job->ep > 1 ? rep->job->ep : 1, &f);
+    knum(o, "a2a_bytes_per_step", a2a_step_bytes(rep->job, r), &f);
     key(o, "command", &f);
     lmc_sb cmd;
     lmc_sb_init(&cmd);
@@ -444,6 +476,7 @@ void lmc_plan_report_json(const lmc_plan_report *r, lmc_sb *o)
     lmc_sb_putc(o, '{');
     kstr(o, "model", r->model_name, &f);
     knum(o, "params", lmc_config_num_params(&j->model), &f);
+    knum(o, "active_params", lmc_plan_active_params(&j->model), &f);
     knum(o, "flops_per_token", lmc_config_train_flops_per_token(&j->model, j->seq), &f);
     knum(o, "tokens", r->tokens, &f);
     knum(o, "seq", j->seq, &f);
