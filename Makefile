@@ -176,8 +176,9 @@ bench-gemm: $(BUILD)/bench/bench_gemm
 # $(FUZZ_BUILD)/fuzz_<name>, with clang and ASan+UBSan: json, config,
 # safetensors, shards, tokenizer, serve (the request parser), weights_index,
 # gguf, report (the training-log reader), hostfile (lmc launch's host
-# file and plan) and checkpoint (what resuming reads). They link against an
-# instrumented archive of the modules that read user bytes, so each pulls in
+# file and plan), checkpoint (what resuming reads), plan_runs (lmc plan
+# --runs, --launch-log) and plan_inputs (lmc plan --chips, --fleet). They
+# link against an instrumented archive of the modules that read user bytes, so each pulls in
 # just what its parser needs.
 # `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
 # `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
@@ -189,7 +190,8 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
-FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs
+FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs \
+                plan_inputs
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
                 src/train/checkpoint.c src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
