@@ -101,6 +101,8 @@ int lmc_cmd_train(int argc, char **argv)
          1, 4096},
         {"ep", CLI_INT, &ep, "expert parallelism: groups of this many consecutive data-parallel ranks split the "
          "experts, tokens exchanged by all-to-all", 1, 4096},
+        {"moe-bias-step", CLI_FLOAT, &o.moe_bias_step, "DeepSeek-V3's aux-loss-free balancing: each step moves "
+         "every expert's selection bias by this against its load (default: the config's moe_bias_step)", 0, 1},
         {"pp-layers", CLI_STR, &o.pp_layers, "layers per pipeline stage, e.g. 7,5 (default: balanced by cost)"},
         {"vpp", CLI_INT, &vpp, "interleaved pipeline: chunks of layers per rank (Megatron's virtual stages)", 1, 64},
         {"recompute", CLI_STR, &o.recompute, "none | selective | full: activations recomputed in backward"},

@@ -38,6 +38,10 @@ typedef struct {
     int n_expert, top_k, n_shared, moe_ffn, first_dense;
     lmc_router_kind router;
     float aux_coef;
+    /* DeepSeek-V3's auxiliary-loss-free balancing: after every training
+     * step each expert's selection bias moves by this against its load (0:
+     * off); config.json's moe_bias_step, an lmc extension */
+    float bias_step;
 } lmc_model_config;
 
 /* Presets: gpt2 d6 d12 d24 d36 d48 (also gpt2, gpt2-medium, -large, -xl),

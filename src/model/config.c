@@ -148,10 +148,10 @@ static lmc_status bad(const char *field, long long v, const char *why)
 static lmc_status check_moe(const lmc_model_config *c)
 {
     if (c->n_expert == 0) {
-        if (c->top_k || c->n_shared || c->first_dense)
-            return lmc_err(LMC_EINVAL, "model config: num_experts_per_tok = %d, n_shared_experts = %d and "
-                           "first_k_dense_replace = %d need num_local_experts > 0 (a mixture of experts)", c->top_k,
-                           c->n_shared, c->first_dense);
+        if (c->top_k || c->n_shared || c->first_dense || c->bias_step != 0)
+            return lmc_err(LMC_EINVAL, "model config: num_experts_per_tok = %d, n_shared_experts = %d, "
+                           "first_k_dense_replace = %d and moe_bias_step = %g need num_local_experts > 0 (a "
+                           "mixture of experts)", c->top_k, c->n_shared, c->first_dense, c->bias_step);
         return LMC_OK;
     }
     if (strcmp(c->family, "llama") || c->mlp != LMC_MLP_SWIGLU)
@@ -173,6 +173,9 @@ static lmc_status check_moe(const lmc_model_config *c)
         return bad("scoring_func", (long long)c->router, "is not softmax (0) or sigmoid (1)");
     if (!(c->aux_coef >= 0 && c->aux_coef <= 1e6))
         return lmc_err(LMC_EINVAL, "model config: router_aux_loss_coef = %g must be in [0, 1e6]", c->aux_coef);
+    if (!(c->bias_step >= 0 && c->bias_step <= 1))
+        return lmc_err(LMC_EINVAL, "model config: moe_bias_step = %g must be in [0, 1] (the balancing bias's step "
+                       "per training step; DeepSeek-V3 used 0.001)", c->bias_step);
     return LMC_OK;
 }
 
@@ -259,6 +262,8 @@ static void moe_to_json(const lmc_model_config *c, lmc_sb *o)
     lmc_sb_printf(o, ",\n  \"scoring_func\": \"%s\",\n  \"n_shared_experts\": %d,\n"
                      "  \"first_k_dense_replace\": %d,\n  \"dense_intermediate_size\": %d",
                   c->router == LMC_ROUTER_SIGMOID ? "sigmoid" : "softmax", c->n_shared, c->first_dense, c->ffn_dim);
+    lmc_sb_puts(o, ",\n  \"moe_bias_step\": ");
+    lmc_sb_json_num(o, c->bias_step);
 }
 
 void lmc_config_to_hf_json(const lmc_model_config *c, lmc_sb *o)
@@ -347,6 +352,7 @@ static lmc_status moe_from_json(const lmc_json *j, const char *what, lmc_model_c
     LMC_TRY(get_float(j, "router_aux_loss_coef", what, &coef));
     LMC_TRY(lmc_json_get_bool(j, "output_router_logits", what, &on));
     c->aux_coef = on ? coef : 0; /* Hugging Face adds the loss only with output_router_logits */
+    LMC_TRY(get_float(j, "moe_bias_step", what, &c->bias_step));
     LMC_TRY(get_float(j, "router_jitter_noise", what, &jitter));
     if (jitter != 0)
         return lmc_err(LMC_EUNSUPPORTED, "%s: router_jitter_noise = %g is not supported (0)", what, jitter);

@@ -41,10 +41,15 @@ lmc_status lmc_moe_open(lmc_model *m)
     x->aux_c = calloc((size_t)E, sizeof(float));
     x->aux_f = calloc((size_t)E, sizeof(double));
     x->aux_p = calloc((size_t)E, sizeof(double));
-    if (!x->route || !x->h_logits || !x->h_dz || !x->h_dw || !x->aux_c || !x->aux_f || !x->aux_p)
+    x->bias = calloc((size_t)c->n_layer * E, sizeof(float));
+    x->load = calloc((size_t)c->n_layer * E, sizeof(double));
+    if (!x->route || !x->h_logits || !x->h_dz || !x->h_dw || !x->aux_c || !x->aux_f || !x->aux_p || !x->bias ||
+        !x->load)
         return lmc_err(LMC_ENOMEM, "out of memory for the routing of %d experts", E);
-    for (int l = c->first_dense; l < c->n_layer; l++)
+    for (int l = c->first_dense; l < c->n_layer; l++) {
         LMC_TRY(lmc_route_alloc(&x->route[l], N, E, k));
+        x->route[l].bias = x->bias + (size_t)l * E;
+    }
     return lmc_moe_ep_open(m);
 }
 
@@ -63,6 +68,8 @@ void lmc_moe_close(lmc_model *m)
     free(x->aux_c);
     free(x->aux_f);
     free(x->aux_p);
+    free(x->bias);
+    free(x->load);
     free(x);
     m->moe = NULL;
 }
@@ -251,6 +258,8 @@ void lmc_moe_aux(lmc_model *m, int N, float dloss)
         for (int e = 0; e < E; e++) {
             x->aux_f[e] += r->off[e + 1] - r->off[e];
             x->aux_p[e] += r->psum[e];
+            if (dloss > 0) /* a training forward: the balancing counts it */
+                x->load[(size_t)l * E + e] += r->off[e + 1] - r->off[e];
         }
         M++;
     }
@@ -264,3 +273,29 @@ void lmc_moe_aux(lmc_model *m, int N, float dloss)
 }
 
 float lmc_model_aux_loss(const lmc_model *m) { return m->moe ? m->moe->aux_loss : 0.0f; }
+
+void lmc_moe_take_load(lmc_model *m, double *load)
+{
+    size_t n = (size_t)m->cfg.n_layer * m->cfg.n_expert;
+    memcpy(load, m->moe->load, n * sizeof(double));
+    memset(m->moe->load, 0, n * sizeof(double));
+}
+
+void lmc_moe_update_bias(lmc_model *m, const double *load, float step)
+{
+    const lmc_model_config *c = &m->cfg;
+    int E = c->n_expert;
+    for (int l = c->first_dense; l < c->n_layer; l++) {
+        const double *n = load + (size_t)l * E;
+        float *b = m->moe->bias + (size_t)l * E;
+        double mean = 0, mid = 0;
+        for (int e = 0; e < E; e++)
+            mean += n[e] / E;
+        for (int e = 0; e < E; e++)
+            mid += (n[e] < mean) - (n[e] > mean);
+        for (int e = 0; e < E; e++) /* the underloaded up, the overloaded down */
+            b[e] += step * (float)((n[e] < mean) - (n[e] > mean) - mid / E);
+    }
+}
+
+float *lmc_moe_bias(lmc_model *m) { return m->moe ? m->moe->bias : NULL; }

@@ -29,6 +29,8 @@ typedef struct {
     int *off;      /* (E+1) */
     double *psum;  /* (E) sum over tokens of soft */
     int *fill;     /* (E) scratch */
+    const float *bias; /* (E) added to the scores only to choose the top k, not to the weights (NULL: none) */
+    float *pick;   /* (E) scratch: the biased scores */
 } lmc_route;
 
 typedef struct lmc_moe_ep lmc_moe_ep; /* expert parallelism's state (moe_ep.c) */
@@ -41,6 +43,11 @@ typedef struct lmc_moe {
     float *aux_c;          /* (E): d(objective) / d(softmax prob of expert e), the same for every token and layer */
     double *aux_f, *aux_p; /* (E) scratch: tokens per expert and summed probabilities over the layers */
     float aux_loss;        /* of the last forward */
+    /* DeepSeek-V3's auxiliary-loss-free balancing (cfg.bias_step > 0):
+     * each layer's per-expert selection bias, moved after every step
+     * against the experts' loads (no gradient) */
+    float *bias;           /* (L,E) */
+    double *load;          /* (L,E) rows routed to each expert by training forwards since lmc_moe_take_load */
 } lmc_moe;
 
 /* ---- route.c (host) ---- */
@@ -81,6 +88,17 @@ void lmc_moe_experts_backward(lmc_model *m, int l, int e0, int ne, const int *of
  * training) its gradient factors aux_c for the backward pass, scaled as
  * the language-model loss (dloss per token). */
 void lmc_moe_aux(lmc_model *m, int N, float dloss);
+
+/* The rows each expert got in the training forwards since the last call
+ * ((L,E), host), then counts anew. */
+void lmc_moe_take_load(lmc_model *m, double *load);
+/* DeepSeek-V3's update from the step's loads (L,E) (summed over every
+ * rank): bias[e] += step * sign(mean load - load[e]) in each layer, the
+ * change centred to mean 0 (as torchtitan does; a shift of every bias
+ * changes no choice). */
+void lmc_moe_update_bias(lmc_model *m, const double *load, float step);
+/* The selection biases (L,E), host; NULL for a dense model. */
+float *lmc_moe_bias(lmc_model *m);
 
 /* ---- moe_ep.c: expert parallelism (m->ep ranks in m->ep_comm) ---- */
 /* --ep against the model: a mixture of experts whose experts it divides. */

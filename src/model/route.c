@@ -4,8 +4,8 @@
  * loss's softmax to the logits. As Hugging Face computes it: softmax over
  * the experts, the top k, their probabilities divided by their sum
  * (Mixtral); or sigmoid scores, the top k, divided by their sum
- * (DeepSeek-V3, without its bias and scaling factor). Ties go to the lower
- * expert index. */
+ * (DeepSeek-V3, without its scaling factor; its balancing bias, when set,
+ * only chooses the k). Ties go to the lower expert index. */
 #include "model/moe.h"
 
 #include <math.h>
@@ -25,7 +25,9 @@ lmc_status lmc_route_alloc(lmc_route *r, int N, int E, int k)
     r->off = calloc((size_t)E + 1, sizeof(int));
     r->psum = calloc((size_t)E, sizeof(double));
     r->fill = calloc((size_t)E, sizeof(int));
-    if (!r->sel || !r->prob || !r->soft || !r->tok || !r->w || !r->row || !r->off || !r->psum || !r->fill) {
+    r->pick = calloc((size_t)E, sizeof(float));
+    if (!r->sel || !r->prob || !r->soft || !r->tok || !r->w || !r->row || !r->off || !r->psum || !r->fill ||
+        !r->pick) {
         lmc_route_free(r);
         return lmc_err(LMC_ENOMEM, "out of memory for the routing of %d tokens to %d experts", N, E);
     }
@@ -34,7 +36,7 @@ lmc_status lmc_route_alloc(lmc_route *r, int N, int E, int k)
 
 void lmc_route_free(lmc_route *r)
 {
-    void *p[] = {r->sel, r->prob, r->soft, r->tok, r->w, r->row, r->off, r->psum, r->fill};
+    void *p[] = {r->sel, r->prob, r->soft, r->tok, r->w, r->row, r->off, r->psum, r->fill, r->pick};
     for (size_t i = 0; i < sizeof p / sizeof *p; i++)
         free(p[i]);
     memset(r, 0, sizeof *r);
@@ -83,7 +85,9 @@ void lmc_route_forward(lmc_route *r, const float *logits, int N, int E, int k, l
         float *p = r->prob + (size_t)i * E, *s = r->soft + (size_t)i * E;
         int *sel = r->sel + (size_t)i * k;
         scores(logits + (size_t)i * E, E, kind, p, s);
-        top_k(p, E, k, sel);
+        for (int e = 0; r->bias && e < E; e++) /* the balancing bias chooses, the scores weigh */
+            r->pick[e] = p[e] + r->bias[e];
+        top_k(r->bias ? r->pick : p, E, k, sel);
         for (int e = 0; e < E; e++)
             r->psum[e] += s[e];
         for (int j = 0; j < k; j++)

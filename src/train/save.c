@@ -247,6 +247,7 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
             lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed,
                                  .shuffle = tr->shuffle, .seq = tr->o->seq, .world = tr->world->size,
                                  .adam_t = tr->opt.t, .loss = tr->last_loss};
+            lmc_trainer_experts_state(tr, &st);
             s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, &g, b[0], b[1], b[2], tr->o->keep, saved,
                               sizeof saved);
         }

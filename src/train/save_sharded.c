@@ -124,6 +124,7 @@ lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_l
     if (root) {
         lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed, .shuffle = tr->shuffle,
                              .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t, .loss = tr->last_loss};
+        lmc_trainer_experts_state(tr, &st);
         s = lmc_ckpt_commit(tr->o->out_dir, tmp, &st, tr->o->keep, saved, saved_len);
     }
     return lmc_trainer_agree(tr, s, "saving the checkpoint");

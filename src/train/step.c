@@ -325,6 +325,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         for (int r = 0; r < tr->comm->size; r++)
             aux += tr->all[r].aux_sum;
         lmc_sb_printf(&sb, ",\"aux_loss\":%.9g", aux / lmc_balance_total(tr));
+        lmc_trainer_experts_log(tr, &sb); /* each layer's max / mean expert load */
     }
     if (tr->ep > 1) { /* expert parallelism's exchanges: time and floats sent to other ranks */
         log_ranks(&sb, "a2a_ms", tr, offsetof(lmc_rank_stats, a2a_ms), "%.3f");
@@ -454,6 +455,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     LMC_TRY(optimizer_step(tr, &norm, &lr));
     /* a device error during the step (every rank stops together) */
     LMC_TRY(lmc_trainer_agree(tr, lmc_backend_check(tr->be), "the backend"));
+    LMC_TRY(lmc_trainer_experts_step(tr));
     double dt = lmc_now() - t0;
     tr->me.step_ms = dt * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;

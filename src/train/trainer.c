@@ -491,6 +491,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (s == LMC_OK)
         s = lmc_moe_ep_check(&tr->cfg, tr->ep);
     if (s == LMC_OK)
+        s = lmc_trainer_experts_open(tr);
+    if (s == LMC_OK)
         s = setup_stages(tr);
     if (s) {
         lmc_free(params);
@@ -512,6 +514,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     s = open_data(tr);
     if (s == LMC_OK)
         s = setup_model(tr, params, params_begin, o->resume ? ckpt : NULL, &st);
+    if (s == LMC_OK && o->resume)
+        s = lmc_trainer_experts_resume(tr, ckpt);
     lmc_free(params);
     if (s)
         return s;
@@ -570,6 +574,7 @@ static void teardown(lmc_trainer *tr)
     free(tr->targets);
     free(tr->reqs);
     lmc_balance_close(tr);
+    lmc_trainer_experts_close(tr);
     lmc_optim_close(&tr->opt);
     lmc_shard_close(tr->sh);
     lmc_model_close(tr->m);

@@ -10,6 +10,7 @@
 #include "lmc/tokenizer.h"
 #include "lmc/train.h"
 #include "model/model.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/shard.h"
 
@@ -42,6 +43,8 @@ typedef struct {
     int tp, tp_rank;
     int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
     lmc_comm *epc;   /* their group (NULL without --ep) */
+    double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
+    double *moe_imbalance; /* (L) each layer's max / mean of them */
     /* pipeline parallelism (pipeline.c) */
     int pp, pp_rank;       /* stages, this rank's */
     int vpp;               /* chunks per rank (interleaved virtual stages; 1 without) */
@@ -130,6 +133,13 @@ lmc_status lmc_trainer_check_job(lmc_trainer *tr);
 /* save_sharded.c: under ZeRO-2/3 every rank writes its part */
 lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len);
 lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int sharded);
+/* experts.c: a mixture of experts' loads and balancing biases (nothing for a dense model) */
+lmc_status lmc_trainer_experts_open(lmc_trainer *tr); /* --moe-bias-step into the config, before the model */
+void lmc_trainer_experts_close(lmc_trainer *tr);
+lmc_status lmc_trainer_experts_step(lmc_trainer *tr); /* after each step: loads over the ranks, the bias update */
+void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb);
+void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st); /* the biases into a checkpoint's state */
+lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt);
 /* balance.c */
 lmc_status lmc_balance_open(lmc_trainer *tr);
 void lmc_balance_close(lmc_trainer *tr);

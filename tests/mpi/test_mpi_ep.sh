@@ -8,7 +8,8 @@
 # router with a dense first layer under ZeRO-3, bf16. The load-balancing
 # loss depends on how the batch is cut into micro-batches, so those runs
 # have it off; with it on, ep 2 equals one process with the same
-# micro-batches (noise: the same run on the other matmul kernels).
+# micro-batches (noise: the same run on the other matmul kernels), also
+# with DeepSeek-V3's bias balancing (the loads summed over the ranks).
 # Checkpoints are layout-free: ep 4 -> 1 process and 1 process -> ep 4 load
 # exactly and continue as the uninterrupted run. Bad layouts fail before
 # step 1 with the reason.
@@ -55,6 +56,16 @@ a=$($CMP field "$d/ep.jsonl" aux_loss) b=$($CMP field "$d/cpu.jsonl" aux_loss)
 "$PY" -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-5 * abs(b))" "$a" "$b" &&
     echo "ok   aux loss: ep 2's last aux loss == one process's: $a" ||
     { echo "FAIL aux loss under ep 2: $a vs $b"; fails=$((fails + 1)); }
+
+# aux-loss-free balancing: the loads are summed over the ranks, so every rank moves the same biases as one process
+expect_ok "bias balancing: 1 process 2 x accum 2" $LMC train $A --grad-accum 2 --moe-bias-step 0.05 --save "$d/b1.st" \
+    --log "$d/b1.jsonl"
+expect_ok "bias balancing: ep 2" $MPIRUN -np 2 $LMC train $A --grad-accum 1 --ep 2 --moe-bias-step 0.05 \
+    --save "$d/b2.st" --log "$d/b2.jsonl"
+check "bias balancing: ep 2 weights within one process's noise" $CMP weights "$d/b1.st" "$d/b2.st" "$TOL"
+a=$($CMP field "$d/b2.jsonl" expert_load) b=$($CMP field "$d/b1.jsonl" expert_load)
+[ -n "$a" ] && [ "$a" = "$b" ] && echo "ok   bias balancing: ep 2's expert loads == one process's: $a" ||
+    { echo "FAIL expert loads under ep 2: $a vs $b"; fails=$((fails + 1)); }
 
 # checkpoints: every rank holds every expert's tensors, whole, whatever --ep
 d=$T/ckpt

@@ -56,6 +56,24 @@ static void test_rows_and_weights(void)
     }
 }
 
+/* DeepSeek-V3's balancing bias chooses the experts and does not weigh
+ * them: scores 0.9 0.8 0.1 0.2 with bias -1 on expert 0 and +1 on expert
+ * 3 choose experts 3 and 1, weighted by their unbiased scores. */
+static void test_bias_chooses_only(void)
+{
+    float z[4] = {0.9f, 0.8f, 0.1f, 0.2f}, bias[4] = {-1, 0, 0, 1};
+    for (int i = 0; i < 4; i++) /* logits whose sigmoid is z */
+        z[i] = logf(z[i] / (1 - z[i]));
+    lmc_route r;
+    CHECK_OK(lmc_route_alloc(&r, 1, 4, 2));
+    r.bias = bias;
+    lmc_route_forward(&r, z, 1, 4, 2, LMC_ROUTER_SIGMOID);
+    CHECK_MSG(r.sel[0] == 3 && r.sel[1] == 1, "chose %d %d, wanted 3 1", r.sel[0], r.sel[1]);
+    float w3 = r.w[r.row[0]], w1 = r.w[r.row[1]];
+    CHECK_MSG(fabsf(w3 - 0.2f / 1.0f) < 1e-6f && fabsf(w1 - 0.8f / 1.0f) < 1e-6f, "weights %g %g", w3, w1);
+    lmc_route_free(&r);
+}
+
 static void test_config_fields(void)
 {
     lmc_model_config c;
@@ -74,7 +92,15 @@ static void test_config_fields(void)
     CHECK_ERR(lmc_config_finish(&c), LMC_EINVAL, "num_experts_per_tok = 9 must be in [1, num_local_experts = 8]");
     c.top_k = 2, c.first_dense = 8;
     CHECK_ERR(lmc_config_finish(&c), LMC_EINVAL, "first_k_dense_replace = 8 must be in [0, 7]");
-    c.first_dense = 0;
+    c.first_dense = 0, c.bias_step = 0.001f;
+    lmc_sb_init(&j);
+    lmc_config_to_hf_json(&c, &j);
+    CHECK_OK(lmc_config_from_hf_text(j.s, j.len, "round trip", &back));
+    CHECK(back.bias_step == 0.001f);
+    lmc_sb_free(&j);
+    c.bias_step = -1;
+    CHECK_ERR(lmc_config_finish(&c), LMC_EINVAL, "moe_bias_step = -1 must be in [0, 1]");
+    c.bias_step = 0;
     CHECK_ERR(lmc_config_check_tp(&c, 2), LMC_EUNSUPPORTED, "--tp 2: tensor parallelism of mixture-of-experts");
 }
 
@@ -82,6 +108,7 @@ int main(void)
 {
     RUN(test_ties_lower_index);
     RUN(test_rows_and_weights);
+    RUN(test_bias_chooses_only);
     RUN(test_config_fields);
     return test_summary();
 }

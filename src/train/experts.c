@@ -1,0 +1,114 @@
+/* experts.c: a mixture of experts' balance across the training job: each
+ * step's expert loads summed over the data-parallel ranks, the log's
+ * per-layer max/mean load, DeepSeek-V3's auxiliary-loss-free bias update
+ * (the same on every rank: the same sums, the same arithmetic), and the
+ * biases in checkpoints (state.json's moe_bias, read back on resume). */
+#include "model/moe.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+lmc_status lmc_trainer_experts_open(lmc_trainer *tr)
+{
+    const lmc_train_opts *o = tr->o;
+    lmc_model_config *c = &tr->cfg;
+    if (o->moe_bias_step >= 0 && c->n_expert <= 0 && o->moe_bias_step > 0)
+        return lmc_err(LMC_EINVAL, "--moe-bias-step %g balances a mixture of experts, but this model is dense "
+                       "(num_local_experts 0)", o->moe_bias_step);
+    if (o->moe_bias_step >= 0 && c->n_expert > 0)
+        c->bias_step = (float)o->moe_bias_step; /* saved with the model's config */
+    if (c->n_expert <= 0)
+        return LMC_OK;
+    tr->moe_load = calloc((size_t)c->n_layer * c->n_expert, sizeof(double));
+    tr->moe_imbalance = calloc((size_t)c->n_layer, sizeof(double));
+    if (!tr->moe_load || !tr->moe_imbalance)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    return LMC_OK;
+}
+
+void lmc_trainer_experts_close(lmc_trainer *tr)
+{
+    free(tr->moe_load);
+    free(tr->moe_imbalance);
+}
+
+lmc_status lmc_trainer_experts_step(lmc_trainer *tr)
+{
+    const lmc_model_config *c = &tr->cfg;
+    if (c->n_expert <= 0)
+        return LMC_OK;
+    int E = c->n_expert, n = c->n_layer * E;
+    lmc_moe_take_load(tr->m, tr->moe_load);
+    if (tr->comm->size > 1)
+        LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, tr->moe_load, n, 0));
+    for (int l = c->first_dense; l < c->n_layer; l++) {
+        double most = 0, sum = 0;
+        for (int e = 0; e < E; e++) {
+            double v = tr->moe_load[(size_t)l * E + e];
+            sum += v;
+            most = v > most ? v : most;
+        }
+        tr->moe_imbalance[l] = sum > 0 ? most / (sum / E) : 0;
+    }
+    if (c->bias_step > 0)
+        lmc_moe_update_bias(tr->m, tr->moe_load, c->bias_step);
+    return LMC_OK;
+}
+
+void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb)
+{
+    const lmc_model_config *c = &tr->cfg;
+    if (c->n_expert <= 0)
+        return;
+    lmc_sb_puts(sb, ",\"expert_load\":[");
+    for (int l = c->first_dense; l < c->n_layer; l++)
+        lmc_sb_printf(sb, "%s%.4f", l > c->first_dense ? "," : "", tr->moe_imbalance[l]);
+    lmc_sb_putc(sb, ']');
+}
+
+void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st)
+{
+    st->moe_bias = lmc_moe_bias(tr->m);
+    st->moe_bias_n = st->moe_bias ? tr->cfg.n_layer * tr->cfg.n_expert : 0;
+}
+
+/* state.json's moe_bias: n numbers (a checkpoint written before the
+ * balancing existed has none: the biases start at 0). */
+static lmc_status parse_bias(const lmc_json *j, const char *file, float *bias, int n)
+{
+    const lmc_json *a = lmc_json_get(j, "moe_bias");
+    if (!a)
+        return LMC_OK;
+    if (a->type != LMC_JSON_ARR || a->n != n)
+        return lmc_err(LMC_EFORMAT, "%s: field 'moe_bias' must be an array of %d numbers (layers x experts), "
+                       "not %s of %d", file, n, a->type == LMC_JSON_ARR ? "an array" : "a non-array", a->n);
+    int i = 0;
+    for (const lmc_json *v = a->child; v; v = v->next, i++) {
+        if (v->type != LMC_JSON_NUM || !(v->num > -1e30 && v->num < 1e30))
+            return lmc_err(LMC_EFORMAT, "%s: moe_bias[%d] is not a finite number", file, i);
+        bias[i] = (float)v->num;
+    }
+    return LMC_OK;
+}
+
+lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
+{
+    float *bias = lmc_moe_bias(tr->m);
+    if (!bias)
+        return LMC_OK;
+    char file[4200], *text;
+    size_t len;
+    snprintf(file, sizeof file, "%s/state.json", ckpt);
+    LMC_TRY(lmc_read_file(file, &text, &len));
+    lmc_json *j;
+    lmc_status s = lmc_json_parse(text, len, file, &j);
+    free(text);
+    if (s)
+        return s;
+    s = parse_bias(j, file, bias, tr->cfg.n_layer * tr->cfg.n_expert);
+    lmc_json_free(j);
+    return s;
+}
