@@ -4,6 +4,7 @@
 # (one matmul per expert, as the model runs them) beside one dense GEMM of
 # the same total size, GFLOP/s forward and backward, uniform routing and a
 # skewed one. Extra arguments go to the bench (e.g. --threads 2, --tokens 8192).
+# Then expert parallelism at ep 2 (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -13,3 +14,33 @@ ${CC:-cc} -O3 -g -std=gnu11 -fopenmp -Iinclude -Isrc bench/bench_moe.c "$BUILD/l
 "$BUILD/bench_moe" "$@"
 echo
 "$BUILD/bench_moe" --skew 1 "$@"
+echo
+
+# Expert parallelism: moe-8x (4 layers) on 2 ranks of 1 thread, --ep 2 beside
+# plain data parallelism (every rank running every expert) in the same run:
+# step time, MFU (active parameters), all-to-all time per step, and the
+# floats each rank sent beside the formula for uniform routing: 4 trips
+# (dispatch and combine, forward and backward) x MoE layers x B*T*top_k rows
+# x (ep - 1)/ep leaving the rank x dim. EP_STEPS=N for a longer run.
+. bench/lib.sh
+d=$(mktemp -d /tmp/lmc_bench_ep_XXXXXX)
+trap 'rm -rf "$d"' EXIT
+random_tokens "$d/train.bin" 200000 50257
+A="--model moe-8x --layers 4 --batch 2 --seq 256 --steps ${EP_STEPS:-6} --data $d/train.bin --threads 1 --quiet"
+$MPIRUN -np 2 "$LMC" train $A --ep 2 --log "$d/ep.jsonl"
+$MPIRUN -np 2 "$LMC" train $A --log "$d/dp.jsonl"
+"$PY" - "$d/ep.jsonl" "$d/dp.jsonl" <<'PYEOF'
+import json, sys
+ep, dp = ([json.loads(l) for l in open(p)][1:] for p in sys.argv[1:3])  # step 1 warms up
+mean = lambda rows, f: sum(f(r) for r in rows) / len(rows)
+L, BT, k, C, P = 4, 2 * 256, 2, 512, 2
+formula = 4 * L * BT * k * (P - 1) / P * C
+sent = mean(ep, lambda r: sum(r["a2a_values"]) / len(r["a2a_values"]))
+print("ep 2 on 2 ranks (moe-8x, 4 layers, batch 2 x 256 per rank, 1 thread each), mean of %d steps:" % len(ep))
+print("  step %.1f ms (dp 2 beside it: %.1f ms, ratio %.3f), MFU %.4f vs %.4f" % (
+    mean(ep, lambda r: r["ms"]), mean(dp, lambda r: r["ms"]), mean(ep, lambda r: r["ms"]) / mean(dp, lambda r: r["ms"]),
+    mean(ep, lambda r: r["mfu"]), mean(dp, lambda r: r["mfu"])))
+print("  all-to-all %.1f ms per step (rank mean), %.0f floats sent per rank; formula (uniform routing) %.0f: "
+      "ratio %.3f" % (mean(ep, lambda r: sum(r["a2a_ms"]) / len(r["a2a_ms"])), sent, formula, sent / formula))
+print("  expert load max/mean per layer, last step: %s" % ep[-1]["expert_load"])
+PYEOF
