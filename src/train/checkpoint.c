@@ -233,6 +233,34 @@ lmc_status lmc_ckpt_state_parse(const char *text, size_t len, const char *file, 
     return s;
 }
 
+/* state.json's moe_bias: n numbers (a checkpoint written before the
+ * balancing existed has none: the biases start at 0). */
+static lmc_status parse_bias(const lmc_json *j, const char *file, float *bias, int n)
+{
+    const lmc_json *a = lmc_json_get(j, "moe_bias");
+    if (!a)
+        return LMC_OK;
+    if (a->type != LMC_JSON_ARR || a->n != n)
+        return lmc_err(LMC_EFORMAT, "%s: field 'moe_bias' must be an array of %d numbers (layers x experts), "
+                       "not %s of %d", file, n, a->type == LMC_JSON_ARR ? "an array" : "a non-array", a->n);
+    int i = 0;
+    for (const lmc_json *v = a->child; v; v = v->next, i++) {
+        if (v->type != LMC_JSON_NUM || !(v->num >= -1e30 && v->num <= 1e30))
+            return lmc_err(LMC_EFORMAT, "%s: moe_bias[%d] is not a finite number", file, i);
+        bias[i] = (float)v->num;
+    }
+    return LMC_OK;
+}
+
+lmc_status lmc_ckpt_moe_bias_parse(const char *text, size_t len, const char *file, float *bias, int n)
+{
+    lmc_json *j;
+    LMC_TRY(lmc_json_parse(text, len, file, &j));
+    lmc_status s = parse_bias(j, file, bias, n);
+    lmc_json_free(j);
+    return s;
+}
+
 /* The part of [begin, end) that one optimizer file holds, copied into m, v
  * (indexed from begin); range gets the elements the file holds. A file
  * without a range in its metadata holds the whole state. */

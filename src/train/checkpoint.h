@@ -24,7 +24,7 @@ typedef struct {
     int adam_t;
     float loss;
     /* written, not read back here: a mixture of experts' balancing biases
-     * (moe_bias_n floats; src/train/experts.c reads them on resume) */
+     * (moe_bias_n floats; lmc_ckpt_moe_bias_parse reads them on resume) */
     const float *moe_bias;
     int moe_bias_n;
 } lmc_ckpt_state;
@@ -45,6 +45,9 @@ lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_
 /* state.json: writes st, or reads text (file names it in messages). */
 void lmc_ckpt_state_json(const lmc_ckpt_state *st, lmc_sb *sb);
 lmc_status lmc_ckpt_state_parse(const char *text, size_t len, const char *file, lmc_ckpt_state *st);
+/* state.json's text: its moe_bias (n numbers: a mixture of experts'
+ * balancing biases, layers x experts) into bias; absent: bias untouched. */
+lmc_status lmc_ckpt_moe_bias_parse(const char *text, size_t len, const char *file, float *bias, int n);
 /* dir may be an OUT folder (its latest checkpoint) or a step folder. */
 lmc_status lmc_ckpt_resolve(const char *dir, char *path, size_t n);
 /* Loads the state and the weights; *params is a host buffer (lmc_free). */

@@ -2,7 +2,7 @@
  * step's expert loads summed over the data-parallel ranks, the log's
  * per-layer max/mean load, DeepSeek-V3's auxiliary-loss-free bias update
  * (the same on every rank: the same sums, the same arithmetic), and the
- * biases in checkpoints (state.json's moe_bias, read back on resume). */
+ * biases in checkpoints (state.json's moe_bias: checkpoint.c). */
 #include "model/moe.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -75,25 +75,6 @@ void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st)
     st->moe_bias_n = st->moe_bias ? tr->cfg.n_layer * tr->cfg.n_expert : 0;
 }
 
-/* state.json's moe_bias: n numbers (a checkpoint written before the
- * balancing existed has none: the biases start at 0). */
-static lmc_status parse_bias(const lmc_json *j, const char *file, float *bias, int n)
-{
-    const lmc_json *a = lmc_json_get(j, "moe_bias");
-    if (!a)
-        return LMC_OK;
-    if (a->type != LMC_JSON_ARR || a->n != n)
-        return lmc_err(LMC_EFORMAT, "%s: field 'moe_bias' must be an array of %d numbers (layers x experts), "
-                       "not %s of %d", file, n, a->type == LMC_JSON_ARR ? "an array" : "a non-array", a->n);
-    int i = 0;
-    for (const lmc_json *v = a->child; v; v = v->next, i++) {
-        if (v->type != LMC_JSON_NUM || !(v->num > -1e30 && v->num < 1e30))
-            return lmc_err(LMC_EFORMAT, "%s: moe_bias[%d] is not a finite number", file, i);
-        bias[i] = (float)v->num;
-    }
-    return LMC_OK;
-}
-
 lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
 {
     float *bias = lmc_moe_bias(tr->m);
@@ -103,12 +84,7 @@ lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
     size_t len;
     snprintf(file, sizeof file, "%s/state.json", ckpt);
     LMC_TRY(lmc_read_file(file, &text, &len));
-    lmc_json *j;
-    lmc_status s = lmc_json_parse(text, len, file, &j);
+    lmc_status s = lmc_ckpt_moe_bias_parse(text, len, file, bias, tr->cfg.n_layer * tr->cfg.n_expert);
     free(text);
-    if (s)
-        return s;
-    s = parse_bias(j, file, bias, tr->cfg.n_layer * tr->cfg.n_expert);
-    lmc_json_free(j);
     return s;
 }

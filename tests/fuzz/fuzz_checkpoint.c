@@ -4,7 +4,8 @@
  * optim-0000k-of-0000n.safetensors per rank that wrote it). The weights go
  * through the sharded-weights reader, which fuzz_weights_index covers. The
  * first byte picks what the rest is:
- *   0  state.json text, parsed in memory (lmc_ckpt_state_parse);
+ *   0  state.json text, parsed in memory (lmc_ckpt_state_parse, and its
+ *      moe_bias by lmc_ckpt_moe_bias_parse);
  *   1  OUT/latest, resolved by lmc_ckpt_resolve;
  *   2  3 bytes (the model's float count, the range to read) then
  *      optim.safetensors, read by lmc_ckpt_load_optim;
@@ -79,6 +80,9 @@ static void seeds(void)
     st = (lmc_ckpt_state){.step = 0, .consumed = 0, .seed = 18446744073709551615ull, .seq = 1, .world = 1,
                           .loss = 0};
     seed_state("seed-state-edges", &st);
+    static const float bias[8] = {-0.03f, 0.01f, 0.02f, 0, 1e-7f, -1.5f, 0.25f, 1.25f};
+    st.moe_bias = bias, st.moe_bias_n = 8;
+    seed_state("seed-state-moe-bias", &st);
     fuzz_seed("seed-latest", 1, "step_00000120\n", 14);
     static const uint8_t whole[KNOBS] = {19, 0, 20}, part[KNOBS] = {19, 5, 10}; /* 20 floats: all, [5, 15) */
     lmc_sb f, two;
@@ -163,6 +167,28 @@ static void check_state(const char *text, size_t n)
     lmc_sb_free(&o);
 }
 
+/* state.json's moe_bias (lmc_ckpt_moe_bias_parse) for 2 layers x 4 experts: a
+ * refusal names the file; accepted values are finite floats, and written
+ * back with the state they load again the same. */
+static void check_moe_bias(const char *text, size_t n)
+{
+    enum { NB = 8 };
+    float bias[NB] = {0}, back[NB] = {0};
+    if (lmc_ckpt_moe_bias_parse(text, n, "fuzz/state.json", bias, NB) != LMC_OK) {
+        FUZZ_ASSERT(strstr(lmc_errmsg(), "fuzz/state.json") != NULL);
+        return;
+    }
+    for (int i = 0; i < NB; i++)
+        FUZZ_ASSERT(isfinite(bias[i]));
+    lmc_ckpt_state st = {.step = 1, .seq = 1, .seed = 1, .moe_bias = bias, .moe_bias_n = NB};
+    lmc_sb o;
+    lmc_sb_init(&o);
+    lmc_ckpt_state_json(&st, &o);
+    FUZZ_ASSERT(!o.oom && lmc_ckpt_moe_bias_parse(o.s, o.len, "saved state.json", back, NB) == LMC_OK);
+    FUZZ_ASSERT(!memcmp(bias, back, sizeof bias));
+    lmc_sb_free(&o);
+}
+
 static void check_latest(const char *text, size_t n)
 {
     char path[4200];
@@ -204,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *s = data + 1;
     size_t n = size - 1;
     switch (data[0] % 4) {
-    case 0: check_state((const char *)s, n); break;
+    case 0: check_state((const char *)s, n), check_moe_bias((const char *)s, n); break;
     case 1: check_latest((const char *)s, n); break;
     case 2:
         if (n < KNOBS)
