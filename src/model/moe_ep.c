@@ -19,9 +19,8 @@
  *
  * Each rank holds every expert's weights (the layout is unchanged and
  * checkpoints are layout-free for free); it computes only its own experts,
- * so only its experts' gradients are non-zero here and the data-parallel
- * reduction's sum over all ranks adds each expert's contributions from the
- * ranks holding it (the others add zeros). The owner keeps its rows'
+ * so only its experts' gradients are non-zero here (the trainer sums them
+ * over the ranks computing them: src/train/experts.c). The owner keeps its rows'
  * activations per layer for up to P x N x k rows (dropless: every row of
  * the group may choose its experts). */
 #include "model/moe.h"

@@ -88,3 +88,100 @@ lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
     free(text);
     return s;
 }
+
+/* ---- expert parallelism's gradients (ZeRO-0): each expert's gradient is
+ * summed only over the ranks that compute it (the same index in their
+ * expert-parallel groups), the rest of the model over every data-parallel
+ * rank. Experts a rank does not compute keep a zero gradient there, so its
+ * copy of them drifts (weight decay) until lmc_trainer_ep_sync copies the
+ * owners' weights and AdamW state back, before any hash check or save. */
+
+lmc_status lmc_trainer_ep_split(lmc_trainer *tr)
+{
+    lmc_comm *dp = tr->comm;
+    if (tr->ep <= 1 || tr->o->zero || dp->size == tr->ep) /* one group: each expert on one rank, no sum */
+        return LMC_OK;
+    return dp->ops->split(dp, dp->rank % tr->ep, dp->rank, &tr->edpc);
+}
+
+lmc_status lmc_trainer_ep_open(lmc_trainer *tr)
+{
+    if (tr->ep <= 1 || tr->zero || tr->cfg.n_expert <= 0)
+        return LMC_OK;
+    tr->ep_grads = 1;
+    tr->ep_reqs = malloc(2 * (size_t)tr->cfg.n_layer * sizeof(int));
+    if (!tr->ep_reqs)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    return LMC_OK;
+}
+
+void lmc_trainer_ep_close(lmc_trainer *tr)
+{
+    free(tr->ep_reqs);
+    lmc_comm_close(tr->edpc);
+}
+
+void lmc_trainer_ep_block(const lmc_trainer *tr, int l, int j, size_t *at)
+{
+    const lmc_model_config *c = &tr->cfg;
+    size_t El = (size_t)(c->n_expert / tr->ep), F = (size_t)c->moe_ffn, C = (size_t)c->dim;
+    const lmc_tensor_slot *fc = lmc_layout_slot(&tr->m->layout, l, LMC_T_EXP_FC_W);
+    const lmc_tensor_slot *pj = lmc_layout_slot(&tr->m->layout, l, LMC_T_EXP_PROJ_W);
+    at[1] = El * 2 * F * C, at[0] = fc->offset + (size_t)j * at[1];
+    at[3] = El * C * F, at[2] = pj->offset + (size_t)j * at[3];
+}
+
+/* The unit's non-expert parts over every rank, this rank's experts over
+ * the ranks sharing them; *done = 0 for a unit that is not a MoE layer. */
+lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
+{
+    int l = unit - 1;
+    *done = tr->ep_grads && l >= 0 && l < tr->cfg.n_layer && lmc_config_is_moe(&tr->cfg, l);
+    if (!*done)
+        return LMC_OK;
+    size_t b, e, at[4], all[4];
+    lmc_layout_unit(&tr->m->layout, unit, &b, &e);
+    lmc_trainer_ep_block(tr, l, tr->epc->rank, at);
+    lmc_trainer_ep_block(tr, l, 0, all);
+    size_t x0 = all[0], x1 = all[2] + all[3] * (size_t)tr->ep; /* every expert's floats */
+    float *g = tr->m->grads;
+    lmc_comm *c = tr->comm;
+    int r;
+    size_t piece[2][2] = {{b, x0}, {x1, e}};
+    for (int i = 0; i < 2; i++)
+        if (piece[i][1] > piece[i][0]) {
+            LMC_TRY(c->ops->allreduce_start(c, g + piece[i][0], piece[i][1] - piece[i][0], &r));
+            tr->reqs[tr->nreq++] = r;
+        }
+    for (int i = 0; tr->edpc && i < 2; i++) {
+        LMC_TRY(tr->edpc->ops->allreduce_start(tr->edpc, g + at[2 * i], at[2 * i + 1], &r));
+        tr->ep_reqs[tr->n_ep_reqs++] = r;
+    }
+    return LMC_OK;
+}
+
+lmc_status lmc_trainer_ep_wait(lmc_trainer *tr)
+{
+    lmc_status s = LMC_OK;
+    for (int i = 0; i < tr->n_ep_reqs && s == LMC_OK; i++)
+        s = tr->edpc->ops->wait(tr->edpc, tr->ep_reqs[i]);
+    tr->n_ep_reqs = 0;
+    return s;
+}
+
+lmc_status lmc_trainer_ep_sync(lmc_trainer *tr)
+{
+    if (!tr->ep_grads)
+        return LMC_OK;
+    float *bufs[3] = {tr->m->params, tr->opt.m, tr->opt.v};
+    for (int l = tr->cfg.first_dense; l < tr->cfg.n_layer; l++)
+        for (int j = 0; j < tr->ep; j++) {
+            size_t at[4];
+            lmc_trainer_ep_block(tr, l, j, at);
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < 2; i++)
+                    LMC_TRY(tr->epc->ops->broadcast(tr->epc, bufs[k] + at[2 * i], at[2 * i + 1] * sizeof(float),
+                                                    j));
+        }
+    return LMC_OK;
+}

@@ -39,6 +39,7 @@ static lmc_status hash_params(lmc_trainer *tr, uint64_t *h)
 lmc_status lmc_trainer_check_same(lmc_trainer *tr)
 {
     lmc_comm *c = tr->comm;
+    LMC_TRY(lmc_trainer_ep_sync(tr)); /* --ep: the experts from the ranks that train them */
     if (c->size == 1 || !tr->m->params) /* ZeRO-3: each rank holds other parameters */
         return LMC_OK;
     uint64_t h, *all = malloc((size_t)c->size * sizeof *all);

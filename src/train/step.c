@@ -57,7 +57,7 @@ static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
     int req;
     if (e <= b)
         return LMC_OK;
-    if (tr->nreq >= lmc_layout_num_buckets(&tr->m->layout))
+    if (tr->nreq >= 2 * lmc_layout_num_buckets(&tr->m->layout))
         return lmc_err(LMC_ECOMM, "step %d: more gradient buckets than the model has", tr->step + 1);
     int tied_embed = tr->embc && tr->cfg.tied && b == 0; /* summed over stages next: whole on every data-parallel rank */
     if (tr->zero && c->ops->reduce_scatter_start && !tied_embed)
@@ -75,6 +75,10 @@ static void bucket_release(void *ctx, int unit, int backward)
     if (tr->hook_status || !backward)
         return;
     size_t b, e;
+    int done = 0;
+    tr->hook_status = lmc_trainer_ep_post(tr, unit, &done); /* --ep: a MoE layer's experts over their ranks */
+    if (done || tr->hook_status)
+        return;
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
     tr->hook_status = post_bucket(tr, b, e);
 }
@@ -174,7 +178,7 @@ static lmc_status wait_buckets(lmc_trainer *tr)
     for (int i = 0; i < tr->nreq && s == LMC_OK; i++)
         s = tr->comm->ops->wait(tr->comm, tr->reqs[i]);
     tr->nreq = 0;
-    return s;
+    return s ? s : lmc_trainer_ep_wait(tr);
 }
 
 static float *own_grads(lmc_trainer *tr)
@@ -232,8 +236,37 @@ static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t
 /* The global gradient norm: of the whole reduced gradient, or the sum of
  * the squares of the parts, over the shards (ZeRO), the tensor-parallel
  * parts and the pipeline stages. */
+/* --ep under ZeRO-0: the rest of the model is whole and the same on every
+ * rank, each expert only on its own ranks (zeros elsewhere): the squares
+ * of the rest here, plus every group member's experts. */
+static lmc_status ep_norm(lmc_trainer *tr, float *norm)
+{
+    const lmc_layout *lay = &tr->m->layout;
+    const float *g = tr->m->grads;
+    double rest = 0, mine = 0;
+    for (int u = 0; u < lmc_layout_num_units(lay); u++) {
+        size_t b, e, at[4], all[4];
+        lmc_layout_unit(lay, u, &b, &e);
+        int l = u - 1;
+        if (l < 0 || l >= tr->cfg.n_layer || !lmc_config_is_moe(&tr->cfg, l)) {
+            rest += squares(tr, g + b, e - b);
+            continue;
+        }
+        lmc_trainer_ep_block(tr, l, 0, all);
+        lmc_trainer_ep_block(tr, l, tr->epc->rank, at);
+        size_t x0 = all[0], x1 = all[2] + all[3] * (size_t)tr->ep; /* every expert's floats */
+        rest += (double)squares(tr, g + b, x0 - b) + squares(tr, g + x1, e - x1);
+        mine += (double)squares(tr, g + at[0], at[1]) + squares(tr, g + at[2], at[3]);
+    }
+    LMC_TRY(tr->epc->ops->allreduce_host(tr->epc, &mine, 1, 0));
+    *norm = sqrtf((float)(rest + mine));
+    return LMC_OK;
+}
+
 static lmc_status grad_norm(lmc_trainer *tr, float *norm)
 {
+    if (tr->ep_grads)
+        return ep_norm(tr, norm);
     if (!tr->zero && tr->tp == 1 && tr->pp == 1) {
         *norm = sqrtf(squares(tr, tr->m->grads, tr->m->layout.total));
         return LMC_OK;

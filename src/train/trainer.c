@@ -253,7 +253,8 @@ static lmc_status open_ep(lmc_trainer *tr)
     if (o->balance && !strcmp(o->balance, "auto"))
         return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --balance auto is not supported: the ranks of an "
                        "expert-parallel group exchange tokens in every micro-batch, so all run as many", tr->ep);
-    return dp->ops->split(dp, dp->rank / tr->ep, dp->rank, &tr->epc);
+    LMC_TRY(dp->ops->split(dp, dp->rank / tr->ep, dp->rank, &tr->epc));
+    return lmc_trainer_ep_split(tr);
 }
 
 /* Sequence parallelism splits the B*T rows of the residual stream evenly
@@ -523,7 +524,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (tr->pp > 1)
         LMC_TRY(lmc_pipe_open(tr));
     lmc_trainer_dp_hooks(tr);
-    tr->reqs = malloc((size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int));
+    LMC_TRY(lmc_trainer_ep_open(tr));
+    tr->reqs = malloc(2 * (size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int)); /* --ep: pieces */
     size_t n = (size_t)o->batch * o->seq;
     tr->inputs = malloc(n * sizeof(int));
     tr->targets = malloc(n * sizeof(int));
@@ -575,6 +577,7 @@ static void teardown(lmc_trainer *tr)
     free(tr->reqs);
     lmc_balance_close(tr);
     lmc_trainer_experts_close(tr);
+    lmc_trainer_ep_close(tr);
     lmc_optim_close(&tr->opt);
     lmc_shard_close(tr->sh);
     lmc_model_close(tr->m);

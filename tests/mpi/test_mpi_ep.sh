@@ -4,7 +4,8 @@
 # Each layout equals one process running the same global batch within that
 # process's own float noise (lib.sh's equivalent: the batch computed six
 # ways on one process): ep 2 on 2 ranks, ep 4 on 4 ranks with ZeRO-1, ep 2 x
-# 2 data-parallel groups with ZeRO-2 and full recomputation, a sigmoid
+# 2 data-parallel groups (ZeRO-0: each expert's gradient summed over the 2
+# ranks computing it), the same with ZeRO-2 and full recomputation, a sigmoid
 # router with a dense first layer under ZeRO-3, bf16. The load-balancing
 # loss depends on how the batch is cut into micro-batches, so those runs
 # have it off; with it on, ep 2 equals one process with the same
@@ -33,6 +34,7 @@ M="--model $T/moe.json $BASE"
 
 equivalent "ep 2" "$M" 2 "--batch 2 --grad-accum 1 --ep 2"
 equivalent "ep 4, ZeRO-1" "$M" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 1"
+equivalent "ep 2 x dp 2" "$M" 4 "--batch 1 --grad-accum 1 --ep 2"
 equivalent "ep 2 x dp 2, ZeRO-2, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 2"
 equivalent "ep 2 sigmoid router, dense first layer, ZeRO-3" "--model $T/sig.json $BASE" 2 \
     "--batch 1 --grad-accum 2 --ep 2 --zero 3"
@@ -86,6 +88,11 @@ expect_ok "resume the 1-process checkpoint on ep 4" $MPIRUN -np 4 $LMC train $P 
 TOL=$($CMP noise "$T/ep 4, ZeRO-1"/one-*.st)
 check "ep 4 -> 1 process continues as the uninterrupted run" $CMP weights "$d/one.st" "$d/r1.st" "$TOL"
 check "1 process -> ep 4 continues as the uninterrupted run" $CMP weights "$d/ep.st" "$d/r4.st" "$TOL"
+# ep 2 x dp 2: each rank's copy of the others' experts is stale until the checkpoint gathers the owners' weights and AdamW state
+expect_ok "ep 2 x dp 2 with checkpoints" $MPIRUN -np 4 $LMC train $P --ep 2 --out "$d/e22" --save-every 3 --keep 0
+cp -r "$d/e22" "$d/r22" && rm -rf "$d/r22/step_00000006" && echo step_00000003 >"$d/r22/latest"
+expect_ok "resume the ep 2 x dp 2 checkpoint on 1 process" $LMC train $A --resume "$d/r22" --save "$d/r22.st"
+check "ep 2 x dp 2 -> 1 process continues as the uninterrupted run" $CMP weights "$d/one.st" "$d/r22.st" "$TOL"
 
 # evaluation: 3 validation batches over 2 ranks (one runs an extra, unused forward to join the exchanges)
 ev="--val-data $T/train.bin --eval-every 3 --eval-batches 3"
