@@ -3,7 +3,7 @@
 # data-parallel ranks, the rows routed to them exchanged by all-to-all.
 # Each layout equals one process running the same global batch within that
 # process's own float noise (lib.sh's equivalent: the batch computed six
-# ways on one process): ep 2 on 2 ranks, ep 4 on 4 ranks with ZeRO-1, ep 2 x
+# ways on one process): ep 2 on 2 ranks with 2 micro-batches each, ep 4 on 4 ranks with ZeRO-1, ep 2 x
 # 2 data-parallel groups (ZeRO-0: each expert's gradient summed over the 2
 # ranks computing it), the same with ZeRO-2 and full recomputation, a sigmoid
 # router with a dense first layer under ZeRO-3, bf16. The load-balancing
@@ -32,14 +32,14 @@ moe_json "$T/aux.json" 0.05
 BASE="--seq 16 --data $T/train.bin --steps 6 --lr 3e-3 --warmup 2 --clip 0.5 --threads 1 --quiet"
 M="--model $T/moe.json $BASE"
 
-equivalent "ep 2" "$M" 2 "--batch 2 --grad-accum 1 --ep 2"
+equivalent "ep 2, accum 2" "$M" 2 "--batch 1 --grad-accum 2 --ep 2"
 equivalent "ep 4, ZeRO-1" "$M" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 1"
 equivalent "ep 2 x dp 2" "$M" 4 "--batch 1 --grad-accum 1 --ep 2"
 equivalent "ep 2 x dp 2, ZeRO-2, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 2"
 equivalent "ep 2 sigmoid router, dense first layer, ZeRO-3" "--model $T/sig.json $BASE" 2 \
     "--batch 1 --grad-accum 2 --ep 2 --zero 3"
 equivalent "ep 2 bf16" "$M --precision bf16" 2 "--batch 2 --grad-accum 1 --ep 2"
-a2a=$($CMP field "$T/ep 2/par.jsonl" a2a_values)
+a2a=$($CMP field "$T/ep 2, accum 2/par.jsonl" a2a_values)
 [[ "$a2a" =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]] && echo "ok   the log counts the floats each rank sent: a2a_values $a2a" ||
     { echo "FAIL no a2a_values in the ep log: $a2a"; fails=$((fails + 1)); }
 
