@@ -322,7 +322,7 @@ static void test_models(void)
             uint64_t rows = 8; /* 16 rows in the file: only half as many */
             memcpy(ne + 19 + 4 + 8, &rows, 8);
             CHECK_OK(lmc_write_file_atomic(m, d, n));
-            CHECK_ERR(load(m), LMC_EFORMAT, "tensor 'blk.0.attn_v.weight' has ne = [32, 8, 1, 1], the model needs [32, 16]");
+            CHECK_ERR(load(m), LMC_EFORMAT, "tensor 'blk.0.attn_v.weight' has ne = [32, 8, 1, 1], the model needs [32, 16, 1, 1]");
         }
     }
     free(d);
