@@ -118,6 +118,18 @@ static inline void lmc_comm_shard(size_t n, int size, int r, size_t *begin, size
     *count = b < n ? (n - b < blk ? n - b : blk) : 0;
 }
 
+/* allgather (buf, n floats) as the ranged all-gather of the whole vector,
+ * this rank's shard read from buf itself, then its wait: for communicators
+ * whose allgather is no faster than that (hccl, hier). */
+static inline lmc_status lmc_comm_allgather_whole(lmc_comm *c, float *buf, size_t n)
+{
+    size_t b, k;
+    int req = -1;
+    lmc_comm_shard(n, c->size, c->rank, &b, &k);
+    lmc_status s = c->ops->allgather_start(c, buf + b, buf, n, 0, n, &req);
+    return s != LMC_OK ? s : c->ops->wait(c, req);
+}
+
 /* The single-process communicator: every collective is the identity. */
 lmc_status lmc_comm_single(lmc_comm **out);
 /* Picks the communicator from how the process was started: under mpirun

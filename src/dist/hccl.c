@@ -261,15 +261,6 @@ static lmc_status hc_reduce_scatter(lmc_comm *c, float *buf, size_t n)
     return hc_wait(c, req);
 }
 
-static lmc_status hc_allgather(lmc_comm *c, float *buf, size_t n)
-{
-    size_t b, k;
-    int req = -1;
-    lmc_comm_shard(n, c->size, c->rank, &b, &k);
-    LMC_TRY(hc_allgather_start(c, buf + b, buf, n, 0, n, &req));
-    return hc_wait(c, req);
-}
-
 /* shard (this rank's piece of n) -> root's full (n): point to point */
 static lmc_status hc_gather(lmc_comm *c, const float *shard, float *full, size_t n, int root)
 {
@@ -439,7 +430,7 @@ static const lmc_comm_ops hccl_ops = {
     .allgather_start = hc_allgather_start,
     .wait = hc_wait,
     .reduce_scatter = hc_reduce_scatter,
-    .allgather = hc_allgather,
+    .allgather = lmc_comm_allgather_whole,
     .gather = hc_gather,
     .broadcast = hc_broadcast,
     .allreduce_host = hc_allreduce_host,

@@ -317,15 +317,6 @@ static lmc_status hi_allgather_start(lmc_comm *c, const float *shard, float *ran
     return hi_allreduce_start(c, range, end - begin, req);
 }
 
-static lmc_status hi_allgather(lmc_comm *c, float *buf, size_t n)
-{
-    size_t mine, cnt;
-    int req = -1;
-    lmc_comm_shard(n, c->size, c->rank, &mine, &cnt);
-    LMC_TRY(hi_allgather_start(c, buf + mine, buf, n, 0, n, &req));
-    return hi_wait(c, req);
-}
-
 /* Every rank assembles the whole (a rare operation: checkpoints). */
 static lmc_status hi_gather(lmc_comm *c, const float *shard, float *full, size_t n, int root)
 {
@@ -436,7 +427,7 @@ static const lmc_comm_ops hier_ops = {
     .allgather_start = hi_allgather_start,
     .wait = hi_wait,
     .reduce_scatter = hi_reduce_scatter,
-    .allgather = hi_allgather,
+    .allgather = lmc_comm_allgather_whole,
     .gather = hi_gather,
     .broadcast = hi_broadcast,
     .allreduce_host = hi_allreduce_host,
