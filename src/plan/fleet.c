@@ -145,6 +145,8 @@ static lmc_status parse_shorthand(const lmc_plan_catalog *cat, const char *spec,
         if (!s)
             s = push_pool(f, &p);
     }
+    if (!s && f->n == 0) /* "," or " ,": strtok finds no item */
+        s = lmc_err(LMC_EINVAL, "--fleet: '%s' names no chips (NxCHIP, e.g. 8xH100)", spec);
     free(copy);
     return s;
 }

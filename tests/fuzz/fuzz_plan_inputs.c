@@ -14,7 +14,7 @@
  *    [1, 65536], an arrival at the start or on a date from the start on,
  *    and a slip of [0, 3650] days only for a dated delivery.
  * Seeds: share/chips.json (built in), fleets as docs/planner.md and
- * tests/cli/test_plan.sh write them, and NxCHIP lists. */
+ * tests/cli/test_plan.sh write them, NxCHIP lists, and past findings. */
 #include "fuzz_common.h"
 #include "lmc/plan.h"
 
@@ -44,6 +44,7 @@ static void seeds(void)
     fuzz_seed("seed-fleet-array", 1, arr, sizeof arr - 1);
     fuzz_seed("seed-shorthand", 2, "8xH100,16x910B", 14);
     fuzz_seed("seed-shorthand-count", 2, "2kXA100", 7);
+    fuzz_seed("regress-fleet-comma", 2, ",", 1); /* past finding: no pools (tests/unit/test_parsers.c) */
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

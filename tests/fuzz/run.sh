@@ -9,8 +9,8 @@
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
 # Names: json config safetensors shards tokenizer serve weights_index gguf
-# report hostfile checkpoint plan_runs (all when none is given). Each
-# writes its seeds (lmc's own writers, LMC_FUZZ_SEEDS) and uses
+# report hostfile checkpoint plan_runs plan_inputs (all when none is given).
+# Each writes its seeds (lmc's own writers, LMC_FUZZ_SEEDS) and uses
 # tests/fuzz/<name>.dict. A crash, leak, sanitizer
 # report or broken property stops that target, keeps the input in
 # $FUZZ_BUILD/artifacts/ and makes the script exit 1. At the end a table:
@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs"
+ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs plan_inputs"
 
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
@@ -39,7 +39,7 @@ max_len() {
     shards | tokenizer) echo 8192 ;;
     weights_index) echo 16384 ;;
     gguf) echo 32768 ;;
-    plan_runs) echo 32768 ;;
+    plan_runs | plan_inputs) echo 32768 ;;
     *) echo 4096 ;;
     esac
 }

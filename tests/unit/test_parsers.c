@@ -1,10 +1,11 @@
 /* test_parsers.c: regressions for defects in the parsers of user bytes
- * (JSON, config.json, a checkpoint's state.json and optimizer files), each
- * found by fuzzing (tests/fuzz/, docs/reliability.md); every such case here
- * failed before its fix. Also: the in-memory entry points that the fuzz
+ * (JSON, config.json, a checkpoint's state.json and optimizer files,
+ * lmc plan --fleet), each found by fuzzing (tests/fuzz/,
+ * docs/reliability.md); every such case here failed before its fix. Also: the in-memory entry points that the fuzz
  * targets call read as the file readers do. */
 #include "lmc/data.h"
 #include "lmc/model.h"
+#include "lmc/plan.h"
 #include "lmc/safetensors.h"
 #include "test.h"
 #include "train/checkpoint.h"
@@ -136,6 +137,20 @@ static void test_ckpt_optim_overlap(void)
     lmc_rm_rf(dir);
 }
 
+/* --fleet "," gave a fleet of no pools (strtok finds no item). */
+static void test_fleet_without_chips(void)
+{
+    lmc_plan_catalog cat = {0};
+    lmc_plan_fleet f;
+    CHECK_OK(lmc_plan_catalog_load_default(&cat));
+    CHECK_ERR(lmc_plan_fleet_load(&cat, ",", 0, &f), LMC_EINVAL, "--fleet: ',' names no chips");
+    CHECK(f.n == 0 && f.pools == NULL);
+    CHECK_OK(lmc_plan_fleet_load(&cat, ",8xH100,", 0, &f));
+    CHECK(f.n == 1 && f.pools[0].count == 8);
+    lmc_plan_fleet_free(&f);
+    lmc_plan_catalog_free(&cat);
+}
+
 /* lmc_st_open_mem and lmc_tokens_open_mem (what the fuzz targets call) read
  * files' bytes as lmc_st_open and lmc_tokens_open read the files. */
 static void test_open_mem(void)
@@ -184,6 +199,7 @@ int main(void)
     RUN(test_config_float_range);
     RUN(test_ckpt_state_ranges);
     RUN(test_ckpt_optim_overlap);
+    RUN(test_fleet_without_chips);
     RUN(test_open_mem);
     return test_summary();
 }
