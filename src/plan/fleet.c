@@ -92,10 +92,10 @@ lmc_status lmc_plan_model_load(const char *name, lmc_model_config *c)
 
 /* ---------- fleets ---------- */
 
-static lmc_status push_pool(lmc_plan_fleet *f, const lmc_plan_pool *p)
+static lmc_status push_pool(lmc_plan_fleet *f, const lmc_plan_pool *p, const char *what)
 {
     if (f->n >= LMC_PLAN_MAX_POOLS)
-        return lmc_err(LMC_ERANGE, "fleet: more than %d pools", LMC_PLAN_MAX_POOLS);
+        return lmc_err(LMC_ERANGE, "%s: more than %d pools", what, LMC_PLAN_MAX_POOLS);
     lmc_plan_pool *np = realloc(f->pools, (size_t)(f->n + 1) * sizeof *np);
     if (!np)
         return lmc_err(LMC_ENOMEM, "fleet: out of memory");
@@ -143,7 +143,7 @@ static lmc_status parse_shorthand(const lmc_plan_catalog *cat, const char *spec,
         if (!s)
             s = make_pool(cat, x + 1, count, what, what, &p);
         if (!s)
-            s = push_pool(f, &p);
+            s = push_pool(f, &p, what);
     }
     if (!s && f->n == 0) /* "," or " ,": strtok finds no item */
         s = lmc_err(LMC_EINVAL, "--fleet: '%s' names no chips (NxCHIP, e.g. 8xH100)", spec);
@@ -242,7 +242,7 @@ lmc_status lmc_plan_fleet_parse_json(const lmc_plan_catalog *cat, const char *te
         lmc_plan_pool p;
         s = parse_pool(cat, e, w, start_day, &p);
         if (!s)
-            s = push_pool(f, &p);
+            s = push_pool(f, &p, what);
     }
     lmc_json_free(j);
     if (s)

@@ -44,7 +44,11 @@ static void seeds(void)
     fuzz_seed("seed-fleet-array", 1, arr, sizeof arr - 1);
     fuzz_seed("seed-shorthand", 2, "8xH100,16x910B", 14);
     fuzz_seed("seed-shorthand-count", 2, "2kXA100", 7);
-    fuzz_seed("regress-fleet-comma", 2, ",", 1); /* past finding: no pools (tests/unit/test_parsers.c) */
+    /* past findings (tests/unit/test_parsers.c): no pools; 17 pools refused without naming the value */
+    fuzz_seed("regress-fleet-comma", 2, ",", 1);
+    static const char many[] = "1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,1xH100,"
+                               "1xH100,1xH100,1xH100,1xH100,1xH100,1xH100";
+    fuzz_seed("regress-fleet-17-pools", 2, many, sizeof many - 1);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

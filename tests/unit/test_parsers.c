@@ -137,7 +137,8 @@ static void test_ckpt_optim_overlap(void)
     lmc_rm_rf(dir);
 }
 
-/* --fleet "," gave a fleet of no pools (strtok finds no item). */
+/* --fleet "," gave a fleet of no pools (strtok finds no item), and a
+ * fleet of more than 16 pools was refused without naming its source. */
 static void test_fleet_without_chips(void)
 {
     lmc_plan_catalog cat = {0};
@@ -145,6 +146,15 @@ static void test_fleet_without_chips(void)
     CHECK_OK(lmc_plan_catalog_load_default(&cat));
     CHECK_ERR(lmc_plan_fleet_load(&cat, ",", 0, &f), LMC_EINVAL, "--fleet: ',' names no chips");
     CHECK(f.n == 0 && f.pools == NULL);
+    char many[256] = "1xH100", json[1024] = "[";
+    for (int i = 0; i < 16; i++)
+        strcat(many, ",1xH100");
+    for (int i = 0; i < 17; i++)
+        strcat(json, i ? ", {\"chip\": \"H100\", \"count\": 1}" : "{\"chip\": \"H100\", \"count\": 1}");
+    strcat(json, "]");
+    CHECK_ERR(lmc_plan_fleet_load(&cat, many, 0, &f), LMC_ERANGE, "--fleet 1xH100,1xH100");
+    CHECK_ERR(lmc_plan_fleet_parse_json(&cat, json, strlen(json), "f.json", 0, &f), LMC_ERANGE,
+              "f.json: more than 16 pools");
     CHECK_OK(lmc_plan_fleet_load(&cat, ",8xH100,", 0, &f));
     CHECK(f.n == 1 && f.pools[0].count == 8);
     lmc_plan_fleet_free(&f);
