@@ -195,7 +195,7 @@ FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index ggu
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
                 src/train/checkpoint.c src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
-FUZZ_LIB_SRC += src/plan/runs.c src/plan/reliab.c src/plan/catalog.c src/plan/fleet.c $(PLAN_EMBED_C)
+FUZZ_LIB_SRC += src/plan/runs.c src/plan/reliab.c src/plan/calfile.c src/plan/catalog.c src/plan/fleet.c $(PLAN_EMBED_C)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a
 

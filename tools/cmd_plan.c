@@ -18,6 +18,7 @@
 
 typedef struct {
     const char *model, *tokens, *fleet, *start, *precision, *recompute, *plot, *calib_log, *runs, *launch_log;
+    const char *save_calib, *calib_file; /* --save-calibration, --calibration */
     cli_list chips;
     long long global_batch, seq, top, threads, tp, pp, dp, vpp, mb, zero, batch, steps, skip;
     long long ep; /* expert parallelism (a mixture of experts) */
@@ -185,12 +186,18 @@ static lmc_status make_outlook(const plan_opts *o, const lmc_plan_catalog *cat, 
     lmc_plan_runs rs;
     lmc_plan_effs effs;
     lmc_plan_reliab rl;
+    lmc_plan_calib cal;
+    if (o->calib_file) { /* measured on the fleet's own chips */
+        LMC_TRY(lmc_plan_calib_load(o->calib_file, &cal));
+        LMC_TRY(lmc_plan_calib_check_fleet(&cal, f, o->calib_file));
+    }
     LMC_TRY(lmc_plan_runs_load(cat, o->runs, &rs));
     lmc_status s = make_reliab(o, &rs, &rl);
     if (!s)
         s = lmc_plan_effs_make(cat, &rs, &rl, &effs);
     if (!s)
-        s = lmc_plan_outlook_run(job, f, fx, tokens, start, o->replan_hours, &effs, NULL, &rl, ol);
+        s = lmc_plan_outlook_run(job, f, fx, tokens, start, o->replan_hours, &effs, o->calib_file ? &cal.eff : NULL,
+                                 &rl, ol);
     lmc_plan_runs_free(&rs);
     return s;
 }
@@ -581,6 +588,37 @@ static void calib_bubble(const lmc_plan_result *r, int acc, const lmc_plan_log_s
                l->pp);
 }
 
+/* The log's step time against the best case, or against the calibrated
+ * prediction with --calibration; --save-calibration writes the factor this
+ * log measures (refused for a log of another chip or model). */
+static lmc_status calibrated_row(const plan_opts *o, const lmc_plan_job *job, const lmc_plan_fleet *f,
+                                 const lmc_plan_log_stats *st, const lmc_plan_result *best, int *bad, int *busy)
+{
+    lmc_plan_calib cal;
+    double pred = best->step_s;
+    if (o->calib_file) {
+        LMC_TRY(lmc_plan_calib_load(o->calib_file, &cal));
+        LMC_TRY(lmc_plan_calib_check_fleet(&cal, f, o->calib_file));
+        pred /= cal.eff.expected;
+        printf("  (calibrated by %s: %.3f of the best case, measured on %s; best case %.1f ms)\n", o->calib_file,
+               cal.eff.expected, cal.model, best->step_s * 1e3);
+    }
+    calib_row(o->model, st, pred, NULL, o->tolerance, bad, busy);
+    if (!o->save_calib)
+        return LMC_OK;
+    double params = lmc_config_num_params(&job->model);
+    LMC_TRY(lmc_plan_calib_check_log(&st->run, &f->pools[0].chip, params, o->calib_log, o->model));
+    memset(&cal, 0, sizeof cal);
+    snprintf(cal.chip, sizeof cal.chip, "%s", f->pools[0].chip.name);
+    snprintf(cal.model, sizeof cal.model, "%s", o->model);
+    cal.params = params;
+    lmc_plan_calib_fit(st, best->step_s, &cal);
+    LMC_TRY(lmc_plan_calib_save(&cal, o->save_calib));
+    printf("calibration %s: %s reaches %.3f of lmc's best case (%.3f-%.3f over the log's steps)\n", o->save_calib,
+           cal.chip, cal.eff.expected, cal.eff.low, cal.eff.high);
+    return LMC_OK;
+}
+
 static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
 {
     if (!o->model)
@@ -623,12 +661,12 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
                lmc_plan_recompute_name(l->recompute), cmd.s ? cmd.s : "");
         lmc_sb_free(&cmd);
         printf("  %-12s %6s %12s %12s %9s\n", "model", "steps", "measured ms", "predicted ms", "error");
-        calib_row(o->model, &st, best.step_s, NULL, o->tolerance, bad, busy);
+        s = calibrated_row(o, &job, &f, &st, &best, bad, busy);
         if (st.mfu > 0)
             printf("logged MFU %.1f%%, predicted %.1f%%\n", st.mfu * 100, best.mfu * 100);
         calib_memory(&job, &f, &best, &st, o->tolerance, bad);
         calib_bubble(&best, acc, &st);
-        if (st.dp_mb > 0 && st.dp_mb != acc)
+        if (!s && st.dp_mb > 0 && st.dp_mb != acc)
             printf("  note: the log's ranks ran %d micro-batches a step, the layout %d: give the run's "
                    "--global-batch\n", st.dp_mb, acc);
     }
@@ -711,6 +749,9 @@ int lmc_cmd_plan(int argc, char **argv)
         {"validate", CLI_BOOL, &o.validate, "each published run (share/runs.json) at its own layout beside the "
                                              "published figure; exit 1 unless they lie in the range"},
         {"runs", CLI_STR, &o.runs, "published runs file (default: share/runs.json, built in)"},
+        {"save-calibration", CLI_STR, &o.save_calib, "with --calibrate-log: write the efficiency the log measured "
+                                                     "(for its chip) to FILE"},
+        {"calibration", CLI_STR, &o.calib_file, "a --save-calibration FILE: expected figures and range from it"},
         {"launch-log", CLI_STR, &o.launch_log, "lmc launch --log FILE: its measured restart cost for the lost time"},
         {"restart-minutes", CLI_FLOAT, &o.restart_minutes, "restart cost per interruption (detect, relaunch, "
                                                            "reload; default: fitted to the published runs)", 0, 1e5},

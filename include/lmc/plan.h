@@ -326,6 +326,8 @@ typedef struct {
     int found;
     int dp, tp, pp, vpp, sp, zero, batch, grad_accum, seq, threads;
     char recompute[16], precision[8];
+    char device[16]; /* the backend the run trained on ("cpu", "cuda", "npu"; "" if absent) */
+    double params;   /* the model's parameters (0 if absent) */
 } lmc_plan_log_run;
 
 typedef struct {
@@ -506,5 +508,33 @@ lmc_status lmc_plan_outlook_run(const lmc_plan_job *job, const lmc_plan_fleet *f
                                 double tokens, int start_day, double replan_hours, const lmc_plan_effs *effs,
                                 const lmc_plan_eff *calibrated, const lmc_plan_reliab *rel, lmc_plan_outlook *o);
 void lmc_plan_outlook_free(lmc_plan_outlook *o);
+
+/* ---------- calibration files (calfile.c) ---------- */
+
+/* The efficiency a short run on the fleet's own chips reached relative to
+ * lmc's best case (lmc plan --calibrate-log ... --save-calibration FILE);
+ * lmc plan --calibration FILE uses it instead of the published runs'. */
+typedef struct {
+    char chip[LMC_PLAN_NAME];
+    char model[64];
+    double params;
+    int steps;
+    double measured_ms, predicted_ms; /* median step of the log; lmc's best case */
+    lmc_plan_eff eff;                 /* expected = predicted / measured; low, high from the steps' spread */
+} lmc_plan_calib;
+
+/* From a log's step times: expected = predicted / median, high = predicted
+ * / least, low = predicted / (2 median - least). */
+void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, lmc_plan_calib *c);
+lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path);
+lmc_status lmc_plan_calib_parse(const char *text, size_t n, const char *what, lmc_plan_calib *c);
+lmc_status lmc_plan_calib_load(const char *path, lmc_plan_calib *c);
+/* The calibration is for every pool's chip of the fleet; else an error naming the file and the chips. */
+lmc_status lmc_plan_calib_check_fleet(const lmc_plan_calib *c, const lmc_plan_fleet *f, const char *what);
+/* A log's "run" line agrees with the chip and model it calibrates: its
+ * device is the chip's kind (cpu: lmc's cpu chip; cuda: NVIDIA; npu:
+ * Ascend) and its parameter count the model's (within 0.5%). */
+lmc_status lmc_plan_calib_check_log(const lmc_plan_log_run *run, const lmc_plan_chip *chip, double params,
+                                    const char *log, const char *model);
 
 #endif

@@ -120,7 +120,10 @@ static lmc_status parse_run(const lmc_json *r, const char *w, lmc_plan_log_run *
             return lmc_err(LMC_EFORMAT, "%s: run.%s = %lld is out of range", w, keys[i], v);
         *dst[i] = (int)v;
     }
-    const char *rc = "", *prec = "";
+    const char *rc = "", *prec = "", *dev = "";
+    LMC_TRY(lmc_json_get_str(r, "device", w, &dev));
+    LMC_TRY(lmc_json_get_num(r, "params", w, &run->params));
+    snprintf(run->device, sizeof run->device, "%s", dev ? dev : "");
     LMC_TRY(lmc_json_get_bool(r, "sp", w, &run->sp));
     LMC_TRY(lmc_json_get_str(r, "recompute", w, &rc));
     LMC_TRY(lmc_json_get_str(r, "precision", w, &prec));

@@ -1,8 +1,10 @@
 /* fuzz_plan_runs.c: libFuzzer target for the planner's published-runs
  * parser (lmc_plan_runs_parse, src/plan/runs.c: share/runs.json or
  * lmc plan --runs FILE) and the reader of lmc launch's restart events
- * (lmc_plan_launch_restart, src/plan/reliab.c: lmc plan --launch-log).
- * The first byte picks: even, the rest is a runs file; odd, a launch log.
+ * (lmc_plan_launch_restart, src/plan/reliab.c: lmc plan --launch-log) and
+ * calibration files (lmc_plan_calib_parse, src/plan/calfile.c: lmc plan
+ * --calibration). The first byte mod 3 picks: 0 a runs file, 1 a launch
+ * log, 2 a calibration file.
  * Properties:
  *  - a refusal names the file ("fuzz/runs.json", "fuzz/launch.jsonl");
  *  - an accepted runs file has 1 to LMC_PLAN_MAX_RUNS runs, each with a
@@ -10,7 +12,9 @@
  *    (0, 1) from a named basis, and a layout whose fixed degrees are
  *    positive and ZeRO stage in -1..3;
  *  - an accepted launch log has at least one "resumed" event and a finite,
- *    positive mean restart cost.
+ *    positive mean restart cost;
+ *  - an accepted calibration file has a chip, low <= expected <= high, all
+ *    positive, and saved and read back it is the same.
  * Seeds: the built-in share/runs.json and launch logs in lmc launch's format. */
 #include "fuzz_common.h"
 #include "lmc/plan.h"
@@ -19,6 +23,11 @@
 #include <string.h>
 
 static lmc_plan_catalog cat;
+
+static const char calib[] =
+    "{\"format\": \"lmc-calibration-1\", \"chip\": \"cpu\", \"model\": \"d6\", \"params\": 30339456, "
+    "\"steps\": 7, \"measured_ms\": 310.5, \"predicted_ms\": 290.1, \"efficiency\": {\"expected\": 0.934, "
+    "\"low\": 0.88, \"high\": 0.99}}\n";
 
 static const char *const logs[] = {
     "{\"event\":\"start\",\"time\":1733400000.1,\"t\":0.0,\"message\":\"start 1: 2 ranks\"}\n"
@@ -54,6 +63,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             snprintf(name, sizeof name, "seed-launch-%zu", i);
             fuzz_seed(name, 1, logs[i], strlen(logs[i]));
         }
+        fuzz_seed("seed-calibration", 2, calib, strlen(calib));
     }
     return 0;
 }
@@ -78,7 +88,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const char *text = (const char *)data + 1;
     size_t n = size - 1;
-    if (data[0] & 1) {
+    if (data[0] % 3 == 2) {
+        lmc_plan_calib c, back;
+        if (lmc_plan_calib_parse(text, n, "fuzz/cal.json", &c) != LMC_OK) {
+            FUZZ_ASSERT(!strncmp(lmc_errmsg(), "fuzz/cal.json", 13));
+            return 0;
+        }
+        FUZZ_ASSERT(c.chip[0] && c.eff.low > 0 && c.eff.low <= c.eff.expected && c.eff.expected <= c.eff.high);
+        char path[4200];
+        fuzz_path(path, sizeof path, fuzz_tmpdir("calib"), "cal.json");
+        FUZZ_ASSERT(lmc_plan_calib_save(&c, path) == LMC_OK && lmc_plan_calib_load(path, &back) == LMC_OK);
+        FUZZ_ASSERT(!strcmp(back.chip, c.chip) && !strcmp(back.model, c.model) && back.eff.expected == c.eff.expected &&
+                    back.eff.low == c.eff.low && back.eff.high == c.eff.high && back.steps == c.steps);
+        return 0;
+    }
+    if (data[0] % 3 == 1) {
         double h = 0;
         int events = 0;
         if (lmc_plan_launch_restart(text, n, "fuzz/launch.jsonl", &h, &events) != LMC_OK) {

@@ -1,0 +1,145 @@
+/* calfile.c: calibration files. A short run on the fleet's own chips (its
+ * lmc train log) measures how much of lmc's best case those chips, that
+ * software and that machine reach; the file keeps that factor and its
+ * spread, for the chip and model it came from, and later plans use it in
+ * place of the published runs' (a narrower range: it was measured here).
+ *   {"format": "lmc-calibration-1", "chip": "cpu", "model": "d6",
+ *    "params": 1.2e7, "steps": 7, "measured_ms": 310.5, "predicted_ms": 290.1,
+ *    "efficiency": {"expected": 0.934, "low": 0.88, "high": 0.99}} */
+#include "lmc/plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT "lmc-calibration-1"
+
+void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, lmc_plan_calib *c)
+{
+    double p = predicted_s * 1e3, med = st->median_ms, least = st->min_ms > 0 ? st->min_ms : med;
+    c->steps = st->used;
+    c->measured_ms = med, c->predicted_ms = p;
+    c->eff = (lmc_plan_eff){p / med, p / (2 * med - least), p / least, 0, 1};
+}
+
+lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
+{
+    lmc_sb b;
+    lmc_sb_init(&b);
+    lmc_sb_printf(&b, "{\"format\": \"%s\", \"chip\": ", FORMAT);
+    lmc_sb_json_str(&b, c->chip, strlen(c->chip));
+    lmc_sb_puts(&b, ", \"model\": ");
+    lmc_sb_json_str(&b, c->model, strlen(c->model));
+    lmc_sb_printf(&b, ", \"params\": %.17g, \"steps\": %d, \"measured_ms\": %.17g, \"predicted_ms\": %.17g, "
+                  "\"efficiency\": {\"expected\": %.17g, \"low\": %.17g, \"high\": %.17g}}\n", c->params, c->steps,
+                  c->measured_ms, c->predicted_ms, c->eff.expected, c->eff.low, c->eff.high);
+    lmc_status s = b.oom ? lmc_err(LMC_ENOMEM, "%s: out of memory", path) : lmc_write_file_atomic(path, b.s, b.len);
+    lmc_sb_free(&b);
+    return s;
+}
+
+static lmc_status num(const lmc_json *o, const char *k, const char *what, double lo, double hi, double *out)
+{
+    const lmc_json *v = lmc_json_get(o, k);
+    if (!v || v->type != LMC_JSON_NUM || !(v->num >= lo && v->num <= hi))
+        return lmc_err(LMC_EFORMAT, "%s: field '%s' must be a number in [%g, %g]", what, k, lo, hi);
+    *out = v->num;
+    return LMC_OK;
+}
+
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return 0;
+    return 1;
+}
+
+static lmc_status parse_obj(const lmc_json *j, const char *what, lmc_plan_calib *c)
+{
+    const char *fmt = NULL, *chip = NULL, *model = NULL;
+    double steps = 0;
+    if (j->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: expected a JSON object", what);
+    LMC_TRY(lmc_json_get_str(j, "format", what, &fmt));
+    if (!fmt || strcmp(fmt, FORMAT))
+        return lmc_err(LMC_EFORMAT, "%s: field 'format' = '%s' (expected \"%s\")", what, fmt ? fmt : "", FORMAT);
+    LMC_TRY(lmc_json_get_str(j, "chip", what, &chip));
+    LMC_TRY(lmc_json_get_str(j, "model", what, &model));
+    if (!chip || !chip[0] || !model)
+        return lmc_err(LMC_EFORMAT, "%s: fields 'chip' and 'model' are required", what);
+    if (!printable(chip) || !printable(model))
+        return lmc_err(LMC_EFORMAT, "%s: fields 'chip' and 'model' must be printable ASCII names", what);
+    snprintf(c->chip, sizeof c->chip, "%s", chip);
+    snprintf(c->model, sizeof c->model, "%s", model);
+    LMC_TRY(num(j, "params", what, 0, 1e16, &c->params));
+    LMC_TRY(num(j, "steps", what, 1, 1e9, &steps));
+    LMC_TRY(num(j, "measured_ms", what, 1e-9, 1e12, &c->measured_ms));
+    LMC_TRY(num(j, "predicted_ms", what, 1e-9, 1e12, &c->predicted_ms));
+    c->steps = (int)steps;
+    const lmc_json *e = lmc_json_get(j, "efficiency");
+    if (!e || e->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: field 'efficiency' must be an object {expected, low, high}", what);
+    char w[300];
+    snprintf(w, sizeof w, "%s: efficiency", what);
+    LMC_TRY(num(e, "expected", w, 1e-4, 1e4, &c->eff.expected));
+    LMC_TRY(num(e, "low", w, 1e-4, 1e4, &c->eff.low));
+    LMC_TRY(num(e, "high", w, 1e-4, 1e4, &c->eff.high));
+    if (!(c->eff.low <= c->eff.expected && c->eff.expected <= c->eff.high))
+        return lmc_err(LMC_EFORMAT, "%s: efficiency needs low <= expected <= high (%g, %g, %g)", what, c->eff.low,
+                       c->eff.expected, c->eff.high);
+    c->eff.calibrated = 1, c->eff.runs = 0;
+    return LMC_OK;
+}
+
+lmc_status lmc_plan_calib_parse(const char *text, size_t n, const char *what, lmc_plan_calib *c)
+{
+    memset(c, 0, sizeof *c);
+    lmc_json *j = NULL;
+    LMC_TRY(lmc_json_parse(text, n, what, &j));
+    lmc_status s = parse_obj(j, what, c);
+    lmc_json_free(j);
+    return s;
+}
+
+lmc_status lmc_plan_calib_load(const char *path, lmc_plan_calib *c)
+{
+    char *text = NULL;
+    size_t n = 0;
+    LMC_TRY(lmc_read_file(path, &text, &n));
+    lmc_status s = lmc_plan_calib_parse(text, n, path, c);
+    free(text);
+    return s;
+}
+
+static int same_chip(const char *a, const char *b)
+{
+    char ka[128], kb[128];
+    lmc_plan_chip_key(a, ka, sizeof ka);
+    lmc_plan_chip_key(b, kb, sizeof kb);
+    return !strcmp(ka, kb);
+}
+
+lmc_status lmc_plan_calib_check_fleet(const lmc_plan_calib *c, const lmc_plan_fleet *f, const char *what)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!same_chip(c->chip, f->pools[i].chip.name))
+            return lmc_err(LMC_EINVAL, "%s: field 'chip' = '%s', but the fleet has %s: a calibration holds only for "
+                           "the chip it was measured on", what, c->chip, f->pools[i].chip.name);
+    return LMC_OK;
+}
+
+lmc_status lmc_plan_calib_check_log(const lmc_plan_log_run *run, const lmc_plan_chip *chip, double params,
+                                    const char *log, const char *model)
+{
+    const char *cls = lmc_plan_chip_class(chip->name);
+    const char *want = chip->measure ? "cpu" : !strcmp(chip->vendor, "NVIDIA") ? "cuda"
+                                                          : !strcmp(cls, "Ascend") ? "npu" : "";
+    if (run->device[0] && want[0] && strcmp(run->device, want))
+        return lmc_err(LMC_EINVAL, "%s: the run trained on device '%s', not on %s (device '%s'): a calibration holds "
+                       "only for the chip the log ran on", log, run->device, chip->name, want);
+    if (run->params > 0 && fabs(run->params / params - 1) > 0.005)
+        return lmc_err(LMC_EINVAL, "%s: the run's model has %.0f parameters, --model %s has %.0f: give the model "
+                       "the log trained", log, run->params, model, params);
+    return LMC_OK;
+}
