@@ -76,6 +76,12 @@ finished kill
 expect_eq "kill: the failure" "$(field "$T/kill/launch.jsonl" failure kind) rank $(field "$T/kill/launch.jsonl" failure rank)" "rank_died rank 1"
 expect_eq "kill: restart on 1 rank x accum 4" "$(field "$T/kill/launch.jsonl" start ranks 2) x $(field "$T/kill/launch.jsonl" start grad_accum 2)" "1 x 4"
 echo "ok   kill: time lost $(field "$T/kill/launch.jsonl" resumed lost_s) s, tokens redone $(field "$T/kill/launch.jsonl" failure tokens_redone)"
+# lmc plan takes the measured restart cost from the log (issue 19): lost_s - redone_s of its restart
+want=$($PY -c "import json,sys; e=[json.loads(l) for l in open(sys.argv[1])]; r=[x for x in e if x['event']=='resumed']; \
+print(round(sum(x['lost_s']-x['redone_s'] for x in r)/len(r)/3600, 9))" "$T/kill/launch.jsonl")
+got=$($LMC plan --model d12 --tokens 1B --fleet 8xA100 --launch-log "$T/kill/launch.jsonl" --json 2>&1 |
+    $PY -c "import json,sys; print(round(json.load(sys.stdin)['lost_time']['restart_hours'], 9))" 2>&1)
+expect_eq "kill: lmc plan --launch-log's restart cost (hours)" "$got" "$want"
 
 # the host file grows 1 -> 2 slots: checkpoint at a step boundary, restart on 2 ranks
 start grow 1 4
