@@ -49,7 +49,9 @@ predict() {
 import sys
 row, best, fac, share, name = sys.argv[1].split(), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 measured, predicted = float(row[2]), float(row[3])
-if abs(predicted - best / fac) > 0.06 + 1e-3 * predicted:
+# the factor is printed to 3 decimals: its rounding (0.0005 / fac) bounds the
+# agreement, which matters when a loaded machine fits a small factor
+if abs(predicted - best / fac) > 0.06 + (1e-3 + 0.0005 / fac) * predicted:
     print(f"FAIL {name}: calibrated {predicted} ms is not the best case {best} / {fac}"); sys.exit(1)
 err = predicted / measured - 1
 if share < 0.9:
