@@ -4,7 +4,7 @@
 #
 # Two CPU ranks, each its own group (LMC_TEST_HIER_GROUPS=0,1: every
 # gradient bucket goes through the cross-group stage, as between vendors),
-# rank 1 made SLOW x slower (--test-slowdown: a slower chip). Same global
+# rank 1 made SLOW x slower (the test hook LMC_TEST_SLOWDOWN: a slower chip). Same global
 # batch (2 x K micro-batches of B x T) four ways:
 #   ceiling:  the two ranks' configurations as two independent processes,
 #             K micro-batches each, run at the same time and pinned to cores
@@ -34,11 +34,12 @@ trap 'rm -rf "$W"' EXIT
 
 random_tokens "$W/train.bin" 1000000 4096
 ARGS="$MODEL --batch $B --seq $T --max-seq $T --data $W/train.bin --steps $STEPS --threads 1 --quiet"
-JOB="$ARGS --grad-accum $K --test-slowdown $SLOW --test-slow-rank 1"
+JOB="$ARGS --grad-accum $K"
+MPIRUN="$MPIRUN -x LMC_TEST_SLOWDOWN=$SLOW@1"
 for ((r = 0; r < ROUNDS; r++)); do
     taskset -c 0 $LMC train $ARGS --grad-accum $K --log "$W/ceil.$r.a" >/dev/null 2>&1 &
     pa=$!
-    taskset -c 1 $LMC train $ARGS --grad-accum $K --test-slowdown $SLOW --test-slow-rank 0 --log "$W/ceil.$r.b" \
+    LMC_TEST_SLOWDOWN=$SLOW@0 taskset -c 1 $LMC train $ARGS --grad-accum $K --log "$W/ceil.$r.b" \
         >/dev/null 2>&1
     wait $pa
     "$PY" -c "import json, sys

@@ -58,7 +58,7 @@ int lmc_cmd_train(int argc, char **argv)
     long long batch = o.batch, seq = o.seq, accum = o.grad_accum, steps = o.steps, warmup = 0, seed = (long long)o.seed,
               threads = 0, layers = 0, heads = 0, kv = 0, dim = 0, ffn = 0, vocab = 0, maxseq = 0, save_every = 0,
               keep = o.keep, eval_every = 0, eval_batches = o.eval_batches, sample_every = 0,
-              sample_tokens = o.sample_tokens, zero = 0, slow_rank = -1, tp = 1, pp = 1, vpp = 1, ep = 1;
+              sample_tokens = o.sample_tokens, zero = 0, tp = 1, pp = 1, vpp = 1, ep = 1;
     int no_shuffle = 0, quiet = 0, sp = 0;
     long long check_every = 0;
     cli_opt opts[] = {
@@ -109,8 +109,6 @@ int lmc_cmd_train(int argc, char **argv)
         {"balance", CLI_STR, &o.balance, "off | auto: micro-batches per rank by speed"},
         {"check-every", CLI_INT, &check_every, "the ranks compare a hash of their weights every N steps (a rank "
          "that drifted is named)", 0, 1 << 30},
-        {"test-slowdown", CLI_FLOAT, &o.slowdown, "test only: make --test-slow-rank this many times slower", 1, 100},
-        {"test-slow-rank", CLI_INT, &slow_rank, "test only: the rank --test-slowdown applies to", -1, 1 << 20},
         {"save", CLI_STR, &o.save, "final weights (.safetensors, or a folder for HF layout)"},
         {"max-shard-mb", CLI_FLOAT, &o.max_shard_mb, "--save into a folder: HF sharded files of at most this size",
          0.001, 1e9},
@@ -138,7 +136,7 @@ int lmc_cmd_train(int argc, char **argv)
     o.layers = (int)layers, o.heads = (int)heads, o.kv_heads = (int)kv, o.dim = (int)dim, o.ffn = (int)ffn;
     o.vocab = (int)vocab, o.max_seq = (int)maxseq, o.save_every = (int)save_every, o.keep = (int)keep;
     o.eval_every = (int)eval_every, o.eval_batches = (int)eval_batches, o.sample_every = (int)sample_every;
-    o.sample_tokens = (int)sample_tokens, o.zero = (int)zero, o.slow_rank = (int)slow_rank;
+    o.sample_tokens = (int)sample_tokens, o.zero = (int)zero;
     o.tp = (int)tp, o.pp = (int)pp, o.vpp = (int)vpp, o.sp = sp, o.ep = (int)ep;
     o.check_every = (int)check_every;
     if (o.init && (layers || heads || kv || dim || ffn || vocab || maxseq))

@@ -29,8 +29,6 @@ typedef struct {
     double moe_bias_step;  /* aux-loss-free balancing's bias step; < 0: the model config's */
     const char *recompute; /* none | selective | full */
     const char *balance;   /* off | auto */
-    double slowdown;       /* test-only: this rank sleeps to run this many times slower */
-    int slow_rank;
     /* outputs */
     const char *save, *out_dir, *resume, *log;
     const char *report; /* HTML page drawn from log, rewritten at each evaluation and at the end */

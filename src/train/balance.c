@@ -22,15 +22,32 @@
 
 #define BALANCE_STEPS 2
 
+/* The test hook LMC_TEST_SLOWDOWN=X@R (tests and bench/ only, never a
+ * user's option): data-parallel rank R runs X times slower, as on a slower
+ * chip. */
+static lmc_status test_slowdown(lmc_trainer *tr, int world)
+{
+    const char *v = getenv("LMC_TEST_SLOWDOWN");
+    tr->slowdown = 1, tr->slow_rank = -1;
+    if (!v || !v[0])
+        return LMC_OK;
+    char *at = NULL, *end = NULL;
+    double x = strtod(v, &at);
+    long r = at && *at == '@' ? strtol(at + 1, &end, 10) : -1;
+    if (at == v || !end || end == at + 1 || *end || !(x >= 1 && x <= 100) || r < 0 || r >= world)
+        return lmc_err(LMC_EINVAL, "LMC_TEST_SLOWDOWN = '%.40s': give X@R, a factor X in [1, 100] and a rank R in "
+                       "[0, %d)", v, world);
+    tr->slowdown = x, tr->slow_rank = (int)r;
+    return LMC_OK;
+}
+
 lmc_status lmc_balance_open(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     int world = tr->comm->size;
     if (o->balance && strcmp(o->balance, "off") && strcmp(o->balance, "auto"))
         return lmc_err(LMC_EINVAL, "--balance: '%s' is not off or auto", o->balance);
-    if (o->slowdown > 1 && (o->slow_rank < 0 || o->slow_rank >= world))
-        return lmc_err(LMC_EINVAL, "--test-slowdown needs --test-slow-rank in [0, %d) (got %d)", world,
-                       o->slow_rank);
+    LMC_TRY(test_slowdown(tr, world));
     tr->mb_count = malloc((size_t)world * sizeof(int));
     tr->mb_ms = malloc((size_t)world * sizeof(double));
     tr->all = calloc((size_t)world, sizeof(lmc_rank_stats));
@@ -70,10 +87,9 @@ int lmc_balance_first(const lmc_trainer *tr)
  * chip. */
 void lmc_balance_slowdown(lmc_trainer *tr, double forward_s)
 {
-    const lmc_train_opts *o = tr->o;
-    if (o->slowdown <= 1 || tr->comm->rank != o->slow_rank)
+    if (tr->slowdown <= 1 || tr->comm->rank != tr->slow_rank)
         return;
-    double est = tr->fwdbwd_s > 0 ? tr->fwdbwd_s : 3 * forward_s, s = (o->slowdown - 1) * est;
+    double est = tr->fwdbwd_s > 0 ? tr->fwdbwd_s : 3 * forward_s, s = (tr->slowdown - 1) * est;
     struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0)
         ;

@@ -31,7 +31,6 @@ void lmc_train_defaults(lmc_train_opts *o)
     o->ep = 1;
     o->moe_bias_step = -1; /* the model config's */
     o->max_shard_mb = 5000; /* Hugging Face's default max_shard_size, 5GB */
-    o->slowdown = 1.0;
     o->keep = 2;
     o->eval_batches = 8;
     o->sample_tokens = 64;

@@ -151,7 +151,7 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
             tr->m->hooks = NULL;
         LMC_TRY(tr->hook_status);
         LMC_TRY(tr->m->tp_status);
-        if (o->slowdown > 1 || tr->measuring > 0)
+        if (tr->slowdown > 1 || tr->measuring > 0)
             tr->be->ops->sync(tr->be); /* timings below must include the device's work */
         tr->fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
     }

@@ -93,7 +93,9 @@ typedef struct {
     int *mb_count;   /* [world] micro-batches per rank, sum = grad_accum x world */
     double *mb_ms;   /* [world] fastest measured ms per micro-batch */
     int measuring;   /* --balance auto: steps left to measure before assigning */
-    double fwdbwd_s; /* --test-slowdown: the last forward + backward time */
+    double slowdown; /* test hook LMC_TEST_SLOWDOWN=X@R: rank R sleeps to run X times slower */
+    int slow_rank;
+    double fwdbwd_s; /* the slow rank's last forward + backward time */
 } lmc_trainer;
 
 void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev);

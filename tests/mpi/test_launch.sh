@@ -20,7 +20,7 @@ BASE="--model d6 --layers 2 --dim 32 --heads 2 --vocab 64 --max-seq 32 --seq 16 
 BASE="$BASE --steps $STEPS --lr 1e-3 --quiet"
 # supervised runs sleep on rank 0 (about 8 ms a step: the same numbers, slower) so that
 # a kill or a host file change lands mid-run, not after the last step
-SLOW="--test-slowdown 10 --test-slow-rank 0"
+SLOW="-x LMC_TEST_SLOWDOWN=10@0" # mpirun sets the test hook on every rank
 LAUNCH="$LMC launch --poll 0.1 --mpirun"
 
 # the uninterrupted reference, computed six ways: the spread is the tolerance
@@ -53,7 +53,7 @@ start() {
     local d=$T/$1
     mkdir -p "$d"
     hosts "$d/hosts" "localhost slots=$2 # the test's host"
-    $LAUNCH "$MPIRUN" --hosts "$d/hosts" --log "$d/launch.jsonl" ${4:-} -- $LMC train $BASE $SLOW --batch 1 \
+    $LAUNCH "$MPIRUN $SLOW" --hosts "$d/hosts" --log "$d/launch.jsonl" ${4:-} -- $LMC train $BASE --batch 1 \
         --grad-accum "$3" --out "$d/ckpt" --save-every 20 --save "$d/final.st" >"$d/out.txt" 2>&1 &
     lpid=$!
     wait_file "$d/ckpt/latest" 60 || { echo "FAIL $1: no checkpoint appeared"; tail "$d/out.txt"; fails=$((fails + 1)); }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Unequal ranks: rank 1 is made 6x slower (--test-slowdown). With --balance
+# Unequal ranks: rank 1 is made 6x slower (the test hook LMC_TEST_SLOWDOWN). With --balance
 # auto the ranks measure their speed for two steps and then split the same
 # global batch (2 x 5 micro-batches) by speed: rank 0 must get at least 8 of the 10, log per-rank
 # micro-batches and idle time, and reach the same weights (the same data and
@@ -9,7 +9,8 @@ need_mpi
 
 make_shard "$T/train.bin" 40000 64
 ARGS="--model d6 --layers 2 --dim 128 --heads 4 --vocab 64 --max-seq 32 --batch 2 --seq 32 --data $T/train.bin"
-ARGS="$ARGS --steps 10 --grad-accum 5 --lr 1e-3 --threads 1 --quiet --test-slowdown 6 --test-slow-rank 1"
+ARGS="$ARGS --steps 10 --grad-accum 5 --lr 1e-3 --threads 1 --quiet"
+MPIRUN="$MPIRUN -x LMC_TEST_SLOWDOWN=6@1"
 
 expect_ok "equal split" $MPIRUN -np 2 $LMC train $ARGS --log "$T/eq.jsonl" --save "$T/eq.st"
 expect_ok "--balance auto" $MPIRUN -np 2 $LMC train $ARGS --balance auto --log "$T/bal.jsonl" --save "$T/bal.st"

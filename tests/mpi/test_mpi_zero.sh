@@ -27,7 +27,7 @@ equivalent gpt2-zero3-recompute "$GPT" 4 "$P4 --zero 3 --recompute full"
 equivalent llama-zero3 "$LLAMA" 4 "$P4 --zero 3"
 equivalent llama-zero2 "$LLAMA" 4 "$P4 --zero 2 --recompute selective"
 equivalent gpt2-zero3-bf16 "$GPT --precision bf16" 4 "$P4 --zero 3"
-equivalent gpt2-zero3-balance "$GPT" 2 "--batch 1 --grad-accum 2 --zero 3 --balance auto --test-slowdown 4 --test-slow-rank 1"
+MPIRUN="$MPIRUN -x LMC_TEST_SLOWDOWN=4@1" equivalent gpt2-zero3-balance "$GPT" 2 "--batch 1 --grad-accum 2 --zero 3 --balance auto"
 mb=$($CMP field "$T/gpt2-zero3-balance/par.jsonl" mb)
 read -r mb0 mb1 <<<"$mb"
 [ "$mb0" -gt "$mb1" ] && echo "ok   balanced micro-batches per rank: $mb" ||
