@@ -3,15 +3,11 @@
  * per chip, part by part (--memory); and calibration of the cost model
  * against real step times (--calibrate, --calibrate-log). */
 #include "cli.h"
-#include "commands.h"
 #include "lmc/plan.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_TOP 32
@@ -322,135 +318,12 @@ static lmc_status run_memory(const plan_opts *opt)
 
 /* ---------- calibration ---------- */
 
-#define MAX_MARKS 4096
-
-/* CPU seconds (user + system, all threads) a process has used so far. */
-static double proc_cpu(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / sysconf(_SC_CLK_TCK);
-}
-
-static int count_lines(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    int n = 0, c;
-    if (!f)
-        return 0;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
-
-typedef struct {
-    lmc_plan_log_stats st;
-    double share;  /* the CPU time the run got over wall time x threads */
-    double cpu_ms; /* least CPU time of a step / threads */
-    int threads;
-} calib_run;
-
-static lmc_status train_failed(const char *out_path, int st)
-{
-    char *text = NULL;
-    size_t n = 0;
-    lmc_status r = lmc_read_file(out_path, &text, &n);
-    lmc_status e = lmc_err(LMC_EIO, "calibrate: `lmc train` failed (status %d): %.300s", WEXITSTATUS(st),
-                           r == LMC_OK && text ? text : "(no output)");
-    free(text);
-    return e;
-}
-
-/* Runs `lmc train` (this binary, output to a file) and watches it: each
- * time a step's line lands in the log it notes the process's CPU time, so
- * the CPU time of every step is known, which a busy machine cannot stretch
- * the way it stretches wall-clock time. */
-static lmc_status watch_train(char **argv, const char *out_path, const char *log, int skip, calib_run *cr)
-{
-    static double marks[MAX_MARKS];
-    double t0 = lmc_now();
-    pid_t pid = fork();
-    if (pid < 0)
-        return lmc_err(LMC_EIO, "calibrate: fork failed");
-    if (pid == 0) {
-        FILE *f = freopen(out_path, "w", stderr);
-        if (f)
-            dup2(fileno(f), 1);
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st = 0, seen = 0;
-    struct rusage ru;
-    for (;;) {
-        pid_t r = wait4(pid, &st, WNOHANG, &ru);
-        if (r < 0)
-            return lmc_err(LMC_EIO, "calibrate: wait4 failed");
-        if (r == pid)
-            break;
-        int lines = count_lines(log);
-        for (double c = lines > seen ? proc_cpu(pid) : 0; seen < lines && seen < MAX_MARKS; seen++)
-            marks[seen] = c;
-        usleep(5000);
-    }
-    double wall = lmc_now() - t0;
-    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return train_failed(out_path, st);
-    for (int lines = count_lines(log); seen < lines && seen < MAX_MARKS; seen++)
-        marks[seen] = cpu; /* lines written just before the exit */
-    cr->share = wall > 0 ? fmin(1, cpu / (wall * cr->threads)) : 1;
-    /* step k's CPU time is marks[k] - marks[k-1]; the first includes start-up */
-    int first = skip > 1 ? skip : 1, n = 0;
-    for (int k = first; k < seen; k++)
-        if (marks[k] >= 0 && marks[k - 1] >= 0)
-            marks[n++] = marks[k] - marks[k - 1];
-    /* the least disturbed step: other processes only ever add to a step's
-     * CPU time (cache and memory-bandwidth contention), never take from it */
-    double least = 0;
-    for (int i = 0; i < n; i++)
-        least = i == 0 || marks[i] < least ? marks[i] : least;
-    cr->cpu_ms = least / cr->threads * 1e3;
-    return LMC_OK;
-}
-
-static lmc_status train_once(const plan_opts *o, const char *model, const lmc_model_config *c, const char *dir,
-                             int threads, calib_run *cr)
-{
-    char shard[4200], log[4200], out[4200], b[32], t[32], n[32], th[32];
-    snprintf(shard, sizeof shard, "%s/calib_train_000000.bin", dir);
-    snprintf(log, sizeof log, "%s/log.jsonl", dir);
-    snprintf(out, sizeof out, "%s/train.out", dir);
-    long long tokens = (o->steps + 2) * o->batch * o->seq + 1;
-    LMC_TRY(lmc_plan_write_random_shard(shard, tokens, c->vocab < 65536 ? c->vocab : 65536, 1234));
-    snprintf(b, sizeof b, "%lld", o->batch);
-    snprintf(t, sizeof t, "%lld", o->seq);
-    snprintf(n, sizeof n, "%lld", o->steps);
-    snprintf(th, sizeof th, "%d", threads);
-    char *argv[] = {"lmc", "train", "--model", (char *)model, "--data", shard, "--batch", b, "--seq", t,
-                    "--steps", n, "--threads", th, "--log", log, "--precision",
-                    (char *)(o->precision ? o->precision : "fp32"), "--quiet", NULL};
-    cr->threads = threads;
-    LMC_TRY(watch_train(argv, out, log, (int)o->skip, cr));
-    return lmc_plan_log_read(log, (int)o->skip, &cr->st);
-}
-
 /* One comparison of the median wall-clock step with the prediction. On a
  * busy machine (the run got < 90% of its cores) wall-clock steps are
  * longer than the model's and even CPU time stretches (caches, memory
  * bandwidth), so the row is inconclusive: it shows the least CPU time of a
  * step beside it and is not held to --tolerance. */
-static void calib_row(const char *model, const lmc_plan_log_stats *st, double pred_s, const calib_run *cr,
+static void calib_row(const char *model, const lmc_plan_log_stats *st, double pred_s, const lmc_plan_calib_run *cr,
                       double tol, int *bad, int *busy)
 {
     int b = cr && cr->share < 0.9;
@@ -469,8 +342,6 @@ static void calib_row(const char *model, const lmc_plan_log_stats *st, double pr
 
 static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
 {
-    if (!lmc_cmd_train)
-        return lmc_err(LMC_EUNSUPPORTED, "--calibrate needs `lmc train`, which this build lacks");
     plan_opts q = *opt;
     const plan_opts *o = &q;
     q.seq = q.seq > 0 ? q.seq : 256;
@@ -490,15 +361,12 @@ static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
     lmc_status s = models ? LMC_OK : LMC_ENOMEM;
     for (char *m = models ? strtok_r(models, ",", &save) : NULL; m && !s; m = strtok_r(NULL, ",", &save)) {
         lmc_model_config c;
-        char dir[] = "/tmp/lmc-calib-XXXXXX";
+        lmc_plan_calib_opts co = {.model = m, .precision = o->precision, .batch = (int)o->batch, .seq = (int)o->seq,
+                                  .steps = (int)o->steps, .skip = (int)o->skip, .threads = threads};
+        lmc_plan_calib_run cr;
         s = lmc_plan_model_load(m, &c);
-        if (!s && !mkdtemp(dir))
-            s = lmc_err(LMC_EIO, "calibrate: cannot create a folder under /tmp");
-        calib_run cr;
-        if (!s) {
-            s = train_once(o, m, &c, dir, threads, &cr);
-            lmc_rm_rf(dir);
-        }
+        if (!s)
+            s = lmc_plan_calibrate(&co, &cr);
         if (!s)
             calib_row(m, &cr.st, lmc_plan_predict_single(&c, &cpu, (int)o->batch, (int)o->seq, bf16, NULL), &cr,
                       o->tolerance, bad, busy);

@@ -10,6 +10,7 @@
  *   timeline.c  deliveries: re-plans, tokens done by date, finish date
  *   svg.c       the timeline as a plot
  *   calib.c     training logs (JSONL) against predictions; random shards
+ *   calrun.c    calibration runs: lmc_train in this process, CPU time per step
  *   report.c    text and JSON reports
  * The formulas and their sources are in docs/planner.md. */
 #ifndef LMC_PLAN_H
@@ -355,6 +356,28 @@ lmc_status lmc_plan_write_random_shard(const char *path, long long tokens, int v
  * of seq tokens, no gradient accumulation, no parallelism. */
 double lmc_plan_predict_single(const lmc_model_config *c, const lmc_plan_chip *chip, int batch, int seq, int bf16,
                                lmc_plan_result *r);
+
+/* ---------- calibration runs (calrun.c) ---------- */
+
+/* A short `lmc train` of model (a preset or config.json) on random tokens,
+ * in this process on the CPU backend: steps steps of batch x seq tokens
+ * with threads threads at precision (fp32 | bf16; NULL: fp32); the first
+ * skip steps are warm-up. */
+typedef struct {
+    const char *model, *precision;
+    int batch, seq, steps, skip, threads;
+} lmc_plan_calib_opts;
+
+typedef struct {
+    lmc_plan_log_stats st; /* the steps' wall-clock times (steps, used, median, mean, least) */
+    double share;          /* CPU time the run got over wall time x threads (a busy machine: < 0.9) */
+    double cpu_ms;         /* the least CPU time of a step after warm-up, over the threads */
+    int threads;
+} lmc_plan_calib_run;
+
+/* Trains through lmc_train, noting the process's CPU time at each step's
+ * event (lmc plan --calibrate). */
+lmc_status lmc_plan_calibrate(const lmc_plan_calib_opts *o, lmc_plan_calib_run *r);
 
 /* ---------- reports (report.c) ---------- */
 

@@ -2,7 +2,7 @@
  * one object per step with "ms", from `lmc train --log` here or from a GPU
  * run elsewhere) gives a measured step time; the cost model gives a
  * predicted one for the same setup; their ratio is the model's error. */
-#include "lmc/plan.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -188,6 +188,22 @@ static void bubble_medians(samples *s, int drop, lmc_plan_log_stats *st)
     }
 }
 
+int lmc_plan_step_times(double *ms, int n, int skip, lmc_plan_log_stats *st)
+{
+    st->steps = n;
+    int drop = skip < n ? (skip > 0 ? skip : 0) : n - 1; /* keep at least one */
+    st->used = n - drop;
+    double sum = 0, mn = 1e300;
+    for (int i = drop; i < n; i++) {
+        sum += ms[i];
+        mn = fmin(mn, ms[i]);
+    }
+    st->mean_ms = sum / st->used;
+    st->min_ms = mn;
+    st->median_ms = median(ms + drop, st->used);
+    return drop;
+}
+
 lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st)
 {
     memset(st, 0, sizeof *st);
@@ -209,17 +225,7 @@ lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int 
     if (!rc && s.n == 0)
         rc = lmc_err(LMC_EFORMAT, "%s: no step lines (objects with \"step\" and \"ms\")", what);
     if (!rc) {
-        st->steps = s.n;
-        int drop = skip < s.n ? (skip > 0 ? skip : 0) : s.n - 1; /* keep at least one */
-        st->used = s.n - drop;
-        double sum = 0, mn = 1e300;
-        for (int i = drop; i < s.n; i++) {
-            sum += s.ms[i];
-            mn = fmin(mn, s.ms[i]);
-        }
-        st->mean_ms = sum / st->used;
-        st->min_ms = mn;
-        st->median_ms = median(s.ms + drop, st->used);
+        int drop = lmc_plan_step_times(s.ms, s.n, skip, st);
         int dt = drop < s.ntps ? drop : 0, dm = drop < s.nmfu ? drop : 0;
         st->tokens_per_s = median(s.tps + dt, s.ntps - dt);
         st->mfu = median(s.mfu + dm, s.nmfu - dm);

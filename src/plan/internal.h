@@ -13,6 +13,13 @@
  * 10 forward, 20 backward in llm.c and Megatron). */
 #define LMC_PLAN_KERNELS 30
 
+/* ---------- calibration (calib.c) ---------- */
+
+/* steps, used, median, mean and least of n step times (ms) after `skip`
+ * warm-up steps (at least one kept); sorts ms past them. Returns the steps
+ * dropped. */
+int lmc_plan_step_times(double *ms, int n, int skip, lmc_plan_log_stats *st);
+
 /* ---------- pipelines (pipeline.c) ---------- */
 
 /* The most virtual stages (pp x vpp) the planner cuts a model into. */
