@@ -22,8 +22,32 @@ void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, lmc_pl
     c->eff = (lmc_plan_eff){p / med, p / (2 * med - least), p / least, 0, 1};
 }
 
+/* The ranges the reader accepts (parse_obj); save refuses what it would not read back. */
+#define PARAMS_MAX 1e16
+#define STEPS_MAX 1e9
+#define MS_MIN 1e-9
+#define MS_MAX 1e12
+#define EFF_MIN 1e-4
+#define EFF_MAX 1e4
+
+static lmc_status save_range(const lmc_plan_calib *c, const char *path, const char *field, double v, double lo,
+                             double hi)
+{
+    if (v >= lo && v <= hi)
+        return LMC_OK;
+    return lmc_err(LMC_ERANGE, "%s: field '%s' = %g is out of range [%g, %g] (a step of %g ms measured against "
+                   "lmc's best case of %g ms): not saved", path, field, v, lo, hi, c->measured_ms, c->predicted_ms);
+}
+
 lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
 {
+    LMC_TRY(save_range(c, path, "params", c->params, 0, PARAMS_MAX));
+    LMC_TRY(save_range(c, path, "steps", c->steps, 1, STEPS_MAX));
+    LMC_TRY(save_range(c, path, "measured_ms", c->measured_ms, MS_MIN, MS_MAX));
+    LMC_TRY(save_range(c, path, "predicted_ms", c->predicted_ms, MS_MIN, MS_MAX));
+    LMC_TRY(save_range(c, path, "efficiency.expected", c->eff.expected, EFF_MIN, EFF_MAX));
+    LMC_TRY(save_range(c, path, "efficiency.low", c->eff.low, EFF_MIN, EFF_MAX));
+    LMC_TRY(save_range(c, path, "efficiency.high", c->eff.high, EFF_MIN, EFF_MAX));
     lmc_sb b;
     lmc_sb_init(&b);
     lmc_sb_printf(&b, "{\"format\": \"%s\", \"chip\": ", FORMAT);
@@ -72,19 +96,19 @@ static lmc_status parse_obj(const lmc_json *j, const char *what, lmc_plan_calib 
         return lmc_err(LMC_EFORMAT, "%s: fields 'chip' and 'model' must be printable ASCII names", what);
     snprintf(c->chip, sizeof c->chip, "%s", chip);
     snprintf(c->model, sizeof c->model, "%s", model);
-    LMC_TRY(num(j, "params", what, 0, 1e16, &c->params));
-    LMC_TRY(num(j, "steps", what, 1, 1e9, &steps));
-    LMC_TRY(num(j, "measured_ms", what, 1e-9, 1e12, &c->measured_ms));
-    LMC_TRY(num(j, "predicted_ms", what, 1e-9, 1e12, &c->predicted_ms));
+    LMC_TRY(num(j, "params", what, 0, PARAMS_MAX, &c->params));
+    LMC_TRY(num(j, "steps", what, 1, STEPS_MAX, &steps));
+    LMC_TRY(num(j, "measured_ms", what, MS_MIN, MS_MAX, &c->measured_ms));
+    LMC_TRY(num(j, "predicted_ms", what, MS_MIN, MS_MAX, &c->predicted_ms));
     c->steps = (int)steps;
     const lmc_json *e = lmc_json_get(j, "efficiency");
     if (!e || e->type != LMC_JSON_OBJ)
         return lmc_err(LMC_EFORMAT, "%s: field 'efficiency' must be an object {expected, low, high}", what);
     char w[300];
     snprintf(w, sizeof w, "%s: efficiency", what);
-    LMC_TRY(num(e, "expected", w, 1e-4, 1e4, &c->eff.expected));
-    LMC_TRY(num(e, "low", w, 1e-4, 1e4, &c->eff.low));
-    LMC_TRY(num(e, "high", w, 1e-4, 1e4, &c->eff.high));
+    LMC_TRY(num(e, "expected", w, EFF_MIN, EFF_MAX, &c->eff.expected));
+    LMC_TRY(num(e, "low", w, EFF_MIN, EFF_MAX, &c->eff.low));
+    LMC_TRY(num(e, "high", w, EFF_MIN, EFF_MAX, &c->eff.high));
     if (!(c->eff.low <= c->eff.expected && c->eff.expected <= c->eff.high))
         return lmc_err(LMC_EFORMAT, "%s: efficiency needs low <= expected <= high (%g, %g, %g)", what, c->eff.low,
                        c->eff.expected, c->eff.high);

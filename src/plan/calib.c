@@ -4,6 +4,7 @@
  * predicted one for the same setup; their ratio is the model's error. */
 #include "internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,8 @@ static lmc_status parse_arrays(const lmc_json *j, const char *w, samples *s)
         }
     }
     LMC_TRY(num_array(j, "mb", w, v, 4096, &n));
+    if (n > 0 && v[0] > INT_MAX)
+        return lmc_err(LMC_EFORMAT, "%s: mb[0] = %g is out of range [0, %d]", w, v[0], INT_MAX);
     if (n > 0)
         s->last.dp_mb = (int)v[0];
     LMC_TRY(num_array(j, "pp_bubble", w, b, LMC_PLAN_LOG_STAGES, &n));
@@ -151,8 +154,8 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
         double tps = -1, mfu = -1;
         long long step = 0;
         st = lmc_json_get_int(j, "step", w, &step);
-        if (!st && (ms->type != LMC_JSON_NUM || !(ms->num > 0) || !isfinite(ms->num)))
-            st = lmc_err(LMC_EFORMAT, "%s: field 'ms' must be a positive number of milliseconds", w);
+        if (!st && (ms->type != LMC_JSON_NUM || !(ms->num > 0 && ms->num <= 1e12))) /* 1e12 ms: 31 years */
+            st = lmc_err(LMC_EFORMAT, "%s: field 'ms' must be a positive number of milliseconds, at most 1e12", w);
         if (!st)
             st = lmc_json_get_num(j, "tokens_per_s", w, &tps);
         if (!st)

@@ -11,6 +11,7 @@
 #include "train/checkpoint.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static lmc_status config_text(const char *text, lmc_model_config *c)
 {
@@ -201,6 +202,51 @@ static void test_open_mem(void)
     lmc_rm_rf(dir);
 }
 
+/* lmc plan --calibrate-log LOG --save-calibration FILE wrote a file that
+ * --calibration FILE refused: a log of 0.01 ms steps against lmc's best
+ * case of 290 ms gave an efficiency of 29000, beyond the reader's [1e-4,
+ * 1e4] (found by fuzz_calib). The save is refused, naming the file, field
+ * and value, and writes nothing; what saves reads back to the same values. */
+static void test_calib_save_reads_back(void)
+{
+    const char *dir = test_tmpdir("calib");
+    CHECK(dir != NULL);
+    const char *fast = "{\"step\": 1, \"ms\": 0.01}\n{\"step\": 2, \"ms\": 0.01}\n";
+    lmc_plan_log_stats st;
+    lmc_plan_calib c = {.chip = "cpu", .model = "d6", .params = 7e6}, back;
+    CHECK_OK(lmc_plan_log_parse(fast, strlen(fast), "run.jsonl", 0, &st));
+    lmc_plan_calib_fit(&st, 0.29, &c);
+    CHECK_ERR(lmc_plan_calib_save(&c, test_path("cal.json")), LMC_ERANGE,
+              "cal.json: field 'efficiency.expected' = 29000 is out of range [0.0001, 10000]");
+    CHECK(access(test_path("cal.json"), F_OK) != 0);
+    const char *fine = "{\"step\": 1, \"ms\": 300}\n{\"step\": 2, \"ms\": 310.5}\n";
+    CHECK_OK(lmc_plan_log_parse(fine, strlen(fine), "run.jsonl", 0, &st));
+    lmc_plan_calib_fit(&st, 0.29, &c);
+    CHECK_OK(lmc_plan_calib_save(&c, test_path("cal.json")));
+    CHECK_OK(lmc_plan_calib_load(test_path("cal.json"), &back));
+    CHECK(back.eff.expected == c.eff.expected && back.eff.low == c.eff.low && back.eff.high == c.eff.high);
+    CHECK(back.measured_ms == c.measured_ms && back.predicted_ms == c.predicted_ms && back.steps == 2);
+    lmc_rm_rf(dir);
+}
+
+/* lmc plan --calibrate-log: a micro-batch count beyond an int was
+ * converted to one (UBSan: float-cast-overflow), and step times near
+ * DBL_MAX summed to an infinite mean (found writing fuzz_calib; its
+ * properties fail on both). */
+static void test_calib_log_ranges(void)
+{
+    lmc_plan_log_stats st;
+    const char *mb = "{\"step\": 1, \"ms\": 5, \"mb\": [1e10]}";
+    const char *huge = "{\"step\": 1, \"ms\": 1e308}\n{\"step\": 2, \"ms\": 1e308}";
+    const char *edge = "{\"step\": 1, \"ms\": 1e12, \"mb\": [2147483647]}\n{\"step\": 2, \"ms\": 1e12}";
+    CHECK_ERR(lmc_plan_log_parse(mb, strlen(mb), "run.jsonl", 0, &st), LMC_EFORMAT,
+              "run.jsonl:1: mb[0] = 1e+10 is out of range [0, 2147483647]");
+    CHECK_ERR(lmc_plan_log_parse(huge, strlen(huge), "run.jsonl", 0, &st), LMC_EFORMAT,
+              "run.jsonl:1: field 'ms' must be a positive number of milliseconds, at most 1e12");
+    CHECK_OK(lmc_plan_log_parse(edge, strlen(edge), "run.jsonl", 0, &st));
+    CHECK(st.dp_mb == 2147483647 && st.mean_ms == 1e12 && st.median_ms == 1e12);
+}
+
 int main(void)
 {
     RUN(test_config_huge_dim);
@@ -211,5 +257,7 @@ int main(void)
     RUN(test_ckpt_optim_overlap);
     RUN(test_fleet_without_chips);
     RUN(test_open_mem);
+    RUN(test_calib_save_reads_back);
+    RUN(test_calib_log_ranges);
     return test_summary();
 }
