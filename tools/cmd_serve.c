@@ -9,8 +9,8 @@
  * them a second later, so a graceful stop is a SIGTERM to rank 0 (its pid is
  * in the log); its followers then end with it, exit 0. */
 #include "cli.h"
-#include "model_file.h"
-#include "backend/backend.h"
+#include "lmc/backend.h"
+#include "lmc/generate.h"
 #include "lmc/serve.h"
 
 #include <errno.h>
@@ -202,7 +202,7 @@ int lmc_cmd_serve(int argc, char **argv)
     if (s)
         return cli_exit(&spec, s);
     if (!cli_was_set(&spec, "quant"))
-        o.quant = NULL; /* the model file's own type (model_file.c) */
+        o.quant = NULL; /* the model file's own type (lmc_model_quant) */
     if (!o.model || !lmc_model_tokenizer(o.model, o.tokenizer, NULL))
         return cli_fail("serve", lmc_err(LMC_EINVAL, "--model FILE and --tokenizer DIR are required (a .gguf model "
                                          "carries its tokenizer)"));

@@ -62,6 +62,14 @@ double lmc_engine_device_bytes(const lmc_engine *e);
 lmc_status lmc_engine_prefill(lmc_engine *e, int slot, const int *ids, int n, float *logits);
 lmc_status lmc_engine_decode(lmc_engine *e, int nb, const int *tokens, const int *pos, float *logits);
 
+/* One sequence from its prompt to its end through slot 0 (lmc_generate's
+ * loop over the engine): with o->recompute every token comes from a
+ * prefill, else the first from a prefill and the others from decode
+ * steps; a full context slides (a prefill of its last ctx tokens) or ends
+ * generation as o->slide says. Many sequences at once go through the
+ * scheduler below. */
+lmc_status lmc_engine_generate(lmc_engine *e, const int *prompt, int n, const lmc_gen_opts *o);
+
 /* ---------- sequences and the scheduler step ---------- */
 
 typedef enum { LMC_SEQ_NEW, LMC_SEQ_RUNNING, LMC_SEQ_DONE } lmc_seq_state;

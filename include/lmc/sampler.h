@@ -32,4 +32,34 @@ int lmc_sample_has_penalties(const lmc_sampling *s);
 void lmc_sample_penalize(float *logits, int V, const int *ids, size_t n, size_t n_gen, const lmc_sampling *s,
                          int *counts);
 
+/* ---------- the sampling loop ----------
+ * One sequence from its prompt to its end, each token chosen by
+ * lmc_sample_token from the logits a source gives: the inference engine
+ * (lmc_engine_generate: lmc sample, lmc generate --logprobs, training-time
+ * samples in one process) or the trainer's distributed forward. */
+
+/* The logits (V floats, host) after ids[0..n), n <= the window. extend: ids
+ * is the previous call's ids plus one token (a source with a cache may run
+ * that token alone); 0: a new window. */
+typedef lmc_status (*lmc_logits_fn)(void *src, const int *ids, int n, int extend, float *logits);
+
+typedef struct {
+    int max_new;            /* tokens to generate at most */
+    const lmc_sampling *sp; /* penalties are not applied here */
+    lmc_rng *rng;
+    int recompute;          /* 1: every call a new window (extend 0): full recomputation */
+    /* 1: past the window the last `window` tokens go on (and a longer
+     * prompt keeps its last ones); 0: generation ends when the sequence
+     * fills the window, and a prompt must be shorter than it */
+    int slide;
+    int stop_id;            /* generation ends after this token (-1: none) */
+    /* each token and the logits it was drawn from (V floats); a non-OK
+     * status ends generation with it */
+    lmc_status (*on_token)(int token, const float *logits, void *ctx);
+    void *ctx;
+} lmc_gen_opts;
+
+lmc_status lmc_generate(lmc_logits_fn logits_of, void *src, int V, int window, const int *prompt, int n,
+                        const lmc_gen_opts *o);
+
 #endif

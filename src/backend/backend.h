@@ -19,6 +19,7 @@
 #ifndef LMC_BACKEND_H
 #define LMC_BACKEND_H
 
+#include "lmc/backend.h"
 #include "lmc/core.h"
 #include "lmc/model.h"
 
@@ -266,14 +267,7 @@ struct lmc_backend {
     char err_msg[480];
 };
 
-/* ---- opening ---- */
-
-/* Opens a backend by name: "cpu", "cpu:ISA[,kc=N]", or NAME[:N] for a
- * plugin (liblmc_NAME.so: "cuda", "cuda:1", "npu:0"); without :N a
- * plugin picks the device of this process's local rank. threads <= 0: all
- * cores. A plugin's table is checked (every CORE op filled) before use. */
-lmc_status lmc_backend_open(const char *device, int threads, lmc_backend **out);
-void lmc_backend_close(lmc_backend *be);
+/* ---- opening: lmc_backend_open, lmc_backend_close (lmc/backend.h) ---- */
 
 /* ---- the ops table ---- */
 

@@ -15,6 +15,7 @@
  * full recompute; decode uses the backend's `linear` op, which streams the
  * weights once per step instead of packing them. */
 #include "infer/engine_internal.h"
+#include "infer/open_model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -228,8 +229,9 @@ static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const f
     return lmc_layout_tp_part(cfg, &e->m->layout, mo.tp_rank, params, part);
 }
 
-lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,
-                           const lmc_engine_opts *o)
+/* The checks every engine makes, and a new one for them (closed with
+ * lmc_engine_close) */
+static lmc_status new_engine(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const lmc_engine_opts *o)
 {
     *out = NULL;
     if (o->tp > 1)
@@ -250,28 +252,57 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
     e->slots = o->slots;
     e->ctx = ctx;
     e->quant = o->quant;
-    /* the model holds the fp32 parameters (embeddings, norms, biases, and
-     * the weights of the fp32 path); its own activations are 1 x 1 */
-    float *part = NULL;
-    lmc_status s = open_model(e, cfg, params, o->tp, &part);
-    if (s) {
-        lmc_engine_close(e);
-        return s;
-    }
-    const float *mine = part ? part : params;
-    lmc_model_upload_params(e->m, mine);
+    *out = e;
+    return LMC_OK;
+}
+
+/* The rest over e->m, whose parameters are mine on the host (NULL: the
+ * model's own, fp32 only); whole: the whole model's (tensor parallel) */
+static lmc_status finish_open(lmc_engine *e, const float *mine, const float *whole)
+{
     e->hs = e->m->hs;
     e->qkv_dim = e->m->qkv_dim;
     e->fc_dim = e->m->fc_dim;
     e->act_dim = e->m->act_dim;
     e->kvdim = e->m->nkv * e->hs;
     e->device_bytes = e->m->layout.total * 4.0;
-    s = build_weights(e, mine, params);
+    LMC_TRY(build_weights(e, mine, whole));
+    LMC_TRY(alloc_buffers(e));
+    return lmc_engine_moe_open(e);
+}
+
+lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,
+                           const lmc_engine_opts *o)
+{
+    lmc_engine *e;
+    LMC_TRY(new_engine(&e, be, cfg, o));
+    /* the model holds the fp32 parameters (embeddings, norms, biases, and
+     * the weights of the fp32 path); its own activations are 1 x 1 */
+    float *part = NULL;
+    lmc_status s = open_model(e, cfg, params, o->tp, &part);
+    if (s == LMC_OK) {
+        lmc_model_upload_params(e->m, part ? part : params);
+        s = finish_open(e, part ? part : params, params);
+    }
     lmc_free(part);
-    if (s == LMC_OK)
-        s = alloc_buffers(e);
-    if (s == LMC_OK)
-        s = lmc_engine_moe_open(e);
+    if (s) {
+        lmc_engine_close(e);
+        return s;
+    }
+    *out = e;
+    return LMC_OK;
+}
+
+lmc_status lmc_engine_open_model(lmc_engine **out, lmc_model *m, const lmc_engine_opts *o)
+{
+    *out = NULL;
+    if (o->quant != LMC_QUANT_NONE || o->tp > 1 || m->tp > 1)
+        return lmc_err(LMC_EINVAL, "an engine over an open model runs its fp32 weights in one process");
+    lmc_engine *e;
+    LMC_TRY(new_engine(&e, m->be, &m->cfg, o));
+    e->m = m;
+    e->borrowed = 1;
+    lmc_status s = finish_open(e, NULL, NULL);
     if (s) {
         lmc_engine_close(e);
         return s;
@@ -291,7 +322,8 @@ void lmc_engine_close(lmc_engine *e)
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
         if (dev[i])
             be->ops->free(be, dev[i]);
-    lmc_model_close(e->m);
+    if (!e->borrowed)
+        lmc_model_close(e->m);
     lmc_comm_close(e->tp_comm);
     free(e->mats), free(e->h_ints), free(e->h_logits), free(e->h_scratch), free(e->h_counts);
     free(e);

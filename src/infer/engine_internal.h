@@ -25,6 +25,7 @@ struct lmc_engine_moe; /* experts.c */
 struct lmc_engine {
     lmc_backend *be;
     lmc_model *m; /* fp32 parameters and layout; the forward's helpers */
+    int borrowed; /* m is the caller's (lmc_engine_open_model): not closed with the engine */
     lmc_model_config cfg;
     int slots, ctx;
     lmc_quant quant;

@@ -1,5 +1,6 @@
-/* sampler.c: greedy, temperature, top-k and top-p (nucleus) sampling, and
- * repetition / frequency / presence penalties. */
+/* sampler.c: greedy, temperature, top-k and top-p (nucleus) sampling,
+ * repetition / frequency / presence penalties, and the loop that samples
+ * one sequence from a source of logits. */
 #include "lmc/sampler.h"
 
 #include <math.h>
@@ -165,4 +166,31 @@ void lmc_sample_penalize(float *logits, int V, const int *ids, size_t n, size_t 
         logits[id] -= s->frequency_penalty * (float)counts[id] + s->presence_penalty;
         counts[id] = 0; /* applied once per distinct token, and zeroed again */
     }
+}
+
+lmc_status lmc_generate(lmc_logits_fn logits_of, void *src, int V, int window, const int *prompt, int n,
+                        const lmc_gen_opts *o)
+{
+    if (n < 1 || (!o->slide && n >= window))
+        return lmc_err(LMC_ERANGE, "the prompt has %d tokens; the context holds %d, prompt included", n, window);
+    int *seq = malloc(((size_t)n + (size_t)o->max_new) * sizeof(int));
+    float *logits = malloc((size_t)V * sizeof(float)), *scratch = malloc(2 * (size_t)V * sizeof(float));
+    lmc_status s = seq && logits && scratch ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory");
+    if (s == LMC_OK)
+        memcpy(seq, prompt, (size_t)n * sizeof(int));
+    for (int i = 0, prev = -1; i < o->max_new && s == LMC_OK; i++) {
+        int start = n > window ? n - window : 0;
+        s = logits_of(src, seq + start, n - start, !o->recompute && start == prev, logits);
+        if (s)
+            break;
+        prev = start;
+        int tok = lmc_sample_token(logits, V, o->sp, o->rng, scratch);
+        seq[n++] = tok;
+        if (o->on_token)
+            s = o->on_token(tok, logits, o->ctx);
+        if (tok == o->stop_id || (!o->slide && n >= window))
+            break;
+    }
+    free(seq), free(logits), free(scratch);
+    return s;
 }

@@ -1,4 +1,5 @@
 /* evaluate.c: validation loss and text samples during training. */
+#include "infer/open_model.h"
 #include "lmc/sampler.h"
 #include "lmc/tokenizer.h"
 #include "train/trainer.h"
@@ -66,71 +67,75 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
     return LMC_OK;
 }
 
-/* The next token after the batch of one sequence of len tokens: from the
- * model, or under --pp from the last stage, which tells the others. */
-static lmc_status sample_next(lmc_trainer *tr, int len, const lmc_sampling *s, lmc_rng *rng, float *logits,
-                              float *scratch, int *next)
+/* The logits after ids[0..n) (n <= T) by full recomputation through the
+ * distributed forward (--tp, --pp, ZeRO-3, --ep): every rank makes the
+ * call; under --pp the last stage has the logits and tells the others (a
+ * host reduction: the others add zeros), so every rank draws the same
+ * token from the same generator. */
+static lmc_status distributed_logits(void *src, const int *ids, int n, int extend, float *logits)
 {
+    lmc_trainer *tr = src;
     int V = tr->cfg.vocab, last = tr->pp_rank == tr->pp - 1;
+    LMC_TRY(lmc_model_set_batch(tr->m, ids, NULL, 1, n, "sample"));
     if (tr->pp > 1)
-        LMC_TRY(lmc_pipe_forward(tr, 1, len, LMC_FWD_LAST_LOGITS));
+        LMC_TRY(lmc_pipe_forward(tr, 1, n, LMC_FWD_LAST_LOGITS));
     else
-        lmc_model_forward(tr->m, 1, len, LMC_FWD_LAST_LOGITS, 0);
-    if (last) {
+        lmc_model_forward(tr->m, 1, n, LMC_FWD_LAST_LOGITS, 0);
+    LMC_TRY(tr->m->tp_status);
+    if (last)
         tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
-        *next = lmc_sample_token(logits, V, s, rng, scratch);
-    }
-    if (tr->pp > 1) { /* the others add nothing (a host reduction: any communicator has one) */
-        double v = last ? *next : 0;
-        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &v, 1, 0));
-        *next = (int)v;
-    }
+    if (tr->pp == 1)
+        return LMC_OK;
+    double *v = malloc((size_t)V * sizeof(double));
+    if (!v)
+        return lmc_err(LMC_ENOMEM, "out of memory sampling");
+    for (int i = 0; i < V; i++)
+        v[i] = last ? logits[i] : 0.0;
+    lmc_status s = tr->ppc->ops->allreduce_host(tr->ppc, v, (size_t)V, 0);
+    for (int i = 0; i < V; i++)
+        logits[i] = (float)v[i];
+    free(v);
+    return s;
+}
+
+typedef struct {
+    lmc_trainer *tr;
+    lmc_sb *text;
+    int produced;
+} sample_text;
+
+static lmc_status add_token(int token, const float *logits, void *ctx)
+{
+    sample_text *t = ctx;
+    if (t->tr->tok)
+        return lmc_tok_decode(t->tr->tok, &token, 1, t->text);
+    lmc_sb_printf(t->text, "%s%d", t->produced++ ? " " : "", token);
     return LMC_OK;
 }
 
-/* Generates sample_tokens tokens after an end-of-text token by full
- * recomputation (the fast engine is src/infer): rank 0 only, or under ZeRO-3
- * every rank in step, each gathering the parameters with the others and
- * drawing the same tokens. */
+/* Generates sample_tokens tokens after an end-of-text token, each from the
+ * last --seq tokens: in one process through the inference engine over the
+ * training model; under --tp, --pp, ZeRO-3 or --ep by full recomputation
+ * through the distributed forward, every rank in step. The engine decodes
+ * with its KV cache in fp32; under --precision bf16 it recomputes each
+ * token with a prefill, which rounds the matmul inputs as training does
+ * (decode's fp32 logits would draw other tokens than the model trains). */
 lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
 {
     const lmc_train_opts *o = tr->o;
-    int T = o->seq, V = tr->cfg.vocab, n = 1, want = o->sample_tokens;
-    int *ids = calloc((size_t)T, sizeof(int));
-    float *logits = malloc((size_t)tr->cfg.vocab_padded * sizeof(float)), *scratch = malloc(2 * (size_t)V * sizeof(float));
-    if (!ids || !logits || !scratch) {
-        free(ids), free(logits), free(scratch);
-        return lmc_err(LMC_ENOMEM, "out of memory sampling");
-    }
     int eot = tr->tok ? lmc_tok_special_id(tr->tok, "<|endoftext|>") : -1;
-    ids[0] = eot >= 0 ? eot : 0; /* a sample starts a new document */
+    int prompt = eot >= 0 ? eot : 0; /* a sample starts a new document */
     lmc_rng rng;
     lmc_rng_seed(&rng, lmc_hash64(tr->seed ^ (uint64_t)tr->step));
-    lmc_sampling s = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
-    lmc_status st = LMC_OK;
-    for (int produced = 0; produced < want && st == LMC_OK; produced++) {
-        int start = n > T ? n - T : 0, len = n - start;
-        st = lmc_model_set_batch(tr->m, ids + start, NULL, 1, len, "sample");
-        if (st)
-            break;
-        int next = 0;
-        st = sample_next(tr, len, &s, &rng, logits, scratch, &next);
-        if (st)
-            break;
-        if (tr->tok)
-            st = lmc_tok_decode(tr->tok, &next, 1, text);
-        else
-            lmc_sb_printf(text, "%s%d", produced ? " " : "", next);
-        if (n < T)
-            ids[n++] = next;
-        else {
-            for (int i = 1; i < T; i++)
-                ids[i - 1] = ids[i];
-            ids[T - 1] = next;
-        }
-    }
-    free(ids);
-    free(logits);
-    free(scratch);
-    return st;
+    lmc_sampling sp = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
+    sample_text t = {tr, text, 0};
+    lmc_gen_opts g = {.max_new = o->sample_tokens, .sp = &sp, .rng = &rng, .recompute = tr->m->prec != LMC_F32, .slide = 1,
+                      .stop_id = -1, .on_token = add_token, .ctx = &t};
+    if (tr->tp > 1 || tr->pp > 1 || tr->zero == 3 || tr->ep > 1 || o->seq < 2)
+        return lmc_generate(distributed_logits, tr, tr->cfg.vocab, o->seq, &prompt, 1, &g);
+    lmc_engine *e;
+    LMC_TRY(lmc_engine_open_model(&e, tr->m, &(lmc_engine_opts){.slots = 1, .ctx = o->seq}));
+    lmc_status s = lmc_engine_generate(e, &prompt, 1, &g);
+    lmc_engine_close(e);
+    return s;
 }

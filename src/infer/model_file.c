@@ -1,5 +1,6 @@
-/* model_file.c: defaults taken from the model file, and --logprobs. */
-#include "model_file.h"
+/* model_file.c: defaults taken from the model file, and lmc generate
+ * --logprobs. */
+#include "lmc/generate.h"
 #include "lmc/gguf.h"
 
 #include <math.h>
@@ -37,27 +38,29 @@ static double log_softmax_at(const float *x, int V, int k)
     return (double)x[k] - mx - log(sum);
 }
 
+typedef struct {
+    int V;
+    FILE *out;
+} logprob_out;
+
+static lmc_status print_logprob(int token, const float *logits, void *ctx)
+{
+    const logprob_out *o = ctx;
+    fprintf(o->out, "{\"id\": %d, \"logprob\": %.7g}\n", token, log_softmax_at(logits, o->V, token));
+    return LMC_OK;
+}
+
 lmc_status lmc_print_logprobs(lmc_engine *e, const int *ids, int n, int max_new, const lmc_sampling *sp,
-                              uint64_t seed, int stop_id)
+                              uint64_t seed, int stop_id, FILE *out)
 {
     if (lmc_sample_has_penalties(sp))
         return lmc_err(LMC_EINVAL, "--logprobs: penalties are not supported");
-    int V = lmc_engine_config(e)->vocab, ctx = lmc_engine_ctx(e);
-    float *logits = malloc((size_t)V * sizeof(float)), *scratch = malloc((size_t)V * 2 * sizeof(float));
-    lmc_status s = logits && scratch ? LMC_OK : lmc_err(LMC_ENOMEM, "out of memory");
     lmc_rng rng;
     lmc_rng_seed(&rng, seed);
-    if (s == LMC_OK)
-        s = lmc_engine_prefill(e, 0, ids, n, logits);
-    for (int i = 0, pos = n; i < max_new && s == LMC_OK; i++, pos++) {
-        int tok = lmc_sample_token(logits, V, sp, &rng, scratch);
-        printf("{\"id\": %d, \"logprob\": %.7g}\n", tok, log_softmax_at(logits, V, tok));
-        if (tok == stop_id || pos + 1 >= ctx || i + 1 == max_new)
-            break;
-        s = lmc_engine_decode(e, 1, &tok, &pos, logits);
-    }
-    fflush(stdout);
-    free(logits);
-    free(scratch);
+    logprob_out lo = {lmc_engine_config(e)->vocab, out};
+    lmc_gen_opts g = {.max_new = max_new, .sp = sp, .rng = &rng, .stop_id = stop_id, .on_token = print_logprob,
+                      .ctx = &lo};
+    lmc_status s = lmc_engine_generate(e, ids, n, &g);
+    fflush(out);
     return s;
 }

@@ -1,0 +1,66 @@
+/* run_sample.c: lmc sample: generation by full recomputation through the
+ * engine (every token a prefill of the last max_seq tokens), the plain
+ * reference lmc generate's KV cache is checked against. */
+#include "lmc/generate.h"
+
+#include <stdlib.h>
+
+typedef struct {
+    FILE *out;
+    lmc_tokenizer *tok;
+    int first;
+} emit_ctx;
+
+static lmc_status emit(int token, const float *logits, void *ctx)
+{
+    emit_ctx *c = ctx;
+    if (!c->tok) {
+        fprintf(c->out, "%s%d", c->first ? "" : " ", token);
+    } else {
+        size_t len;
+        const char *b = lmc_tok_token_bytes(c->tok, token, &len);
+        if (!b)
+            return lmc_err(LMC_ERANGE, "sampled id %d is outside the tokenizer's vocabulary", token);
+        fwrite(b, 1, len, c->out);
+    }
+    c->first = 0;
+    fflush(c->out);
+    return LMC_OK;
+}
+
+static lmc_status sample(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
+{
+    const lmc_gen_request *r = ctx;
+    lmc_model_config cfg;
+    lmc_layout layout;
+    float *host = NULL;
+    LMC_TRY(lmc_weights_load(r->model, &cfg, &layout, &host));
+    lmc_layout_free(&layout);
+    lmc_engine *e = NULL;
+    lmc_status s = lmc_engine_open(&e, be, &cfg, host, &(lmc_engine_opts){.slots = 1});
+    lmc_free(host);
+    int *ids = NULL;
+    size_t n = 0;
+    if (s == LMC_OK)
+        s = lmc_prompt_tokens(r->prompt, r->prompt_ids, tok, &ids, &n);
+    if (s == LMC_OK && tok && lmc_tok_vocab_size(tok) > cfg.vocab)
+        s = lmc_err(LMC_EINVAL, "--tokenizer has %d tokens but the model only %d", lmc_tok_vocab_size(tok), cfg.vocab);
+    if (s == LMC_OK) {
+        lmc_rng rng;
+        lmc_rng_seed(&rng, r->seed);
+        emit_ctx c = {r->out, tok, 1};
+        lmc_gen_opts g = {.max_new = r->max_tokens, .sp = &r->sp, .rng = &rng, .recompute = 1, .slide = 1,
+                          .stop_id = -1, .on_token = emit, .ctx = &c};
+        s = lmc_engine_generate(e, ids, (int)n, &g);
+        fprintf(r->out, "\n");
+    }
+    free(ids);
+    lmc_engine_close(e);
+    return s;
+}
+
+lmc_status lmc_sample_run(const lmc_gen_request *r)
+{
+    const char *tok = lmc_model_tokenizer(r->model, r->tokenizer, r->prompt_ids);
+    return lmc_with_backend(tok, r->device, r->threads, sample, r);
+}
