@@ -130,6 +130,10 @@ typedef struct {
      * tensors are absent. 0, n_layer, 1, 1 when whole. */
     int layer_begin, layer_end, holds_embed, holds_final;
     unsigned char *held;    /* [n_layer]: the layers held (several ranges under interleaved pipelines) */
+    /* An expert-parallel rank's part (lmc_layout_build_ep): experts
+     * [ep_rank E/ep, (ep_rank + 1) E/ep) of each mixture-of-experts layer;
+     * 1, 0 when all. */
+    int ep, ep_rank;
     size_t *unit_at;        /* [units + 1]: unit u is [unit_at[u], unit_at[u + 1]), empty when not held */
 } lmc_layout;
 
@@ -152,6 +156,11 @@ lmc_status lmc_layout_build_part(const lmc_model_config *c, int tp, int vocab_sp
  * bounds[2i], bounds[2i + 1] are range i's first layer and end. */
 lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_split, int n, const int *bounds,
                                    lmc_layout *l);
+/* Expert-parallel rank r of ep's part: every tensor whole except the
+ * routed experts, of which it holds E/ep (rows [r E/ep, (r + 1) E/ep) of
+ * the stacked [E, 2F, C] and [E, C, F] tensors); units as the whole
+ * layout's. lmc_layout_tp_copy/_part move between it and the whole. */
+lmc_status lmc_layout_build_ep(const lmc_model_config *c, int ep, int ep_rank, lmc_layout *l);
 /* Pipeline stages: begin[s] is stage s's first layer (begin[pp] = n_layer).
  * spec "a,b,..." sets the layer counts by hand (they must sum to n_layer);
  * NULL or "" balances the cost: each layer's and the head's (and loss's)
@@ -167,8 +176,9 @@ void lmc_layout_copy_units(const lmc_layout *ld, float *dst, const lmc_layout *l
  * replicated on each). */
 int lmc_layout_tp_split(const lmc_layout *l, int layer, int kind);
 /* Copies between the whole model's buffer (layout g) and tensor-parallel
- * rank r of tp's part (layout t): to_part 1 fills part from whole, 0 the
- * reverse (the part's elements only). */
+ * rank r of tp's part (layout t; or, with t->ep > 1, t's expert-parallel
+ * part): to_part 1 fills part from whole, 0 the reverse (the part's
+ * elements only). */
 void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lmc_layout *t, int tp, int r,
                         float *whole, float *part, int to_part);
 /* Tensor-parallel rank r's part (layout t) of a whole host buffer, into a

@@ -22,20 +22,22 @@ static void absent(lmc_tensor_slot *s)
 }
 
 /* A mixture-of-experts layer's MLP: the router, the shared experts (if
- * any) in the dense MLP's slots, then the experts. */
-static void place_moe(const lmc_model_config *c, lmc_tensor_slot *t, size_t *cur)
+ * any) in the dense MLP's slots, then the experts (E / ep of them: an
+ * expert-parallel rank's). */
+static void place_moe(const lmc_model_config *c, int ep, lmc_tensor_slot *t, size_t *cur)
 {
     size_t C = (size_t)c->dim, F = (size_t)c->moe_ffn, E = (size_t)c->n_expert, S = (size_t)c->n_shared * F;
+    size_t El = E / (size_t)ep;
     place(cur, &t[LMC_T_ROUTER_W], E, C, 1);
     if (S) {
         place(cur, &t[LMC_T_FC_W], 2 * S, C, 1);
         place(cur, &t[LMC_T_PROJ_W], C, S, 1);
     }
-    place(cur, &t[LMC_T_EXP_FC_W], E * 2 * F, C, 1);
-    place(cur, &t[LMC_T_EXP_PROJ_W], E * C, F, 1);
+    place(cur, &t[LMC_T_EXP_FC_W], El * 2 * F, C, 1);
+    place(cur, &t[LMC_T_EXP_PROJ_W], El * C, F, 1);
 }
 
-static void place_layer(const lmc_model_config *c, int tp, int l, lmc_tensor_slot *t, size_t *cur)
+static void place_layer(const lmc_model_config *c, int tp, int ep, int l, lmc_tensor_slot *t, size_t *cur)
 {
     size_t C = (size_t)c->dim, hs = (size_t)lmc_config_head_dim(c), F = (size_t)(c->ffn_dim / tp);
     size_t nh = (size_t)(c->n_head / tp), nkv = (size_t)lmc_config_tp_kv_heads(c, tp);
@@ -57,7 +59,7 @@ static void place_layer(const lmc_model_config *c, int tp, int l, lmc_tensor_slo
     if (nb)
         place(cur, &t[LMC_T_LN2_B], C, 1, 0);
     if (lmc_config_is_moe(c, l)) {
-        place_moe(c, t, cur);
+        place_moe(c, ep, t, cur);
         return;
     }
     place(cur, &t[LMC_T_FC_W], fc, C, 1);
@@ -116,8 +118,28 @@ static void mark_held(const lmc_model_config *c, int n, const int *bounds, lmc_l
     l->holds_embed |= c->tied && l->holds_final;
 }
 
+static lmc_status build(const lmc_model_config *c, int tp, int vocab_split, int ep, int n, const int *bounds,
+                        lmc_layout *l);
+
 lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_split, int n, const int *bounds,
                                    lmc_layout *l)
+{
+    return build(c, tp, vocab_split, 1, n, bounds, l);
+}
+
+lmc_status lmc_layout_build_ep(const lmc_model_config *c, int ep, int ep_rank, lmc_layout *l)
+{
+    int bounds[2] = {0, c->n_layer};
+    if (ep < 1 || c->n_expert % ep || ep_rank < 0 || ep_rank >= ep)
+        return lmc_err(LMC_EINVAL, "expert-parallel rank %d of %d: %d experts do not split so", ep_rank, ep,
+                       c->n_expert);
+    LMC_TRY(build(c, 1, 0, ep, 1, bounds, l));
+    l->ep_rank = ep_rank;
+    return LMC_OK;
+}
+
+static lmc_status build(const lmc_model_config *c, int tp, int vocab_split, int ep, int n, const int *bounds,
+                        lmc_layout *l)
 {
     memset(l, 0, sizeof *l);
     int L = c->n_layer;
@@ -131,6 +153,7 @@ lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_
     }
     size_t cur = 0, V = (size_t)c->vocab_padded / (vocab_split ? (size_t)tp : 1);
     l->tp = tp;
+    l->ep = ep;
     l->vocab_split = vocab_split && tp > 1;
     mark_held(c, n, bounds, l);
     for (int k = 0; k < LMC_T_GLOBAL_COUNT; k++)
@@ -142,7 +165,7 @@ lmc_status lmc_layout_build_chunks(const lmc_model_config *c, int tp, int vocab_
     for (int i = 0; i <= L; i++) {
         l->unit_at[i + 1] = cur;
         if (i < L && l->held[i])
-            place_layer(c, tp, i, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
+            place_layer(c, tp, ep, i, l->layer + (size_t)i * LMC_T_LAYER_COUNT, &cur);
     }
     if (l->holds_final)
         place_final(c, l, V, &cur);

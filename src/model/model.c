@@ -246,7 +246,9 @@ lmc_status lmc_model_open_opts(lmc_model **out, const lmc_model_config *cfg, lmc
     model_init(m, cfg, be, B, T, o);
     lmc_status s = chunks_init(m, o);
     if (s == LMC_OK)
-        s = lmc_layout_build_chunks(cfg, m->tp, o->vocab_parallel, m->chunks, m->chunk_bounds, &m->layout);
+        s = m->ep > 1 && m->ep_comm /* this rank's experts only */
+                ? lmc_layout_build_ep(cfg, m->ep, m->ep_comm->rank, &m->layout)
+                : lmc_layout_build_chunks(cfg, m->tp, o->vocab_parallel, m->chunks, m->chunk_bounds, &m->layout);
     if (s) {
         free(m->chunk_bounds);
         free(m);

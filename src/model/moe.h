@@ -75,7 +75,8 @@ void lmc_moe_backward(lmc_model *m, const lmc_layer_acts *la, int l, int N);
 /* --recompute selective: the gathered rows and the activations again (the
  * routing is kept), by the same ops: the same bits. */
 void lmc_moe_recompute(lmc_model *m, const lmc_layer_acts *la, int l, int N);
-/* Experts e0 .. e0 + ne - 1 over R rows in expert order (expert e0 + j's
+/* Experts e0 .. e0 + ne - 1 of those this rank holds (all of them, or
+ * under --ep its own, from 0) over R rows in expert order (expert e0 + j's
  * are [off[j], off[j + 1])): h (R,2F) = x . [gate; up]^T, a (R,F) =
  * SwiGLU(h), y (R,C) = a . down^T; and backward from dy (R,C), which is
  * replaced by the rows' input gradients, with da (R,F), dh (R,2F) scratch,

@@ -17,10 +17,12 @@
  * Backward is the same trip with the rows' gradients: d(y) there, d(x)
  * back, the owner's weight gradients accumulating over every sender's rows.
  *
- * Each rank holds every expert's weights (the layout is unchanged and
- * checkpoints are layout-free for free); it computes only its own experts,
- * so only its experts' gradients are non-zero here (the trainer sums them
- * over the ranks computing them: src/train/experts.c). The owner keeps its rows'
+ * Each rank holds only its own experts' weights and gradients (the model's
+ * layout is lmc_layout_build_ep's: E/P experts per layer, indexed from 0
+ * here), so the AdamW state of the others is not on it either; the trainer
+ * sums each expert's gradient over the ranks holding the same experts and
+ * joins the experts into whole tensors for checkpoints (src/train/experts.c,
+ * save.c). The owner keeps its rows'
  * activations per layer for up to P x N x k rows (dropless: every row of
  * the group may choose its experts). */
 #include "model/moe.h"
@@ -204,7 +206,7 @@ void lmc_moe_ep_forward(lmc_model *m, lmc_layer_acts *la, int l, int N)
     int Q = x->Q[l];
     exchange(m, la->exg, x->raw, 0);
     be->ops->gather_rows(be, xr_of(m, l), x->raw, perm, NULL, Q, C);
-    lmc_moe_experts_forward(m, l, x->q * x->El, x->El, x->eoff + (size_t)l * (x->El + 1), xr_of(m, l), hr_of(m, l),
+    lmc_moe_experts_forward(m, l, 0, x->El, x->eoff + (size_t)l * (x->El + 1), xr_of(m, l), hr_of(m, l),
                             ar_of(m, l), x->s1, Q);
     be->ops->gather_rows(be, x->raw, x->s1, perm + x->cap, NULL, Q, C);
     exchange(m, x->raw, la->ey, 1);
@@ -219,7 +221,7 @@ void lmc_moe_ep_backward(lmc_model *m, int l, float *dy)
     counts(x, x->cnt + (size_t)l * x->P * m->cfg.n_expert, m->cfg.n_expert, C);
     exchange(m, dy, x->raw, 0);
     be->ops->gather_rows(be, x->s1, x->raw, perm, NULL, Q, C);
-    lmc_moe_experts_backward(m, l, x->q * x->El, x->El, x->eoff + (size_t)l * (x->El + 1), x->s1, xr_of(m, l),
+    lmc_moe_experts_backward(m, l, 0, x->El, x->eoff + (size_t)l * (x->El + 1), x->s1, xr_of(m, l),
                              hr_of(m, l), ar_of(m, l), x->da, x->dh, Q);
     be->ops->gather_rows(be, x->raw, x->s1, perm + x->cap, NULL, Q, C);
     exchange(m, x->raw, dy, 1);

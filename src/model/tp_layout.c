@@ -79,7 +79,9 @@ void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lm
             if (gs->offset == LMC_ABSENT || ts->offset == LMC_ABSENT || (layer < 0 && k == LMC_T_HEAD && c->tied))
                 continue;
             tensor_pair tpair = {whole + gs->offset, part + ts->offset, gs->cols, ts->cols, to_part};
-            if (layer < 0 && lmc_layout_tp_split(t, layer, k)) /* vocabulary rows */
+            if (t->ep > 1 && layer >= 0 && (k == LMC_T_EXP_FC_W || k == LMC_T_EXP_PROJ_W)) /* this rank's experts' rows */
+                copy_block(&tpair, (size_t)t->ep_rank * ts->rows, 0, ts->rows, 0, 0, gs->cols);
+            else if (layer < 0 && lmc_layout_tp_split(t, layer, k)) /* vocabulary rows */
                 copy_block(&tpair, r * ts->rows, 0, ts->rows, 0, 0, gs->cols);
             else if (lmc_layout_tp_split(t, layer, k))
                 copy_layer_tensor(c, k, tp, r, &tpair, ts->cols);

@@ -82,6 +82,8 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
         snprintf(why, n, "a mixture of experts (%d) is not yet split by --%s", c->n_expert, tp > 1 ? "tp" : "pp");
     else if (job->ep > 1 && dp % job->ep)
         snprintf(why, n, "--ep %d does not divide the %d data-parallel ranks", job->ep, dp);
+    else if (job->ep > 1 && l->zero > 0)
+        snprintf(why, n, "--ep %d with --zero %d (each rank holds only its experts; ZeRO-0 only)", job->ep, l->zero);
     else if (tp > 1 && (c->n_head % tp || c->ffn_dim % tp || c->vocab_padded % tp))
         snprintf(why, n, "--tp %d does not divide the %s (%d)", tp,
                  c->n_head % tp ? "heads" : c->ffn_dim % tp ? "MLP width" : "padded vocabulary",
@@ -105,12 +107,26 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
 
 /* ---------- per-rank memory ---------- */
 
+/* --ep: the owner's rows of every layer kept for backward (moe_ep.c: up to
+ * ep x N x top_k rows of inputs, pre-activations, activations and their
+ * two permutations) and its exchange and backward scratch */
+static double ep_bytes(const lmc_plan_job *job, int micro_batch)
+{
+    const lmc_model_config *c = &job->model;
+    if (job->ep <= 1 || c->n_expert <= 0)
+        return 0;
+    double cap = (double)job->ep * micro_batch * job->seq * c->top_k, C = c->dim, F = c->moe_ffn;
+    return 4.0 * (c->n_layer * cap * (C + 3 * F + 2) + cap * (2 * C + 3 * F));
+}
+
 /* The part of the model pipeline rank `stage`, tensor-parallel rank 0
- * holds, as the trainer builds it. */
+ * holds, as the trainer builds it (--ep: the rest and E / ep experts). */
 static lmc_status stage_layout(const lmc_plan_job *job, const lmc_plan_layout *l, const lmc_plan_cut *cut, int stage,
                                lmc_layout *out)
 {
     int bounds[2 * LMC_PLAN_MAX_VSTAGES];
+    if (job->ep > 1 && job->model.n_expert > 0)
+        return lmc_layout_build_ep(&job->model, job->ep, 0, out);
     lmc_plan_cut_bounds(cut, stage, bounds);
     return lmc_layout_build_chunks(&job->model, l->tp, l->tp > 1, cut->vpp, bounds, out);
 }
@@ -140,7 +156,7 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
     m->weights = z == 3 ? own : all;
     m->grads = z >= 2 ? own : all;
     m->optim = 2 * (z >= 1 ? own : all); /* AdamW m and v */
-    m->buffers = (z >= 2) * slots + (z == 3) * slots;
+    m->buffers = (z >= 2) * slots + (z == 3) * slots + ep_bytes(job, l->micro_batch);
     /* the model's activation block: one set per micro-batch in flight */
     lmc_plan_stage st;
     lmc_plan_cut_stage(cut, stage, &st);
@@ -153,8 +169,9 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
      * only this rank's shard. A tensor- or pipeline-parallel rank holds the
      * whole model, and while it uploads, a copy of its part: that copy is
      * freed before AdamW's m and v are allocated (trainer.c's setup_model),
-     * so the peak holds the larger of the two */
-    if (tp * cut->pp == 1) {
+     * so the peak holds the larger of the two (so does an expert-parallel
+     * one) */
+    if (tp * cut->pp == 1 && job->ep <= 1) {
         m->startup = z == 3 ? own : all;
     } else {
         LMC_TRY(lmc_layout_build(c, &whole));

@@ -89,25 +89,34 @@ lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
     return s;
 }
 
-/* ---- expert parallelism's gradients (ZeRO-0): each expert's gradient is
- * summed only over the ranks that compute it (the same index in their
- * expert-parallel groups), the rest of the model over every data-parallel
- * rank. Experts a rank does not compute keep a zero gradient there, so its
- * copy of them drifts (weight decay) until lmc_trainer_ep_sync copies the
- * owners' weights and AdamW state back, before any hash check or save. */
+/* ---- expert parallelism (--ep, ZeRO-0): each rank holds its own experts
+ * only (the model's layout is lmc_layout_build_ep's), the rest of the
+ * model whole. Each expert's gradient is summed only over the ranks that
+ * hold it (the same index in their expert-parallel groups: edpc), the rest
+ * of the model over every data-parallel rank; so the rest is the same on
+ * every rank, each expert the same on the ranks holding it. */
 
 lmc_status lmc_trainer_ep_split(lmc_trainer *tr)
 {
     lmc_comm *dp = tr->comm;
-    if (tr->ep <= 1 || tr->o->zero || dp->size == tr->ep) /* one group: each expert on one rank, no sum */
+    if (tr->ep <= 1)
+        return LMC_OK;
+    if (tr->o->zero)
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --zero %d is not supported: each rank holds only its "
+                       "experts, and ZeRO's shards of the parameters, gradients and AdamW state are cut from one "
+                       "buffer that the ranks no longer share (use --zero 0 with --ep)", tr->ep, tr->o->zero);
+    if (dp->size == tr->ep) /* one group: each expert on one rank, no sum */
         return LMC_OK;
     return dp->ops->split(dp, dp->rank % tr->ep, dp->rank, &tr->edpc);
 }
 
 lmc_status lmc_trainer_ep_open(lmc_trainer *tr)
 {
-    if (tr->ep <= 1 || tr->zero || tr->cfg.n_expert <= 0)
+    if (tr->ep <= 1 || tr->cfg.n_expert <= 0)
         return LMC_OK;
+    if (tr->zero) /* mixed chip kinds default to ZeRO-1 */
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with ZeRO-%d (--zero, or the default of mixed chip kinds) is not "
+                       "supported: run --ep with --zero 0", tr->ep, tr->zero);
     tr->ep_grads = 1;
     tr->ep_reqs = malloc(2 * (size_t)tr->cfg.n_layer * sizeof(int));
     if (!tr->ep_reqs)
@@ -121,40 +130,47 @@ void lmc_trainer_ep_close(lmc_trainer *tr)
     lmc_comm_close(tr->edpc);
 }
 
-void lmc_trainer_ep_block(const lmc_trainer *tr, int l, int j, size_t *at)
-{
-    const lmc_model_config *c = &tr->cfg;
-    size_t El = (size_t)(c->n_expert / tr->ep), F = (size_t)c->moe_ffn, C = (size_t)c->dim;
-    const lmc_tensor_slot *fc = lmc_layout_slot(&tr->m->layout, l, LMC_T_EXP_FC_W);
-    const lmc_tensor_slot *pj = lmc_layout_slot(&tr->m->layout, l, LMC_T_EXP_PROJ_W);
-    at[1] = El * 2 * F * C, at[0] = fc->offset + (size_t)j * at[1];
-    at[3] = El * C * F, at[2] = pj->offset + (size_t)j * at[3];
-}
-
-/* The unit's non-expert parts over every rank, this rank's experts over
- * the ranks sharing them; *done = 0 for a unit that is not a MoE layer. */
-lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
+int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1)
 {
     int l = unit - 1;
-    *done = tr->ep_grads && l >= 0 && l < tr->cfg.n_layer && lmc_config_is_moe(&tr->cfg, l);
+    if (tr->ep <= 1 || l < 0 || l >= tr->cfg.n_layer || !lmc_config_is_moe(&tr->cfg, l))
+        return 0;
+    size_t b;
+    lmc_layout_unit(&tr->m->layout, unit, &b, x1);
+    *x0 = lmc_layout_slot(&tr->m->layout, l, LMC_T_EXP_FC_W)->offset; /* the experts end the layer */
+    return 1;
+}
+
+size_t lmc_trainer_params_held(const lmc_trainer *tr)
+{
+    const lmc_layout *l = &tr->m->layout;
+    size_t n = 0;
+    for (int layer = -1; layer < l->n_layer; layer++)
+        for (int k = 0; k < (layer < 0 ? LMC_T_GLOBAL_COUNT : LMC_T_LAYER_COUNT); k++) {
+            const lmc_tensor_slot *s = lmc_layout_slot(l, layer, k);
+            if (s->offset != LMC_ABSENT && !(layer < 0 && k == LMC_T_HEAD && tr->cfg.tied))
+                n += s->rows * s->cols;
+        }
+    return n;
+}
+
+/* The unit's non-expert part over every rank, this rank's experts over
+ * the ranks holding them; *done = 0 for a unit that is not a MoE layer. */
+lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
+{
+    size_t b, e, x0, x1;
+    *done = tr->ep_grads && lmc_trainer_ep_experts(tr, unit, &x0, &x1);
     if (!*done)
         return LMC_OK;
-    size_t b, e, at[4], all[4];
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
-    lmc_trainer_ep_block(tr, l, tr->epc->rank, at);
-    lmc_trainer_ep_block(tr, l, 0, all);
-    size_t x0 = all[0], x1 = all[2] + all[3] * (size_t)tr->ep; /* every expert's floats */
     float *g = tr->m->grads;
-    lmc_comm *c = tr->comm;
     int r;
-    size_t piece[2][2] = {{b, x0}, {x1, e}};
-    for (int i = 0; i < 2; i++)
-        if (piece[i][1] > piece[i][0]) {
-            LMC_TRY(c->ops->allreduce_start(c, g + piece[i][0], piece[i][1] - piece[i][0], &r));
-            tr->reqs[tr->nreq++] = r;
-        }
-    for (int i = 0; tr->edpc && i < 2; i++) {
-        LMC_TRY(tr->edpc->ops->allreduce_start(tr->edpc, g + at[2 * i], at[2 * i + 1], &r));
+    if (x0 > b) {
+        LMC_TRY(tr->comm->ops->allreduce_start(tr->comm, g + b, x0 - b, &r));
+        tr->reqs[tr->nreq++] = r;
+    }
+    if (tr->edpc && x1 > x0) {
+        LMC_TRY(tr->edpc->ops->allreduce_start(tr->edpc, g + x0, x1 - x0, &r));
         tr->ep_reqs[tr->n_ep_reqs++] = r;
     }
     return LMC_OK;
@@ -169,19 +185,20 @@ lmc_status lmc_trainer_ep_wait(lmc_trainer *tr)
     return s;
 }
 
-lmc_status lmc_trainer_ep_sync(lmc_trainer *tr)
+/* rank 0's parameters to the others: the rest of the model over every
+ * data-parallel rank, the experts over the ranks holding the same ones */
+lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr)
 {
-    if (!tr->ep_grads)
-        return LMC_OK;
-    float *bufs[3] = {tr->m->params, tr->opt.m, tr->opt.v};
-    for (int l = tr->cfg.first_dense; l < tr->cfg.n_layer; l++)
-        for (int j = 0; j < tr->ep; j++) {
-            size_t at[4];
-            lmc_trainer_ep_block(tr, l, j, at);
-            for (int k = 0; k < 3; k++)
-                for (int i = 0; i < 2; i++)
-                    LMC_TRY(tr->epc->ops->broadcast(tr->epc, bufs[k] + at[2 * i], at[2 * i + 1] * sizeof(float),
-                                                    j));
-        }
+    float *p = tr->m->params;
+    for (int u = 0; u < lmc_layout_num_units(&tr->m->layout); u++) {
+        size_t b, e, x0, x1;
+        lmc_layout_unit(&tr->m->layout, u, &b, &e);
+        if (!lmc_trainer_ep_experts(tr, u, &x0, &x1))
+            x0 = x1 = e;
+        if (x0 > b)
+            LMC_TRY(tr->comm->ops->broadcast(tr->comm, p + b, (x0 - b) * sizeof(float), 0));
+        if (tr->edpc && x1 > x0)
+            LMC_TRY(tr->edpc->ops->broadcast(tr->edpc, p + x0, (x1 - x0) * sizeof(float), 0));
+    }
     return LMC_OK;
 }

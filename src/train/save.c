@@ -17,20 +17,33 @@
 
 #define HASH_CHUNK 65536 /* floats downloaded at a time for the weight hash */
 
-/* FNV-1a over the 32-bit words of the weights, a chunk at a time so the
- * check costs no memory. */
-static lmc_status hash_params(lmc_trainer *tr, uint64_t *h)
+/* FNV-1a over the 32-bit words of weights [b, e), a chunk at a time so
+ * the check costs no memory. */
+static void hash_range(lmc_trainer *tr, uint32_t *buf, size_t b, size_t e, uint64_t *h)
 {
-    size_t total = tr->m->layout.total;
-    uint32_t *buf = malloc(HASH_CHUNK * sizeof(float));
-    if (!buf)
-        return lmc_err(LMC_ENOMEM, "out of memory hashing the weights");
-    *h = 1469598103934665603ULL;
-    for (size_t o = 0; o < total; o += HASH_CHUNK) {
-        size_t k = total - o < HASH_CHUNK ? total - o : HASH_CHUNK;
+    for (size_t o = b; o < e; o += HASH_CHUNK) {
+        size_t k = e - o < HASH_CHUNK ? e - o : HASH_CHUNK;
         tr->be->ops->download(tr->be, buf, tr->m->params + o, k * sizeof(float));
         for (size_t i = 0; i < k; i++)
             *h = (*h ^ buf[i]) * 1099511628211ULL;
+    }
+}
+
+/* h[0] of the weights every data-parallel rank holds alike, h[1] of the
+ * experts this rank holds (--ep; those of the ranks holding the same) */
+static lmc_status hash_params(lmc_trainer *tr, uint64_t h[2])
+{
+    uint32_t *buf = malloc(HASH_CHUNK * sizeof(float));
+    if (!buf)
+        return lmc_err(LMC_ENOMEM, "out of memory hashing the weights");
+    h[0] = h[1] = 1469598103934665603ULL;
+    for (int u = 0; u < lmc_layout_num_units(&tr->m->layout); u++) {
+        size_t b, e, x0, x1;
+        lmc_layout_unit(&tr->m->layout, u, &b, &e);
+        if (!lmc_trainer_ep_experts(tr, u, &x0, &x1))
+            x0 = x1 = e;
+        hash_range(tr, buf, b, x0, &h[0]);
+        hash_range(tr, buf, x0, x1, &h[1]);
     }
     free(buf);
     return LMC_OK;
@@ -39,24 +52,29 @@ static lmc_status hash_params(lmc_trainer *tr, uint64_t *h)
 lmc_status lmc_trainer_check_same(lmc_trainer *tr)
 {
     lmc_comm *c = tr->comm;
-    LMC_TRY(lmc_trainer_ep_sync(tr)); /* --ep: the experts from the ranks that train them */
     if (c->size == 1 || !tr->m->params) /* ZeRO-3: each rank holds other parameters */
         return LMC_OK;
-    uint64_t h, *all = malloc((size_t)c->size * sizeof *all);
-    lmc_status s = all ? hash_params(tr, &h) : lmc_err(LMC_ENOMEM, "out of memory");
+    uint64_t h[2], *all = malloc((size_t)c->size * sizeof h);
+    lmc_status s = all ? hash_params(tr, h) : lmc_err(LMC_ENOMEM, "out of memory");
     s = lmc_trainer_agree(tr, s, "hashing the weights");
     if (s == LMC_OK)
-        s = c->ops->allgather_host(c, &h, all, sizeof h);
-    for (int r = 1; r < c->size && s == LMC_OK; r++)
-        if (all[r] != all[0]) {
+        s = c->ops->allgather_host(c, h, all, sizeof h);
+    for (int r = 1; r < c->size && s == LMC_OK; r++) {
+        int j = r % tr->ep, part = all[2 * r] != all[0]; /* rank j holds the same experts */
+        if (part || all[2 * r + 1] != all[2 * j + 1]) {
             tr->consistent_error = 1;
-            s = lmc_err(LMC_ECOMM, "after step %d rank %d holds different weights than rank 0 (hash %016llx vs "
-                        "%016llx): the ranks diverged", tr->step, r, (unsigned long long)all[r],
-                        (unsigned long long)all[0]);
+            s = lmc_err(LMC_ECOMM, "after step %d rank %d holds different %s than rank %d (hash %016llx vs "
+                        "%016llx): the ranks diverged", tr->step, r, part ? "weights" : "experts", part ? 0 : j,
+                        (unsigned long long)all[2 * r + !part], (unsigned long long)all[part ? 0 : 2 * j + 1]);
         }
+    }
     free(all);
     return s;
 }
+
+/* The ranks holding the parts joined into a checkpoint: the data-parallel
+ * group's first (under --ep its first expert-parallel group). */
+static int holds_part(const lmc_trainer *tr) { return tr->comm->rank < tr->ep; }
 
 /* AdamW moment `dev` (this rank's optimizer range) into rank 0's host_full
  * (whole buffer; NULL on other ranks). */
@@ -66,7 +84,7 @@ static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_f
     lmc_backend *be = tr->be;
     size_t total = tr->m->layout.total, own = tr->own_end - tr->own_begin;
     if (!tr->zero || c->size == 1) {
-        if (c->rank == 0)
+        if (holds_part(tr))
             be->ops->download(be, host_full, dev, total * sizeof(float));
         return LMC_OK;
     }
@@ -110,11 +128,11 @@ static lmc_status tp_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, i
     return s;
 }
 
-/* The layout of this rank's tensors whole: the model's own, or under --tp
- * or --pp its stage's with whole tensors. */
+/* The layout of this rank's tensors whole: the model's own, or under --tp,
+ * --pp or --ep its stage's with whole tensors. */
 static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1 || tr->pp > 1)
+    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
         return lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->m->chunks, tr->m->chunk_bounds, g);
     *g = tr->m->layout;
     return LMC_OK;
@@ -122,15 +140,14 @@ static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
 
 static void whole_layout_free(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1 || tr->pp > 1)
+    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
         lmc_layout_free(g);
 }
 
-/* A host buffer sent to (send 1) or received from a rank of the pipeline
- * group, through device memory when the communicator moves only that. */
-static lmc_status host_p2p(lmc_trainer *tr, float *host, size_t n, int peer, int send)
+/* A host buffer sent to (send 1) or received from a rank of group c,
+ * through device memory when the communicator moves only that. */
+static lmc_status host_p2p(lmc_trainer *tr, lmc_comm *c, float *host, size_t n, int peer, int send)
 {
-    lmc_comm *c = tr->ppc;
     lmc_backend *be = tr->be;
     float *buf = c->device_memory ? be->ops->alloc(be, (n ? n : 1) * sizeof(float)) : host;
     int req;
@@ -158,7 +175,7 @@ static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, floa
     lmc_pipe_bounds(tr, s, bounds);
     LMC_TRY(lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->vpp, bounds, &ls));
     float *buf = lmc_alloc((ls.total ? ls.total : 1) * sizeof(float), "checkpoint staging");
-    lmc_status st = buf ? host_p2p(tr, buf, ls.total, s, 0) : LMC_ENOMEM;
+    lmc_status st = buf ? host_p2p(tr, tr->ppc, buf, ls.total, s, 0) : LMC_ENOMEM;
     if (st == LMC_OK)
         lmc_layout_copy_units(all, whole, &ls, buf, 1);
     lmc_free(buf);
@@ -174,7 +191,7 @@ static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
 {
     lmc_status s = LMC_OK;
     for (int i = 0; i < n && s == LMC_OK && tr->pp_rank > 0; i++) {
-        s = host_p2p(tr, bufs[i], g->total, 0, 1);
+        s = host_p2p(tr, tr->ppc, bufs[i], g->total, 0, 1);
         lmc_free(bufs[i]);
         bufs[i] = NULL;
     }
@@ -197,11 +214,47 @@ static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
     return s;
 }
 
+/* Under --ep, on the first expert-parallel group: bufs[0..n) hold this
+ * rank's part (its experts); afterwards rank 0's hold the whole model's
+ * (layout g), each expert block received from its rank, and the others'
+ * are freed. A collective of that group. */
+static lmc_status ep_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, int n)
+{
+    lmc_comm *c = tr->epc;
+    lmc_layout part = tr->m->layout; /* rank r's: the same offsets, its experts' rows */
+    size_t total = part.total;
+    float *in = c->rank == 0 ? lmc_alloc(total * sizeof(float), "checkpoint staging") : NULL;
+    lmc_status s = c->rank == 0 && !in ? LMC_ENOMEM : LMC_OK;
+    for (int i = 0; i < n && s == LMC_OK; i++) {
+        if (c->rank > 0) {
+            s = host_p2p(tr, c, bufs[i], total, 0, 1);
+            lmc_free(bufs[i]);
+            bufs[i] = NULL;
+            continue;
+        }
+        float *whole = lmc_alloc(g->total * sizeof(float), "checkpoint staging");
+        s = whole ? LMC_OK : LMC_ENOMEM;
+        for (int r = 0; r < c->size && s == LMC_OK; r++) {
+            s = r ? host_p2p(tr, c, in, total, r, 0) : LMC_OK;
+            part.ep_rank = r;
+            if (s == LMC_OK)
+                lmc_layout_tp_copy(&tr->cfg, g, &part, 1, 0, whole, r ? in : bufs[i], 0);
+        }
+        lmc_free(bufs[i]);
+        bufs[i] = whole;
+    }
+    lmc_free(in);
+    return s;
+}
+
 /* On each stage's first rank of its data-parallel group: bufs (this rank's
- * part) become whole tensors (--tp), then the whole model on rank 0 (--pp). */
+ * part) become whole tensors (--tp, --ep), then the whole model on rank 0
+ * (--pp). */
 static lmc_status join_parts(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
 {
     lmc_status s = LMC_OK;
+    if (tr->ep > 1)
+        return ep_whole(tr, g, bufs, n);
     if (tr->tp > 1)
         s = tp_whole(tr, g, bufs, n);
     if (s == LMC_OK && tr->pp > 1 && tr->tp_rank == 0)
@@ -209,11 +262,12 @@ static lmc_status join_parts(lmc_trainer *tr, lmc_layout *g, float **bufs, int n
     return s;
 }
 
-/* Parameters, m and v gathered to rank 0 (host), whole; NULL elsewhere. */
+/* Parameters, m and v gathered to rank 0 (host), whole; NULL elsewhere.
+ * (dp_root: a rank holding a part to join, see holds_part) */
 static lmc_status gather_whole(lmc_trainer *tr, lmc_layout *g, float *bufs[3])
 {
     size_t bytes = tr->m->layout.total * sizeof(float);
-    int dp_root = tr->comm->rank == 0;
+    int dp_root = holds_part(tr);
     for (int i = 0; i < 3; i++)
         bufs[i] = dp_root ? lmc_alloc(bytes, "checkpoint staging") : NULL;
     lmc_status s = !dp_root || (bufs[0] && bufs[1] && bufs[2]) ? LMC_OK : LMC_ENOMEM;
@@ -292,7 +346,7 @@ static lmc_status save_final_whole(lmc_trainer *tr)
 {
     lmc_layout g;
     LMC_TRY(whole_layout(tr, &g));
-    int root = tr->comm->rank == 0;
+    int root = holds_part(tr);
     float *p = root ? lmc_alloc(tr->m->layout.total * sizeof(float), "final weights") : NULL;
     lmc_status s = lmc_trainer_agree(tr, !root || p ? LMC_OK : LMC_ENOMEM, "allocating the final weights");
     if (s == LMC_OK && tr->zero == 3)

@@ -236,27 +236,21 @@ static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t
 /* The global gradient norm: of the whole reduced gradient, or the sum of
  * the squares of the parts, over the shards (ZeRO), the tensor-parallel
  * parts and the pipeline stages. */
-/* --ep under ZeRO-0: the rest of the model is whole and the same on every
- * rank, each expert only on its own ranks (zeros elsewhere): the squares
- * of the rest here, plus every group member's experts. */
+/* --ep: the rest of the model is whole and the same on every rank, each
+ * rank's experts its own: the squares of the rest here, plus every group
+ * member's experts (each expert once). */
 static lmc_status ep_norm(lmc_trainer *tr, float *norm)
 {
     const lmc_layout *lay = &tr->m->layout;
     const float *g = tr->m->grads;
     double rest = 0, mine = 0;
     for (int u = 0; u < lmc_layout_num_units(lay); u++) {
-        size_t b, e, at[4], all[4];
+        size_t b, e, x0, x1;
         lmc_layout_unit(lay, u, &b, &e);
-        int l = u - 1;
-        if (l < 0 || l >= tr->cfg.n_layer || !lmc_config_is_moe(&tr->cfg, l)) {
-            rest += squares(tr, g + b, e - b);
-            continue;
-        }
-        lmc_trainer_ep_block(tr, l, 0, all);
-        lmc_trainer_ep_block(tr, l, tr->epc->rank, at);
-        size_t x0 = all[0], x1 = all[2] + all[3] * (size_t)tr->ep; /* every expert's floats */
-        rest += (double)squares(tr, g + b, x0 - b) + squares(tr, g + x1, e - x1);
-        mine += (double)squares(tr, g + at[0], at[1]) + squares(tr, g + at[2], at[3]);
+        if (!lmc_trainer_ep_experts(tr, u, &x0, &x1))
+            x0 = x1 = e;
+        rest += squares(tr, g + b, x0 - b);
+        mine += squares(tr, g + x0, x1 - x0);
     }
     LMC_TRY(tr->epc->ops->allreduce_host(tr->epc, &mine, 1, 0));
     *norm = sqrtf((float)(rest + mine));
@@ -333,7 +327,9 @@ static void log_run(const lmc_trainer *tr, lmc_sb *sb)
     lmc_sb_json_str(sb, o->precision, strlen(o->precision));
     lmc_sb_printf(sb, ",\"threads\":%d,\"device\":", tr->be->threads);
     lmc_sb_json_str(sb, tr->be->name, strlen(tr->be->name));
-    lmc_sb_printf(sb, ",\"params\":%.0f}", lmc_config_num_params(&tr->cfg));
+    lmc_sb_printf(sb, ",\"params\":%.0f", lmc_config_num_params(&tr->cfg));
+    log_ranks(sb, "params_local", tr, offsetof(lmc_rank_stats, params_local), "%.0f"); /* each rank's (--ep: its experts) */
+    lmc_sb_putc(sb, '}');
 }
 
 static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
@@ -497,6 +493,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     tr->me.a2a_ms = (a2a1 - a2a0) * 1e3;
     tr->me.a2a_values = vals1 - vals0;
     tr->me.rss_mb = (double)lmc_peak_rss() / 1e6;
+    tr->me.params_local = (double)lmc_trainer_params_held(tr);
     tr->me.stop = stop_signal;
     LMC_TRY(gather_stats(tr));
     LMC_TRY(agree_stop(tr));

@@ -304,7 +304,7 @@ static lmc_status setup_stages(lmc_trainer *tr)
     return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pp_begin);
 }
 
-/* Under --tp or --pp: this rank's part of the whole model's host buffer
+/* Under --tp, --pp or --ep: this rank's part of the whole model's host buffer
  * `whole` (a checkpoint's or init's) into the model, or under ZeRO-3 this
  * rank's shard of that part. */
 static lmc_status upload_part(lmc_trainer *tr, const float *whole)
@@ -379,7 +379,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     }
     if (tr->sh && tr->pp > 1)
         tr->sh->keep_embed = tr->cfg.tied;
-    if (tr->tp > 1 || tr->pp > 1)
+    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
         LMC_TRY(upload_part(tr, params));
     else if (tr->zero == 3)
         tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
@@ -392,7 +392,7 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     size_t bytes = count * sizeof(float);
     float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
     lmc_status s = !m || !v                ? LMC_ENOMEM
-                   : tr->tp > 1 || tr->pp > 1 ? load_optim_part(tr, ckpt, m, v)
+                   : tr->tp > 1 || tr->pp > 1 || tr->ep > 1 ? load_optim_part(tr, ckpt, m, v)
                                            : lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v);
     if (s == LMC_OK && bytes) {
         tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
@@ -562,7 +562,9 @@ static lmc_status setup(lmc_trainer *tr)
         return LMC_OK;
     LMC_TRY(lmc_trainer_check_job(tr)); /* the model field by field first */
     LMC_TRY(check_ranks_agree(tr));
-    if (tr->m->params) /* ZeRO-3: each rank read its own shard */
+    if (tr->ep > 1) /* each rank holds its experts */
+        LMC_TRY(lmc_trainer_ep_bcast(tr));
+    else if (tr->m->params) /* ZeRO-3: each rank read its own shard */
         LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
     c->timeout_s = 600; /* until steps are timed */
     return LMC_OK;

@@ -29,6 +29,7 @@ typedef struct {
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
     double a2a_ms;     /* expert parallelism: in the all-to-all exchanges (forward and backward) */
     double a2a_values; /* floats this rank sent to other ranks of its expert-parallel group */
+    double params_local; /* parameters this rank holds (--ep: the rest of the model and its experts) */
     double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
@@ -43,7 +44,7 @@ typedef struct {
     int tp, tp_rank;
     int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
     lmc_comm *epc;   /* their group (NULL without --ep) */
-    int ep_grads;          /* experts.c: expert gradients summed over the ranks sharing the experts (--ep, ZeRO-0) */
+    int ep_grads;          /* experts.c: expert gradients summed over the ranks holding the same experts (--ep) */
     lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
     int *ep_reqs, n_ep_reqs; /* their sums in flight */
     double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
@@ -145,18 +146,21 @@ lmc_status lmc_trainer_experts_step(lmc_trainer *tr); /* after each step: loads 
 void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb);
 void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st); /* the biases into a checkpoint's state */
 lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt);
-/* Expert parallelism's gradients under ZeRO-0 (experts.c): the groups;
- * a MoE layer's bucket in pieces (*done = 0: not one, post it whole); the
- * expert pieces' wait; expert block j of layer l as (offset, count) of
- * [gate; up] and of down; the owners' experts, weights and AdamW state
- * copied to every rank of each group (before hashing or saving). */
+/* Expert parallelism under ZeRO-0 (experts.c): each rank holds its own
+ * experts only. The groups (refusing --zero); a MoE layer's bucket in
+ * pieces (*done = 0: not one, post it whole); the expert pieces' wait;
+ * whether unit u holds split experts and where ([x0, x1): they end it);
+ * the parameters this rank holds (any layout; padding not counted); rank 0's
+ * parameters to the others (the rest over every rank, the experts over
+ * the ranks holding them). */
 lmc_status lmc_trainer_ep_split(lmc_trainer *tr); /* a collective: before setup_local */
 lmc_status lmc_trainer_ep_open(lmc_trainer *tr);
 void lmc_trainer_ep_close(lmc_trainer *tr);
 lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done);
 lmc_status lmc_trainer_ep_wait(lmc_trainer *tr);
-void lmc_trainer_ep_block(const lmc_trainer *tr, int l, int j, size_t *at);
-lmc_status lmc_trainer_ep_sync(lmc_trainer *tr);
+int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1);
+size_t lmc_trainer_params_held(const lmc_trainer *tr);
+lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr);
 /* balance.c */
 lmc_status lmc_balance_open(lmc_trainer *tr);
 void lmc_balance_close(lmc_trainer *tr);

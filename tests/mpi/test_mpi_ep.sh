@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Expert parallelism (--ep): the experts split over groups of consecutive
-# data-parallel ranks, the rows routed to them exchanged by all-to-all.
+# data-parallel ranks, each rank holding only its own experts (weights,
+# gradients, AdamW state), the rows routed to them exchanged by all-to-all.
 # Each layout equals one process running the same global batch within that
 # process's own float noise (lib.sh's equivalent: the batch computed six
-# ways on one process): ep 2 on 2 ranks with 2 micro-batches each, ep 4 on 4 ranks with ZeRO-1, ep 2 x
-# 2 data-parallel groups (ZeRO-0: each expert's gradient summed over the 2
-# ranks computing it), the same with ZeRO-2 and full recomputation, a sigmoid
-# router with a dense first layer under ZeRO-3, bf16. The load-balancing
-# loss depends on how the batch is cut into micro-batches, so those runs
-# have it off; with it on, ep 2 equals one process with the same
-# micro-batches (noise: the same run on the other matmul kernels), also
-# with DeepSeek-V3's bias balancing (the loads summed over the ranks).
-# Checkpoints are layout-free: ep 4 -> 1 process and 1 process -> ep 4 load
-# exactly and continue as the uninterrupted run. Bad layouts fail before
-# step 1 with the reason.
+# ways on one process): ep 2 on 2 ranks with 2 micro-batches each, ep 4 on
+# 4 ranks, ep 2 x 2 data-parallel groups (each expert's gradient summed
+# over the 2 ranks holding it), the same with full recomputation, a sigmoid
+# router with a dense first layer, bf16. The load-balancing loss depends on
+# how the batch is cut into micro-batches, so those runs have it off; with
+# it on, ep 2 equals one process with the same micro-batches (noise: the
+# same run on the other matmul kernels), also with DeepSeek-V3's bias
+# balancing (the loads summed over the ranks).
+# Memory: each rank holds the rest of the model and E/ep experts, exactly
+# (the log's params_local against the saved file's tensors), and its peak
+# RSS falls against plain data parallelism by what lmc plan --memory
+# predicts for the two layouts.
+# Checkpoints hold whole Mixtral tensors (each expert block from its rank):
+# ep 4 -> 1 process -> ep 2 load exactly and continue as the uninterrupted
+# run; on the same layout a resumed run's losses are bit-identical. --zero
+# with --ep and bad layouts fail before step 1 with the reason.
 . "$(dirname "$0")/lib.sh"
 need_mpi
 
@@ -33,11 +39,10 @@ BASE="--seq 16 --data $T/train.bin --steps 6 --lr 3e-3 --warmup 2 --clip 0.5 --t
 M="--model $T/moe.json $BASE"
 
 equivalent "ep 2, accum 2" "$M" 2 "--batch 1 --grad-accum 2 --ep 2"
-equivalent "ep 4, ZeRO-1" "$M" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 1"
+equivalent "ep 4" "$M" 4 "--batch 1 --grad-accum 1 --ep 4"
 equivalent "ep 2 x dp 2" "$M" 4 "--batch 1 --grad-accum 1 --ep 2"
-equivalent "ep 2 x dp 2, ZeRO-2, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 2"
-equivalent "ep 2 sigmoid router, dense first layer, ZeRO-3" "--model $T/sig.json $BASE" 2 \
-    "--batch 1 --grad-accum 2 --ep 2 --zero 3"
+equivalent "ep 2 x dp 2, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2"
+equivalent "ep 2 sigmoid router, dense first layer" "--model $T/sig.json $BASE" 2 "--batch 1 --grad-accum 2 --ep 2"
 equivalent "ep 2 bf16" "$M --precision bf16" 2 "--batch 2 --grad-accum 1 --ep 2"
 a2a=$($CMP field "$T/ep 2, accum 2/par.jsonl" a2a_values)
 [[ "$a2a" =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]] && echo "ok   the log counts the floats each rank sent: a2a_values $a2a" ||
@@ -69,29 +74,87 @@ a=$($CMP field "$d/b2.jsonl" expert_load) b=$($CMP field "$d/b1.jsonl" expert_lo
 [ -n "$a" ] && [ "$a" = "$b" ] && echo "ok   bias balancing: ep 2's expert loads == one process's: $a" ||
     { echo "FAIL expert loads under ep 2: $a vs $b"; fails=$((fails + 1)); }
 
-# checkpoints: every rank holds every expert's tensors, whole, whatever --ep
+# memory: params_local == the rest of the model + E/ep of the experts, counted from the saved file's tensors
+d=$T/mem
+mkdir -p "$d"
+moe_json "$d/big.json" 0 # wider, 8 experts: their state dominates a rank's memory
+sed -i 's/"hidden_size": 32/"hidden_size": 64/; s/"intermediate_size": 24/"intermediate_size": 512/;
+        s/"num_local_experts": 4/"num_local_experts": 8/' "$d/big.json"
+G="--model $d/big.json --seq 16 --data $T/train.bin --steps 2 --threads 1 --quiet --batch 1"
+expect_ok "memory: 4 ranks data parallel" $MPIRUN -np 4 $LMC train $G --log "$d/dp.jsonl" --save "$d/dp.st"
+expect_ok "memory: 4 ranks --ep 4" $MPIRUN -np 4 $LMC train $G --ep 4 --log "$d/ep4.jsonl"
+expect_ok "memory: 4 ranks --ep 2" $MPIRUN -np 4 $LMC train $G --ep 2 --log "$d/ep2.jsonl"
+plan_total() { # EP: lmc plan's per-rank memory (bytes) for this job on 4 cpu ranks
+    $LMC plan --memory --model "$d/big.json" --fleet 4xcpu --dp 4 --ep "$1" --precision fp32 --seq 16 \
+        --micro-batch 1 --json | $PY -c "import json, sys; print(json.load(sys.stdin)['bytes']['total'])"
+}
+$PY - "$(dirname "$0")/../oracle" "$d" "$(plan_total 1)" "$(plan_total 4)" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from lmc_util import st_read
+d, plan1, plan4 = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+tensors, _ = st_read(d + "/dp.st")
+total = sum(t.size for t in tensors.values())
+experts = sum(t.size for n, t in tensors.items() if ".experts." in n)
+def run(name):
+    lines = [json.loads(x) for x in open("%s/%s.jsonl" % (d, name))]
+    return lines[0]["run"]["params_local"], lines[-1]["rss_mb"]
+ok = True
+for ep in (1, 2, 4):
+    held, _ = run("dp" if ep == 1 else "ep%d" % ep)
+    want = total - experts + experts // ep
+    good = held == [want] * 4
+    ok &= good
+    print("%s ep %d: params_local %s == %d - %d experts' + %d / %d = %d" % ("ok  " if good else "FAIL", ep, held,
+                                                                           total, experts, experts, ep, want))
+(_, rss1), (_, rss4) = run("dp"), run("ep4")
+want = (plan1 - plan4) / 1e6  # MB: the expert state not held, less the owner's row buffers
+for r, (a, b) in enumerate(zip(rss1, rss4)):
+    saved = a - b
+    good = 0.7 * want <= saved <= 1.3 * want
+    ok &= good
+    print("%s rank %d: peak RSS %.1f MB at ep 1, %.1f MB at ep 4: saves %.1f MB, lmc plan --memory predicts %.1f "
+          "(%.1f -> %.1f)" % ("ok  " if good else "FAIL", r, a, b, saved, want, plan1 / 1e6, plan4 / 1e6))
+sys.exit(0 if ok else 1)
+PYEOF
+
+# checkpoints: whole Mixtral tensors, each expert from the rank holding it
 d=$T/ckpt
 A="$M --batch 1 --grad-accum 4"
 P="$M --batch 1 --grad-accum 1"
-expect_ok "ep 4 with checkpoints" $MPIRUN -np 4 $LMC train $P --ep 4 --out "$d/ep" --save-every 3 --keep 0 \
-    --save "$d/ep.st"
+at() { # DIR STEP: DIR's copy resuming from STEP
+    rm -rf "$1-$2" && cp -r "$1" "$1-$2" && echo "step_0000000$2" >"$1-$2/latest"
+}
+expect_ok "ep 4 with checkpoints" $MPIRUN -np 4 $LMC train $P --ep 4 --out "$d/ep" --save-every 2 --keep 0 \
+    --save "$d/ep.st" --log "$d/ep.jsonl"
 expect_ok "1 process with checkpoints" $LMC train $A --out "$d/one" --save-every 3 --keep 0 --save "$d/one.st"
-cp -r "$d/ep" "$d/r1" && rm -rf "$d/r1/step_00000006" && echo step_00000003 >"$d/r1/latest"
-cp -r "$d/one" "$d/r4" && rm -rf "$d/r4/step_00000006" && echo step_00000003 >"$d/r4/latest"
-expect_ok "the ep 4 checkpoint on 1 process, no steps" $LMC train $A --steps 3 --resume "$d/r1" --save "$d/at3-one.st"
-check "ep 4 -> 1 process loads exactly" $CMP weights "$d/ep/step_00000003/model.safetensors" "$d/at3-one.st" 0
-expect_ok "a 1-process checkpoint on ep 4, no steps" $MPIRUN -np 4 $LMC train $P --ep 4 --steps 3 --resume "$d/r4" \
+at "$d/ep" 2
+expect_ok "ep 4 resumed at step 2 on ep 4" $MPIRUN -np 4 $LMC train $P --ep 4 --resume "$d/ep-2" --log "$d/ep-2.jsonl"
+check "ep 4 -> ep 4: losses of steps 3-6 bit-identical" $CMP losses "$d/ep-2.jsonl" "$d/ep.jsonl" 0 3 6
+at "$d/ep" 4
+expect_ok "the ep 4 checkpoint on 1 process, no steps" $LMC train $A --steps 4 --resume "$d/ep-4" --save "$d/at4-one.st"
+check "ep 4 -> 1 process loads exactly" $CMP weights "$d/ep/step_00000004/model.safetensors" "$d/at4-one.st" 0
+expect_ok "ep 4 -> 1 process" $LMC train $A --resume "$d/ep-4" --out "$d/one5" --save-every 1 --keep 0
+at "$d/one5" 5
+expect_ok "ep 4 -> 1 process -> ep 2, no steps" $MPIRUN -np 2 $LMC train $M --batch 1 --grad-accum 2 --ep 2 --steps 5 \
+    --resume "$d/one5-5" --save "$d/at5-ep2.st"
+check "1 process -> ep 2 loads exactly" $CMP weights "$d/one5/step_00000005/model.safetensors" "$d/at5-ep2.st" 0
+expect_ok "ep 4 -> 1 process -> ep 2" $MPIRUN -np 2 $LMC train $M --batch 1 --grad-accum 2 --ep 2 --resume "$d/one5-5" \
+    --save "$d/chain.st"
+TOL=$($CMP noise "$T/ep 4"/one-*.st)
+check "ep 4 -> 1 process -> ep 2 continues as the uninterrupted ep 4 run" $CMP weights "$d/ep.st" "$d/chain.st" "$TOL"
+check "ep 4 -> 1 process -> ep 2 continues as the uninterrupted 1-process run" $CMP weights "$d/one.st" "$d/chain.st" \
+    "$TOL"
+at "$d/one" 3
+expect_ok "a 1-process checkpoint on ep 4, no steps" $MPIRUN -np 4 $LMC train $P --ep 4 --steps 3 --resume "$d/one-3" \
     --save "$d/at3-ep.st"
 check "1 process -> ep 4 loads exactly" $CMP weights "$d/one/step_00000003/model.safetensors" "$d/at3-ep.st" 0
-expect_ok "resume the ep 4 checkpoint on 1 process" $LMC train $A --resume "$d/r1" --save "$d/r1.st"
-expect_ok "resume the 1-process checkpoint on ep 4" $MPIRUN -np 4 $LMC train $P --ep 4 --resume "$d/r4" --save "$d/r4.st"
-TOL=$($CMP noise "$T/ep 4, ZeRO-1"/one-*.st)
-check "ep 4 -> 1 process continues as the uninterrupted run" $CMP weights "$d/one.st" "$d/r1.st" "$TOL"
+expect_ok "resume the 1-process checkpoint on ep 4" $MPIRUN -np 4 $LMC train $P --ep 4 --resume "$d/one-3" --save "$d/r4.st"
 check "1 process -> ep 4 continues as the uninterrupted run" $CMP weights "$d/ep.st" "$d/r4.st" "$TOL"
-# ep 2 x dp 2: each rank's copy of the others' experts is stale until the checkpoint gathers the owners' weights and AdamW state
+# ep 2 x dp 2: each expert on 2 of the 4 ranks, written once
 expect_ok "ep 2 x dp 2 with checkpoints" $MPIRUN -np 4 $LMC train $P --ep 2 --out "$d/e22" --save-every 3 --keep 0
-cp -r "$d/e22" "$d/r22" && rm -rf "$d/r22/step_00000006" && echo step_00000003 >"$d/r22/latest"
-expect_ok "resume the ep 2 x dp 2 checkpoint on 1 process" $LMC train $A --resume "$d/r22" --save "$d/r22.st"
+at "$d/e22" 3
+expect_ok "resume the ep 2 x dp 2 checkpoint on 1 process" $LMC train $A --resume "$d/e22-3" --save "$d/r22.st"
 check "ep 2 x dp 2 -> 1 process continues as the uninterrupted run" $CMP weights "$d/one.st" "$d/r22.st" "$TOL"
 
 # evaluation: 3 validation batches over 2 ranks (one runs an extra, unused forward to join the exchanges)
@@ -111,4 +174,7 @@ expect_fail "ep with a dense model" "--ep 2 splits the experts of a mixture of e
     $MPIRUN -np 2 $LMC train $TINY --data "$T/train.bin" --steps 1 --threads 1 --quiet --ep 2
 expect_fail "ep with --balance auto" "--ep 2 with --balance auto is not supported" \
     $MPIRUN -np 2 $LMC train $P --ep 2 --balance auto
+for z in 1 2 3; do
+    expect_fail "ep with --zero $z" "--ep 2 with --zero $z is not supported" $MPIRUN -np 2 $LMC train $P --ep 2 --zero $z
+done
 finish
