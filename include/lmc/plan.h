@@ -30,7 +30,9 @@ typedef struct {
     char aliases[LMC_PLAN_MAX_ALIASES][LMC_PLAN_NAME];
     int n_aliases;
     double bf16_tflops;    /* dense bf16/fp16 matmul peak */
-    double fp32_tflops;    /* dense fp32 matmul peak (TF32 on NVIDIA) */
+    double fp32_tflops;    /* dense plain fp32 peak (no TF32: how lmc's backends run fp32 matmuls) */
+    double tf32_tflops;    /* dense TF32 tensor-core peak; 0: none */
+    double fp8_tflops;     /* dense fp8 peak; 0: none */
     double memory_gb;      /* capacity, 1e9 bytes */
     double memory_bw_gbs;  /* memory bandwidth, GB/s */
     double intra_node_gbs; /* per chip, one direction, inside a node */

@@ -114,7 +114,8 @@ lmc_status lmc_plan_catalog_get(const lmc_plan_catalog *cat, const char *name, c
 /* ---------- parsing ---------- */
 
 static const char *const chip_fields[] = {
-    "name", "vendor", "aliases", "bf16_tflops", "fp32_tflops", "memory_gb", "memory_bw_gbs", "intra_node_gbs",
+    "name", "vendor", "aliases", "bf16_tflops", "fp32_tflops", "tf32_tflops", "fp8_tflops", "memory_gb",
+    "memory_bw_gbs", "intra_node_gbs",
     "network_gbs", "chips_per_node", "matmul_efficiency", "attention_efficiency", "fp32_matmul_efficiency",
     "fp32_attention_efficiency", "latency_us", "kernel_us", "gemm_half_rows", "transcendental_gops", "measure", "sources", "notes", NULL,
 };
@@ -190,8 +191,10 @@ static lmc_status parse_chip_fields(const chip_ctx *x, lmc_plan_chip *c)
     LMC_TRY(str_field(x, "vendor", c->vendor, sizeof c->vendor));
     LMC_TRY(parse_aliases(x, c));
     LMC_TRY(num(x, "bf16_tflops", 1, 0, 1e6, &c->bf16_tflops));
-    c->fp32_tflops = c->bf16_tflops / 2; /* TF32 runs at half the bf16 rate on NVIDIA and AMD */
+    c->fp32_tflops = c->bf16_tflops / 2; /* a file without it: half the bf16 rate (a guess: give the figure) */
     LMC_TRY(num(x, "fp32_tflops", 0, 0, 1e6, &c->fp32_tflops));
+    LMC_TRY(num(x, "tf32_tflops", 0, 0, 1e6, &c->tf32_tflops)); /* absent: 0, no TF32 mode */
+    LMC_TRY(num(x, "fp8_tflops", 0, 0, 1e6, &c->fp8_tflops));
     LMC_TRY(num(x, "memory_gb", 1, 0, 1e6, &c->memory_gb));
     LMC_TRY(num(x, "memory_bw_gbs", 1, 0, 1e7, &c->memory_bw_gbs));
     LMC_TRY(num(x, "intra_node_gbs", 1, 0, 1e7, &c->intra_node_gbs));

@@ -3,6 +3,7 @@
  * docs/planner.md states every formula with its source; the comments here
  * say which one each function implements. */
 #include "internal.h"
+#include "backend/peaks.h"
 
 #include <math.h>
 #include <string.h>
@@ -42,10 +43,9 @@ long long lmc_plan_default_batch(const lmc_model_config *c, int seq)
 
 static double esize(const lmc_plan_job *j) { return j->bf16 ? 2 : 4; }
 
-double lmc_plan_peak(const lmc_plan_chip *chip, int bf16)
-{
-    return (bf16 ? chip->bf16_tflops : chip->fp32_tflops) * 1e12;
-}
+/* fp32: the chip's plain fp32 peak, or its TF32 one where lmc's backend
+ * runs fp32 matmuls on TF32 tensor cores (backend/peaks.h) */
+double lmc_plan_peak(const lmc_plan_chip *chip, int bf16) { return lmc_chip_peak(chip, bf16 ? LMC_BF16 : LMC_F32); }
 
 static double mm_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->matmul_eff : c->matmul_eff_fp32; }
 static double at_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->attn_eff : c->attn_eff_fp32; }
@@ -115,8 +115,8 @@ int lmc_plan_memory_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
                         int microbatches, const lmc_plan_cut *cut, lmc_plan_mem *m)
 {
     memset(m, 0, sizeof *m);
-    /* lmc train on its CPU backend: what it allocates */
-    int cpu = lmc_plan_chip_is_cpu(chip);
+    /* lmc train on its CPU backend: what it allocates (expert parallelism: the generic model) */
+    int cpu = lmc_plan_chip_is_cpu(chip) && job->ep <= 1;
     if (job->ep > 1 && (l->dp % job->ep || l->tp > 1)) { /* lmc train's --ep splits data-parallel ranks only */
         m->total = 1e300;
         m->usable = chip->memory_gb * 1e9;

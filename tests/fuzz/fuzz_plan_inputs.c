@@ -7,8 +7,8 @@
  * 2 a NxCHIP list; its higher bits move the start date by months.
  * Properties:
  *  - a refusal names the file or the --fleet value;
- *  - chips that load have a name, figures in their documented ranges, and
- *    are found by name;
+ *  - chips that load have a name, figures in their documented ranges (the
+ *    optional tf32 and fp8 peaks 0 or in range), and are found by name;
  *  - a fleet that loads has 1 to LMC_PLAN_MAX_POOLS pools of catalogue
  *    chips, each with a whole count in [1, 1e8], chips_per_node in
  *    [1, 65536], an arrival at the start or on a date from the start on,
@@ -31,7 +31,8 @@ static void seeds(void)
     const char *chips = lmc_plan_embedded("share/chips.json", &n);
     fuzz_seed("seed-builtin-chips", 0, chips, n);
     static const char lab[] = "{\"chips\": [{\"name\": \"LabChip\", \"vendor\": \"Lab\", \"aliases\": [\"LC-1\"], "
-                              "\"bf16_tflops\": 600, \"fp32_tflops\": 150, \"memory_gb\": 96, \"memory_bw_gbs\": 2500, "
+                              "\"bf16_tflops\": 600, \"fp32_tflops\": 150, \"tf32_tflops\": 300, "
+                              "\"fp8_tflops\": 1200, \"memory_gb\": 96, \"memory_bw_gbs\": 2500, "
                               "\"intra_node_gbs\": 300, \"network_gbs\": 50, \"chips_per_node\": 8, "
                               "\"matmul_efficiency\": 0.6, \"latency_us\": 12, \"sources\": {}, \"notes\": \"x\"}]}";
     fuzz_seed("seed-chips-lab", 0, lab, sizeof lab - 1);
@@ -65,6 +66,7 @@ static void check_chip(const lmc_plan_catalog *c, const lmc_plan_chip *x)
     FUZZ_ASSERT(x->name[0] && strlen(x->name) < LMC_PLAN_NAME && x->n_aliases >= 0);
     FUZZ_ASSERT(x->n_aliases <= LMC_PLAN_MAX_ALIASES && lmc_plan_catalog_find(c, x->name) != NULL);
     FUZZ_ASSERT(x->bf16_tflops > 0 && x->bf16_tflops <= 1e6 && x->fp32_tflops > 0 && x->memory_gb > 0);
+    FUZZ_ASSERT(x->tf32_tflops >= 0 && x->tf32_tflops <= 1e6 && x->fp8_tflops >= 0 && x->fp8_tflops <= 1e6);
     FUZZ_ASSERT(x->memory_bw_gbs > 0 && x->intra_node_gbs > 0 && x->network_gbs > 0);
     FUZZ_ASSERT(x->chips_per_node >= 1 && x->chips_per_node <= 65536);
     FUZZ_ASSERT(x->matmul_eff > 0 && x->matmul_eff <= 1 && x->attn_eff > 0 && x->attn_eff <= 1);

@@ -7,6 +7,7 @@
 static const char *const figures[] = {"bf16_tflops", "fp32_tflops", "memory_gb", "memory_bw_gbs", "intra_node_gbs",
                                       "network_gbs", "chips_per_node", "matmul_efficiency", "attention_efficiency",
                                       NULL};
+static const char *const optional[] = {"tf32_tflops", "fp8_tflops", NULL};
 
 static void test_every_figure_has_a_source(void)
 {
@@ -25,6 +26,11 @@ static void test_every_figure_has_a_source(void)
             lmc_json *s = lmc_json_get(src, figures[i]);
             CHECK_MSG(lmc_json_get(c, figures[i]) && s && s->type == LMC_JSON_STR && s->slen > 8,
                       "%s: %s has no figure or no source", name, figures[i]);
+        }
+        for (int i = 0; optional[i] && src; i++) { /* where a chip has the figure, it has a source */
+            lmc_json *s = lmc_json_get(src, optional[i]);
+            CHECK_MSG(!lmc_json_get(c, optional[i]) || (s && s->type == LMC_JSON_STR && s->slen > 8),
+                      "%s: %s has no source", name, optional[i]);
         }
     }
     lmc_json_free(j);
@@ -49,6 +55,37 @@ static void test_catalog_lookup(void)
     const lmc_plan_chip *c = NULL;
     CHECK_ERR(lmc_plan_catalog_get(&cat, "H1000", "--fleet 8xH1000", &c), LMC_EINVAL,
               "--fleet 8xH1000: unknown chip 'H1000' (known: A100");
+    lmc_plan_catalog_free(&cat);
+}
+
+/* Peaks per precision (dense) against the vendors' datasheets, as cited in
+ * share/chips.json; each precision no slower than the wider one before it;
+ * fp32 training plans with the plain fp32 peak, as lmc's CUDA backend runs
+ * fp32 matmuls without TF32. */
+static void test_catalog_precisions(void)
+{
+    lmc_plan_catalog cat;
+    CHECK_OK(lmc_plan_catalog_load_default(&cat));
+    static const struct {
+        const char *name;
+        double fp32, tf32, bf16, fp8;
+    } want[] = {{"H100", 67, 494, 989, 1979},  {"A100", 19.5, 156, 312, 0},          {"H200-NVL", 60, 418, 835, 1671},
+                {"B200", 75, 1125, 2250, 4500}, {"MI300X", 163.4, 653.7, 1307.4, 2614.9}, {"910B2", 94, 0, 376, 0}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const lmc_plan_chip *c = lmc_plan_catalog_find(&cat, want[i].name);
+        CHECK_MSG(c && c->fp32_tflops == want[i].fp32 && c->tf32_tflops == want[i].tf32 &&
+                      c->bf16_tflops == want[i].bf16 && c->fp8_tflops == want[i].fp8,
+                  "%s: fp32 %g tf32 %g bf16 %g fp8 %g", want[i].name, c ? c->fp32_tflops : -1,
+                  c ? c->tf32_tflops : -1, c ? c->bf16_tflops : -1, c ? c->fp8_tflops : -1);
+    }
+    for (int i = 0; i < cat.n; i++) {
+        const lmc_plan_chip *c = &cat.chips[i];
+        double tf = c->tf32_tflops > 0 ? c->tf32_tflops : c->fp32_tflops;
+        CHECK_MSG(c->fp32_tflops <= tf && tf <= c->bf16_tflops && (!c->fp8_tflops || c->bf16_tflops <= c->fp8_tflops),
+                  "%s: peaks out of order", c->name);
+    }
+    const lmc_plan_chip *h = lmc_plan_catalog_find(&cat, "NVIDIA H100 80GB HBM3"); /* the name CUDA reports */
+    CHECK(h && lmc_plan_peak(h, 0) == 67e12 && lmc_plan_peak(h, 1) == 989e12);
     lmc_plan_catalog_free(&cat);
 }
 
@@ -84,6 +121,10 @@ static void test_catalog_bad_input(void)
         {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": \"fast\"}]}",
          "my.json: chips[0] (X): field 'bf16_tflops' must be a number"},
         {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5}]}", "my.json: chips[0] (X): missing field 'memory_gb'"},
+        {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5, \"tf32_tflops\": -2}]}",
+         "my.json: chips[0] (X): field 'tf32_tflops' = -2 must be in (0"},
+        {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5, \"fp8_tflops\": \"fast\"}]}",
+         "my.json: chips[0] (X): field 'fp8_tflops' must be a number"},
         {"{\"chips\": [{\"name\": \"X\", \"bf16_tflop\": 5}]}", "my.json: chips[0] (X): unknown field 'bf16_tflop'"},
         {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5, \"memory_gb\": 8, \"memory_bw_gbs\": 1, "
          "\"intra_node_gbs\": 1, \"network_gbs\": 1, \"chips_per_node\": 2.5}]}",
@@ -195,6 +236,7 @@ int main(void)
 {
     RUN(test_every_figure_has_a_source);
     RUN(test_catalog_lookup);
+    RUN(test_catalog_precisions);
     RUN(test_catalog_user_chips);
     RUN(test_catalog_bad_input);
     RUN(test_dates);

@@ -8,7 +8,7 @@
  * flash attention, a 1.0 for softmax sums, the pinned ring AdamW's
  * hyperparameters travel through. */
 #include "backend/ascend/npu.h"
-#include "lmc/plan.h"
+#include "backend/peaks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,22 +79,13 @@ int npu_supports(lmc_backend *be, const lmc_op_query *q, char *why, size_t why_l
     }
 }
 
-/* Vendor figures from the planner's catalogue (share/chips.json, with its
- * sources), by the name aclrtGetSocName gives ("Ascend910B2"); an unknown
- * part is taken as the common 910B. */
+/* Vendor figures from the chip catalogue (share/chips.json, with its
+ * sources: backend/peaks.h), by the name aclrtGetSocName gives
+ * ("Ascend910B2"); an unknown part is taken as the common 910B. */
 double npu_peak_flops(lmc_backend *be, lmc_dtype prec)
 {
-    lmc_plan_catalog cat = {0};
-    double peak = 0;
-    if (lmc_plan_catalog_load_default(&cat) == LMC_OK) {
-        const lmc_plan_chip *c = lmc_plan_catalog_find(&cat, npu_of(be)->soc);
-        if (!c)
-            c = lmc_plan_catalog_find(&cat, "910B");
-        if (c)
-            peak = (prec == LMC_BF16 ? c->bf16_tflops : c->fp32_tflops) * 1e12;
-    }
-    lmc_plan_catalog_free(&cat);
-    return peak;
+    double peak = lmc_chip_peak_named(npu_of(be)->soc, prec);
+    return peak > 0 ? peak : lmc_chip_peak_named("910B", prec);
 }
 
 /* Every op npu_<op> this backend defines; the others stay NULL (npu.h):

@@ -320,24 +320,20 @@ static void per_sm_clock(int major, int minor, double *bf16, double *f32)
     }
 }
 
+/* The chip catalogue's vendor figures (backend/peaks.h: the table lmc plan
+ * uses, with its sources), by the name the device reports ("NVIDIA H100 80GB
+ * HBM3"); a part it does not list gets SMs x clock x the rate per SM. fp32
+ * is plain fp32 unless LMC_CUDA_F32_TF32. */
 double cu_peak_flops(lmc_backend *be, lmc_dtype prec)
 {
     lmc_cuda *c = cu_of(be);
-    const char *n = c->dev_name;
-    int bf = prec == LMC_BF16;
-    /* vendor figures for the parts we train on; MFU is quoted against these */
-    if ((strstr(n, "H100") || strstr(n, "H200")) && strstr(n, "NVL")) /* PCIe cards, lower clocks and power */
-        return bf ? 835e12 : 60e12;
-    if (strstr(n, "H200") || strstr(n, "GH200") || (strstr(n, "H100") && strstr(n, "SXM")) ||
-        (strstr(n, "H100") && strstr(n, "HBM3")))
-        return bf ? 989e12 : 67e12;
-    if (strstr(n, "H100") && strstr(n, "PCIe"))
-        return bf ? 756e12 : 51e12;
-    if (strstr(n, "A100"))
-        return bf ? 312e12 : 19.5e12;
+    double peak = lmc_chip_peak_named(c->dev_name, prec);
+    if (peak > 0)
+        return peak;
     double per_bf = 0, per_f = 0;
     per_sm_clock(c->cc_major, c->cc_minor, &per_bf, &per_f);
-    return (double)c->sm_count * c->clock_khz * 1e3 * (bf ? per_bf : per_f);
+    per_f = LMC_CUDA_F32_TF32 ? per_bf / 2 : per_f;
+    return (double)c->sm_count * c->clock_khz * 1e3 * (prec == LMC_BF16 ? per_bf : per_f);
 }
 
 /* ---------- table and open ---------- */
@@ -539,6 +535,8 @@ static lmc_status cu_probe(int *count, char *desc, size_t len)
         at += (size_t)snprintf(desc + at, len - at, "%scuda:%d %s (sm_%d%d, %d SMs)", at ? "; " : "", d, p.name,
                                p.major, p.minor, p.multiProcessorCount);
     }
+    if (at < len)
+        snprintf(desc + at, len - at, "; fp32 matmuls %s", CU_F32_MODE);
     *count = n;
     return LMC_OK;
 }
@@ -549,6 +547,7 @@ static lmc_status cu_plugin_open(int index, int threads, lmc_backend **out)
 }
 
 static const lmc_backend_plugin cu_plugin = {LMC_BACKEND_ABI, sizeof(lmc_backend_ops), "cuda",
-                                             "NVIDIA GPUs (CUDA runtime, cuBLASLt)", cu_plugin_open, cu_probe};
+                                             "NVIDIA GPUs (CUDA runtime, cuBLASLt; fp32 matmuls " CU_F32_MODE ")",
+                                             cu_plugin_open, cu_probe};
 
 extern "C" const lmc_backend_plugin *lmc_backend_plugin_entry(void) { return &cu_plugin; }

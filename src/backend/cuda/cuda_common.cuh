@@ -29,7 +29,18 @@
 extern "C" {
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/peaks.h"
 }
+
+/* How LMC_F32 matmuls run (backend/peaks.h: LMC_CUDA_F32_TF32): cuBLASLt's
+ * compute type, and the words `lmc devices` states it in. */
+#if LMC_CUDA_F32_TF32
+#define CU_F32_COMPUTE CUBLAS_COMPUTE_32F_FAST_TF32
+#define CU_F32_MODE "on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32)"
+#else
+#define CU_F32_COMPUTE CUBLAS_COMPUTE_32F
+#define CU_F32_MODE "in plain fp32, no TF32 (CUBLAS_COMPUTE_32F)"
+#endif
 
 #ifndef LMC_CUDA_EMU
 #define CU_LAUNCH(kern, grid, block, smem, stream, ...) \

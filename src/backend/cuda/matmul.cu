@@ -8,8 +8,9 @@
  * are (B stored (k,n) is column-major (n,k) = op(B)^T already: OP_N; B stored
  * (n,k) is column-major (k,n): OP_T; the same for A with m for n).
  *
- * Precision: LMC_F32 is plain fp32 (CUBLAS_COMPUTE_32F, no TF32) so results
- * match the CPU tightly. LMC_BF16 rounds A and B to bf16 (round to nearest
+ * Precision: LMC_F32 is plain fp32 (CUBLAS_COMPUTE_32F, no TF32: CU_F32_COMPUTE
+ * as backend/peaks.h's LMC_CUDA_F32_TF32 sets it) so results match the CPU
+ * tightly. LMC_BF16 rounds A and B to bf16 (round to nearest
  * even, the CPU's bits) into scratch and multiplies those with fp32
  * accumulation and fp32 output. The bf16 copies' rows are padded to a
  * multiple of 8 elements (16 bytes) and start 256-byte aligned: tensor-core
@@ -133,7 +134,7 @@ static int lt_matmul(lmc_backend *be, const lmc_gemm *g, const lt_call *L)
         }
     }
 
-    LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescCreate(&op, L->bf16 ? CUBLAS_COMPUTE_32F : CU_F32_COMPUTE, CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opx, sizeof opx));
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opy, sizeof opy));
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));

@@ -35,6 +35,9 @@ echo "== compiling (host emulation)"
 for f in src/core/*.c src/backend/cpu/*.c; do compile gcc "$CFLAGS" "$f"; done
 compile gcc "$CFLAGS -DLMC_HAVE_CUDA" src/backend/backend.c
 for f in src/backend/plugin.c src/backend/supports.c; do compile gcc "$CFLAGS" "$f"; done
+# peak FLOP/s come from the chip catalogue (src/backend/peaks.c), built into the binary
+make -s build/gen/plan_embed.c
+for f in src/backend/peaks.c src/plan/catalog.c build/gen/plan_embed.c; do compile gcc "$CFLAGS" "$f"; done
 for f in src/backend/cuda/*.cu; do compile g++ "$EMU_CU" "$f"; done
 for f in tests/gpu/emu/emu_*.cpp; do compile g++ "$CXXFLAGS" "$f"; done
 while [ -n "$(jobs -rp)" ]; do wait -n; done
