@@ -115,8 +115,8 @@ int lmc_plan_memory_cut(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
                         int microbatches, const lmc_plan_cut *cut, lmc_plan_mem *m)
 {
     memset(m, 0, sizeof *m);
-    /* lmc train on its CPU backend: what it allocates (expert parallelism: the generic model) */
-    int cpu = lmc_plan_chip_is_cpu(chip) && job->ep <= 1;
+    /* lmc train on its CPU backend: what it allocates */
+    int cpu = lmc_plan_chip_is_cpu(chip);
     if (job->ep > 1 && (l->dp % job->ep || l->tp > 1)) { /* lmc train's --ep splits data-parallel ranks only */
         m->total = 1e300;
         m->usable = chip->memory_gb * 1e9;
