@@ -6,6 +6,8 @@
 #ifndef LMC_SERVE_H
 #define LMC_SERVE_H
 
+#include <stdio.h>
+
 #include "lmc/core.h"
 #include "lmc/infer.h"
 #include "lmc/tokenizer.h"
@@ -32,5 +34,28 @@ int lmc_server_port(const lmc_server *s);
  * every connection is closed and the engine thread has ended. */
 void lmc_server_shutdown(lmc_server *s, double grace);
 void lmc_server_free(lmc_server *s);
+
+/* ---------- lmc serve, start to end ---------- */
+typedef struct {
+    const char *model, *tokenizer;  /* tokenizer NULL: a .gguf model's own */
+    const char *device, *quant;     /* quant NULL: the model file's own type (lmc_model_quant) */
+    const char *name;               /* the model id; NULL: the file's base name */
+    const char *key_file;           /* the API key read from a file (not visible in ps); NULL: http.api_key */
+    int threads, slots, ctx, tp;    /* the engine's (ctx 0: the model's; tp > 1 under mpirun) */
+    double drain;                   /* seconds in-flight requests get to finish */
+    lmc_serve_opts http;            /* model_name is set from name */
+    /* rank 0, before the server starts (the command line installs its
+     * signal handlers); may be NULL */
+    lmc_status (*on_serving)(void *ctx);
+    /* rank 0: blocks until the server should stop; returns why ("SIGTERM") */
+    const char *(*wait)(void *ctx);
+    void *cb_ctx;                   /* the callbacks' ctx */
+    FILE *log;                      /* what is served where, and the stop */
+} lmc_serve_job;
+
+/* Loads the model and tokenizer, opens the device and the engine; rank 0
+ * serves until wait returns, then stops gracefully; under tp > 1 the other
+ * ranks follow rank 0's engine until it closes. */
+lmc_status lmc_serve_run(const lmc_serve_job *j);
 
 #endif

@@ -1,6 +1,6 @@
 /* model_file.c: defaults taken from the model file, and lmc generate
  * --logprobs. */
-#include "lmc/generate.h"
+#include "infer/run.h"
 #include "lmc/gguf.h"
 
 #include <math.h>

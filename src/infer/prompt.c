@@ -1,6 +1,6 @@
 /* prompt.c: the prompt of lmc sample and lmc generate, as token ids, and
  * the tokenizer and backend around their work. */
-#include "lmc/generate.h"
+#include "infer/run.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* run_generate.c: lmc generate: text from a prompt with the KV-cache
  * engine (the scheduler's step, as the server runs it), streamed as it is
  * produced; speeds after. */
-#include "lmc/generate.h"
+#include "infer/run.h"
 
 #include <stdlib.h>
 #include <string.h>

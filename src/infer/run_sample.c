@@ -1,7 +1,7 @@
 /* run_sample.c: lmc sample: generation by full recomputation through the
  * engine (every token a prefill of the last max_seq tokens), the plain
  * reference lmc generate's KV cache is checked against. */
-#include "lmc/generate.h"
+#include "infer/run.h"
 
 #include <stdlib.h>
 
