@@ -82,8 +82,8 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
         snprintf(why, n, "a mixture of experts (%d) is not yet split by --%s", c->n_expert, tp > 1 ? "tp" : "pp");
     else if (job->ep > 1 && dp % job->ep)
         snprintf(why, n, "--ep %d does not divide the %d data-parallel ranks", job->ep, dp);
-    else if (job->ep > 1 && l->zero > 0)
-        snprintf(why, n, "--ep %d with --zero %d (each rank holds only its experts; ZeRO-0 only)", job->ep, l->zero);
+    else if (job->ep > 1 && l->zero >= 2)
+        snprintf(why, n, "--ep %d with --zero %d (each rank holds only its experts; ZeRO-0 or 1)", job->ep, l->zero);
     else if (tp > 1 && (c->n_head % tp || c->ffn_dim % tp || c->vocab_padded % tp))
         snprintf(why, n, "--tp %d does not divide the %s (%d)", tp,
                  c->n_head % tp ? "heads" : c->ffn_dim % tp ? "MLP width" : "padded vocabulary",
@@ -106,6 +106,17 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
 }
 
 /* ---------- per-rank memory ---------- */
+
+/* Floats of the whole model's buffer (0 if it cannot be built). */
+static double whole_floats(const lmc_model_config *c)
+{
+    lmc_layout whole;
+    if (lmc_layout_build(c, &whole) != LMC_OK)
+        return 0;
+    double n = (double)whole.total;
+    lmc_layout_free(&whole);
+    return n;
+}
 
 /* --ep: the owner's rows of every layer kept for backward (moe_ep.c: up to
  * ep x N x top_k rows of inputs, pre-activations, activations and their
@@ -141,11 +152,13 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
         stage >= cut->pp)
         return lmc_err(LMC_EINVAL, "trainer memory: micro-batch %d, seq %d, ZeRO-%d, grad-accum %d, stage %d of %d "
                        "out of range", l->micro_batch, job->seq, l->zero, grad_accum, stage, cut->pp);
-    lmc_layout part, whole;
+    lmc_layout part;
     LMC_TRY(stage_layout(job, l, cut, stage, &part));
     size_t b0, e0, shard, begin;
     lmc_layout_unit(&part, 0, &b0, &e0);
     lmc_comm_shard(part.total, dp, 0, &begin, &shard); /* rank 0's is the largest */
+    if (job->ep > 1 && l->zero == 1) /* the rest over dp ranks, E / ep experts over dp / ep: the whole model / dp */
+        shard = (size_t)(whole_floats(c) / dp);
     /* shard.c: slot 0 holds the embeddings unit, slots 1 and 2 a ring of the
      * other units; one set for gradients (ZeRO-2/3), one for parameters (3) */
     double all = 4.0 * part.total, own = 4.0 * shard, part_floats = (double)part.total;
@@ -174,10 +187,8 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
     if (tp * cut->pp == 1 && job->ep <= 1) {
         m->startup = z == 3 ? own : all;
     } else {
-        LMC_TRY(lmc_layout_build(c, &whole));
         double copy = 4.0 * part_floats;
-        m->startup = 4.0 * (double)whole.total + (copy > m->optim ? copy - m->optim : 0);
-        lmc_layout_free(&whole);
+        m->startup = 4.0 * whole_floats(c) + (copy > m->optim ? copy - m->optim : 0);
     }
     m->overhead = PROC_BYTES + ((long long)dp * tp * cut->pp > 1 ? MPI_BYTES : 0);
     m->total = m->weights + m->grads + m->optim + m->buffers + m->activations + m->startup + m->overhead;

@@ -101,10 +101,10 @@ lmc_status lmc_trainer_ep_split(lmc_trainer *tr)
     lmc_comm *dp = tr->comm;
     if (tr->ep <= 1)
         return LMC_OK;
-    if (tr->o->zero)
+    if (tr->o->zero >= 2)
         return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --zero %d is not supported: each rank holds only its "
-                       "experts, and ZeRO's shards of the parameters, gradients and AdamW state are cut from one "
-                       "buffer that the ranks no longer share (use --zero 0 with --ep)", tr->ep, tr->o->zero);
+                       "experts, and ZeRO-2/3's per-unit shards of the gradients and parameters are not cut by "
+                       "expert group yet (use --zero 0 or 1 with --ep)", tr->ep, tr->o->zero);
     if (dp->size == tr->ep) /* one group: each expert on one rank, no sum */
         return LMC_OK;
     return dp->ops->split(dp, dp->rank % tr->ep, dp->rank, &tr->edpc);
@@ -114,9 +114,6 @@ lmc_status lmc_trainer_ep_open(lmc_trainer *tr)
 {
     if (tr->ep <= 1 || tr->cfg.n_expert <= 0)
         return LMC_OK;
-    if (tr->zero) /* mixed chip kinds default to ZeRO-1 */
-        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with ZeRO-%d (--zero, or the default of mixed chip kinds) is not "
-                       "supported: run --ep with --zero 0", tr->ep, tr->zero);
     tr->ep_grads = 1;
     tr->ep_reqs = malloc(2 * (size_t)tr->cfg.n_layer * sizeof(int));
     if (!tr->ep_reqs)
@@ -127,6 +124,7 @@ lmc_status lmc_trainer_ep_open(lmc_trainer *tr)
 void lmc_trainer_ep_close(lmc_trainer *tr)
 {
     free(tr->ep_reqs);
+    lmc_trainer_ep_zero_close(tr);
     lmc_comm_close(tr->edpc);
 }
 
@@ -154,14 +152,19 @@ size_t lmc_trainer_params_held(const lmc_trainer *tr)
     return n;
 }
 
+static lmc_status zero_post(lmc_trainer *tr, int unit);
+
 /* The unit's non-expert part over every rank, this rank's experts over
- * the ranks holding them; *done = 0 for a unit that is not a MoE layer. */
+ * the ranks holding them (ZeRO-1: every unit's pieces reduce-scattered so);
+ * *done = 0 for a unit left to step.c (not a MoE layer, ZeRO-0). */
 lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
 {
     size_t b, e, x0, x1;
-    *done = tr->ep_grads && lmc_trainer_ep_experts(tr, unit, &x0, &x1);
+    *done = tr->ep_grads && (tr->ep_zero || lmc_trainer_ep_experts(tr, unit, &x0, &x1));
     if (!*done)
         return LMC_OK;
+    if (tr->ep_zero)
+        return zero_post(tr, unit);
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
     float *g = tr->m->grads;
     int r;
@@ -199,6 +202,144 @@ lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr)
             LMC_TRY(tr->comm->ops->broadcast(tr->comm, p + b, (x0 - b) * sizeof(float), 0));
         if (tr->edpc && x1 > x0)
             LMC_TRY(tr->edpc->ops->broadcast(tr->edpc, p + x0, (x1 - x0) * sizeof(float), 0));
+    }
+    return LMC_OK;
+}
+
+/* ---- ZeRO-1 under --ep: the model's buffer is cut into pieces, each
+ * unit's rest (the same on every data-parallel rank) and, in a MoE layer,
+ * its experts (the same on the ranks holding them: edpc, or this rank
+ * alone). Each piece is sharded over its group as lmc_comm_shard says:
+ * its gradient reduce-scattered, AdamW's m and v kept for this rank's
+ * shard only (packed, piece after piece), the updated shard all-gathered. */
+typedef struct {
+    size_t b, n;       /* the piece: elements [b, b + n) of the buffer */
+    size_t own, cnt;   /* this rank's shard of it: [b + own, b + own + cnt) */
+    size_t at;         /* where that shard's m and v begin */
+    lmc_comm *g;       /* its group (NULL: this rank alone) */
+} ep_piece;
+
+struct lmc_ep_zero {
+    ep_piece *p;
+    int n;
+};
+
+static void add_piece(lmc_trainer *tr, size_t b, size_t e, lmc_comm *g, size_t *count)
+{
+    ep_piece *p = &tr->ep_zero->p[tr->ep_zero->n++];
+    p->b = b, p->n = e - b, p->g = g, p->at = *count;
+    p->own = 0, p->cnt = p->n;
+    if (g && g->size > 1)
+        lmc_comm_shard(p->n, g->size, g->rank, &p->own, &p->cnt);
+    *count += p->cnt;
+}
+
+lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count)
+{
+    lmc_comm *c = tr->comm;
+    if (tr->zero != 1)
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with ZeRO-%d is not supported (only --zero 0 or 1)", tr->ep,
+                       tr->zero);
+    if (c->device_memory || !c->ops->gather || !c->ops->reduce_scatter_start)
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --zero 1 needs --dist mpi (a host-memory ranged "
+                       "reduce-scatter and gather); %s has none", tr->ep, c->name);
+    int units = lmc_layout_num_units(&tr->m->layout);
+    tr->ep_zero = calloc(1, sizeof *tr->ep_zero);
+    if (tr->ep_zero)
+        tr->ep_zero->p = calloc(2 * (size_t)units, sizeof(ep_piece));
+    if (!tr->ep_zero || !tr->ep_zero->p)
+        return lmc_err(LMC_ENOMEM, "out of memory");
+    *count = 0;
+    for (int u = 0; u < units; u++) {
+        size_t b, e, x0, x1;
+        lmc_layout_unit(&tr->m->layout, u, &b, &e);
+        if (!lmc_trainer_ep_experts(tr, u, &x0, &x1))
+            x0 = x1 = e;
+        add_piece(tr, b, x0, c, count);
+        if (x1 > x0)
+            add_piece(tr, x0, x1, tr->edpc, count);
+    }
+    return LMC_OK;
+}
+
+void lmc_trainer_ep_zero_close(lmc_trainer *tr)
+{
+    if (tr->ep_zero)
+        free(tr->ep_zero->p);
+    free(tr->ep_zero);
+}
+
+int lmc_trainer_ep_own(const lmc_trainer *tr, int i, size_t *b, size_t *e)
+{
+    if (!tr->ep_zero || i >= tr->ep_zero->n)
+        return 0;
+    const ep_piece *p = &tr->ep_zero->p[i];
+    *b = p->b + p->own, *e = *b + p->cnt;
+    return 1;
+}
+
+void lmc_trainer_ep_pick(const lmc_trainer *tr, const float *part, float *dst)
+{
+    for (int i = 0; i < tr->ep_zero->n; i++) {
+        const ep_piece *p = &tr->ep_zero->p[i];
+        memcpy(dst + p->at, part + p->b + p->own, p->cnt * sizeof(float));
+    }
+}
+
+/* A unit's pieces under ZeRO-1: each reduce-scattered over its group. */
+static lmc_status zero_post(lmc_trainer *tr, int unit)
+{
+    size_t b, e;
+    lmc_layout_unit(&tr->m->layout, unit, &b, &e);
+    for (int i = 0; i < tr->ep_zero->n; i++) {
+        const ep_piece *p = &tr->ep_zero->p[i];
+        int r;
+        if (p->b < b || p->b >= e || !p->n || !p->g || p->g->size == 1)
+            continue;
+        LMC_TRY(p->g->ops->reduce_scatter_start(p->g, tr->m->grads + p->b, p->n, 0, p->n, &r));
+        if (p->g == tr->comm)
+            tr->reqs[tr->nreq++] = r;
+        else
+            tr->ep_reqs[tr->n_ep_reqs++] = r;
+    }
+    return LMC_OK;
+}
+
+void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale)
+{
+    const lmc_train_opts *o = tr->o;
+    for (int i = 0; i < tr->ep_zero->n; i++) {
+        const ep_piece *p = &tr->ep_zero->p[i];
+        lmc_optim view = tr->opt; /* the shard's slice of m and v, the same step count */
+        size_t b = p->b + p->own;
+        view.begin = b, view.end = b + p->cnt;
+        view.m = tr->opt.m + p->at, view.v = tr->opt.v + p->at;
+        if (p->cnt)
+            lmc_optim_step(&view, tr->m->params + b, tr->m->grads + b, lr, (float)o->beta1, (float)o->beta2,
+                           (float)o->eps, (float)o->weight_decay, scale);
+    }
+    tr->opt.t++;
+}
+
+lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr)
+{
+    for (int i = 0; i < tr->ep_zero->n; i++) {
+        const ep_piece *p = &tr->ep_zero->p[i];
+        if (p->n && p->g && p->g->size > 1)
+            LMC_TRY(p->g->ops->allgather(p->g, tr->m->params + p->b, p->n));
+    }
+    return LMC_OK;
+}
+
+lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full)
+{
+    for (int i = 0; i < tr->ep_zero->n; i++) {
+        const ep_piece *p = &tr->ep_zero->p[i];
+        float *full = host_full ? host_full + p->b : NULL; /* on the piece's root: a rank holding a part */
+        if (p->g && p->g->size > 1)
+            LMC_TRY(p->g->ops->gather(p->g, dev + p->at, full, p->n, 0));
+        else if (full)
+            tr->be->ops->download(tr->be, full, dev + p->at, p->n * sizeof(float));
     }
     return LMC_OK;
 }

@@ -83,6 +83,8 @@ static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_f
     lmc_comm *c = tr->comm;
     lmc_backend *be = tr->be;
     size_t total = tr->m->layout.total, own = tr->own_end - tr->own_begin;
+    if (tr->ep_zero)
+        return lmc_trainer_ep_gather(tr, dev, host_full);
     if (!tr->zero || c->size == 1) {
         if (holds_part(tr))
             be->ops->download(be, host_full, dev, total * sizeof(float));
@@ -234,7 +236,7 @@ static lmc_status ep_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, i
         }
         float *whole = lmc_alloc(g->total * sizeof(float), "checkpoint staging");
         s = whole ? LMC_OK : LMC_ENOMEM;
-        for (int r = 0; r < c->size && s == LMC_OK; r++) {
+        for (int r = c->size - 1; r >= 0 && s == LMC_OK; r--) { /* rank 0's rest last (ZeRO-1: only it has all) */
             s = r ? host_p2p(tr, c, in, total, r, 0) : LMC_OK;
             part.ep_rank = r;
             if (s == LMC_OK)

@@ -238,12 +238,21 @@ static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t
  * parts and the pipeline stages. */
 /* --ep: the rest of the model is whole and the same on every rank, each
  * rank's experts its own: the squares of the rest here, plus every group
- * member's experts (each expert once). */
+ * member's experts (each expert once). ZeRO-1: every element is in one
+ * rank's shard, the sum over the data-parallel ranks. */
 static lmc_status ep_norm(lmc_trainer *tr, float *norm)
 {
     const lmc_layout *lay = &tr->m->layout;
     const float *g = tr->m->grads;
     double rest = 0, mine = 0;
+    size_t o0, o1;
+    for (int i = 0; lmc_trainer_ep_own(tr, i, &o0, &o1); i++)
+        mine += squares(tr, g + o0, o1 - o0);
+    if (tr->ep_zero) {
+        LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &mine, 1, 0));
+        *norm = sqrtf((float)mine);
+        return LMC_OK;
+    }
     for (int u = 0; u < lmc_layout_num_units(lay); u++) {
         size_t b, e, x0, x1;
         lmc_layout_unit(lay, u, &b, &e);
@@ -290,13 +299,17 @@ static lmc_status optimizer_step(lmc_trainer *tr, float *norm, float *lr)
     if (o->clip > 0 && *norm > o->clip)
         scale = (float)(o->clip / (*norm + 1e-6));
     *lr = (float)lmc_lr_at(o, tr->step);
-    lmc_optim_step(&tr->opt, own_params(tr), own_grads(tr), *lr, (float)o->beta1, (float)o->beta2, (float)o->eps,
-                   (float)o->weight_decay, scale);
+    if (tr->ep_zero) /* --ep, ZeRO-1: the shards of the pieces */
+        lmc_trainer_ep_adamw(tr, *lr, scale);
+    else
+        lmc_optim_step(&tr->opt, own_params(tr), own_grads(tr), *lr, (float)o->beta1, (float)o->beta2,
+                       (float)o->eps, (float)o->weight_decay, scale);
     if (tr->sh)
         LMC_TRY(lmc_shard_params_changed(tr->sh));
     if (tr->zero && tr->zero < 3 && tr->comm->size > 1) {
         double t1 = lmc_now();
-        LMC_TRY(tr->comm->ops->allgather(tr->comm, tr->m->params, tr->m->layout.total));
+        LMC_TRY(tr->ep_zero ? lmc_trainer_ep_allgather(tr)
+                            : tr->comm->ops->allgather(tr->comm, tr->m->params, tr->m->layout.total));
         comm_s += lmc_now() - t1;
     }
     tr->me.comm_ms += comm_s * 1e3;

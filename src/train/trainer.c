@@ -333,7 +333,9 @@ static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, f
     float *whole[2] = {wm, wv}, *dst[2] = {m, v}, *part = NULL;
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         s = lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole[i], &part);
-        if (s == LMC_OK)
+        if (s == LMC_OK && tr->ep_zero)
+            lmc_trainer_ep_pick(tr, part, dst[i]);
+        else if (s == LMC_OK)
             memcpy(dst[i], part + tr->own_begin, own);
         lmc_free(part);
     }
@@ -370,7 +372,9 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     const lmc_layout *l = &tr->m->layout;
     size_t count = l->total;
     tr->own_begin = 0;
-    if (tr->zero)
+    if (tr->zero && tr->ep > 1) /* its shards of each piece, packed: own_begin .. own_end index them */
+        LMC_TRY(lmc_trainer_ep_zero_open(tr, &count));
+    else if (tr->zero)
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->own_begin, &count);
     tr->own_end = tr->own_begin + count;
     if (tr->zero >= 2) {

@@ -47,6 +47,7 @@ typedef struct {
     int ep_grads;          /* experts.c: expert gradients summed over the ranks holding the same experts (--ep) */
     lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
     int *ep_reqs, n_ep_reqs; /* their sums in flight */
+    struct lmc_ep_zero *ep_zero; /* experts.c: ZeRO-1's pieces under --ep (NULL otherwise) */
     double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
     double *moe_imbalance; /* (L) each layer's max / mean of them */
     /* pipeline parallelism (pipeline.c) */
@@ -146,8 +147,8 @@ lmc_status lmc_trainer_experts_step(lmc_trainer *tr); /* after each step: loads 
 void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb);
 void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st); /* the biases into a checkpoint's state */
 lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt);
-/* Expert parallelism under ZeRO-0 (experts.c): each rank holds its own
- * experts only. The groups (refusing --zero); a MoE layer's bucket in
+/* Expert parallelism (experts.c): each rank holds its own
+ * experts only. The groups (refusing --zero 2 and 3); a MoE layer's bucket in
  * pieces (*done = 0: not one, post it whole); the expert pieces' wait;
  * whether unit u holds split experts and where ([x0, x1): they end it);
  * the parameters this rank holds (any layout; padding not counted); rank 0's
@@ -161,6 +162,21 @@ lmc_status lmc_trainer_ep_wait(lmc_trainer *tr);
 int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1);
 size_t lmc_trainer_params_held(const lmc_trainer *tr);
 lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr);
+/* ZeRO-1 under --ep (experts.c): each unit's rest sharded over every
+ * data-parallel rank, its experts over the ranks holding them. open: the
+ * pieces and this rank's shards (*count floats of AdamW state, packed);
+ * own: shard i as [*b, *e) of the buffer (0 past the last); pick: the
+ * shards of a host buffer in the model's layout, packed; adamw: the step
+ * on the shards; allgather: the updated shards to their groups; gather:
+ * AdamW state dev (packed) whole into host_full (the model's layout) on
+ * the ranks holding the parts (lmc_trainer_save's). */
+lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count);
+void lmc_trainer_ep_zero_close(lmc_trainer *tr);
+int lmc_trainer_ep_own(const lmc_trainer *tr, int i, size_t *b, size_t *e);
+void lmc_trainer_ep_pick(const lmc_trainer *tr, const float *part, float *dst);
+void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale);
+lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr);
+lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full);
 /* balance.c */
 lmc_status lmc_balance_open(lmc_trainer *tr);
 void lmc_balance_close(lmc_trainer *tr);
