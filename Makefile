@@ -177,9 +177,12 @@ bench-gemm: $(BUILD)/bench/bench_gemm
 # safetensors, shards, tokenizer, serve (the request parser), weights_index,
 # gguf, report (the training-log reader), hostfile (lmc launch's host
 # file and plan), checkpoint (what resuming reads), plan_runs (lmc plan
-# --runs, --launch-log) and plan_inputs (lmc plan --chips, --fleet). They
-# link against an instrumented archive of the modules that read user bytes, so each pulls in
-# just what its parser needs.
+# --runs, --launch-log), plan_inputs (lmc plan --chips, --fleet),
+# gguf_range (a rank's range of a .gguf model), calib (lmc plan
+# --calibrate-log, --save-calibration) and http (lmc serve's HTTP layer: two
+# real servers in process, on an engine). They link against an instrumented
+# archive of the modules that read user bytes, so each pulls in just what its
+# parser needs.
 # `make fuzz-smoke` runs each a fixed number of times from its seeds (CI);
 # `make fuzz-tokenizer`, `make fuzz-weights` run one for FUZZ_SECONDS, and
 # `bash tests/fuzz/run.sh SECONDS` runs them all, keeping corpora in
@@ -189,13 +192,17 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -Iinclude -Isrc -Itests/fuzz -MMD -MP
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fopenmp -Iinclude -Isrc -Itests/fuzz -MMD -MP \
+                $(if $(MHD),-DLMC_HAVE_MHD)
 FUZZ_NAMES   := json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs \
-                plan_inputs
+                plan_inputs gguf_range calib http
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LIB_SRC := $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/report/*.c) src/train/data.c \
-                src/train/checkpoint.c src/serve/api.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c
-FUZZ_LIB_SRC += src/plan/runs.c src/plan/reliab.c src/plan/calfile.c src/plan/catalog.c src/plan/fleet.c $(PLAN_EMBED_C)
+                src/train/checkpoint.c src/launch/hostfile.c src/launch/plan.c tests/fuzz/fuzz_common.c \
+                tests/fuzz/fuzz_gguf_seeds.c
+# the planner's cost model, the engine on the cpu backend and the server (fuzz_calib, fuzz_http)
+FUZZ_LIB_SRC += $(wildcard src/plan/*.c src/backend/*.c src/backend/cpu/*.c src/infer/*.c src/serve/*.c) $(PLAN_EMBED_C) \
+                $(filter-out src/dist/mpi.c src/dist/mpi_p2p.c src/dist/nccl.c src/dist/hccl.c,$(wildcard src/dist/*.c))
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB     := $(FUZZ_BUILD)/liblmc_fuzz.a
 
@@ -211,7 +218,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ -lm -lpthread
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -fopenmp -o $@ $^ -lm -lpthread $(if $(MHD),-lmicrohttpd)
 
 fuzz-smoke: $(FUZZ_BINS)
 	FUZZ_BUILT=1 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh --smoke

@@ -35,4 +35,7 @@ void fuzz_seed(const char *name, int mode, const void *data, size_t n);
 /* The same with two parts joined by one sep byte (sep < 0: none). */
 void fuzz_seed2(const char *name, int mode, const void *a, size_t an, int sep, const void *b, size_t bn);
 
+/* The GGUF targets' seeds: tiny models exported by lmc (fuzz_gguf_seeds.c). */
+void fuzz_gguf_seeds(void);
+
 #endif

@@ -5,23 +5,25 @@
 #       each target for SECONDS seconds, growing its corpus in
 #       $FUZZ_BUILD/corpus/<name> (kept between runs);
 #   bash tests/fuzz/run.sh --smoke [name...]
-#       each target FUZZ_SMOKE_RUNS times (default 4000) with a fixed
+#       each target FUZZ_SMOKE_RUNS times (default 4000, http 1000) with a fixed
 #       random seed, from its seeds alone (CI, via `make fuzz-smoke`).
 #
 # Names: json config safetensors shards tokenizer serve weights_index gguf
-# report hostfile checkpoint plan_runs plan_inputs (all when none is given).
-# Each writes its seeds (lmc's own writers, LMC_FUZZ_SEEDS) and uses
-# tests/fuzz/<name>.dict. A crash, leak, sanitizer
-# report or broken property stops that target, keeps the input in
-# $FUZZ_BUILD/artifacts/ and makes the script exit 1. At the end a table:
-# executions, seconds, executions per second, libFuzzer's coverage counters
-# (cov: edges, ft: features) and corpus size; logs in $FUZZ_BUILD/logs/.
+# report hostfile checkpoint plan_runs plan_inputs gguf_range calib http (all
+# when none is given). Each writes its seeds (lmc's own writers,
+# LMC_FUZZ_SEEDS) and uses tests/fuzz/<name>.dict (gguf_range: gguf.dict).
+# A crash, leak, sanitizer report or broken property stops that target,
+# keeps the input in $FUZZ_BUILD/artifacts/ and makes the script exit 1. At
+# the end a table: executions, seconds, executions per second, libFuzzer's
+# coverage counters (cov: edges, ft: features) and corpus size; logs in
+# $FUZZ_BUILD/logs/.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
-ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs plan_inputs"
+ALL="json config safetensors shards tokenizer serve weights_index gguf report hostfile checkpoint plan_runs plan_inputs
+     gguf_range calib http"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 mode=$1; shift
 case "$mode" in
@@ -38,13 +40,24 @@ max_len() {
     case $1 in
     shards | tokenizer) echo 8192 ;;
     weights_index) echo 16384 ;;
-    gguf) echo 32768 ;;
+    gguf | gguf_range) echo 32768 ;;
     plan_runs | plan_inputs) echo 32768 ;;
     *) echo 4096 ;;
     esac
 }
 
+# http waits for each incomplete request's answer (20 ms) and then asks
+# /health: 1000 runs are about as long as the others' 4000.
+smoke_runs() {
+    case $1 in
+    http) echo "${FUZZ_SMOKE_RUNS:-1000}" ;;
+    *) echo "${FUZZ_SMOKE_RUNS:-4000}" ;;
+    esac
+}
+
 mkdir -p "$FUZZ_BUILD/logs" "$FUZZ_BUILD/artifacts"
+# One thread: the engine of the http target is the only OpenMP user.
+export OMP_NUM_THREADS=1
 # A 16 MB quarantine (ASan's default is 256 MB) still holds the frees of
 # thousands of inputs, so a use after free within one input is caught; the
 # default cycles fresh pages through every allocation, and page faults cost
@@ -57,7 +70,7 @@ for name in $names; do
     [ -x "$bin" ] || { echo "no $bin (unknown target '$name'?)"; failed+=("$name"); continue; }
     if [ "$mode" = --smoke ]; then
         corpus=$(mktemp -d "${TMPDIR:-/tmp}/lmc_fuzz_smoke_$name.XXXXXX")
-        limit=(-runs="${FUZZ_SMOKE_RUNS:-4000}" -seed=1)
+        limit=(-runs="$(smoke_runs "$name")" -seed=1)
     else
         corpus=$FUZZ_BUILD/corpus/$name
         limit=(-max_total_time="$mode")
@@ -66,7 +79,7 @@ for name in $names; do
     log=$FUZZ_BUILD/logs/$name.log
     t0=$(date +%s.%N)
     if LMC_FUZZ_SEEDS=$corpus "$bin" -runs=0 "$corpus" >"$log" 2>&1 &&
-        "$bin" "${limit[@]}" -max_len="$(max_len "$name")" -dict="tests/fuzz/$name.dict" -timeout=20 \
+        "$bin" "${limit[@]}" -max_len="$(max_len "$name")" -dict="tests/fuzz/${name%_range}.dict" -timeout=20 \
             -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/artifacts/$name-" \
             "$corpus" >>"$log" 2>&1; then
         status=ok
