@@ -4,7 +4,8 @@
 # (one matmul per expert, as the model runs them) beside one dense GEMM of
 # the same total size, GFLOP/s forward and backward, uniform routing and a
 # skewed one. Extra arguments go to the bench (e.g. --threads 2, --tokens 8192).
-# Then expert parallelism at ep 2 (below).
+# Then expert parallelism at ep 2, and each rank's memory at ep 1, 2 and 4
+# beside lmc plan's prediction (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -44,3 +45,25 @@ print("  all-to-all %.1f ms per step (rank mean), %.0f floats sent per rank; for
       "ratio %.3f" % (mean(ep, lambda r: sum(r["a2a_ms"]) / len(r["a2a_ms"])), sent, formula, sent / formula))
 print("  expert load max/mean per layer, last step: %s" % ep[-1]["expert_load"])
 PYEOF
+
+# Memory per rank: moe-8x (2 layers) on 4 ranks at ep 1, 2 and 4 (ZeRO-0),
+# and ep 4 with ZeRO-1: the parameters each rank holds (the log's
+# params_local) and its peak RSS beside lmc plan --memory's prediction for
+# the same layout (the cpu chip: what lmc train allocates). 2 steps each.
+M="--model moe-8x --layers 2 --batch 1 --seq 64 --steps 2 --data $d/train.bin --threads 1 --quiet"
+echo
+echo "memory per rank, moe-8x (2 layers, batch 1 x 64) on 4 ranks:"
+for lay in "1 0" "2 0" "4 0" "4 1"; do
+    set -- $lay
+    $MPIRUN -np 4 "$LMC" train $M --ep "$1" --zero "$2" --log "$d/mem.jsonl"
+    plan=$("$LMC" plan --memory --model moe-8x --layers 2 --fleet 4xcpu --dp 4 --ep "$1" --zero "$2" --precision fp32 \
+        --seq 64 --micro-batch 1 --json)
+    "$PY" - "$d/mem.jsonl" "$plan" "$1" "$2" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+plan = json.loads(sys.argv[2])["bytes"]["total"] / 1e6
+held, rss = rows[0]["run"]["params_local"], rows[-1]["rss_mb"]
+print("  ep %s ZeRO-%s: params_local %.1fM, peak RSS %s MB (max %.1f); lmc plan --memory %.1f MB: ratio %.3f" % (
+    sys.argv[3], sys.argv[4], held[0] / 1e6, " ".join("%.1f" % x for x in rss), max(rss), plan, max(rss) / plan))
+PYEOF
+done

@@ -540,7 +540,8 @@ void lmc_plan_memory_text(const lmc_plan_memory_report *r, lmc_sb *o)
         lmc_sb_printf(o, "memory per chip: the generic model (%s; docs/planner.md), MB = 1e6 bytes\n",
                       j->bf16 ? "16-bit weights and gradients, fp32 master and Adam" : "fp32");
     }
-    const char *whole = l->tp * l->pp > 1 ? "this rank's part of the model" : "the whole model";
+    const char *whole = l->tp * l->pp > 1 || (j->ep > 1 && j->model.n_expert > 0) ? "this rank's part of the model"
+                                                                                   : "the whole model";
     struct {
         const char *name;
         double v;
