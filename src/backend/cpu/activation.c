@@ -1,53 +1,31 @@
 /* activation.c: GELU (tanh approximation) and SwiGLU, forward and backward. */
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/gemm.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <math.h>
 #include <string.h>
 
-#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_C 0.044715f
 #define ELEM_BLOCK 4096 /* elements per parallel block */
 
 #if defined(__x86_64__)
-/* tanh(u) = 1 - 2 / (e^{2u} + 1): exact at both ends, ~1e-7 absolute in between */
-LMC_AVX512 static inline __m512 tanh512(__m512 u)
-{
-    __m512 e = lmc_exp512(_mm512_add_ps(u, u)), one = _mm512_set1_ps(1.0f);
-    return _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
-}
-
-LMC_AVX512 static inline __m512 sigmoid512(__m512 x)
-{
-    __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, lmc_exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-
 /* GELU's backward over [i0, i1): dst = gelu'(x) dout */
-LMC_AVX512 static void gelu_avx512(float *dst, const float *inp, const float *dout, size_t i0, size_t i1)
+LMC_TARGET(AVX512) static void gelu_avx512(float *dst, const float *inp, const float *dout, size_t i0, size_t i1)
 {
-    __m512 k = _mm512_set1_ps(GELU_K), c = _mm512_set1_ps(GELU_C), half = _mm512_set1_ps(0.5f),
-           one = _mm512_set1_ps(1.0f), c3 = _mm512_set1_ps(3.0f * GELU_C);
     for (size_t i = i0; i < i1; i += 16) {
         __mmask16 m = lmc_mask16((int)(i1 - i < 16 ? i1 - i : 16));
-        __m512 x = _mm512_maskz_loadu_ps(m, inp + i), x2 = _mm512_mul_ps(x, x);
-        __m512 th = tanh512(_mm512_mul_ps(k, _mm512_fmadd_ps(_mm512_mul_ps(c, x2), x, x)));
-        __m512 sech2 = _mm512_fnmadd_ps(th, th, one);
-        __m512 g = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_mul_ps(half, x), sech2),
-                                   _mm512_mul_ps(k, _mm512_fmadd_ps(c3, x2, one)),
-                                   _mm512_mul_ps(half, _mm512_add_ps(one, th)));
+        __m512 g = lmc_gelu_grad512(_mm512_maskz_loadu_ps(m, inp + i));
         _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, dout + i)));
     }
 }
 
 /* one row of SwiGLU: forward (dout NULL) or backward */
-LMC_AVX512 static void swiglu_avx512(float *dst, const float *g, const float *dout, int H)
+LMC_TARGET(AVX512) static void swiglu_avx512(float *dst, const float *g, const float *dout, int H)
 {
     const float *u = g + H;
     for (int i = 0; i < H; i += 16) {
         __mmask16 m = lmc_mask16(H - i);
-        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i), sg = sigmoid512(vg);
+        __m512 vg = _mm512_maskz_loadu_ps(m, g + i), vu = _mm512_maskz_loadu_ps(m, u + i), sg = lmc_sigmoid512(vg);
         __m512 silu = _mm512_mul_ps(vg, sg);
         if (!dout) {
             _mm512_mask_storeu_ps(dst + i, m, _mm512_mul_ps(silu, vu));
@@ -85,7 +63,7 @@ void lmc_cpu_gelu_forward(lmc_backend *be, float *out, const float *inp, size_t 
         size_t i0 = b * ELEM_BLOCK, k = n - i0 < ELEM_BLOCK ? n - i0 : ELEM_BLOCK;
         if (out != inp)
             memcpy(out + i0, inp + i0, k * sizeof(float));
-        im->gelu(out + i0, NULL, (int)k);
+        im->gelu(out + i0, (int)k);
     }
 }
 
@@ -98,14 +76,8 @@ void lmc_cpu_gelu_backward(lmc_backend *be, float *dinp, const float *inp, const
     }
 #endif
 #pragma omp parallel for num_threads(be->threads) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_K * (x + GELU_C * x * x * x);
-        float th = tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        dinp[i] = g * dout[i];
-    }
+    for (size_t i = 0; i < n; i++)
+        dinp[i] = lmc_gelu_grad(inp[i]) * dout[i];
 }
 
 // out (N,H) = silu(gate) * up, inp (N,2H) = [gate | up]

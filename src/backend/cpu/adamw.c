@@ -1,13 +1,13 @@
 /* adamw.c: torch.optim.AdamW's update, one fused pass per tensor. */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <math.h>
 
 #if defined(__x86_64__)
 /* [i0, i1) of the update, 16 lanes at a time, the same arithmetic as below */
-LMC_AVX512 static void adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-                                    const lmc_adamw_hp *hp)
+LMC_TARGET(AVX512) static void adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+                                            const lmc_adamw_hp *hp)
 {
     __m512 b1 = _mm512_set1_ps(hp->beta1), b2 = _mm512_set1_ps(hp->beta2), gs = _mm512_set1_ps(hp->grad_scale);
     __m512 c1 = _mm512_set1_ps(1.0f - hp->beta1), c2 = _mm512_set1_ps(1.0f - hp->beta2);

@@ -5,7 +5,7 @@
  * dimension, exponentials are computed 16 at a time, and the value /
  * gradient updates are FMAs over the head dimension. */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <math.h>
 #include <omp.h>
@@ -25,7 +25,8 @@ static void transpose_head(float *kt, const float *k, size_t stride, int T, int 
  * matrix, 64 columns at a time in four independent accumulators (one chain
  * would wait on FMA latency). With the keys transposed (KT, ld = T) it gives
  * a query's scores; with the value rows (ld = row) a weighted sum of them. */
-LMC_AVX512 static void vec_mat(float *out, const float *c, const float *m, size_t ld, int rows, int n, float mul)
+LMC_TARGET(AVX512) static void vec_mat(float *out, const float *c, const float *m, size_t ld, int rows, int n,
+                                       float mul)
 {
     __m512 vm = _mm512_set1_ps(mul);
     for (int j = 0; j < n; j += 64) {
@@ -48,20 +49,21 @@ LMC_AVX512 static void vec_mat(float *out, const float *c, const float *m, size_
 }
 
 /* sc[0..n) = (q . KT[:, s]) * scale: the head's scores against keys s < n */
-LMC_AVX512 static inline void scores(float *sc, const float *q, const float *kt, int T, int n, int HS, float scale)
+LMC_TARGET(AVX512) static inline void scores(float *sc, const float *q, const float *kt, int T, int n, int HS,
+                                             float scale)
 {
     vec_mat(sc, q, kt, (size_t)T, HS, n, scale);
 }
 
 /* o (HS) = mul * sum_s w[s] x_s for s < n (rows of stride `row`) */
-LMC_AVX512 static inline void weighted_rows(float *o, const float *w, const float *x, size_t row, int n, int HS,
-                                            float mul)
+LMC_TARGET(AVX512) static inline void weighted_rows(float *o, const float *w, const float *x, size_t row, int n, int HS,
+                                                    float mul)
 {
     vec_mat(o, w, x, row, n, HS, mul);
 }
 
 /* y (HS) += a * x (HS) */
-LMC_AVX512 static inline void axpy16(float *y, float a, const float *x, int HS)
+LMC_TARGET(AVX512) static inline void axpy16(float *y, float a, const float *x, int HS)
 {
     __m512 va = _mm512_set1_ps(a);
     for (int d = 0; d < HS; d += 16) {
@@ -71,7 +73,7 @@ LMC_AVX512 static inline void axpy16(float *y, float a, const float *x, int HS)
     }
 }
 
-LMC_AVX512 static float dot16(const float *a, const float *b, int HS)
+LMC_TARGET(AVX512) static float dot16(const float *a, const float *b, int HS)
 {
     __m512 acc = _mm512_setzero_ps();
     for (int d = 0; d < HS; d += 16) {
@@ -82,7 +84,7 @@ LMC_AVX512 static float dot16(const float *a, const float *b, int HS)
 }
 
 /* p[s] = exp(p[s] - sub) for s < n (masked tail); returns the sum */
-LMC_AVX512 static float exp_row(float *p, int n, float sub)
+LMC_TARGET(AVX512) static float exp_row(float *p, int n, float sub)
 {
     __m512 vs = _mm512_set1_ps(sub), sum = _mm512_setzero_ps();
     for (int s = 0; s < n; s += 16) {
@@ -94,7 +96,7 @@ LMC_AVX512 static float exp_row(float *p, int n, float sub)
     return _mm512_reduce_add_ps(sum);
 }
 
-LMC_AVX512 static float row_max(const float *p, int n)
+LMC_TARGET(AVX512) static float row_max(const float *p, int n)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int s = 0; s < n; s += 16)
@@ -103,8 +105,8 @@ LMC_AVX512 static float row_max(const float *p, int n)
 }
 
 // one (batch, head): out rows and lse for t < T
-LMC_AVX512 static void forward_head(float *out, float *lse, const float *q, const float *v, const float *kt,
-                                    float *p, size_t row, size_t orow, int T, int HS, float scale)
+LMC_TARGET(AVX512) static void forward_head(float *out, float *lse, const float *q, const float *v, const float *kt,
+                                            float *p, size_t row, size_t orow, int T, int HS, float scale)
 {
     for (int t = 0; t < T; t++) {
         int n = t + 1;
@@ -138,9 +140,10 @@ void lmc_cpu_attention_forward_avx512(lmc_backend *be, float *out, float *lse, c
 }
 
 // one query row t of head h: recompute p, then dq, and dk/dv for s <= t
-LMC_AVX512 static void backward_row(float *dq, float *dk, float *dv, const float *q, const float *d, const float *o,
-                                    const float *k, const float *kt, const float *vt, float *p, float *dp,
-                                    size_t row, int T, int t, int HS, float scale, float l)
+LMC_TARGET(AVX512) static void backward_row(float *dq, float *dk, float *dv, const float *q, const float *d,
+                                            const float *o,
+                                            const float *k, const float *kt, const float *vt, float *p, float *dp,
+                                            size_t row, int T, int t, int HS, float scale, float l)
 {
     int n = t + 1;
     scores(p, q, kt, T, n, HS, scale);

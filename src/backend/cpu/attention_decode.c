@@ -4,17 +4,18 @@
  * per token beside 500 MB of fp32 weights) and the portable path computes
  * each score with a scalar dot product and a scalar expf, so it is worth a
  * vector path: dots over 16 lanes, the softmax's exponentials 16 at a time
- * (vecmath.h's lmc_exp512, ~1 ulp), values summed with FMAs. The portable
+ * (simd_math.h's lmc_exp512, ~1 ulp), values summed with FMAs. The portable
  * path (attention.c) is the reference in the conformance suite. */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <math.h>
 
 /* One head of one sequence: o (HS) = softmax(q . k_s * scale) . v_s over
  * s < nk; p is scratch of nk floats. Returns the log-sum-exp of the scores. */
-LMC_AVX512 static float attend512(float *o, float *p, const float *q, const float *k, const float *v, size_t stride,
-                             int nk, int HS, float scale)
+LMC_TARGET(AVX512) static float attend512(float *o, float *p, const float *q, const float *k, const float *v,
+                                          size_t stride,
+                                          int nk, int HS, float scale)
 {
     int nc = HS / 16, tail = HS % 16;
     __mmask16 tm = lmc_mask16(tail);

@@ -1,6 +1,6 @@
 /* elementwise.c: add, scale, sum, cast. */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <string.h>
 
@@ -23,7 +23,7 @@ void lmc_cpu_scale(lmc_backend *be, float *x, float s, size_t n)
 
 #if defined(__x86_64__)
 /* one chunk in double precision, 16 lanes (two 8-lane halves) */
-LMC_AVX512 static double sum_chunk_avx512(const float *x, size_t n, int squares)
+LMC_TARGET(AVX512) static double sum_chunk_avx512(const float *x, size_t n, int squares)
 {
     __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
     for (size_t i = 0; i < n; i += 16) {

@@ -142,6 +142,14 @@ static void gemm_prefetch_slice(const char *p, size_t bytes, int s, int ns)
 }
 
 /* All micro-tiles of one packed (mc x kc) . (kc x nc) block, C at (ic, jc). */
+/* The GELU epilogue of one row: pre (if not NULL) keeps the input. */
+static void gelu_row(const lmc_gemm_impl *im, float *x, float *pre, int n)
+{
+    if (pre)
+        memcpy(pre, x, (size_t)n * sizeof *x);
+    im->gelu(x, n);
+}
+
 static void gemm_macro(const gemm_call *cl, const char *abuf, const char *bbuf, int ic, int mc,
                        int jc, int nc, int kc, int first, int last)
 {
@@ -166,7 +174,7 @@ static void gemm_macro(const gemm_call *cl, const char *abuf, const char *bbuf, 
             else
                 gemm_edge(cl, kc, ap, bp, cl->c + off, mr, nr, add_c, bias);
             for (int i = 0; gelu && i < mr; i++)
-                im->gelu(cl->c + off + i * cl->ldc, g->pre ? g->pre + off + i * cl->ldc : NULL, nr);
+                gelu_row(im, cl->c + off + i * cl->ldc, g->pre ? g->pre + off + i * cl->ldc : NULL, nr);
         }
     }
 }
@@ -231,7 +239,7 @@ static void gemm_empty(const lmc_gemm_impl *im, float *c, const lmc_gemm *g)
             row[j] = g->bias ? v + g->bias[j] : v;
         }
         if (g->gelu)
-            im->gelu(row, g->pre ? g->pre + (size_t)i * g->n : NULL, g->n);
+            gelu_row(im, row, g->pre ? g->pre + (size_t)i * g->n : NULL, g->n);
     }
 }
 
@@ -254,7 +262,7 @@ static void gemm_unpacked(const lmc_gemm_impl *im, float *c, const float *a, con
             row[j] = g->bias ? acc + g->bias[j] : acc;
         }
         if (g->gelu)
-            im->gelu(row, g->pre ? g->pre + (size_t)i * g->n : NULL, g->n);
+            gelu_row(im, row, g->pre ? g->pre + (size_t)i * g->n : NULL, g->n);
     }
 }
 

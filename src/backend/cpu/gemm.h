@@ -37,8 +37,8 @@ typedef void (*lmc_gemm_pack_b_fn)(void *dst, const float *b, size_t ldb, int tr
  * order, where acc is the sum over kc of the packed products. */
 typedef void (*lmc_gemm_kernel_fn)(int kc, const void *ap, const void *bp, float *c, size_t ldc,
                                    int add_c, const float *bias);
-/* In place GELU (tanh form) of n values; pre (if not NULL) gets the input. */
-typedef void (*lmc_gemm_gelu_fn)(float *x, float *pre, int n);
+/* In place GELU (simd_math.h's, of this instruction set) of n values. */
+typedef void (*lmc_gemm_gelu_fn)(float *x, int n);
 
 typedef struct {
     const char *name;
@@ -70,7 +70,5 @@ size_t lmc_gemm_scratch_bytes(const lmc_gemm_impl *im, int threads, const lmc_ge
  * fallback. Results do not depend on the thread count. */
 void lmc_gemm_run(const lmc_gemm_impl *im, int threads, void *scratch, float *c, const float *a,
                   const float *b, const lmc_gemm *g);
-
-#define LMC_GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 #endif

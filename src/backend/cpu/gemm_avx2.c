@@ -5,6 +5,7 @@
  * in fp32 (exact products of bf16 values, fp32 accumulation).
  */
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/simd_math.h"
 
 #if defined(__x86_64__)
 
@@ -12,9 +13,8 @@
 
 #define MR 6
 #define NR 16
-#define TAVX2 __attribute__((target("avx2,fma")))
 
-TAVX2 static inline __m256 round_ps(__m256 x)
+LMC_TARGET(AVX2) static inline __m256 round_ps(__m256 x)
 {
     __m256i u = _mm256_castps_si256(x), exp = _mm256_set1_epi32(0x7f800000);
     __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
@@ -28,19 +28,19 @@ TAVX2 static inline __m256 round_ps(__m256 x)
     return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u)));
 }
 
-TAVX2 static inline __m256i tail_mask(int n)
+LMC_TARGET(AVX2) static inline __m256i tail_mask(int n)
 {
     static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256((const __m256i *)(bits + 8 - (n < 0 ? 0 : n > 8 ? 8 : n)));
 }
 
-TAVX2 static inline __m256 load8(const float *p, int n, int round)
+LMC_TARGET(AVX2) static inline __m256 load8(const float *p, int n, int round)
 {
     __m256 x = n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(n));
     return round ? round_ps(x) : x;
 }
 
-TAVX2 static void transpose8(__m256 r[8])
+LMC_TARGET(AVX2) static void transpose8(__m256 r[8])
 {
     __m256 t[8], u[8];
     for (int i = 0; i < 4; i++) {
@@ -60,7 +60,7 @@ TAVX2 static void transpose8(__m256 r[8])
 }
 
 /* k-contiguous source rows into panels of width w (<= 16): 8 x 8 blocks */
-TAVX2 static void pack_kmajor(float *dst, const float *src, size_t ld, int rows, int kc, int w, int round)
+LMC_TARGET(AVX2) static void pack_kmajor(float *dst, const float *src, size_t ld, int rows, int kc, int w, int round)
 {
     float tmp[8] __attribute__((aligned(32)));
     for (int j0 = 0; j0 < w; j0 += 8) {
@@ -86,7 +86,7 @@ TAVX2 static void pack_kmajor(float *dst, const float *src, size_t ld, int rows,
 }
 
 /* panel-contiguous source: each source row is one k step */
-TAVX2 static void pack_nmajor(float *dst, const float *src, size_t ld, int cols, int kc, int w, int round)
+LMC_TARGET(AVX2) static void pack_nmajor(float *dst, const float *src, size_t ld, int cols, int kc, int w, int round)
 {
     for (int p = 0; p < kc; p++) {
         const float *s = src + (size_t)p * ld;
@@ -99,8 +99,8 @@ TAVX2 static void pack_nmajor(float *dst, const float *src, size_t ld, int cols,
     }
 }
 
-TAVX2 static void pack_panels(float *dst, const float *x, size_t ld, int kmajor, int n, int kc, int w,
-                              int round)
+LMC_TARGET(AVX2) static void pack_panels(float *dst, const float *x, size_t ld, int kmajor, int n, int kc, int w,
+                                         int round)
 {
     for (int j0 = 0; j0 < n; j0 += w) {
         int cols = n - j0 < w ? n - j0 : w;
@@ -122,8 +122,8 @@ static void pack_b(void *dst, const float *b, size_t ldb, int trans, int kc, int
     pack_panels(dst, b, ldb, trans, nc, kc, NR, round);
 }
 
-TAVX2 static void kernel(int kc, const void *ap_, const void *bp_, float *c, size_t ldc, int add_c,
-                         const float *bias)
+LMC_TARGET(AVX2) static void kernel(int kc, const void *ap_, const void *bp_, float *c, size_t ldc, int add_c,
+                                    const float *bias)
 {
     const float *ap = ap_, *bp = bp_;
     __m256 acc[MR][2];
@@ -153,37 +153,12 @@ TAVX2 static void kernel(int kc, const void *ap_, const void *bp_, float *c, siz
         }
 }
 
-/* exp(z) for |z| <= 87 (clamped): 2^n * p(r), Cephes polynomial */
-TAVX2 static inline __m256 exp_ps(__m256 z)
-{
-    z = _mm256_max_ps(_mm256_min_ps(z, _mm256_set1_ps(87.0f)), _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(z, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), z);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-/* x * sigmoid(2u) = 0.5 x (1 + tanh u); tails go through the same vector code */
-TAVX2 static void gelu_avx2(float *x, float *pre, int n)
+/* GELU epilogue; tails go through the same vector code */
+LMC_TARGET(AVX2) static void gelu_avx2(float *x, int n)
 {
     for (int j = 0; j < n; j += 8) {
         __m256i m = tail_mask(n - j);
-        __m256 v = _mm256_maskload_ps(x + j, m);
-        if (pre)
-            _mm256_maskstore_ps(pre + j, m, v);
-        __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
-        __m256 u = _mm256_mul_ps(_mm256_set1_ps(LMC_GELU_K), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), v3, v));
-        __m256 e = exp_ps(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
-        _mm256_maskstore_ps(x + j, m, _mm256_div_ps(v, _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+        _mm256_maskstore_ps(x + j, m, lmc_gelu256(_mm256_maskload_ps(x + j, m)));
     }
 }
 

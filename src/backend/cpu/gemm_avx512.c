@@ -15,11 +15,10 @@
 #if defined(__x86_64__)
 
 #include "backend/cpu/gemm_avx512.h"
-#include "backend/cpu/vecmath.h"
 
 /* ---- bf16 rounding, exactly bf16_round (CPUs without AVX512-BF16) ---- */
 
-T512 static INL __m512i rne_hi(__m512 x)
+LMC_TARGET(AVX512) static INL __m512i rne_hi(__m512 x)
 {
     __m512i u = _mm512_castps_si512(x);
     __m512i one = _mm512_set1_epi32(1), exp = _mm512_set1_epi32(0x7f800000);
@@ -32,12 +31,12 @@ T512 static INL __m512i rne_hi(__m512 x)
     return _mm512_mask_or_epi32(r, spec & low, u, _mm512_set1_epi32(0x10000));
 }
 
-T512 static INL __m512 round_ps(__m512 x)
+LMC_TARGET(AVX512) static INL __m512 round_ps(__m512 x)
 {
     return _mm512_castsi512_ps(_mm512_and_si512(rne_hi(x), _mm512_set1_epi32((int)0xffff0000u)));
 }
 
-T512 static INL __m512 load_f32(const float *p, __mmask16 m, int round)
+LMC_TARGET(AVX512) static INL __m512 load_f32(const float *p, __mmask16 m, int round)
 {
     __m512 x = _mm512_maskz_loadu_ps(m, p);
     return round ? round_ps(x) : x;
@@ -46,7 +45,8 @@ T512 static INL __m512 load_f32(const float *p, __mmask16 m, int round)
 /* ---- packers ---- */
 
 /* k-contiguous source (A of NN/NT, B of NT): 16 rows x 16 k at a time. */
-T512 static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w, int round)
+LMC_TARGET(AVX512) static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w,
+                                               int round)
 {
     int npad = (n + w - 1) / w * w;
     for (int j0 = 0; j0 < npad; j0 += 16) {
@@ -65,7 +65,8 @@ T512 static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, int
 }
 
 /* panel-contiguous source (A of TN, B of NN): each source row is one k */
-T512 static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w, int round)
+LMC_TARGET(AVX512) static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w,
+                                               int round)
 {
     for (int j0 = 0; j0 < n; j0 += w) {
         uint32_t *d = panel_at(dst, j0, w, kc);
@@ -81,7 +82,7 @@ T512 static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, int
 }
 
 /* one instance per (layout, rounding), so each inlines its constants */
-T512 static void pack_a_f32(void *dst, const float *a, size_t lda, int trans, int mc, int kc, int round)
+LMC_TARGET(AVX512) static void pack_a_f32(void *dst, const float *a, size_t lda, int trans, int mc, int kc, int round)
 {
     if (trans)
         round ? pack_nmajor(dst, a, lda, mc, kc, MR, 1) : pack_nmajor(dst, a, lda, mc, kc, MR, 0);
@@ -89,7 +90,7 @@ T512 static void pack_a_f32(void *dst, const float *a, size_t lda, int trans, in
         round ? pack_kmajor(dst, a, lda, mc, kc, MR, 1) : pack_kmajor(dst, a, lda, mc, kc, MR, 0);
 }
 
-T512 static void pack_b_f32(void *dst, const float *b, size_t ldb, int trans, int kc, int nc, int round)
+LMC_TARGET(AVX512) static void pack_b_f32(void *dst, const float *b, size_t ldb, int trans, int kc, int nc, int round)
 {
     if (trans)
         round ? pack_kmajor(dst, b, ldb, nc, kc, NR, 1) : pack_kmajor(dst, b, ldb, nc, kc, NR, 0);
@@ -99,7 +100,7 @@ T512 static void pack_b_f32(void *dst, const float *b, size_t ldb, int trans, in
 
 /* ---- micro-kernel ---- */
 
-T512 static INL void step_f32(__m512 acc[MR][3], const float *ap, const float *bp)
+LMC_TARGET(AVX512) static INL void step_f32(__m512 acc[MR][3], const float *ap, const float *bp)
 {
     __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
 #pragma GCC unroll 8
@@ -111,8 +112,8 @@ T512 static INL void step_f32(__m512 acc[MR][3], const float *ap, const float *b
     }
 }
 
-T512 static void kernel_f32(int kc, const void *ap_, const void *bp_, float *c, size_t ldc, int add_c,
-                            const float *bias)
+LMC_TARGET(AVX512) static void kernel_f32(int kc, const void *ap_, const void *bp_, float *c, size_t ldc, int add_c,
+                                          const float *bias)
 {
     const float *ap = ap_, *bp = bp_;
     __m512 acc[MR][3];
@@ -131,19 +132,13 @@ T512 static void kernel_f32(int kc, const void *ap_, const void *bp_, float *c, 
     store_tile(acc, c, ldc, add_c, bias);
 }
 
-/* ---- GELU: x * sigmoid(2u) = 0.5 x (1 + tanh u), u = K (x + 0.044715 x^3) ---- */
+/* ---- GELU epilogue ---- */
 
-T512 void lmc_gemm_gelu_avx512(float *x, float *pre, int n)
+LMC_TARGET(AVX512) void lmc_gemm_gelu_avx512(float *x, int n)
 {
     for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + j);
-        if (pre)
-            _mm512_mask_storeu_ps(pre + j, m, v);
-        __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
-        __m512 u = _mm512_mul_ps(_mm512_set1_ps(LMC_GELU_K), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), v3, v));
-        __m512 e = lmc_exp512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
-        _mm512_mask_storeu_ps(x + j, m, _mm512_div_ps(v, _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+        __mmask16 m = lmc_mask16(n - j);
+        _mm512_mask_storeu_ps(x + j, m, lmc_gelu512(_mm512_maskz_loadu_ps(m, x + j)));
     }
 }
 

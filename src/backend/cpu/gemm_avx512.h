@@ -1,6 +1,6 @@
 /* gemm_avx512.h: what the AVX-512 GEMM files share (x86-64 only): the
  * 8 x 48 micro-tile, the in-register 16 x 16 transpose the packers use, the
- * kernels' C-tile store and prefetch, and the vector GELU.
+ * kernels' C-tile store and prefetch, and the GELU epilogue.
  *
  * Micro-tile 8 x 48: 24 zmm accumulators, 3 B loads and 8 broadcast A loads
  * per k step (per k pair in bf16). Two 512-bit FMA pipes need >= 8
@@ -12,17 +12,16 @@
 #define LMC_GEMM_AVX512_H
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/simd_math.h"
 
 #include <immintrin.h>
 
 #define MR 8
 #define NR 48
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-#define T512BF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define INL __attribute__((always_inline)) inline
 
 /* In-register 16 x 16 transpose of 32-bit elements: r[i] row i -> r[c] column c. */
-T512 static INL void transpose16(__m512 r[16])
+LMC_TARGET(AVX512) static INL void transpose16(__m512 r[16])
 {
     __m512 t[16], u[16];
     for (int i = 0; i < 8; i++) {
@@ -50,15 +49,15 @@ T512 static INL void transpose16(__m512 r[16])
 /* Packed panels, in 32-bit units (a k step is one fp32 value or one bf16
  * pair): element (row j, step q) of a w-wide panel block is at panel j / w,
  * offset q*w + j % w. Rows past the matrix are zero. */
-T512 static INL uint32_t *panel_at(uint32_t *dst, int j0, int w, int kq)
+LMC_TARGET(AVX512) static INL uint32_t *panel_at(uint32_t *dst, int j0, int w, int kq)
 {
     return dst + (size_t)(j0 / w) * kq * w + j0 % w;
 }
 
 /* Stores one transposed 16-row group (r[c]: step q0 + c) into its panels: a
  * group is a third of a B panel (w = 48) or two A panels (w = 8). */
-T512 static INL void store_group(uint32_t *d, const __m512 r[16], int q0, int nq, int w, size_t pstride,
-                                 int second)
+LMC_TARGET(AVX512) static INL void store_group(uint32_t *d, const __m512 r[16], int q0, int nq, int w, size_t pstride,
+                                               int second)
 {
     for (int c = 0; c < nq; c++) {
         float *o = (float *)(d + (size_t)(q0 + c) * w);
@@ -74,14 +73,14 @@ T512 static INL void store_group(uint32_t *d, const __m512 r[16], int q0, int nq
 
 /* Strided source rows come from L3 or DRAM, too many streams for the
  * hardware prefetchers: the packers fetch the next 16 rows ahead. */
-T512 static INL void prefetch_rows(const float *src, size_t ld, int from, int to, int len)
+LMC_TARGET(AVX512) static INL void prefetch_rows(const float *src, size_t ld, int from, int to, int len)
 {
     for (int i = from; i < to; i++)
         for (int p = 0; p < len; p += 16)
             _mm_prefetch((const char *)(src + (size_t)i * ld + p), _MM_HINT_T0);
 }
 
-T512 static INL void store_tile(__m512 acc[MR][3], float *c, size_t ldc, int add_c, const float *bias)
+LMC_TARGET(AVX512) static INL void store_tile(__m512 acc[MR][3], float *c, size_t ldc, int add_c, const float *bias)
 {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++)
@@ -111,6 +110,6 @@ T512 static INL void store_tile(__m512 acc[MR][3], float *c, size_t ldc, int add
 #define TAIL_STEPS 16
 
 /* In place GELU of n values (both AVX-512 paths' epilogue). */
-void lmc_gemm_gelu_avx512(float *x, float *pre, int n);
+void lmc_gemm_gelu_avx512(float *x, int n);
 
 #endif

@@ -17,7 +17,7 @@
 #include "backend/cpu/gemm_avx512.h"
 
 /* 32 floats (masked) -> 16 dwords of bf16 pairs (x[2q] low, x[2q+1] high) */
-T512BF static INL __m512 load_pairs(const float *p, int kn)
+LMC_TARGET(AVX512_BF16) static INL __m512 load_pairs(const float *p, int kn)
 {
     __mmask32 m = kn >= 32 ? 0xffffffffu : (1u << kn) - 1;
     __m512 lo = _mm512_maskz_loadu_ps((__mmask16)m, p), hi = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16);
@@ -25,7 +25,7 @@ T512BF static INL __m512 load_pairs(const float *p, int kn)
 }
 
 /* two rows of 16 floats (masked) -> 16 dwords (e low, o high); o may be NULL */
-T512BF static INL __m512 interleave_pairs(const float *e, const float *o, __mmask16 m)
+LMC_TARGET(AVX512_BF16) static INL __m512 interleave_pairs(const float *e, const float *o, __mmask16 m)
 {
     static const short idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                   8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
@@ -36,7 +36,7 @@ T512BF static INL __m512 interleave_pairs(const float *e, const float *o, __mmas
 
 /* k-contiguous source (A of NN/NT, B of NT): 16 rows x 16 pairs at a time;
  * a row's bf16 pairs are already dwords, so this is the fp32 transpose. */
-T512BF static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w)
+LMC_TARGET(AVX512_BF16) static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w)
 {
     int kq = (kc + 1) / 2, npad = (n + w - 1) / w * w;
     for (int j0 = 0; j0 < npad; j0 += 16) {
@@ -55,7 +55,7 @@ T512BF static INL void pack_kmajor(uint32_t *dst, const float *src, size_t ld, i
 }
 
 /* panel-contiguous source (A of TN, B of NN): k rows 2q and 2q+1 interleave */
-T512BF static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w)
+LMC_TARGET(AVX512_BF16) static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, int n, int kc, int w)
 {
     int kq = (kc + 1) / 2;
     for (int j0 = 0; j0 < n; j0 += w) {
@@ -72,7 +72,8 @@ T512BF static INL void pack_nmajor(uint32_t *dst, const float *src, size_t ld, i
     }
 }
 
-T512BF static void pack_a_bf16(void *dst, const float *a, size_t lda, int trans, int mc, int kc, int round)
+LMC_TARGET(AVX512_BF16) static void pack_a_bf16(void *dst, const float *a, size_t lda, int trans, int mc, int kc,
+                                                int round)
 {
     (void)round; /* always bf16 */
     if (trans)
@@ -81,7 +82,8 @@ T512BF static void pack_a_bf16(void *dst, const float *a, size_t lda, int trans,
         pack_kmajor(dst, a, lda, mc, kc, MR);
 }
 
-T512BF static void pack_b_bf16(void *dst, const float *b, size_t ldb, int trans, int kc, int nc, int round)
+LMC_TARGET(AVX512_BF16) static void pack_b_bf16(void *dst, const float *b, size_t ldb, int trans, int kc, int nc,
+                                                int round)
 {
     (void)round;
     if (trans)
@@ -92,7 +94,7 @@ T512BF static void pack_b_bf16(void *dst, const float *b, size_t ldb, int trans,
 
 /* ---- micro-kernel ---- */
 
-T512BF static INL void step_bf16(__m512 acc[MR][3], const int32_t *ap, const __m512i *bp)
+LMC_TARGET(AVX512_BF16) static INL void step_bf16(__m512 acc[MR][3], const int32_t *ap, const __m512i *bp)
 {
     __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp), b1 = (__m512bh)_mm512_loadu_si512(bp + 1),
              b2 = (__m512bh)_mm512_loadu_si512(bp + 2);
@@ -105,8 +107,8 @@ T512BF static INL void step_bf16(__m512 acc[MR][3], const int32_t *ap, const __m
     }
 }
 
-T512BF static void kernel_bf16(int kc, const void *ap_, const void *bp_, float *c, size_t ldc,
-                               int add_c, const float *bias)
+LMC_TARGET(AVX512_BF16) static void kernel_bf16(int kc, const void *ap_, const void *bp_, float *c, size_t ldc,
+                                                int add_c, const float *bias)
 {
     const int32_t *ap = ap_;
     const __m512i *bp = bp_;

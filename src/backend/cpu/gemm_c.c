@@ -2,8 +2,8 @@
  * 4 x 8 micro-kernel in GNU C vectors (SSE on base x86-64, NEON on arm64),
  * cache-blocked by the same driver (gemm.c) as the SIMD paths. */
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/simd_math.h"
 
-#include <math.h>
 #include <string.h>
 
 #define C_MR 4
@@ -75,15 +75,10 @@ static void c_kernel(int kc, const void *ap_, const void *bp_, float *c, size_t 
     }
 }
 
-/* The same formula as the backend's gelu_forward. */
-static void c_gelu(float *x, float *pre, int n)
+static void c_gelu(float *x, int n)
 {
-    for (int j = 0; j < n; j++) {
-        float v = x[j];
-        if (pre)
-            pre[j] = v;
-        x[j] = 0.5f * v * (1.0f + tanhf(LMC_GELU_K * (v + 0.044715f * v * v * v)));
-    }
+    for (int j = 0; j < n; j++)
+        x[j] = lmc_gelu(x[j]);
 }
 
 const lmc_gemm_impl lmc_gemm_c_f32 = {

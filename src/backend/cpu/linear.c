@@ -17,8 +17,8 @@
  * conversion of the inputs cost more than the narrower arithmetic saved at
  * 4-16 streams (measured on d12's shapes, 2 threads). */
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/simd_math.h"
 
-#include <immintrin.h>
 #include <omp.h>
 #include <string.h>
 
@@ -59,8 +59,7 @@ static void linear_c(int nt, float *out, const float *inp, const void *w, lmc_dt
 
 /* ---------- AVX-512 ---------- */
 
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-#define INLINE512 static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl")))
+#define INLINE512 LMC_TARGET(AVX512) static inline __attribute__((always_inline))
 
 /* 16 weights from element i as fp32; the mask covers a tail shorter than 16 */
 INLINE512 __m512 load_w(const void *w, lmc_dtype t, size_t i, __mmask16 mk)
@@ -221,8 +220,9 @@ INLINE512 void rows512(float *out, const float *inp, size_t ldx, const void *w, 
 }
 
 #define ROWS_FN(name, T)                                                                                   \
-    AVX512 static void name(float *out, const float *inp, size_t ldx, const void *w, const float *scale,       \
-                            const float *bias, int N, int K, int acc, int n_lo, int n_hi, int m_lo, int m_hi)  \
+    LMC_TARGET(AVX512) static void name(float *out, const float *inp, size_t ldx, const void *w,               \
+                                        const float *scale, const float *bias, int N, int K, int acc, int n_lo, \
+                                        int n_hi, int m_lo, int m_hi)                                          \
     {                                                                                                      \
         rows512(out, inp, ldx, w, T, scale, bias, N, K, acc, n_lo, n_hi, m_lo, m_hi);                      \
     }

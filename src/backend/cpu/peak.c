@@ -1,16 +1,16 @@
 /* peak.c: the measured peak FLOP/s of this CPU (all backend threads), the
  * denominator of MFU: an FMA-only loop, fp32 (vfmadd) or bf16 (vdpbf16ps). */
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/simd_math.h"
 
 #include <omp.h>
 #include <time.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 
 #define PEAK_ITERS 2000000
 
-__attribute__((target("avx512f"))) static double fma_f32_avx512(void)
+LMC_TARGET(AVX512) static double fma_f32_avx512(void)
 {
     __m512 acc[12], x = _mm512_set1_ps(1e-7f), y = _mm512_set1_ps(0.999f);
     for (int i = 0; i < 12; i++)
@@ -25,7 +25,7 @@ __attribute__((target("avx512f"))) static double fma_f32_avx512(void)
     return 12.0 * PEAK_ITERS * 16 * 2;
 }
 
-__attribute__((target("avx512f,avx512bf16"))) static double dot_bf16_avx512(void)
+LMC_TARGET(AVX512_BF16) static double dot_bf16_avx512(void)
 {
     __m512 acc[12];
     __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
@@ -41,7 +41,7 @@ __attribute__((target("avx512f,avx512bf16"))) static double dot_bf16_avx512(void
     return 12.0 * PEAK_ITERS * 32 * 2;
 }
 
-__attribute__((target("avx2,fma"))) static double fma_f32_avx2(void)
+LMC_TARGET(AVX2) static double fma_f32_avx2(void)
 {
     __m256 acc[12], x = _mm256_set1_ps(1e-7f), y = _mm256_set1_ps(0.999f);
     for (int i = 0; i < 12; i++)

@@ -5,7 +5,7 @@
  * threads. Every output row is written by one thread in a fixed order, so
  * the bits do not depend on the thread count. */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <string.h>
 
@@ -32,7 +32,7 @@ static float dot_c(const float *a, const float *b, int C)
 }
 
 #if defined(__x86_64__)
-LMC_AVX512 static void scale_avx512(float *o, const float *x, float s, int C)
+LMC_TARGET(AVX512) static void scale_avx512(float *o, const float *x, float s, int C)
 {
     __m512 vs = _mm512_set1_ps(s);
     for (int c = 0; c < C; c += 16) {
@@ -41,7 +41,7 @@ LMC_AVX512 static void scale_avx512(float *o, const float *x, float s, int C)
     }
 }
 
-LMC_AVX512 static void axpy_avx512(float *o, const float *x, float s, int C)
+LMC_TARGET(AVX512) static void axpy_avx512(float *o, const float *x, float s, int C)
 {
     __m512 vs = _mm512_set1_ps(s);
     for (int c = 0; c < C; c += 16) {
@@ -52,7 +52,7 @@ LMC_AVX512 static void axpy_avx512(float *o, const float *x, float s, int C)
 }
 
 /* two accumulators of 16 lanes, reduced at the end */
-LMC_AVX512 static float dot_avx512(const float *a, const float *b, int C)
+LMC_TARGET(AVX512) static float dot_avx512(const float *a, const float *b, int C)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     int c = 0;
@@ -68,19 +68,19 @@ LMC_AVX512 static float dot_avx512(const float *a, const float *b, int C)
 }
 
 /* AVX2: the portable loops, vectorised by the compiler for these targets */
-__attribute__((target("avx2,fma"))) static void scale_avx2(float *o, const float *x, float s, int C)
+LMC_TARGET(AVX2) static void scale_avx2(float *o, const float *x, float s, int C)
 {
     for (int c = 0; c < C; c++)
         o[c] = s * x[c];
 }
 
-__attribute__((target("avx2,fma"))) static void axpy_avx2(float *o, const float *x, float s, int C)
+LMC_TARGET(AVX2) static void axpy_avx2(float *o, const float *x, float s, int C)
 {
     for (int c = 0; c < C; c++)
         o[c] += s * x[c];
 }
 
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int C)
+LMC_TARGET(AVX2) static float dot_avx2(const float *a, const float *b, int C)
 {
     __m256 s0 = _mm256_setzero_ps();
     int c = 0;

@@ -1,12 +1,12 @@
 /* xent.c: fused softmax + cross-entropy (+ its gradient, in place). */
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/vecmath.h"
+#include "backend/cpu/simd_math.h"
 
 #include <math.h>
 
 #if defined(__x86_64__)
 /* one row: returns the loss; with backward, x becomes dloss * (softmax - onehot) */
-LMC_AVX512 static float xent_row_avx512(float *x, int t, int V, int Vp, float dloss, int backward)
+LMC_TARGET(AVX512) static float xent_row_avx512(float *x, int t, int V, int Vp, float dloss, int backward)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < V; j += 16)
