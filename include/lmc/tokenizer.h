@@ -9,6 +9,8 @@
 #ifndef LMC_TOKENIZER_H
 #define LMC_TOKENIZER_H
 
+#include <stdio.h>
+
 #include "lmc/core.h"
 
 typedef struct lmc_tokenizer lmc_tokenizer;
@@ -155,5 +157,17 @@ lmc_status lmc_tok_shard(const lmc_tokenizer *tok, const lmc_tok_shard_opts *opt
 /* Reads a shard's header and checks it against the file size; *tokens and
  * *token_bytes describe the payload that starts at byte 1024. */
 lmc_status lmc_tok_shard_check(const char *path, long long *tokens, int *token_bytes);
+
+/* ---------- files of any size (lmc encode, lmc decode) ---------- */
+
+/* Text from in (named name in messages) -> its ids separated by spaces,
+ * then a newline, to out; streamed in blocks cut where pre-tokenization is
+ * unaffected. special: special token names become their ids (the whole
+ * input is read first: a cut could split a name). */
+lmc_status lmc_tok_encode_file(const lmc_tokenizer *tok, FILE *in, const char *name, int special, FILE *out);
+/* Ids separated by whitespace from in (named name in messages) -> their
+ * bytes to out; a word that is not an id in the vocabulary fails naming
+ * its position. */
+lmc_status lmc_tok_decode_file(const lmc_tokenizer *tok, FILE *in, const char *name, FILE *out);
 
 #endif

@@ -61,6 +61,9 @@ eot=$("$LMC" tokenizer info --tokenizer "$T/tok" | awk '$1 == "special" {print $
 [ "$eot" = 399 ] || { echo "FAIL: info: special id '$eot'"; fails=$((fails + 1)); }
 ids=$(printf 'a<|endoftext|>b' | "$LMC" encode --tokenizer "$T/tok" --special)
 [[ " $ids " == *" 399 "* ]] || { echo "FAIL: encode --special: $ids"; fails=$((fails + 1)); }
+# a word holding a NUL byte is no id (it read as the digits before the NUL)
+err=$(printf '1\0009 2' | "$LMC" decode --tokenizer "$T/tok" 2>&1 >/dev/null)
+[ $? = 1 ] && [[ "$err" == *"<stdin>: token 1 holds a NUL byte"* ]] || { echo "FAIL: decode of '1<NUL>9': $err"; fails=$((fails + 1)); }
 ok "$LMC" tokenize --tokenizer "$T/tok" --input "$T/text.txt" --out "$T/sh/x" --quiet --block-bytes 1000
 [ -s "$T/sh/x_train_000000.bin" ] && [ -s "$T/sh/x_val_000000.bin" ] || { echo "FAIL: tokenize wrote no shards"; fails=$((fails + 1)); }
 ok "$LMC" tokenizer convert --tokenizer "$T/g2" --out "$T/conv"

@@ -4,7 +4,8 @@
  *        find_cut reports pre-tokenize exactly as the whole (linear time);
  *   2-3  text with special tokens: decode(encode(x)) == x;
  *   4    lmc-tokenizer.json from memory;
- *   5    encoder.json + vocab.bpe from memory, split at the first NUL byte.
+ *   5    encoder.json + vocab.bpe from memory, split at the first NUL byte;
+ *   6    token ids as lmc decode reads them (lmc_tok_decode_file).
  * A tokenizer file that loads must round-trip text, and save (in its own
  * format) and reload to a tokenizer that encodes alike. Any violation
  * aborts, which libFuzzer reports with the input. Seeds: the target's
@@ -37,6 +38,7 @@ static void seeds(void)
     fuzz_seed2("seed-gpt2-files", 5, a.s, a.len, 0, b.s, b.len);
     fuzz_seed("seed-text", 0, CORPUS, strlen(CORPUS));
     fuzz_seed("seed-text-special", 2, CORPUS, strlen(CORPUS));
+    fuzz_seed("seed-ids", 6, "1 2 3\n 40\t5 ", 13);
     lmc_sb_free(&a);
     lmc_sb_free(&b);
 }
@@ -152,13 +154,48 @@ static void fuzz_gpt2(const char *s, size_t n)
     }
 }
 
+/* Ids separated by whitespace: when lmc_tok_decode_file accepts them, every
+ * word is a whole number in the vocabulary and the bytes written are those
+ * ids' bytes in order. */
+static void fuzz_decode_ids(const char *s, size_t n)
+{
+    if (!n)
+        return;
+    char *got = NULL, *words = malloc(n + 1);
+    size_t got_n = 0;
+    FILE *in = fmemopen((void *)s, n, "r"), *out = open_memstream(&got, &got_n);
+    FUZZ_ASSERT(in && out && words);
+    lmc_status st = lmc_tok_decode_file(tok, in, "<fuzz>", out);
+    fclose(in);
+    fclose(out);
+    if (st == LMC_OK) {
+        lmc_sb want;
+        lmc_sb_init(&want);
+        memcpy(words, s, n);
+        words[n] = 0;
+        FUZZ_ASSERT(strlen(words) == n); /* a NUL byte is no id */
+        for (char *w = strtok(words, " \t\n\v\f\r"); w; w = strtok(NULL, " \t\n\v\f\r")) {
+            char *end;
+            long long id = strtoll(w, &end, 10);
+            FUZZ_ASSERT(*end == 0 && id >= 0 && id < lmc_tok_vocab_size(tok));
+            size_t len;
+            const char *b = lmc_tok_token_bytes(tok, (int)id, &len);
+            lmc_sb_put(&want, b, len);
+        }
+        FUZZ_ASSERT(want.len == got_n && (!got_n || !memcmp(want.s, got, got_n)));
+        lmc_sb_free(&want);
+    }
+    free(got);
+    free(words);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
     const char *s = (const char *)data + 1;
     size_t n = size - 1;
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0:
     case 1:
         round_trip(tok, s, n, 0);
@@ -178,6 +215,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 5:
         fuzz_gpt2(s, n);
+        break;
+    case 6:
+        fuzz_decode_ids(s, n);
         break;
     }
     return 0;
