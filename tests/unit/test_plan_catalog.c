@@ -1,6 +1,7 @@
 /* test_plan_catalog.c: the chip catalogue (every figure has a source,
  * lookups, user overrides, bad input), fleets (shorthand, FLEET.json,
  * deliveries, bad input naming file/field/value), dates and model shapes. */
+#include "backend/peaks.h"
 #include "lmc/plan.h"
 #include "test.h"
 
@@ -86,6 +87,11 @@ static void test_catalog_precisions(void)
     }
     const lmc_plan_chip *h = lmc_plan_catalog_find(&cat, "NVIDIA H100 80GB HBM3"); /* the name CUDA reports */
     CHECK(h && lmc_plan_peak(h, 0) == 67e12 && lmc_plan_peak(h, 1) == 989e12);
+    /* the backends' MFU peaks, by the names devices report (backend/peaks.h) */
+    CHECK(lmc_chip_peak_named("NVIDIA H100 80GB HBM3", LMC_F32) == 67e12);
+    CHECK(lmc_chip_peak_named("Ascend910B2", LMC_BF16) == 376e12);
+    CHECK(lmc_chip_peak_named("Ascend910B2", LMC_F32) == 94e12);
+    CHECK(lmc_chip_peak_named("NVIDIA Q9000", LMC_BF16) == 0);
     lmc_plan_catalog_free(&cat);
 }
 
