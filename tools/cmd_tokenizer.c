@@ -85,30 +85,23 @@ static int cmd_train(int argc, char **argv)
     lmc_tok_train_opts o = {.vocab_size = (int)vocab, .specials = (const char *const *)sp.v, .n_specials = sp.n,
                             .min_frequency = min_freq, .max_piece_bytes = (int)max_piece, .progress = progress,
                             .progress_ctx = &ps};
-    lmc_tok_trainer *tr = NULL;
     lmc_tokenizer *tok = NULL;
-    double t0 = lmc_now(), t1 = t0;
-    s = lmc_tok_trainer_new(&o, &tr);
-    if (s == LMC_OK)
-        s = lmc_tok_trainer_feed_files(tr, paths, np, total);
-    size_t words = tr ? lmc_tok_trainer_words(tr) : 0;
-    t1 = lmc_now();
-    if (s == LMC_OK)
-        s = lmc_tok_trainer_finish(tr, &tok);
+    lmc_tok_train_stats st = {0};
+    double t0 = lmc_now();
+    s = lmc_tok_train_files(&o, paths, np, total, &tok, &st);
     progress_done(&ps);
-    double t2 = lmc_now();
     if (s == LMC_OK)
         s = lmc_tok_save(tok, out);
     if (s == LMC_OK) {
         printf("trained %s: vocabulary %d (%d merges, %d specials) from %zu distinct words\n", out,
-               lmc_tok_vocab_size(tok), lmc_tok_n_merges(tok), lmc_tok_n_special(tok), words);
-        printf("time: %.2f s counting, %.2f s merging, %.2f s total\n", t1 - t0, t2 - t1, lmc_now() - t0);
+               lmc_tok_vocab_size(tok), lmc_tok_n_merges(tok), lmc_tok_n_special(tok), st.words);
+        printf("time: %.2f s counting, %.2f s merging, %.2f s total\n", st.count_seconds, st.merge_seconds,
+               lmc_now() - t0);
         if (lmc_tok_vocab_size(tok) < vocab)
             printf("note: the text ran out of pairs seen %lld+ times before reaching %lld tokens\n", min_freq,
                    vocab);
     }
     lmc_tok_free(tok);
-    lmc_tok_trainer_free(tr);
     lmc_tok_free_inputs(paths, np);
     cli_list_free(&in);
     cli_list_free(&sp);

@@ -8,6 +8,8 @@
 #ifndef LMC_GGUF_H
 #define LMC_GGUF_H
 
+#include <stdio.h>
+
 #include "lmc/core.h"
 #include "lmc/model.h"
 #include "lmc/tokenizer.h"
@@ -207,5 +209,19 @@ lmc_status lmc_gguf_tok_from(const lmc_gguf *g, lmc_tokenizer **out);
 /* The pre-tokenizer names (tokenizer.ggml.pre) llama.cpp splits with
  * GPT-2's regex: lmc writes the first, "gpt-2". */
 int lmc_gguf_pre_is_gpt2(const char *s, size_t n);
+
+/* ---------- lmc export ---------- */
+typedef struct {
+    const char *model;     /* weights (.safetensors, HF folder, or .gguf) */
+    const char *tokenizer; /* NULL: the model's, when it is a .gguf */
+    const char *format;    /* "gguf" */
+    const char *type;      /* weight type: f32 | f16 | bf16 | q8_0 */
+    const char *out;       /* the file, written atomically */
+    const char *name;      /* general.name; NULL: the model file's base name */
+    FILE *log;             /* one line: what was written */
+} lmc_export_opts;
+
+/* Loads the model and tokenizer and writes them as GGUF (lmc_gguf_export). */
+lmc_status lmc_export_run(const lmc_export_opts *o);
 
 #endif

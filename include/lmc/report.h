@@ -4,6 +4,8 @@
 #ifndef LMC_REPORT_H
 #define LMC_REPORT_H
 
+#include <stdio.h>
+
 #include "lmc/core.h"
 
 /* The log's numbers, by key (report_read.c names them). */
@@ -73,5 +75,9 @@ lmc_status lmc_report_save(const char *path, const lmc_report_run *runs, int n);
 /* Reads one log and rewrites its page (for `lmc train --report`); warnings
  * are dropped: `lmc report` on the log shows them. */
 lmc_status lmc_report_update(const char *path, const char *log);
+
+/* lmc report: reads the n logs (their warnings to log), writes the page
+ * to out and one line saying so to log. */
+lmc_status lmc_report_run_files(const char *const *logs, int n, const char *out, FILE *log);
 
 #endif

@@ -121,6 +121,16 @@ void lmc_tok_trainer_free(lmc_tok_trainer *tr);
 /* Number of distinct words counted so far. */
 size_t lmc_tok_trainer_words(const lmc_tok_trainer *tr);
 
+/* lmc tokenizer train: a trainer fed the n files (lmc_tok_list_inputs; total
+ * bytes for progress) and finished. st (may be NULL) receives the distinct
+ * words and the seconds counting and merging. */
+typedef struct {
+    size_t words;
+    double count_seconds, merge_seconds;
+} lmc_tok_train_stats;
+lmc_status lmc_tok_train_files(const lmc_tok_train_opts *opts, char *const *paths, int n, double total_bytes,
+                               lmc_tokenizer **out, lmc_tok_train_stats *st);
+
 /* ---------- token shards (llm.c's format) ---------- */
 
 #define LMC_SHARD_MAGIC 20240520
