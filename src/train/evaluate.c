@@ -129,8 +129,8 @@ lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
     lmc_rng_seed(&rng, lmc_hash64(tr->seed ^ (uint64_t)tr->step));
     lmc_sampling sp = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
     sample_text t = {tr, text, 0};
-    lmc_gen_opts g = {.max_new = o->sample_tokens, .sp = &sp, .rng = &rng, .recompute = tr->m->prec != LMC_F32, .slide = 1,
-                      .stop_id = -1, .on_token = add_token, .ctx = &t};
+    lmc_gen_opts g = {.max_new = o->sample_tokens, .sp = &sp, .rng = &rng, .recompute = tr->m->prec != LMC_F32,
+                      .slide = 1, .stop_id = -1, .on_token = add_token, .ctx = &t};
     if (tr->tp > 1 || tr->pp > 1 || tr->zero == 3 || tr->ep > 1 || o->seq < 2)
         return lmc_generate(distributed_logits, tr, tr->cfg.vocab, o->seq, &prompt, 1, &g);
     lmc_engine *e;
