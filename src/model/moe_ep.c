@@ -21,7 +21,7 @@
  * layout is lmc_layout_build_ep's: E/P experts per layer, indexed from 0
  * here), so the AdamW state of the others is not on it either; the trainer
  * sums each expert's gradient over the ranks holding the same experts and
- * joins the experts into whole tensors for checkpoints (src/train/experts.c,
+ * joins the experts into whole tensors for checkpoints (src/train/experts_ep.c,
  * save.c). The owner keeps its rows'
  * activations per layer for up to P x N x k rows (dropless: every row of
  * the group may choose its experts). */

@@ -44,10 +44,10 @@ typedef struct {
     int tp, tp_rank;
     int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
     lmc_comm *epc;   /* their group (NULL without --ep) */
-    int ep_grads;          /* experts.c: expert gradients summed over the ranks holding the same experts (--ep) */
+    int ep_grads;          /* experts_ep.c: expert gradients summed over the ranks holding the same experts (--ep) */
     lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
     int *ep_reqs, n_ep_reqs; /* their sums in flight */
-    struct lmc_ep_zero *ep_zero; /* experts.c: ZeRO-1's pieces under --ep (NULL otherwise) */
+    struct lmc_ep_zero *ep_zero; /* experts_ep.c: ZeRO-1's pieces under --ep (NULL otherwise) */
     double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
     double *moe_imbalance; /* (L) each layer's max / mean of them */
     /* pipeline parallelism (pipeline.c) */
@@ -147,7 +147,7 @@ lmc_status lmc_trainer_experts_step(lmc_trainer *tr); /* after each step: loads 
 void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb);
 void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st); /* the biases into a checkpoint's state */
 lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt);
-/* Expert parallelism (experts.c): each rank holds its own
+/* Expert parallelism (experts_ep.c): each rank holds its own
  * experts only. The groups (refusing --zero 2 and 3); a MoE layer's bucket in
  * pieces (*done = 0: not one, post it whole); the expert pieces' wait;
  * whether unit u holds split experts and where ([x0, x1): they end it);
@@ -162,7 +162,7 @@ lmc_status lmc_trainer_ep_wait(lmc_trainer *tr);
 int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1);
 size_t lmc_trainer_params_held(const lmc_trainer *tr);
 lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr);
-/* ZeRO-1 under --ep (experts.c): each unit's rest sharded over every
+/* ZeRO-1 under --ep (experts_ep.c): each unit's rest sharded over every
  * data-parallel rank, its experts over the ranks holding them. open: the
  * pieces and this rank's shards (*count floats of AdamW state, packed);
  * own: shard i as [*b, *e) of the buffer (0 past the last); pick: the
