@@ -1,6 +1,7 @@
 /* cli.c: table-driven flag parsing with errors that name the flag and value. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,4 +144,20 @@ void cli_list_free(cli_list *l)
     free(l->v);
     l->v = NULL;
     l->n = 0;
+}
+
+lmc_status cli_parse_require(cli_spec *spec, int argc, char **argv, const char *names)
+{
+    lmc_status s = cli_parse(spec, argc, argv, NULL);
+    return s == LMC_OK ? cli_require(spec, names) : s;
+}
+
+void cli_catch_stop(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -41,6 +41,10 @@ int cli_was_set(const cli_spec *spec, const char *name);
 /* LMC_EINVAL "--a is required" / "--a, --b and --c are required" unless
  * every flag named in `names` (space-separated) was given. */
 lmc_status cli_require(const cli_spec *spec, const char *names);
+/* cli_parse without positional arguments, then cli_require(names). */
+lmc_status cli_parse_require(cli_spec *spec, int argc, char **argv, const char *names);
+/* handler for SIGINT and SIGTERM (a graceful stop: lmc serve, lmc launch). */
+void cli_catch_stop(void (*handler)(int));
 /* The help of every --tokenizer DIR flag. */
 #define CLI_TOKENIZER_HELP "tokenizer folder (lmc-tokenizer.json, or GPT-2's encoder.json + vocab.bpe)"
 void cli_usage(const cli_spec *spec, FILE *f);

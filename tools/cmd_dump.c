@@ -21,9 +21,7 @@ int lmc_cmd_dump(int argc, char **argv)
         {NULL},
     };
     cli_spec spec = {.cmd = "dump", .synopsis = "--init FILE --data GLOB --out DIR [--batch B --seq T]", .opts = opts};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "init data out");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "init data out");
     if (s)
         return cli_exit(&spec, s);
     lmc_dump_opts o = {.init = init, .data = data, .out = out, .precision = precision, .device = device,

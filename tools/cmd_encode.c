@@ -17,9 +17,7 @@ int lmc_cmd_encode(int argc, char **argv)
     cli_spec spec = {.cmd = "encode", .synopsis = "--tokenizer DIR < text > ids", .opts = opts,
                      .about = "Reads text on stdin and writes its token ids, separated by spaces, on stdout. "
                               "Special token names are ordinary text unless --special is given."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
@@ -39,9 +37,7 @@ int lmc_cmd_decode(int argc, char **argv)
     };
     cli_spec spec = {.cmd = "decode", .synopsis = "--tokenizer DIR < ids > text", .opts = opts,
                      .about = "Reads token ids separated by whitespace on stdin and writes their bytes on stdout."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;

@@ -22,9 +22,7 @@ int lmc_cmd_export(int argc, char **argv)
                               "them), tensors under llama.cpp's names. 1-D tensors and position embeddings stay "
                               "f32. lmc reads such files back with --model / --init / --tokenizer FILE.gguf.",
                      .opts = opts};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "model out");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "model out");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     return cli_fail("export", lmc_export_run(&o));

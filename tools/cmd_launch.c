@@ -17,16 +17,6 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 static void on_output(void *ctx, const char *text, size_t n)
 {
     fwrite(text, 1, n, stderr);
@@ -83,7 +73,7 @@ int lmc_cmd_launch(int argc, char **argv)
         snprintf(mpirun, sizeof mpirun, "%s -x LMC_COMM_TIMEOUT", o.mpirun);
         o.mpirun = mpirun;
     }
-    catch_signals();
+    cli_catch_stop(on_signal);
     lmc_launch_summary sum;
     return cli_fail("launch", lmc_launch_run(&o, &sum));
 }

@@ -35,12 +35,7 @@ static lmc_status install_handlers(void)
 {
     if (pipe(stop_pipe))
         return lmc_err(LMC_EIO, "pipe: %s", strerror(errno));
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop(on_signal);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
     return LMC_OK;
 }

@@ -121,9 +121,7 @@ int lmc_cmd_tokenize(int argc, char **argv)
                      .about = "Encodes text into llm.c token shards (256 int32 header: magic 20240520, version 1 = "
                               "uint16 / 2 = uint32 tokens, token count; then the tokens). The separator token goes "
                               "before every document. Output is identical for any number of threads."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer input out");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer input out");
     static const char *const doc_names[] = {"file", "blank"}, *const dtype_names[] = {"auto", "u16", "u32"};
     int docs_i = 0, dtype_i = 0;
     double shard_n = 0, block_n = 0;

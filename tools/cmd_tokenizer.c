@@ -69,9 +69,7 @@ static int cmd_train(int argc, char **argv)
                      .about = "Learns a byte-level BPE with GPT-2's pre-tokenizer. Deterministic: the same input "
                               "gives the same tokenizer. Writes DIR/lmc-tokenizer.json, plus encoder.json and "
                               "vocab.bpe in GPT-2's form."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "vocab-size input out");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "vocab-size input out");
     char **paths = NULL;
     int np = 0;
     double total = 0;
@@ -113,9 +111,7 @@ static int cmd_info(int argc, char **argv)
     const char *dir = NULL;
     cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP}, {NULL}};
     cli_spec spec = {.cmd = "tokenizer info", .synopsis = "--tokenizer DIR", .opts = opts};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
@@ -184,9 +180,7 @@ static int cmd_eval(int argc, char **argv)
     cli_spec spec = {.cmd = "tokenizer eval", .synopsis = "--tokenizer DIR --input FILES|DIRS", .opts = opts,
                      .about = "Prints bytes per token on the given text (higher is better compression) and the "
                               "single-threaded encoding speed (files are read first, loading is not timed)."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer input");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer input");
     char **paths = NULL;
     int np = 0;
     double total = 0, bytes = 0, tokens = 0, secs = 0;
@@ -216,9 +210,7 @@ static int cmd_convert(int argc, char **argv)
     cli_opt opts[] = {{"tokenizer", CLI_STR, &dir, CLI_TOKENIZER_HELP}, {"out", CLI_STR, &out, "folder to write"}, {NULL}};
     cli_spec spec = {.cmd = "tokenizer convert", .synopsis = "--tokenizer DIR --out DIR", .opts = opts,
                      .about = "Saves a tokenizer in lmc's format (plus GPT-2's files), e.g. GPT-2's own."};
-    lmc_status s = cli_parse(&spec, argc, argv, NULL);
-    if (s == LMC_OK)
-        s = cli_require(&spec, "tokenizer out");
+    lmc_status s = cli_parse_require(&spec, argc, argv, "tokenizer out");
     if (s != LMC_OK)
         return cli_exit(&spec, s);
     lmc_tokenizer *tok;
