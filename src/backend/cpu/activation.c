@@ -3,7 +3,6 @@
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/simd_math.h"
 
-#include <math.h>
 #include <string.h>
 
 #define ELEM_BLOCK 4096 /* elements per parallel block */
@@ -96,7 +95,7 @@ void lmc_cpu_swiglu_forward(lmc_backend *be, float *out, const float *inp, int N
         const float *g = inp + (size_t)r * 2 * H, *u = g + H;
         float *o = out + (size_t)r * H;
         for (int i = 0; i < H; i++) {
-            float sg = 1.0f / (1.0f + expf(-g[i]));
+            float sg = lmc_sigmoid(g[i]);
             o[i] = g[i] * sg * u[i];
         }
     }
@@ -117,7 +116,7 @@ void lmc_cpu_swiglu_backward(lmc_backend *be, float *dinp, const float *inp, con
         const float *g = inp + (size_t)r * 2 * H, *u = g + H, *d = dout + (size_t)r * H;
         float *dg = dinp + (size_t)r * 2 * H, *du = dg + H;
         for (int i = 0; i < H; i++) {
-            float sg = 1.0f / (1.0f + expf(-g[i]));
+            float sg = lmc_sigmoid(g[i]);
             float silu = g[i] * sg;
             du[i] = d[i] * silu;
             dg[i] = d[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));

@@ -2,7 +2,8 @@
  * attribute of each instruction-set path (LMC_TARGET), e^x, tanh, sigmoid
  * and GELU (value and derivative) for AVX-512 (16 lanes), AVX2 (8 lanes)
  * and scalar C. The GEMM epilogues, the activations, attention and the
- * cross-entropy take their math from here.
+ * cross-entropy take their math from here (the CUDA and Ascend backends
+ * have their own device code, tested against these by the conformance suite).
  *
  * GELU is GPT-2's tanh form (gelu_new, PyTorch's approximate='tanh'):
  *   gelu(x) = 0.5 x (1 + tanh u),  u = K (x + C x^3),  K = sqrt(2/pi).
@@ -21,7 +22,9 @@
 #define LMC_GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define LMC_GELU_C 0.044715f
 
-/* scalar GELU, and its derivative d gelu / dx */
+/* scalar sigmoid (SwiGLU's), GELU, and GELU's derivative d gelu / dx */
+static inline float lmc_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
 static inline float lmc_gelu(float x)
 {
     return 0.5f * x * (1.0f + tanhf(LMC_GELU_K * (x + LMC_GELU_C * x * x * x)));
