@@ -333,15 +333,17 @@ static void log_ranks(lmc_sb *sb, const char *key, const lmc_trainer *tr, size_t
 static void log_run(const lmc_trainer *tr, lmc_sb *sb)
 {
     const lmc_train_opts *o = tr->o;
-    lmc_sb_printf(sb, ",\"run\":{\"dp\":%d,\"tp\":%d,\"pp\":%d,\"vpp\":%d,\"sp\":%s,\"zero\":%d,\"recompute\":",
-                  tr->comm->size, tr->tp, tr->pp, tr->vpp, o->sp ? "true" : "false", tr->zero);
+    lmc_sb_printf(sb, ",\"run\":{\"dp\":%d,\"tp\":%d,\"pp\":%d,\"vpp\":%d,\"ep\":%d,\"sp\":%s,\"zero\":%d,"
+                  "\"recompute\":", tr->comm->size, tr->tp, tr->pp, tr->vpp, tr->ep, o->sp ? "true" : "false",
+                  tr->zero);
     lmc_sb_json_str(sb, o->recompute, strlen(o->recompute));
     lmc_sb_printf(sb, ",\"batch\":%d,\"grad_accum\":%d,\"seq\":%d,\"precision\":", o->batch, o->grad_accum, o->seq);
     lmc_sb_json_str(sb, o->precision, strlen(o->precision));
     lmc_sb_printf(sb, ",\"threads\":%d,\"device\":", tr->be->threads);
     lmc_sb_json_str(sb, tr->be->name, strlen(tr->be->name));
     lmc_sb_printf(sb, ",\"params\":%.0f", lmc_config_num_params(&tr->cfg));
-    log_ranks(sb, "params_local", tr, offsetof(lmc_rank_stats, params_local), "%.0f"); /* each rank's (--ep: its experts) */
+    /* the parameters each rank holds (--ep: the rest and its experts) */
+    log_ranks(sb, "params_local", tr, offsetof(lmc_rank_stats, params_local), "%.0f");
     lmc_sb_putc(sb, '}');
 }
 

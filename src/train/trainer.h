@@ -29,7 +29,7 @@ typedef struct {
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
     double a2a_ms;     /* expert parallelism: in the all-to-all exchanges (forward and backward) */
     double a2a_values; /* floats this rank sent to other ranks of its expert-parallel group */
-    double params_local; /* parameters this rank holds (--ep: the rest of the model and its experts) */
+    double params_local; /* parameters this rank holds (--ep: the rest and its experts) */
     double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
