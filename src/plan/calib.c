@@ -94,6 +94,8 @@ static lmc_status parse_arrays(const lmc_json *j, const char *w, samples *s)
         return LMC_OK;
     if (s->nbub > 0 && n != s->stages)
         return lmc_err(LMC_EFORMAT, "%s: pp_bubble has %d stages, earlier lines %d", w, n, s->stages);
+    if (n == 0) /* nothing to keep (and maybe no buffer yet) */
+        return LMC_OK;
     if (s->nbub + n > s->bubcap) {
         int cap = s->bubcap ? s->bubcap * 2 : 256;
         cap = cap > s->nbub + n ? cap : s->nbub + n;

@@ -70,10 +70,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* found writing this target: a float-to-int overflow, an infinite mean */
     const char mb[] = "{\"step\": 1, \"ms\": 5, \"mb\": [1e10]}";
     const char huge[] = "{\"step\": 1, \"ms\": 1e308}\n{\"step\": 2, \"ms\": 1e308}";
+    /* found by this target: an empty pp_bubble added 0 to a null pointer */
+    const char empty[] = "{\"step\": 1, \"ms\": 5, \"pp_bubble\": []}";
     if (fuzz_seeding()) {
         fuzz_seed("regress-calib-unreadable", 3 << 3, fast, sizeof fast - 1);
         fuzz_seed("regress-log-mb-overflow", 8, mb, sizeof mb - 1);
         fuzz_seed("regress-log-ms-sum-inf", 8, huge, sizeof huge - 1);
+        fuzz_seed("regress-log-empty-bubble", 8, empty, sizeof empty - 1);
     }
     return 0;
 }

@@ -232,7 +232,8 @@ static void test_calib_save_reads_back(void)
 /* lmc plan --calibrate-log: a micro-batch count beyond an int was
  * converted to one (UBSan: float-cast-overflow), and step times near
  * DBL_MAX summed to an infinite mean (found writing fuzz_calib; its
- * properties fail on both). */
+ * properties fail on both); an empty pp_bubble before any other added 0 to
+ * a null pointer (UBSan; found by fuzz_calib). */
 static void test_calib_log_ranges(void)
 {
     lmc_plan_log_stats st;
@@ -245,6 +246,10 @@ static void test_calib_log_ranges(void)
               "run.jsonl:1: field 'ms' must be a positive number of milliseconds, at most 1e12");
     CHECK_OK(lmc_plan_log_parse(edge, strlen(edge), "run.jsonl", 0, &st));
     CHECK(st.dp_mb == 2147483647 && st.mean_ms == 1e12 && st.median_ms == 1e12);
+    /* an empty pp_bubble first: a null buffer plus 0 (UBSan, fuzz_calib) */
+    const char *empty = "{\"step\": 1, \"ms\": 5, \"pp_bubble\": []}\n{\"step\": 2, \"ms\": 5, \"pp_bubble\": [0.5]}";
+    CHECK_OK(lmc_plan_log_parse(empty, strlen(empty), "run.jsonl", 0, &st));
+    CHECK(st.stages == 1 && st.bubble[0] == 0.5);
 }
 
 int main(void)
