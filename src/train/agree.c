@@ -71,7 +71,7 @@ lmc_status lmc_trainer_check_job(lmc_trainer *tr)
     lmc_status s = c->ops->allgather_host(c, &mine, all, sizeof mine);
     for (int r = 1; r < c->size && s == LMC_OK; r++)
         if ((s = differ(r, &all[r], &all[0])) != LMC_OK)
-            tr->consistent_error = 1;
+            tr->dp.consistent_error = 1;
     free(all);
     return s;
 }

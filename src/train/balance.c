@@ -28,7 +28,7 @@
 static lmc_status test_slowdown(lmc_trainer *tr, int world)
 {
     const char *v = getenv("LMC_TEST_SLOWDOWN");
-    tr->slowdown = 1, tr->slow_rank = -1;
+    tr->bal.slowdown = 1, tr->bal.slow_rank = -1;
     if (!v || !v[0])
         return LMC_OK;
     char *at = NULL, *end = NULL;
@@ -37,7 +37,7 @@ static lmc_status test_slowdown(lmc_trainer *tr, int world)
     if (at == v || !end || end == at + 1 || *end || !(x >= 1 && x <= 100) || r < 0 || r >= world)
         return lmc_err(LMC_EINVAL, "LMC_TEST_SLOWDOWN = '%.40s': give X@R, a factor X in [1, 100] and a rank R in "
                        "[0, %d)", v, world);
-    tr->slowdown = x, tr->slow_rank = (int)r;
+    tr->bal.slowdown = x, tr->bal.slow_rank = (int)r;
     return LMC_OK;
 }
 
@@ -48,26 +48,26 @@ lmc_status lmc_balance_open(lmc_trainer *tr)
     if (o->balance && strcmp(o->balance, "off") && strcmp(o->balance, "auto"))
         return lmc_err(LMC_EINVAL, "--balance: '%s' is not off or auto", o->balance);
     LMC_TRY(test_slowdown(tr, world));
-    tr->mb_count = malloc((size_t)world * sizeof(int));
-    tr->mb_ms = malloc((size_t)world * sizeof(double));
+    tr->bal.mb_count = malloc((size_t)world * sizeof(int));
+    tr->bal.mb_ms = malloc((size_t)world * sizeof(double));
     tr->all = calloc((size_t)world, sizeof(lmc_rank_stats));
-    if (!tr->mb_count || !tr->mb_ms || !tr->all)
+    if (!tr->bal.mb_count || !tr->bal.mb_ms || !tr->all)
         return lmc_err(LMC_ENOMEM, "out of memory");
     for (int r = 0; r < world; r++) {
-        tr->mb_count[r] = o->grad_accum;
-        tr->mb_ms[r] = HUGE_VAL;
+        tr->bal.mb_count[r] = o->grad_accum;
+        tr->bal.mb_ms[r] = HUGE_VAL;
     }
-    tr->measuring = world > 1 && o->balance && !strcmp(o->balance, "auto") ? BALANCE_STEPS : 0;
+    tr->bal.measuring = world > 1 && o->balance && !strcmp(o->balance, "auto") ? BALANCE_STEPS : 0;
     return LMC_OK;
 }
 
 void lmc_balance_close(lmc_trainer *tr)
 {
-    free(tr->mb_count);
-    free(tr->mb_ms);
+    free(tr->bal.mb_count);
+    free(tr->bal.mb_ms);
     free(tr->all);
-    tr->mb_count = NULL;
-    tr->mb_ms = NULL;
+    tr->bal.mb_count = NULL;
+    tr->bal.mb_ms = NULL;
     tr->all = NULL;
 }
 
@@ -77,7 +77,7 @@ int lmc_balance_first(const lmc_trainer *tr)
 {
     int first = 0;
     for (int r = 0; r < tr->comm->rank; r++)
-        first += tr->mb_count[r];
+        first += tr->bal.mb_count[r];
     return first;
 }
 
@@ -87,9 +87,9 @@ int lmc_balance_first(const lmc_trainer *tr)
  * chip. */
 void lmc_balance_slowdown(lmc_trainer *tr, double forward_s)
 {
-    if (tr->slowdown <= 1 || tr->comm->rank != tr->slow_rank)
+    if (tr->bal.slowdown <= 1 || tr->comm->rank != tr->bal.slow_rank)
         return;
-    double est = tr->fwdbwd_s > 0 ? tr->fwdbwd_s : 3 * forward_s, s = (tr->slowdown - 1) * est;
+    double est = tr->bal.fwdbwd_s > 0 ? tr->bal.fwdbwd_s : 3 * forward_s, s = (tr->bal.slowdown - 1) * est;
     struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0)
         ;
@@ -124,15 +124,15 @@ void lmc_balance_assign(const double *ms, int world, int total, int *count)
 /* After a step's statistics are gathered: measure, and assign once measured. */
 void lmc_balance_update(lmc_trainer *tr)
 {
-    if (tr->measuring <= 0)
+    if (tr->bal.measuring <= 0)
         return;
     int world = tr->comm->size;
     for (int r = 0; r < world; r++) {
         const lmc_rank_stats *s = &tr->all[r];
         double per = s->mb > 0 ? s->compute_ms / s->mb : HUGE_VAL;
-        if (per < tr->mb_ms[r])
-            tr->mb_ms[r] = per;
+        if (per < tr->bal.mb_ms[r])
+            tr->bal.mb_ms[r] = per;
     }
-    if (--tr->measuring == 0)
-        lmc_balance_assign(tr->mb_ms, world, lmc_balance_total(tr), tr->mb_count);
+    if (--tr->bal.measuring == 0)
+        lmc_balance_assign(tr->bal.mb_ms, world, lmc_balance_total(tr), tr->bal.mb_count);
 }

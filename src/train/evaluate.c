@@ -13,7 +13,7 @@ static double target_bytes(const lmc_trainer *tr, const int *targets, size_t n)
     double bytes = 0;
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
-        lmc_tok_token_bytes(tr->tok, targets[i], &len);
+        lmc_tok_token_bytes(tr->data.tok, targets[i], &len);
         bytes += (double)len;
     }
     return bytes;
@@ -27,26 +27,26 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
     const lmc_train_opts *o = tr->o;
     int B = o->batch, T = o->seq, M = o->eval_batches > 0 ? o->eval_batches : 1;
     double acc[3] = {0, 0, 0};
-    int W = tr->comm->size, rounds = tr->zero == 3 || tr->ep > 1 ? (M + W - 1) / W : 0;
+    int W = tr->comm->size, rounds = tr->dp.zero == 3 || tr->ex.ep > 1 ? (M + W - 1) / W : 0;
     for (int r = (M - tr->comm->rank + W - 1) / W; r < rounds; r++) { /* ZeRO-3, --ep: join the ranks with one more batch */
-        if (tr->pp == 1 && tr->ep == 1) {
+        if (tr->pipe.pp == 1 && tr->ex.ep == 1) {
             lmc_model_walk_units(tr->m, 0);
             continue;
         }
         /* a pipeline's chunks gather in their own order, experts exchange rows: run one (batch 0, unused) */
-        LMC_TRY(lmc_tokens_batch(&tr->val, 0, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
-        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
-        if (tr->pp > 1)
+        LMC_TRY(lmc_tokens_batch(&tr->data.val, 0, B, T, 0, 0, tr->cfg.vocab, tr->data.inputs, tr->data.targets));
+        LMC_TRY(lmc_model_set_batch(tr->m, tr->data.inputs, tr->data.targets, B, T, o->val_data));
+        if (tr->pipe.pp > 1)
             LMC_TRY(lmc_pipe_forward(tr, B, T, LMC_FWD_LOSS));
         else
             lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
     }
     for (int i = tr->comm->rank; i < M; i += tr->comm->size) {
-        LMC_TRY(lmc_tokens_batch(&tr->val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->inputs, tr->targets));
-        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->val_data));
-        if (tr->pp > 1) {
+        LMC_TRY(lmc_tokens_batch(&tr->data.val, (uint64_t)i * B, B, T, 0, 0, tr->cfg.vocab, tr->data.inputs, tr->data.targets));
+        LMC_TRY(lmc_model_set_batch(tr->m, tr->data.inputs, tr->data.targets, B, T, o->val_data));
+        if (tr->pipe.pp > 1) {
             LMC_TRY(lmc_pipe_forward(tr, B, T, LMC_FWD_LOSS));
-            if (tr->pp_rank < tr->pp - 1)
+            if (tr->pipe.pp_rank < tr->pipe.pp - 1)
                 continue; /* the last stage has the loss */
         } else {
             lmc_model_forward(tr->m, B, T, LMC_FWD_LOSS, 0);
@@ -54,14 +54,14 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
         }
         float loss = lmc_model_mean_loss(tr->m, B, T);
         acc[0] += loss;
-        if (tr->tok) {
+        if (tr->data.tok) {
             acc[1] += (double)loss * B * T;
-            acc[2] += target_bytes(tr, tr->targets, (size_t)B * T);
+            acc[2] += target_bytes(tr, tr->data.targets, (size_t)B * T);
         }
     }
     LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, acc, 3, 0));
-    if (tr->ppc)
-        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, acc, 3, 0));
+    if (tr->pipe.ppc)
+        LMC_TRY(tr->pipe.ppc->ops->allreduce_host(tr->pipe.ppc, acc, 3, 0));
     *val_loss = (float)(acc[0] / M);
     *val_bpb = acc[2] > 0 ? (float)(acc[1] / (acc[2] * M_LN2)) : -1;
     return LMC_OK;
@@ -75,23 +75,23 @@ lmc_status lmc_trainer_eval(lmc_trainer *tr, float *val_loss, float *val_bpb)
 static lmc_status distributed_logits(void *src, const int *ids, int n, int extend, float *logits)
 {
     lmc_trainer *tr = src;
-    int V = tr->cfg.vocab, last = tr->pp_rank == tr->pp - 1;
+    int V = tr->cfg.vocab, last = tr->pipe.pp_rank == tr->pipe.pp - 1;
     LMC_TRY(lmc_model_set_batch(tr->m, ids, NULL, 1, n, "sample"));
-    if (tr->pp > 1)
+    if (tr->pipe.pp > 1)
         LMC_TRY(lmc_pipe_forward(tr, 1, n, LMC_FWD_LAST_LOGITS));
     else
         lmc_model_forward(tr->m, 1, n, LMC_FWD_LAST_LOGITS, 0);
     LMC_TRY(tr->m->tp_status);
     if (last)
         tr->be->ops->download(tr->be, logits, tr->m->a.logits, (size_t)V * sizeof(float));
-    if (tr->pp == 1)
+    if (tr->pipe.pp == 1)
         return LMC_OK;
     double *v = malloc((size_t)V * sizeof(double));
     if (!v)
         return lmc_err(LMC_ENOMEM, "out of memory sampling");
     for (int i = 0; i < V; i++)
         v[i] = last ? logits[i] : 0.0;
-    lmc_status s = tr->ppc->ops->allreduce_host(tr->ppc, v, (size_t)V, 0);
+    lmc_status s = tr->pipe.ppc->ops->allreduce_host(tr->pipe.ppc, v, (size_t)V, 0);
     for (int i = 0; i < V; i++)
         logits[i] = (float)v[i];
     free(v);
@@ -107,8 +107,8 @@ typedef struct {
 static lmc_status add_token(int token, const float *logits, void *ctx)
 {
     sample_text *t = ctx;
-    if (t->tr->tok)
-        return lmc_tok_decode(t->tr->tok, &token, 1, t->text);
+    if (t->tr->data.tok)
+        return lmc_tok_decode(t->tr->data.tok, &token, 1, t->text);
     lmc_sb_printf(t->text, "%s%d", t->produced++ ? " " : "", token);
     return LMC_OK;
 }
@@ -123,15 +123,15 @@ static lmc_status add_token(int token, const float *logits, void *ctx)
 lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
 {
     const lmc_train_opts *o = tr->o;
-    int eot = tr->tok ? lmc_tok_special_id(tr->tok, "<|endoftext|>") : -1;
+    int eot = tr->data.tok ? lmc_tok_special_id(tr->data.tok, "<|endoftext|>") : -1;
     int prompt = eot >= 0 ? eot : 0; /* a sample starts a new document */
     lmc_rng rng;
-    lmc_rng_seed(&rng, lmc_hash64(tr->seed ^ (uint64_t)tr->step));
+    lmc_rng_seed(&rng, lmc_hash64(tr->data.seed ^ (uint64_t)tr->step));
     lmc_sampling sp = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
     sample_text t = {tr, text, 0};
     lmc_gen_opts g = {.max_new = o->sample_tokens, .sp = &sp, .rng = &rng, .recompute = tr->m->prec != LMC_F32,
                       .slide = 1, .stop_id = -1, .on_token = add_token, .ctx = &t};
-    if (tr->tp > 1 || tr->pp > 1 || tr->zero == 3 || tr->ep > 1 || o->seq < 2)
+    if (tr->tp > 1 || tr->pipe.pp > 1 || tr->dp.zero == 3 || tr->ex.ep > 1 || o->seq < 2)
         return lmc_generate(distributed_logits, tr, tr->cfg.vocab, o->seq, &prompt, 1, &g);
     lmc_engine *e;
     LMC_TRY(lmc_engine_open_model(&e, tr->m, &(lmc_engine_opts){.slots = 1, .ctx = o->seq}));

@@ -22,17 +22,17 @@ lmc_status lmc_trainer_experts_open(lmc_trainer *tr)
         c->bias_step = (float)o->moe_bias_step; /* saved with the model's config */
     if (c->n_expert <= 0)
         return LMC_OK;
-    tr->moe_load = calloc((size_t)c->n_layer * c->n_expert, sizeof(double));
-    tr->moe_imbalance = calloc((size_t)c->n_layer, sizeof(double));
-    if (!tr->moe_load || !tr->moe_imbalance)
+    tr->ex.moe_load = calloc((size_t)c->n_layer * c->n_expert, sizeof(double));
+    tr->ex.moe_imbalance = calloc((size_t)c->n_layer, sizeof(double));
+    if (!tr->ex.moe_load || !tr->ex.moe_imbalance)
         return lmc_err(LMC_ENOMEM, "out of memory");
     return LMC_OK;
 }
 
 void lmc_trainer_experts_close(lmc_trainer *tr)
 {
-    free(tr->moe_load);
-    free(tr->moe_imbalance);
+    free(tr->ex.moe_load);
+    free(tr->ex.moe_imbalance);
 }
 
 lmc_status lmc_trainer_experts_step(lmc_trainer *tr)
@@ -41,20 +41,20 @@ lmc_status lmc_trainer_experts_step(lmc_trainer *tr)
     if (c->n_expert <= 0)
         return LMC_OK;
     int E = c->n_expert, n = c->n_layer * E;
-    lmc_moe_take_load(tr->m, tr->moe_load);
+    lmc_moe_take_load(tr->m, tr->ex.moe_load);
     if (tr->comm->size > 1)
-        LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, tr->moe_load, n, 0));
+        LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, tr->ex.moe_load, n, 0));
     for (int l = c->first_dense; l < c->n_layer; l++) {
         double most = 0, sum = 0;
         for (int e = 0; e < E; e++) {
-            double v = tr->moe_load[(size_t)l * E + e];
+            double v = tr->ex.moe_load[(size_t)l * E + e];
             sum += v;
             most = v > most ? v : most;
         }
-        tr->moe_imbalance[l] = sum > 0 ? most / (sum / E) : 0;
+        tr->ex.moe_imbalance[l] = sum > 0 ? most / (sum / E) : 0;
     }
     if (c->bias_step > 0)
-        lmc_moe_update_bias(tr->m, tr->moe_load, c->bias_step);
+        lmc_moe_update_bias(tr->m, tr->ex.moe_load, c->bias_step);
     return LMC_OK;
 }
 
@@ -65,7 +65,7 @@ void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb)
         return;
     lmc_sb_puts(sb, ",\"expert_load\":[");
     for (int l = c->first_dense; l < c->n_layer; l++)
-        lmc_sb_printf(sb, "%s%.4f", l > c->first_dense ? "," : "", tr->moe_imbalance[l]);
+        lmc_sb_printf(sb, "%s%.4f", l > c->first_dense ? "," : "", tr->ex.moe_imbalance[l]);
     lmc_sb_putc(sb, ']');
 }
 

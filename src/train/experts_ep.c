@@ -20,39 +20,39 @@
 lmc_status lmc_trainer_ep_split(lmc_trainer *tr)
 {
     lmc_comm *dp = tr->comm;
-    if (tr->ep <= 1)
+    if (tr->ex.ep <= 1)
         return LMC_OK;
     if (tr->o->zero >= 2)
         return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --zero %d is not supported: each rank holds only its "
                        "experts, and ZeRO-2/3's per-unit shards of the gradients and parameters are not cut by "
-                       "expert group yet (use --zero 0 or 1 with --ep)", tr->ep, tr->o->zero);
-    if (dp->size == tr->ep) /* one group: each expert on one rank, no sum */
+                       "expert group yet (use --zero 0 or 1 with --ep)", tr->ex.ep, tr->o->zero);
+    if (dp->size == tr->ex.ep) /* one group: each expert on one rank, no sum */
         return LMC_OK;
-    return dp->ops->split(dp, dp->rank % tr->ep, dp->rank, &tr->edpc);
+    return dp->ops->split(dp, dp->rank % tr->ex.ep, dp->rank, &tr->ex.edpc);
 }
 
 lmc_status lmc_trainer_ep_open(lmc_trainer *tr)
 {
-    if (tr->ep <= 1 || tr->cfg.n_expert <= 0)
+    if (tr->ex.ep <= 1 || tr->cfg.n_expert <= 0)
         return LMC_OK;
-    tr->ep_grads = 1;
-    tr->ep_reqs = malloc(2 * (size_t)tr->cfg.n_layer * sizeof(int));
-    if (!tr->ep_reqs)
+    tr->ex.ep_grads = 1;
+    tr->ex.ep_reqs = malloc(2 * (size_t)tr->cfg.n_layer * sizeof(int));
+    if (!tr->ex.ep_reqs)
         return lmc_err(LMC_ENOMEM, "out of memory");
     return LMC_OK;
 }
 
 void lmc_trainer_ep_close(lmc_trainer *tr)
 {
-    free(tr->ep_reqs);
+    free(tr->ex.ep_reqs);
     lmc_trainer_ep_zero_close(tr);
-    lmc_comm_close(tr->edpc);
+    lmc_comm_close(tr->ex.edpc);
 }
 
 int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1)
 {
     int l = unit - 1;
-    if (tr->ep <= 1 || l < 0 || l >= tr->cfg.n_layer || !lmc_config_is_moe(&tr->cfg, l))
+    if (tr->ex.ep <= 1 || l < 0 || l >= tr->cfg.n_layer || !lmc_config_is_moe(&tr->cfg, l))
         return 0;
     size_t b;
     lmc_layout_unit(&tr->m->layout, unit, &b, x1);
@@ -81,21 +81,21 @@ static lmc_status zero_post(lmc_trainer *tr, int unit);
 lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
 {
     size_t b, e, x0, x1;
-    *done = tr->ep_grads && (tr->ep_zero || lmc_trainer_ep_experts(tr, unit, &x0, &x1));
+    *done = tr->ex.ep_grads && (tr->ex.ep_zero || lmc_trainer_ep_experts(tr, unit, &x0, &x1));
     if (!*done)
         return LMC_OK;
-    if (tr->ep_zero)
+    if (tr->ex.ep_zero)
         return zero_post(tr, unit);
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
     float *g = tr->m->grads;
     int r;
     if (x0 > b) {
         LMC_TRY(tr->comm->ops->allreduce_start(tr->comm, g + b, x0 - b, &r));
-        tr->reqs[tr->nreq++] = r;
+        tr->dp.reqs[tr->dp.nreq++] = r;
     }
-    if (tr->edpc && x1 > x0) {
-        LMC_TRY(tr->edpc->ops->allreduce_start(tr->edpc, g + x0, x1 - x0, &r));
-        tr->ep_reqs[tr->n_ep_reqs++] = r;
+    if (tr->ex.edpc && x1 > x0) {
+        LMC_TRY(tr->ex.edpc->ops->allreduce_start(tr->ex.edpc, g + x0, x1 - x0, &r));
+        tr->ex.ep_reqs[tr->ex.n_ep_reqs++] = r;
     }
     return LMC_OK;
 }
@@ -103,9 +103,9 @@ lmc_status lmc_trainer_ep_post(lmc_trainer *tr, int unit, int *done)
 lmc_status lmc_trainer_ep_wait(lmc_trainer *tr)
 {
     lmc_status s = LMC_OK;
-    for (int i = 0; i < tr->n_ep_reqs && s == LMC_OK; i++)
-        s = tr->edpc->ops->wait(tr->edpc, tr->ep_reqs[i]);
-    tr->n_ep_reqs = 0;
+    for (int i = 0; i < tr->ex.n_ep_reqs && s == LMC_OK; i++)
+        s = tr->ex.edpc->ops->wait(tr->ex.edpc, tr->ex.ep_reqs[i]);
+    tr->ex.n_ep_reqs = 0;
     return s;
 }
 
@@ -121,8 +121,8 @@ lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr)
             x0 = x1 = e;
         if (x0 > b)
             LMC_TRY(tr->comm->ops->broadcast(tr->comm, p + b, (x0 - b) * sizeof(float), 0));
-        if (tr->edpc && x1 > x0)
-            LMC_TRY(tr->edpc->ops->broadcast(tr->edpc, p + x0, (x1 - x0) * sizeof(float), 0));
+        if (tr->ex.edpc && x1 > x0)
+            LMC_TRY(tr->ex.edpc->ops->broadcast(tr->ex.edpc, p + x0, (x1 - x0) * sizeof(float), 0));
     }
     return LMC_OK;
 }
@@ -147,7 +147,7 @@ struct lmc_ep_zero {
 
 static void add_piece(lmc_trainer *tr, size_t b, size_t e, lmc_comm *g, size_t *count)
 {
-    ep_piece *p = &tr->ep_zero->p[tr->ep_zero->n++];
+    ep_piece *p = &tr->ex.ep_zero->p[tr->ex.ep_zero->n++];
     p->b = b, p->n = e - b, p->g = g, p->at = *count;
     p->own = 0, p->cnt = p->n;
     if (g && g->size > 1)
@@ -158,17 +158,17 @@ static void add_piece(lmc_trainer *tr, size_t b, size_t e, lmc_comm *g, size_t *
 lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count)
 {
     lmc_comm *c = tr->comm;
-    if (tr->zero != 1)
-        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with ZeRO-%d is not supported (only --zero 0 or 1)", tr->ep,
-                       tr->zero);
+    if (tr->dp.zero != 1)
+        return lmc_err(LMC_EUNSUPPORTED, "--ep %d with ZeRO-%d is not supported (only --zero 0 or 1)", tr->ex.ep,
+                       tr->dp.zero);
     if (c->device_memory || !c->ops->gather || !c->ops->reduce_scatter_start)
         return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --zero 1 needs --dist mpi (a host-memory ranged "
-                       "reduce-scatter and gather); %s has none", tr->ep, c->name);
+                       "reduce-scatter and gather); %s has none", tr->ex.ep, c->name);
     int units = lmc_layout_num_units(&tr->m->layout);
-    tr->ep_zero = calloc(1, sizeof *tr->ep_zero);
-    if (tr->ep_zero)
-        tr->ep_zero->p = calloc(2 * (size_t)units, sizeof(ep_piece));
-    if (!tr->ep_zero || !tr->ep_zero->p)
+    tr->ex.ep_zero = calloc(1, sizeof *tr->ex.ep_zero);
+    if (tr->ex.ep_zero)
+        tr->ex.ep_zero->p = calloc(2 * (size_t)units, sizeof(ep_piece));
+    if (!tr->ex.ep_zero || !tr->ex.ep_zero->p)
         return lmc_err(LMC_ENOMEM, "out of memory");
     *count = 0;
     for (int u = 0; u < units; u++) {
@@ -178,31 +178,31 @@ lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count)
             x0 = x1 = e;
         add_piece(tr, b, x0, c, count);
         if (x1 > x0)
-            add_piece(tr, x0, x1, tr->edpc, count);
+            add_piece(tr, x0, x1, tr->ex.edpc, count);
     }
     return LMC_OK;
 }
 
 void lmc_trainer_ep_zero_close(lmc_trainer *tr)
 {
-    if (tr->ep_zero)
-        free(tr->ep_zero->p);
-    free(tr->ep_zero);
+    if (tr->ex.ep_zero)
+        free(tr->ex.ep_zero->p);
+    free(tr->ex.ep_zero);
 }
 
 int lmc_trainer_ep_own(const lmc_trainer *tr, int i, size_t *b, size_t *e)
 {
-    if (!tr->ep_zero || i >= tr->ep_zero->n)
+    if (!tr->ex.ep_zero || i >= tr->ex.ep_zero->n)
         return 0;
-    const ep_piece *p = &tr->ep_zero->p[i];
+    const ep_piece *p = &tr->ex.ep_zero->p[i];
     *b = p->b + p->own, *e = *b + p->cnt;
     return 1;
 }
 
 void lmc_trainer_ep_pick(const lmc_trainer *tr, const float *part, float *dst)
 {
-    for (int i = 0; i < tr->ep_zero->n; i++) {
-        const ep_piece *p = &tr->ep_zero->p[i];
+    for (int i = 0; i < tr->ex.ep_zero->n; i++) {
+        const ep_piece *p = &tr->ex.ep_zero->p[i];
         memcpy(dst + p->at, part + p->b + p->own, p->cnt * sizeof(float));
     }
 }
@@ -212,16 +212,16 @@ static lmc_status zero_post(lmc_trainer *tr, int unit)
 {
     size_t b, e;
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
-    for (int i = 0; i < tr->ep_zero->n; i++) {
-        const ep_piece *p = &tr->ep_zero->p[i];
+    for (int i = 0; i < tr->ex.ep_zero->n; i++) {
+        const ep_piece *p = &tr->ex.ep_zero->p[i];
         int r;
         if (p->b < b || p->b >= e || !p->n || !p->g || p->g->size == 1)
             continue;
         LMC_TRY(p->g->ops->reduce_scatter_start(p->g, tr->m->grads + p->b, p->n, 0, p->n, &r));
         if (p->g == tr->comm)
-            tr->reqs[tr->nreq++] = r;
+            tr->dp.reqs[tr->dp.nreq++] = r;
         else
-            tr->ep_reqs[tr->n_ep_reqs++] = r;
+            tr->ex.ep_reqs[tr->ex.n_ep_reqs++] = r;
     }
     return LMC_OK;
 }
@@ -229,8 +229,8 @@ static lmc_status zero_post(lmc_trainer *tr, int unit)
 void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale)
 {
     const lmc_train_opts *o = tr->o;
-    for (int i = 0; i < tr->ep_zero->n; i++) {
-        const ep_piece *p = &tr->ep_zero->p[i];
+    for (int i = 0; i < tr->ex.ep_zero->n; i++) {
+        const ep_piece *p = &tr->ex.ep_zero->p[i];
         lmc_optim view = tr->opt; /* the shard's slice of m and v, the same step count */
         size_t b = p->b + p->own;
         view.begin = b, view.end = b + p->cnt;
@@ -244,8 +244,8 @@ void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale)
 
 lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr)
 {
-    for (int i = 0; i < tr->ep_zero->n; i++) {
-        const ep_piece *p = &tr->ep_zero->p[i];
+    for (int i = 0; i < tr->ex.ep_zero->n; i++) {
+        const ep_piece *p = &tr->ex.ep_zero->p[i];
         if (p->n && p->g && p->g->size > 1)
             LMC_TRY(p->g->ops->allgather(p->g, tr->m->params + p->b, p->n));
     }
@@ -254,8 +254,8 @@ lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr)
 
 lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full)
 {
-    for (int i = 0; i < tr->ep_zero->n; i++) {
-        const ep_piece *p = &tr->ep_zero->p[i];
+    for (int i = 0; i < tr->ex.ep_zero->n; i++) {
+        const ep_piece *p = &tr->ex.ep_zero->p[i];
         float *full = host_full ? host_full + p->b : NULL; /* on the piece's root: a rank holding a part */
         if (p->g && p->g->size > 1)
             LMC_TRY(p->g->ops->gather(p->g, dev + p->at, full, p->n, 0));

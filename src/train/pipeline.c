@@ -2,7 +2,7 @@
  * group, with the 1F1B schedule (PipeDream-Flush) and Megatron-LM's
  * interleaved variant.
  *
- * The layers are cut into P x V virtual stages (tr->pp_begin); rank r of
+ * The layers are cut into P x V virtual stages (tr->pipe.pp_begin); rank r of
  * the pipeline group holds V chunks of them, virtual stages r, r + P, ...
  * (--vpp V; V = 1: one stage of consecutive layers). The virtual stage
  * holding layer 0 embeds, the one ending at the last layer computes the
@@ -17,7 +17,7 @@
  * to the next rank (from the last rank to the first rank's next chunk), its
  * input's gradient to the previous one. Activations and gradients travel by
  * non-blocking point to point on two communicators of the same ranks
- * (tr->ppc, tr->ppg), so the two kinds never match each other's messages.
+ * (tr->pipe.ppc, tr->pipe.ppg), so the two kinds never match each other's messages.
  *
  * A tied model's embedding lives on the first and the last rank (its head):
  * their gradients are summed after the data-parallel reduction and both
@@ -33,14 +33,14 @@ typedef struct {
     int chunk, mb;
 } virtual_mb;
 
-static int vstages(const lmc_trainer *tr) { return tr->pp * tr->vpp; }
-static int vstage(const lmc_trainer *tr, int chunk) { return chunk * tr->pp + tr->pp_rank; }
-static int next_rank(const lmc_trainer *tr) { return (tr->pp_rank + 1) % tr->pp; }
-static int prev_rank(const lmc_trainer *tr) { return (tr->pp_rank + tr->pp - 1) % tr->pp; }
+static int vstages(const lmc_trainer *tr) { return tr->pipe.pp * tr->pipe.vpp; }
+static int vstage(const lmc_trainer *tr, int chunk) { return chunk * tr->pipe.pp + tr->pipe.pp_rank; }
+static int next_rank(const lmc_trainer *tr) { return (tr->pipe.pp_rank + 1) % tr->pipe.pp; }
+static int prev_rank(const lmc_trainer *tr) { return (tr->pipe.pp_rank + tr->pipe.pp - 1) % tr->pipe.pp; }
 
 static virtual_mb virtual_of(const lmc_trainer *tr, int k, int forward)
 {
-    int P = tr->pp, V = tr->vpp, in_group = k % (P * V);
+    int P = tr->pipe.pp, V = tr->pipe.vpp, in_group = k % (P * V);
     virtual_mb v = {.chunk = in_group / P, .mb = k / (P * V) * P + k % P};
     if (!forward)
         v.chunk = V - 1 - v.chunk;
@@ -50,7 +50,7 @@ static virtual_mb virtual_of(const lmc_trainer *tr, int k, int forward)
 /* Warm-up forwards of this rank (Megatron-LM's counts). */
 static int warmup(const lmc_trainer *tr, int total)
 {
-    int P = tr->pp, V = tr->vpp, r = tr->pp_rank;
+    int P = tr->pipe.pp, V = tr->pipe.vpp, r = tr->pipe.pp_rank;
     int w = V == 1 ? P - r - 1 : 2 * (P - r - 1) + (V - 1) * P;
     return w < total ? w : total;
 }
@@ -70,36 +70,36 @@ static lmc_status p2p_wait(lmc_trainer *tr, lmc_comm *c, int *req)
         return LMC_OK;
     double t0 = lmc_now();
     lmc_status s = c->ops->p2p_wait(c, *req);
-    tr->pp_wait_s += lmc_now() - t0;
+    tr->pipe.pp_wait_s += lmc_now() - t0;
     *req = -1;
     return s;
 }
 
 /* Activation set k's requests: the send of its output (ppc), the send of
  * its input's gradient and the receive of its output's gradient (ppg). */
-static int *fwd_send(lmc_trainer *tr, int k) { return &tr->pp_req[3 * k]; }
-static int *bwd_send(lmc_trainer *tr, int k) { return &tr->pp_req[3 * k + 1]; }
-static int *grad_recv(lmc_trainer *tr, int k) { return &tr->pp_req[3 * k + 2]; }
+static int *fwd_send(lmc_trainer *tr, int k) { return &tr->pipe.pp_req[3 * k]; }
+static int *bwd_send(lmc_trainer *tr, int k) { return &tr->pipe.pp_req[3 * k + 1]; }
+static int *grad_recv(lmc_trainer *tr, int k) { return &tr->pipe.pp_req[3 * k + 2]; }
 
 static lmc_status wait_all(lmc_trainer *tr)
 {
     for (int k = 0; k < tr->m->act_slots; k++) {
-        LMC_TRY(p2p_wait(tr, tr->ppc, fwd_send(tr, k)));
-        LMC_TRY(p2p_wait(tr, tr->ppg, bwd_send(tr, k)));
-        LMC_TRY(p2p_wait(tr, tr->ppg, grad_recv(tr, k)));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppc, fwd_send(tr, k)));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppg, bwd_send(tr, k)));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppg, grad_recv(tr, k)));
     }
     return LMC_OK;
 }
 
 /* The activation set of (chunk, micro-batch): taken at its forward. */
-static int *slot_of(lmc_trainer *tr, virtual_mb v) { return &tr->pp_slot_of[v.chunk * tr->pp_mbs + v.mb]; }
+static int *slot_of(lmc_trainer *tr, virtual_mb v) { return &tr->pipe.pp_slot_of[v.chunk * tr->pipe.pp_mbs + v.mb]; }
 
 static lmc_status take_slot(lmc_trainer *tr, virtual_mb v)
 {
-    if (tr->pp_nfree == 0)
+    if (tr->pipe.pp_nfree == 0)
         return lmc_err(LMC_EINVAL, "pipeline schedule: more micro-batches in flight than %d activation sets",
                        tr->m->act_slots);
-    *slot_of(tr, v) = tr->pp_free[--tr->pp_nfree];
+    *slot_of(tr, v) = tr->pipe.pp_free[--tr->pipe.pp_nfree];
     return LMC_OK;
 }
 
@@ -115,9 +115,9 @@ static lmc_status post_grad_recv(lmc_trainer *tr, virtual_mb v)
     int k = *slot_of(tr, v);
     if (*grad_recv(tr, k) >= 0)
         return LMC_OK;
-    LMC_TRY(p2p_wait(tr, tr->ppg, bwd_send(tr, k))); /* the gradient buffer's last send */
+    LMC_TRY(p2p_wait(tr, tr->pipe.ppg, bwd_send(tr, k))); /* the gradient buffer's last send */
     use(tr, v);
-    return tr->ppg->ops->recv_start(tr->ppg, lmc_model_stage_grad(tr->m), mb_bytes(tr), next_rank(tr),
+    return tr->pipe.ppg->ops->recv_start(tr->pipe.ppg, lmc_model_stage_grad(tr->m), mb_bytes(tr), next_rank(tr),
                                     grad_recv(tr, k));
 }
 
@@ -127,10 +127,10 @@ static lmc_status load_batch(lmc_trainer *tr, virtual_mb v)
     int vs = vstage(tr, v.chunk);
     if (vs != 0 && vs != vstages(tr) - 1)
         return LMC_OK; /* only the embedding needs tokens and only the loss targets */
-    uint64_t g0 = tr->consumed + (uint64_t)(lmc_balance_first(tr) + v.mb) * o->batch;
-    LMC_TRY(lmc_tokens_batch(&tr->train, g0, o->batch, o->seq, tr->seed, tr->shuffle, tr->cfg.vocab, tr->inputs,
-                             tr->targets));
-    return lmc_model_set_batch(tr->m, tr->inputs, tr->targets, o->batch, o->seq, o->data);
+    uint64_t g0 = tr->data.consumed + (uint64_t)(lmc_balance_first(tr) + v.mb) * o->batch;
+    LMC_TRY(lmc_tokens_batch(&tr->data.train, g0, o->batch, o->seq, tr->data.seed, tr->data.shuffle, tr->cfg.vocab, tr->data.inputs,
+                             tr->data.targets));
+    return lmc_model_set_batch(tr->m, tr->data.inputs, tr->data.targets, o->batch, o->seq, o->data);
 }
 
 /* Receives the current chunk's input (unless it embeds), runs its forward. */
@@ -138,9 +138,9 @@ static lmc_status stage_forward(lmc_trainer *tr, int vs, int B, int T, lmc_fwd_m
 {
     if (vs > 0) {
         int req;
-        LMC_TRY(tr->ppc->ops->recv_start(tr->ppc, lmc_model_stage_input(tr->m), act_bytes(tr, B, T), prev_rank(tr),
+        LMC_TRY(tr->pipe.ppc->ops->recv_start(tr->pipe.ppc, lmc_model_stage_input(tr->m), act_bytes(tr, B, T), prev_rank(tr),
                                          &req));
-        LMC_TRY(p2p_wait(tr, tr->ppc, &req));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppc, &req));
     }
     lmc_model_forward(tr->m, B, T, mode, dloss);
     return tr->m->tp_status;
@@ -154,7 +154,7 @@ static lmc_status forward_one(lmc_trainer *tr, int k, int then, float dloss, flo
     int vs = vstage(tr, v.chunk);
     LMC_TRY(take_slot(tr, v));
     int s = *slot_of(tr, v);
-    LMC_TRY(p2p_wait(tr, tr->ppc, fwd_send(tr, s)));
+    LMC_TRY(p2p_wait(tr, tr->pipe.ppc, fwd_send(tr, s)));
     use(tr, v);
     LMC_TRY(load_batch(tr, v));
     LMC_TRY(stage_forward(tr, vs, tr->o->batch, tr->o->seq, LMC_FWD_TRAIN, dloss));
@@ -163,7 +163,7 @@ static lmc_status forward_one(lmc_trainer *tr, int k, int then, float dloss, flo
     } else {
         const float *out = lmc_model_stage_output(tr->m);
         tr->be->ops->sync(tr->be);
-        LMC_TRY(tr->ppc->ops->send_start(tr->ppc, out, mb_bytes(tr), next_rank(tr), fwd_send(tr, s)));
+        LMC_TRY(tr->pipe.ppc->ops->send_start(tr->pipe.ppc, out, mb_bytes(tr), next_rank(tr), fwd_send(tr, s)));
     }
     if (then >= 0) { /* overlap: the next backward's gradient may arrive during this rank's next work */
         virtual_mb b = virtual_of(tr, then, 0);
@@ -178,40 +178,40 @@ static lmc_status backward_one(lmc_trainer *tr, int k)
 {
     virtual_mb v = virtual_of(tr, k, 0);
     int vs = vstage(tr, v.chunk), s = *slot_of(tr, v);
-    LMC_TRY(p2p_wait(tr, tr->ppg, bwd_send(tr, s))); /* backward rewrites the gradient buffer */
+    LMC_TRY(p2p_wait(tr, tr->pipe.ppg, bwd_send(tr, s))); /* backward rewrites the gradient buffer */
     if (vs < vstages(tr) - 1) {
         LMC_TRY(post_grad_recv(tr, v));
-        LMC_TRY(p2p_wait(tr, tr->ppg, grad_recv(tr, s)));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppg, grad_recv(tr, s)));
     }
     use(tr, v);
-    if (!tr->sh) /* ZeRO-2/3's hooks stay; they reduce every micro-batch's gradients */
-        tr->m->hooks = v.mb == tr->pp_mbs - 1 && tr->comm->size > 1 ? &tr->dp_hooks : NULL;
+    if (!tr->dp.sh) /* ZeRO-2/3's hooks stay; they reduce every micro-batch's gradients */
+        tr->m->hooks = v.mb == tr->pipe.pp_mbs - 1 && tr->comm->size > 1 ? &tr->dp.dp_hooks : NULL;
     lmc_model_backward(tr->m, tr->o->batch, tr->o->seq);
-    if (!tr->sh)
+    if (!tr->dp.sh)
         tr->m->hooks = NULL;
-    LMC_TRY(tr->hook_status);
-    LMC_TRY(tr->sh ? tr->sh->status : LMC_OK);
+    LMC_TRY(tr->dp.hook_status);
+    LMC_TRY(tr->dp.sh ? tr->dp.sh->status : LMC_OK);
     LMC_TRY(tr->m->tp_status);
     if (vs > 0) {
         tr->be->ops->sync(tr->be);
-        LMC_TRY(tr->ppg->ops->send_start(tr->ppg, lmc_model_stage_grad(tr->m), mb_bytes(tr), prev_rank(tr),
+        LMC_TRY(tr->pipe.ppg->ops->send_start(tr->pipe.ppg, lmc_model_stage_grad(tr->m), mb_bytes(tr), prev_rank(tr),
                                          bwd_send(tr, s)));
     }
-    tr->pp_free[tr->pp_nfree++] = s;
+    tr->pipe.pp_free[tr->pipe.pp_nfree++] = s;
     return LMC_OK;
 }
 
 lmc_status lmc_pipe_accumulate(lmc_trainer *tr, float dloss, float *loss)
 {
-    int M = tr->mb_count[tr->comm->rank], total = M * tr->vpp, W = warmup(tr, total);
-    if (M > tr->pp_mbs_cap)
+    int M = tr->bal.mb_count[tr->comm->rank], total = M * tr->pipe.vpp, W = warmup(tr, total);
+    if (M > tr->pipe.pp_mbs_cap)
         return lmc_err(LMC_EINVAL, "pipeline: %d micro-batches this step, more than the %d planned", M,
-                       tr->pp_mbs_cap);
-    if (tr->vpp > 1 && M % tr->pp)
+                       tr->pipe.pp_mbs_cap);
+    if (tr->pipe.vpp > 1 && M % tr->pipe.pp)
         return lmc_err(LMC_EINVAL, "--vpp %d: this rank's %d micro-batches are not a multiple of --pp %d (the "
-                       "interleaved schedule runs them in groups of pp)", tr->vpp, M, tr->pp);
-    tr->pp_mbs = M;
-    tr->pp_wait_s = 0;
+                       "interleaved schedule runs them in groups of pp)", tr->pipe.vpp, M, tr->pipe.pp);
+    tr->pipe.pp_mbs = M;
+    tr->pipe.pp_wait_s = 0;
     for (int k = 0; k < W; k++)
         LMC_TRY(forward_one(tr, k, -1, dloss, loss));
     for (int k = 0; k < total - W; k++) {
@@ -228,7 +228,7 @@ lmc_status lmc_pipe_accumulate(lmc_trainer *tr, float dloss, float *loss)
  * rank runs its chunks in order, receiving and sending as the ring goes. */
 lmc_status lmc_pipe_forward(lmc_trainer *tr, int B, int T, lmc_fwd_mode mode)
 {
-    for (int c = 0; c < tr->vpp; c++) {
+    for (int c = 0; c < tr->pipe.vpp; c++) {
         int vs = vstage(tr, c);
         lmc_model_use_chunk(tr->m, c);
         LMC_TRY(stage_forward(tr, vs, B, T, mode, 0));
@@ -236,53 +236,53 @@ lmc_status lmc_pipe_forward(lmc_trainer *tr, int B, int T, lmc_fwd_mode mode)
             continue;
         int req;
         tr->be->ops->sync(tr->be);
-        LMC_TRY(tr->ppc->ops->send_start(tr->ppc, lmc_model_stage_output(tr->m), act_bytes(tr, B, T),
+        LMC_TRY(tr->pipe.ppc->ops->send_start(tr->pipe.ppc, lmc_model_stage_output(tr->m), act_bytes(tr, B, T),
                                          next_rank(tr), &req));
-        LMC_TRY(p2p_wait(tr, tr->ppc, &req));
+        LMC_TRY(p2p_wait(tr, tr->pipe.ppc, &req));
     }
     return LMC_OK;
 }
 
 lmc_status lmc_pipe_sync_embed(lmc_trainer *tr)
 {
-    if (!tr->embc || !tr->cfg.tied)
+    if (!tr->pipe.embc || !tr->cfg.tied)
         return LMC_OK;
-    if (tr->sh)
-        return lmc_shard_sum_embed(tr->sh, tr->embc);
+    if (tr->dp.sh)
+        return lmc_shard_sum_embed(tr->dp.sh, tr->pipe.embc);
     size_t b, e;
     lmc_layout_unit(&tr->m->layout, 0, &b, &e);
-    return tr->embc->ops->allreduce(tr->embc, tr->m->grads + b, e - b);
+    return tr->pipe.embc->ops->allreduce(tr->pipe.embc, tr->m->grads + b, e - b);
 }
 
 void lmc_pipe_bounds(const lmc_trainer *tr, int rank, int *bounds)
 {
-    for (int c = 0; c < tr->vpp; c++) {
-        bounds[2 * c] = tr->pp_begin[c * tr->pp + rank];
-        bounds[2 * c + 1] = tr->pp_begin[c * tr->pp + rank + 1];
+    for (int c = 0; c < tr->pipe.vpp; c++) {
+        bounds[2 * c] = tr->pipe.pp_begin[c * tr->pipe.pp + rank];
+        bounds[2 * c + 1] = tr->pipe.pp_begin[c * tr->pipe.pp + rank + 1];
     }
 }
 
 int lmc_pipe_act_sets(const lmc_trainer *tr)
 {
-    int total = tr->pp_mbs_cap * tr->vpp;
+    int total = tr->pipe.pp_mbs_cap * tr->pipe.vpp;
     return warmup(tr, total) + 1 < total ? warmup(tr, total) + 1 : total;
 }
 
 lmc_status lmc_pipe_open(lmc_trainer *tr)
 {
     int K = tr->m->act_slots;
-    if (!tr->ppc->ops->send_start || !tr->ppc->ops->recv_start || !tr->ppc->ops->p2p_wait)
+    if (!tr->pipe.ppc->ops->send_start || !tr->pipe.ppc->ops->recv_start || !tr->pipe.ppc->ops->p2p_wait)
         return lmc_err(LMC_EUNSUPPORTED, "--pp: the %s communicator has no point-to-point send and receive",
-                       tr->ppc->name);
-    tr->pp_req = malloc((size_t)3 * K * sizeof(int));
-    tr->pp_free = malloc((size_t)K * sizeof(int));
-    tr->pp_slot_of = malloc((size_t)tr->vpp * tr->pp_mbs_cap * sizeof(int));
-    if (!tr->pp_req || !tr->pp_free || !tr->pp_slot_of)
+                       tr->pipe.ppc->name);
+    tr->pipe.pp_req = malloc((size_t)3 * K * sizeof(int));
+    tr->pipe.pp_free = malloc((size_t)K * sizeof(int));
+    tr->pipe.pp_slot_of = malloc((size_t)tr->pipe.vpp * tr->pipe.pp_mbs_cap * sizeof(int));
+    if (!tr->pipe.pp_req || !tr->pipe.pp_free || !tr->pipe.pp_slot_of)
         return lmc_err(LMC_ENOMEM, "out of memory");
     for (int i = 0; i < 3 * K; i++)
-        tr->pp_req[i] = -1;
+        tr->pipe.pp_req[i] = -1;
     for (int k = 0; k < K; k++)
-        tr->pp_free[k] = K - 1 - k;
-    tr->pp_nfree = K;
+        tr->pipe.pp_free[k] = K - 1 - k;
+    tr->pipe.pp_nfree = K;
     return LMC_OK;
 }

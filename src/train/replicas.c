@@ -50,8 +50,8 @@ size_t lmc_trainer_counted_end(const lmc_trainer *tr, int layer, int kind)
  * optimizer range (grads points at own_begin). */
 static lmc_status sum_range(lmc_trainer *tr, lmc_comm *c, float *grads, size_t b, size_t e)
 {
-    size_t lo = b > tr->own_begin ? b : tr->own_begin, hi = e < tr->own_end ? e : tr->own_end;
-    return hi > lo ? c->ops->allreduce(c, grads + (lo - tr->own_begin), hi - lo) : LMC_OK;
+    size_t lo = b > tr->dp.own_begin ? b : tr->dp.own_begin, hi = e < tr->dp.own_end ? e : tr->dp.own_end;
+    return hi > lo ? c->ops->allreduce(c, grads + (lo - tr->dp.own_begin), hi - lo) : LMC_OK;
 }
 
 lmc_status lmc_trainer_sp_sum(lmc_trainer *tr, float *grads)

@@ -60,9 +60,9 @@ lmc_status lmc_trainer_check_same(lmc_trainer *tr)
     if (s == LMC_OK)
         s = c->ops->allgather_host(c, h, all, sizeof h);
     for (int r = 1; r < c->size && s == LMC_OK; r++) {
-        int j = r % tr->ep, part = all[2 * r] != all[0]; /* rank j holds the same experts */
+        int j = r % tr->ex.ep, part = all[2 * r] != all[0]; /* rank j holds the same experts */
         if (part || all[2 * r + 1] != all[2 * j + 1]) {
-            tr->consistent_error = 1;
+            tr->dp.consistent_error = 1;
             s = lmc_err(LMC_ECOMM, "after step %d rank %d holds different %s than rank %d (hash %016llx vs "
                         "%016llx): the ranks diverged", tr->step, r, part ? "weights" : "experts", part ? 0 : j,
                         (unsigned long long)all[2 * r + !part], (unsigned long long)all[part ? 0 : 2 * j + 1]);
@@ -74,7 +74,7 @@ lmc_status lmc_trainer_check_same(lmc_trainer *tr)
 
 /* The ranks holding the parts joined into a checkpoint: the data-parallel
  * group's first (under --ep its first expert-parallel group). */
-static int holds_part(const lmc_trainer *tr) { return tr->comm->rank < tr->ep; }
+static int holds_part(const lmc_trainer *tr) { return tr->comm->rank < tr->ex.ep; }
 
 /* AdamW moment `dev` (this rank's optimizer range) into rank 0's host_full
  * (whole buffer; NULL on other ranks). */
@@ -82,10 +82,10 @@ static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_f
 {
     lmc_comm *c = tr->comm;
     lmc_backend *be = tr->be;
-    size_t total = tr->m->layout.total, own = tr->own_end - tr->own_begin;
-    if (tr->ep_zero)
+    size_t total = tr->m->layout.total, own = tr->dp.own_end - tr->dp.own_begin;
+    if (tr->ex.ep_zero)
         return lmc_trainer_ep_gather(tr, dev, host_full);
-    if (!tr->zero || c->size == 1) {
+    if (!tr->dp.zero || c->size == 1) {
         if (holds_part(tr))
             be->ops->download(be, host_full, dev, total * sizeof(float));
         return LMC_OK;
@@ -95,9 +95,9 @@ static lmc_status gather_moment(lmc_trainer *tr, const float *dev, float *host_f
     float *full = be->ops->alloc(be, total * sizeof(float)); /* device memory, or no gather */
     lmc_status s = lmc_trainer_agree(tr, full ? LMC_OK : LMC_ENOMEM, "allocating the gather buffer");
     if (s == LMC_OK && own)
-        be->ops->copy(be, full + tr->own_begin, dev, own * sizeof(float));
+        be->ops->copy(be, full + tr->dp.own_begin, dev, own * sizeof(float));
     if (s == LMC_OK)
-        s = c->ops->gather ? c->ops->gather(c, full + tr->own_begin, full, total, 0)
+        s = c->ops->gather ? c->ops->gather(c, full + tr->dp.own_begin, full, total, 0)
                            : c->ops->allgather(c, full, total);
     if (s == LMC_OK && c->rank == 0)
         be->ops->download(be, host_full, full, total * sizeof(float));
@@ -134,7 +134,7 @@ static lmc_status tp_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, i
  * --pp or --ep its stage's with whole tensors. */
 static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
+    if (tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1)
         return lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->m->chunks, tr->m->chunk_bounds, g);
     *g = tr->m->layout;
     return LMC_OK;
@@ -142,7 +142,7 @@ static lmc_status whole_layout(lmc_trainer *tr, lmc_layout *g)
 
 static void whole_layout_free(lmc_trainer *tr, lmc_layout *g)
 {
-    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
+    if (tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1)
         lmc_layout_free(g);
 }
 
@@ -175,9 +175,9 @@ static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, floa
     lmc_layout ls;
     int bounds[2 * 64];
     lmc_pipe_bounds(tr, s, bounds);
-    LMC_TRY(lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->vpp, bounds, &ls));
+    LMC_TRY(lmc_layout_build_chunks(&tr->cfg, 1, 0, tr->pipe.vpp, bounds, &ls));
     float *buf = lmc_alloc((ls.total ? ls.total : 1) * sizeof(float), "checkpoint staging");
-    lmc_status st = buf ? host_p2p(tr, tr->ppc, buf, ls.total, s, 0) : LMC_ENOMEM;
+    lmc_status st = buf ? host_p2p(tr, tr->pipe.ppc, buf, ls.total, s, 0) : LMC_ENOMEM;
     if (st == LMC_OK)
         lmc_layout_copy_units(all, whole, &ls, buf, 1);
     lmc_free(buf);
@@ -192,12 +192,12 @@ static lmc_status recv_stage(lmc_trainer *tr, int s, const lmc_layout *all, floa
 static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
 {
     lmc_status s = LMC_OK;
-    for (int i = 0; i < n && s == LMC_OK && tr->pp_rank > 0; i++) {
-        s = host_p2p(tr, tr->ppc, bufs[i], g->total, 0, 1);
+    for (int i = 0; i < n && s == LMC_OK && tr->pipe.pp_rank > 0; i++) {
+        s = host_p2p(tr, tr->pipe.ppc, bufs[i], g->total, 0, 1);
         lmc_free(bufs[i]);
         bufs[i] = NULL;
     }
-    if (tr->pp_rank > 0)
+    if (tr->pipe.pp_rank > 0)
         return s;
     lmc_layout all;
     LMC_TRY(lmc_layout_build(&tr->cfg, &all));
@@ -206,7 +206,7 @@ static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
         s = whole ? LMC_OK : LMC_ENOMEM;
         if (whole)
             lmc_layout_copy_units(&all, whole, g, bufs[i], 0);
-        for (int st = 1; st < tr->pp && s == LMC_OK; st++)
+        for (int st = 1; st < tr->pipe.pp && s == LMC_OK; st++)
             s = recv_stage(tr, st, &all, whole);
         lmc_free(bufs[i]);
         bufs[i] = whole;
@@ -222,7 +222,7 @@ static lmc_status pp_whole(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
  * are freed. A collective of that group. */
 static lmc_status ep_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, int n)
 {
-    lmc_comm *c = tr->epc;
+    lmc_comm *c = tr->ex.epc;
     lmc_layout part = tr->m->layout; /* rank r's: the same offsets, its experts' rows */
     size_t total = part.total;
     float *in = c->rank == 0 ? lmc_alloc(total * sizeof(float), "checkpoint staging") : NULL;
@@ -255,11 +255,11 @@ static lmc_status ep_whole(lmc_trainer *tr, const lmc_layout *g, float **bufs, i
 static lmc_status join_parts(lmc_trainer *tr, lmc_layout *g, float **bufs, int n)
 {
     lmc_status s = LMC_OK;
-    if (tr->ep > 1)
+    if (tr->ex.ep > 1)
         return ep_whole(tr, g, bufs, n);
     if (tr->tp > 1)
         s = tp_whole(tr, g, bufs, n);
-    if (s == LMC_OK && tr->pp > 1 && tr->tp_rank == 0)
+    if (s == LMC_OK && tr->pipe.pp > 1 && tr->tp_rank == 0)
         s = pp_whole(tr, g, bufs, n);
     return s;
 }
@@ -278,8 +278,8 @@ static lmc_status gather_whole(lmc_trainer *tr, lmc_layout *g, float *bufs[3])
         s = gather_moment(tr, tr->opt.m, bufs[1]);
     if (s == LMC_OK)
         s = gather_moment(tr, tr->opt.v, bufs[2]);
-    if (s == LMC_OK && tr->zero == 3)
-        s = gather_moment(tr, tr->sh->own_params, bufs[0]); /* the parameters' shards, as m's and v's */
+    if (s == LMC_OK && tr->dp.zero == 3)
+        s = gather_moment(tr, tr->dp.sh->own_params, bufs[0]); /* the parameters' shards, as m's and v's */
     else if (s == LMC_OK && dp_root)
         lmc_model_download_params(tr->m, bufs[0]);
     if (s == LMC_OK && dp_root)
@@ -293,7 +293,7 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
     LMC_TRY(lmc_trainer_check_same(tr));
     char saved[4096];
     lmc_status s;
-    if (tr->zero >= 2 && tr->tp == 1 && tr->pp == 1) {
+    if (tr->dp.zero >= 2 && tr->tp == 1 && tr->pipe.pp == 1) {
         s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
     } else { /* under --tp the parts are joined into whole tensors on rank 0 */
         lmc_layout g;
@@ -301,9 +301,9 @@ static lmc_status save_checkpoint(lmc_trainer *tr)
         LMC_TRY(whole_layout(tr, &g));
         s = gather_whole(tr, &g, b);
         if (s == LMC_OK && root) {
-            lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed,
-                                 .shuffle = tr->shuffle, .seq = tr->o->seq, .world = tr->world->size,
-                                 .adam_t = tr->opt.t, .loss = tr->last_loss};
+            lmc_ckpt_state st = {.step = tr->step, .consumed = tr->data.consumed, .seed = tr->data.seed,
+                                 .shuffle = tr->data.shuffle, .seq = tr->o->seq, .world = tr->world->size,
+                                 .adam_t = tr->opt.t, .loss = tr->log.last_loss};
             lmc_trainer_experts_state(tr, &st);
             s = lmc_ckpt_save(tr->o->out_dir, &st, &tr->cfg, &g, b[0], b[1], b[2], tr->o->keep, saved,
                               sizeof saved);
@@ -351,8 +351,8 @@ static lmc_status save_final_whole(lmc_trainer *tr)
     int root = holds_part(tr);
     float *p = root ? lmc_alloc(tr->m->layout.total * sizeof(float), "final weights") : NULL;
     lmc_status s = lmc_trainer_agree(tr, !root || p ? LMC_OK : LMC_ENOMEM, "allocating the final weights");
-    if (s == LMC_OK && tr->zero == 3)
-        s = gather_moment(tr, tr->sh->own_params, p); /* the shards to the data-parallel group's first rank */
+    if (s == LMC_OK && tr->dp.zero == 3)
+        s = gather_moment(tr, tr->dp.sh->own_params, p); /* the shards to the data-parallel group's first rank */
     else if (s == LMC_OK && root)
         lmc_model_download_params(tr->m, p);
     if (s == LMC_OK && root)
@@ -371,7 +371,7 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     lmc_status s = LMC_OK;
     const char *path = tr->o->save;
     size_t len = strlen(path);
-    if (tr->zero >= 2 && tr->tp == 1 && tr->pp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
+    if (tr->dp.zero >= 2 && tr->tp == 1 && tr->pipe.pp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
         s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
     else
         s = save_final_whole(tr);

@@ -34,7 +34,7 @@ static lmc_status write_unit(lmc_trainer *tr, weights_out *o, int unit, lmc_stat
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
     const float *src = tr->m->params ? tr->m->params + b : o->dev;
     if (!tr->m->params) {
-        lmc_status g = lmc_shard_gather_range(tr->sh, b, e, o->dev); /* every rank, even after a failure */
+        lmc_status g = lmc_shard_gather_range(tr->dp.sh, b, e, o->dev); /* every rank, even after a failure */
         if (g)
             return g; /* a failed collective: the job ends on the fault path */
     }
@@ -96,7 +96,7 @@ lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int shar
 
 static lmc_status write_optim(lmc_trainer *tr, const char *tmp)
 {
-    size_t own = tr->own_end - tr->own_begin;
+    size_t own = tr->dp.own_end - tr->dp.own_begin;
     float *m = lmc_alloc((own ? own : 1) * sizeof(float), "AdamW m"), *v = lmc_alloc((own ? own : 1) * 4, "AdamW v");
     lmc_status s = m && v ? LMC_OK : LMC_ENOMEM;
     if (s == LMC_OK && own) {
@@ -104,8 +104,8 @@ static lmc_status write_optim(lmc_trainer *tr, const char *tmp)
         tr->be->ops->download(tr->be, v, tr->opt.v, own * sizeof(float));
     }
     if (s == LMC_OK)
-        s = lmc_ckpt_write_optim_shard(tmp, tr->comm->rank, tr->comm->size, tr->m->layout.total, tr->own_begin,
-                                       tr->own_end, m, v);
+        s = lmc_ckpt_write_optim_shard(tmp, tr->comm->rank, tr->comm->size, tr->m->layout.total, tr->dp.own_begin,
+                                       tr->dp.own_end, m, v);
     lmc_free(m);
     lmc_free(v);
     return s;
@@ -122,8 +122,8 @@ lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_l
     LMC_TRY(lmc_trainer_agree(tr, write_optim(tr, tmp), "writing the optimizer shard"));
     LMC_TRY(lmc_trainer_write_weights(tr, tmp, 1));
     if (root) {
-        lmc_ckpt_state st = {.step = tr->step, .consumed = tr->consumed, .seed = tr->seed, .shuffle = tr->shuffle,
-                             .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t, .loss = tr->last_loss};
+        lmc_ckpt_state st = {.step = tr->step, .consumed = tr->data.consumed, .seed = tr->data.seed, .shuffle = tr->data.shuffle,
+                             .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t, .loss = tr->log.last_loss};
         lmc_trainer_experts_state(tr, &st);
         s = lmc_ckpt_commit(tr->o->out_dir, tmp, &st, tr->o->keep, saved, saved_len);
     }

@@ -57,14 +57,14 @@ static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
     int req;
     if (e <= b)
         return LMC_OK;
-    if (tr->nreq >= 2 * lmc_layout_num_buckets(&tr->m->layout))
+    if (tr->dp.nreq >= 2 * lmc_layout_num_buckets(&tr->m->layout))
         return lmc_err(LMC_ECOMM, "step %d: more gradient buckets than the model has", tr->step + 1);
-    int tied_embed = tr->embc && tr->cfg.tied && b == 0; /* summed over stages next: whole on every data-parallel rank */
-    if (tr->zero && c->ops->reduce_scatter_start && !tied_embed)
+    int tied_embed = tr->pipe.embc && tr->cfg.tied && b == 0; /* summed over stages next: whole on every data-parallel rank */
+    if (tr->dp.zero && c->ops->reduce_scatter_start && !tied_embed)
         LMC_TRY(c->ops->reduce_scatter_start(c, tr->m->grads + b, tr->m->layout.total, b, e, &req));
     else /* a communicator without a ranged reduce-scatter: the whole sum is a superset */
         LMC_TRY(c->ops->allreduce_start(c, tr->m->grads + b, e - b, &req));
-    tr->reqs[tr->nreq++] = req;
+    tr->dp.reqs[tr->dp.nreq++] = req;
     return LMC_OK;
 }
 
@@ -72,31 +72,31 @@ static lmc_status post_bucket(lmc_trainer *tr, size_t b, size_t e)
 static void bucket_release(void *ctx, int unit, int backward)
 {
     lmc_trainer *tr = ctx;
-    if (tr->hook_status || !backward)
+    if (tr->dp.hook_status || !backward)
         return;
     size_t b, e;
     int done = 0;
-    tr->hook_status = lmc_trainer_ep_post(tr, unit, &done); /* --ep: a MoE layer's experts over their ranks */
-    if (done || tr->hook_status)
+    tr->dp.hook_status = lmc_trainer_ep_post(tr, unit, &done); /* --ep: a MoE layer's experts over their ranks */
+    if (done || tr->dp.hook_status)
         return;
     lmc_layout_unit(&tr->m->layout, unit, &b, &e);
-    tr->hook_status = post_bucket(tr, b, e);
+    tr->dp.hook_status = post_bucket(tr, b, e);
 }
 
 static void no_acquire(void *ctx, int unit, int backward) {}
 
 void lmc_trainer_dp_hooks(lmc_trainer *tr)
 {
-    tr->dp_hooks = (lmc_unit_hooks){.acquire = no_acquire, .release = bucket_release, .ctx = tr};
+    tr->dp.dp_hooks = (lmc_unit_hooks){.acquire = no_acquire, .release = bucket_release, .ctx = tr};
 }
 
 /* Micro-batch rounds this step: under ZeRO-2/3 every rank joins every
  * round's collectives, so all run as many as the busiest rank. */
 static int rounds(const lmc_trainer *tr)
 {
-    int most = tr->mb_count[tr->comm->rank];
-    for (int r = 0; tr->sh && r < tr->comm->size; r++)
-        most = tr->mb_count[r] > most ? tr->mb_count[r] : most;
+    int most = tr->bal.mb_count[tr->comm->rank];
+    for (int r = 0; tr->dp.sh && r < tr->comm->size; r++)
+        most = tr->bal.mb_count[r] > most ? tr->bal.mb_count[r] : most;
     return most;
 }
 
@@ -117,26 +117,26 @@ static lmc_status post_all_buckets(lmc_trainer *tr)
 static lmc_status accumulate_grads(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    int B = o->batch, T = o->seq, J = lmc_balance_total(tr), n = tr->mb_count[tr->comm->rank];
+    int B = o->batch, T = o->seq, J = lmc_balance_total(tr), n = tr->bal.mb_count[tr->comm->rank];
     int first = lmc_balance_first(tr), dist = tr->comm->size > 1;
     float dloss = 1.0f / ((float)B * T * J), sum = 0;
-    double t0 = lmc_now(), w0 = tr->sh ? tr->sh->wait_s : 0;
-    tr->nreq = 0;
-    tr->hook_status = LMC_OK;
+    double t0 = lmc_now(), w0 = tr->dp.sh ? tr->dp.sh->wait_s : 0;
+    tr->dp.nreq = 0;
+    tr->dp.hook_status = LMC_OK;
     lmc_model_zero_grads(tr->m);
-    if (tr->sh)
-        lmc_shard_zero_grads(tr->sh);
-    if (tr->pp > 1)
+    if (tr->dp.sh)
+        lmc_shard_zero_grads(tr->dp.sh);
+    if (tr->pipe.pp > 1)
         LMC_TRY(lmc_pipe_accumulate(tr, dloss, &sum));
-    for (int k = 0, R = tr->pp > 1 ? 0 : rounds(tr); k < R; k++) {
+    for (int k = 0, R = tr->pipe.pp > 1 ? 0 : rounds(tr); k < R; k++) {
         if (k >= n) { /* no micro-batch of mine: join the others' collectives */
             lmc_model_walk_units(tr->m, 1);
             continue;
         }
-        uint64_t g0 = tr->consumed + (uint64_t)(first + k) * B;
-        LMC_TRY(lmc_tokens_batch(&tr->train, g0, B, T, tr->seed, tr->shuffle, tr->cfg.vocab, tr->inputs,
-                                 tr->targets));
-        LMC_TRY(lmc_model_set_batch(tr->m, tr->inputs, tr->targets, B, T, o->data));
+        uint64_t g0 = tr->data.consumed + (uint64_t)(first + k) * B;
+        LMC_TRY(lmc_tokens_batch(&tr->data.train, g0, B, T, tr->data.seed, tr->data.shuffle, tr->cfg.vocab, tr->data.inputs,
+                                 tr->data.targets));
+        LMC_TRY(lmc_model_set_batch(tr->m, tr->data.inputs, tr->data.targets, B, T, o->data));
         double t1 = lmc_now();
         lmc_model_forward(tr->m, B, T, LMC_FWD_TRAIN, dloss);
         sum += lmc_model_mean_loss(tr->m, B, T);
@@ -144,25 +144,25 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
         double t2 = lmc_now();
         lmc_balance_slowdown(tr, t2 - t1);
         double t3 = lmc_now();
-        if (!tr->sh)
-            tr->m->hooks = dist && k == n - 1 ? &tr->dp_hooks : NULL;
+        if (!tr->dp.sh)
+            tr->m->hooks = dist && k == n - 1 ? &tr->dp.dp_hooks : NULL;
         lmc_model_backward(tr->m, B, T);
-        if (!tr->sh)
+        if (!tr->dp.sh)
             tr->m->hooks = NULL;
-        LMC_TRY(tr->hook_status);
+        LMC_TRY(tr->dp.hook_status);
         LMC_TRY(tr->m->tp_status);
-        if (tr->slowdown > 1 || tr->measuring > 0)
+        if (tr->bal.slowdown > 1 || tr->bal.measuring > 0)
             tr->be->ops->sync(tr->be); /* timings below must include the device's work */
-        tr->fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
+        tr->bal.fwdbwd_s = (t2 - t1) + (lmc_now() - t3);
     }
-    if (dist && n == 0 && !tr->sh)
+    if (dist && n == 0 && !tr->dp.sh)
         LMC_TRY(post_all_buckets(tr));
     tr->me.loss_sum = sum;
     tr->me.mb = n;
     /* under ZeRO-3 the passes wait for other ranks' gathers, under --pp for
      * the neighbouring stages: not compute */
-    double waited = (tr->sh ? tr->sh->wait_s - w0 : 0) + (tr->pp > 1 ? tr->pp_wait_s : 0);
-    tr->me.pp_wait_ms = tr->pp > 1 ? tr->pp_wait_s * 1e3 : 0;
+    double waited = (tr->dp.sh ? tr->dp.sh->wait_s - w0 : 0) + (tr->pipe.pp > 1 ? tr->pipe.pp_wait_s : 0);
+    tr->me.pp_wait_ms = tr->pipe.pp > 1 ? tr->pipe.pp_wait_s * 1e3 : 0;
     tr->me.compute_ms = (lmc_now() - t0 - waited) * 1e3;
     tr->me.comm_ms = waited * 1e3;
     return LMC_OK;
@@ -172,23 +172,23 @@ static lmc_status accumulate_grads(lmc_trainer *tr)
  * (the job is about to be aborted) the rest are not waited for. */
 static lmc_status wait_buckets(lmc_trainer *tr)
 {
-    if (tr->sh)
-        return lmc_shard_finish_grads(tr->sh);
+    if (tr->dp.sh)
+        return lmc_shard_finish_grads(tr->dp.sh);
     lmc_status s = LMC_OK;
-    for (int i = 0; i < tr->nreq && s == LMC_OK; i++)
-        s = tr->comm->ops->wait(tr->comm, tr->reqs[i]);
-    tr->nreq = 0;
+    for (int i = 0; i < tr->dp.nreq && s == LMC_OK; i++)
+        s = tr->comm->ops->wait(tr->comm, tr->dp.reqs[i]);
+    tr->dp.nreq = 0;
     return s ? s : lmc_trainer_ep_wait(tr);
 }
 
 static float *own_grads(lmc_trainer *tr)
 {
-    return tr->sh ? tr->sh->own_grads : tr->m->grads + tr->own_begin;
+    return tr->dp.sh ? tr->dp.sh->own_grads : tr->m->grads + tr->dp.own_begin;
 }
 
 static float *own_params(lmc_trainer *tr)
 {
-    return tr->sh ? lmc_shard_params(tr->sh) : tr->m->params + tr->own_begin;
+    return tr->dp.sh ? lmc_shard_params(tr->dp.sh) : tr->m->params + tr->dp.own_begin;
 }
 
 static float squares(lmc_trainer *tr, const float *x, size_t n)
@@ -211,7 +211,7 @@ static int counted(const lmc_trainer *tr, int layer, int kind)
         return 0;
     if (tr->tp_rank > 0 && !lmc_layout_tp_split(l, layer, kind))
         return 0;
-    return !(tr->pp_rank > 0 && layer < 0 && lmc_layout_unit_of(l, layer, kind) == 0);
+    return !(tr->pipe.pp_rank > 0 && layer < 0 && lmc_layout_unit_of(l, layer, kind) == 0);
 }
 
 /* The squares of this rank's gradient elements [begin, end) (g points at
@@ -248,7 +248,7 @@ static lmc_status ep_norm(lmc_trainer *tr, float *norm)
     size_t o0, o1;
     for (int i = 0; lmc_trainer_ep_own(tr, i, &o0, &o1); i++)
         mine += squares(tr, g + o0, o1 - o0);
-    if (tr->ep_zero) {
+    if (tr->ex.ep_zero) {
         LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &mine, 1, 0));
         *norm = sqrtf((float)mine);
         return LMC_OK;
@@ -261,22 +261,22 @@ static lmc_status ep_norm(lmc_trainer *tr, float *norm)
         rest += squares(tr, g + b, x0 - b);
         mine += squares(tr, g + x0, x1 - x0);
     }
-    LMC_TRY(tr->epc->ops->allreduce_host(tr->epc, &mine, 1, 0));
+    LMC_TRY(tr->ex.epc->ops->allreduce_host(tr->ex.epc, &mine, 1, 0));
     *norm = sqrtf((float)(rest + mine));
     return LMC_OK;
 }
 
 static lmc_status grad_norm(lmc_trainer *tr, float *norm)
 {
-    if (tr->ep_grads)
+    if (tr->ex.ep_grads)
         return ep_norm(tr, norm);
-    if (!tr->zero && tr->tp == 1 && tr->pp == 1) {
+    if (!tr->dp.zero && tr->tp == 1 && tr->pipe.pp == 1) {
         *norm = sqrtf(squares(tr, tr->m->grads, tr->m->layout.total));
         return LMC_OK;
     }
-    double d = tr->tp > 1 || tr->pp > 1 ? part_squares(tr, own_grads(tr), tr->own_begin, tr->own_end)
-                                        : squares(tr, own_grads(tr), tr->own_end - tr->own_begin);
-    lmc_comm *groups[3] = {tr->zero ? tr->comm : NULL, tr->tpc, tr->ppc};
+    double d = tr->tp > 1 || tr->pipe.pp > 1 ? part_squares(tr, own_grads(tr), tr->dp.own_begin, tr->dp.own_end)
+                                        : squares(tr, own_grads(tr), tr->dp.own_end - tr->dp.own_begin);
+    lmc_comm *groups[3] = {tr->dp.zero ? tr->comm : NULL, tr->tpc, tr->pipe.ppc};
     for (int i = 0; i < 3; i++)
         if (groups[i] && groups[i]->size > 1)
             LMC_TRY(groups[i]->ops->allreduce_host(groups[i], &d, 1, 0));
@@ -289,9 +289,9 @@ static lmc_status optimizer_step(lmc_trainer *tr, float *norm, float *lr)
     const lmc_train_opts *o = tr->o;
     double t0 = lmc_now();
     LMC_TRY(grad_norm(tr, norm));
-    double comm_s = tr->zero ? lmc_now() - t0 : 0;
+    double comm_s = tr->dp.zero ? lmc_now() - t0 : 0;
     if (!isfinite(*norm)) {
-        tr->consistent_error = 1; /* every rank holds the same norm */
+        tr->dp.consistent_error = 1; /* every rank holds the same norm */
         return lmc_err(LMC_ERANGE, "step %d: the gradient norm is not finite (loss diverged; lower --lr)",
                        tr->step + 1);
     }
@@ -299,16 +299,16 @@ static lmc_status optimizer_step(lmc_trainer *tr, float *norm, float *lr)
     if (o->clip > 0 && *norm > o->clip)
         scale = (float)(o->clip / (*norm + 1e-6));
     *lr = (float)lmc_lr_at(o, tr->step);
-    if (tr->ep_zero) /* --ep, ZeRO-1: the shards of the pieces */
+    if (tr->ex.ep_zero) /* --ep, ZeRO-1: the shards of the pieces */
         lmc_trainer_ep_adamw(tr, *lr, scale);
     else
         lmc_optim_step(&tr->opt, own_params(tr), own_grads(tr), *lr, (float)o->beta1, (float)o->beta2,
                        (float)o->eps, (float)o->weight_decay, scale);
-    if (tr->sh)
-        LMC_TRY(lmc_shard_params_changed(tr->sh));
-    if (tr->zero && tr->zero < 3 && tr->comm->size > 1) {
+    if (tr->dp.sh)
+        LMC_TRY(lmc_shard_params_changed(tr->dp.sh));
+    if (tr->dp.zero && tr->dp.zero < 3 && tr->comm->size > 1) {
         double t1 = lmc_now();
-        LMC_TRY(tr->ep_zero ? lmc_trainer_ep_allgather(tr)
+        LMC_TRY(tr->ex.ep_zero ? lmc_trainer_ep_allgather(tr)
                             : tr->comm->ops->allgather(tr->comm, tr->m->params, tr->m->layout.total));
         comm_s += lmc_now() - t1;
     }
@@ -334,8 +334,8 @@ static void log_run(const lmc_trainer *tr, lmc_sb *sb)
 {
     const lmc_train_opts *o = tr->o;
     lmc_sb_printf(sb, ",\"run\":{\"dp\":%d,\"tp\":%d,\"pp\":%d,\"vpp\":%d,\"ep\":%d,\"sp\":%s,\"zero\":%d,"
-                  "\"recompute\":", tr->comm->size, tr->tp, tr->pp, tr->vpp, tr->ep, o->sp ? "true" : "false",
-                  tr->zero);
+                  "\"recompute\":", tr->comm->size, tr->tp, tr->pipe.pp, tr->pipe.vpp, tr->ex.ep, o->sp ? "true" : "false",
+                  tr->dp.zero);
     lmc_sb_json_str(sb, o->recompute, strlen(o->recompute));
     lmc_sb_printf(sb, ",\"batch\":%d,\"grad_accum\":%d,\"seq\":%d,\"precision\":", o->batch, o->grad_accum, o->seq);
     lmc_sb_json_str(sb, o->precision, strlen(o->precision));
@@ -349,7 +349,7 @@ static void log_run(const lmc_trainer *tr, lmc_sb *sb)
 
 static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
 {
-    if (!tr->log)
+    if (!tr->log.f)
         return;
     lmc_sb sb;
     lmc_sb_init(&sb);
@@ -360,7 +360,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
     lmc_sb_puts(&sb, ",\"grad_norm\":");
     lmc_sb_json_num(&sb, ev->grad_norm);
     lmc_sb_printf(&sb, ",\"tokens_per_s\":%.2f,\"mfu\":%.5f,\"ms\":%.3f,\"tokens\":%llu", ev->tokens_per_s, ev->mfu,
-                  ev->ms, (unsigned long long)tr->consumed * (unsigned long long)tr->o->seq);
+                  ev->ms, (unsigned long long)tr->data.consumed * (unsigned long long)tr->o->seq);
     lmc_sb_printf(&sb, ",\"comm_ms\":%.3f,\"comm_busy_ms\":%.3f", tr->me.comm_ms, tr->me.busy_ms);
     if (tr->tp > 1)
         lmc_sb_printf(&sb, ",\"tp_values\":%.0f", tr->me.tp_values);
@@ -371,7 +371,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         lmc_sb_printf(&sb, ",\"aux_loss\":%.9g", aux / lmc_balance_total(tr));
         lmc_trainer_experts_log(tr, &sb); /* each layer's max / mean expert load */
     }
-    if (tr->ep > 1) { /* expert parallelism's exchanges: time and floats sent to other ranks */
+    if (tr->ex.ep > 1) { /* expert parallelism's exchanges: time and floats sent to other ranks */
         log_ranks(&sb, "a2a_ms", tr, offsetof(lmc_rank_stats, a2a_ms), "%.3f");
         log_ranks(&sb, "a2a_values", tr, offsetof(lmc_rank_stats, a2a_values), "%.0f");
     }
@@ -382,14 +382,14 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         log_ranks(&sb, "rank_comm_ms", tr, offsetof(lmc_rank_stats, comm_ms), "%.3f"); /* comm_ms of each rank */
     }
     log_ranks(&sb, "rss_mb", tr, offsetof(lmc_rank_stats, rss_mb), "%.1f");
-    if (tr->pp > 1) {
+    if (tr->pipe.pp > 1) {
         lmc_sb_puts(&sb, ",\"pp_bubble\":[");
-        for (int s = 0; s < tr->pp; s++)
-            lmc_sb_printf(&sb, "%s%.4f", s ? "," : "", tr->pp_bubble[s]);
+        for (int s = 0; s < tr->pipe.pp; s++)
+            lmc_sb_printf(&sb, "%s%.4f", s ? "," : "", tr->pipe.pp_bubble[s]);
         lmc_sb_putc(&sb, ']');
         lmc_sb_puts(&sb, ",\"stage_rss_mb\":[");
-        for (int s = 0; s < tr->pp; s++)
-            lmc_sb_printf(&sb, "%s%.1f", s ? "," : "", tr->pp_rss[s]);
+        for (int s = 0; s < tr->pipe.pp; s++)
+            lmc_sb_printf(&sb, "%s%.1f", s ? "," : "", tr->pipe.pp_rss[s]);
         lmc_sb_putc(&sb, ']');
     }
     if (has_val) {
@@ -400,11 +400,11 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
             lmc_sb_json_num(&sb, ev->val_bpb);
         }
     }
-    if (!tr->logged_run)
-        log_run(tr, &sb), tr->logged_run = 1;
+    if (!tr->log.logged_run)
+        log_run(tr, &sb), tr->log.logged_run = 1;
     lmc_sb_puts(&sb, "}\n");
-    fwrite(sb.s, 1, sb.len, tr->log);
-    fflush(tr->log);
+    fwrite(sb.s, 1, sb.len, tr->log.f);
+    fflush(tr->log.f);
     lmc_sb_free(&sb);
 }
 
@@ -425,7 +425,7 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
         lmc_trainer_emit(tr, &e);
     }
     /* under ZeRO-3 and --tp the forward pass is a collective: every rank samples */
-    int all_sample = tr->zero == 3 || tr->tp > 1 || tr->pp > 1 || tr->ep > 1;
+    int all_sample = tr->dp.zero == 3 || tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1;
     if (o->sample_every > 0 && tr->step % o->sample_every == 0 && (tr->world->rank == 0 || all_sample)) {
         lmc_sb text;
         lmc_sb_init(&text);
@@ -446,14 +446,14 @@ static lmc_status after_step(lmc_trainer *tr, lmc_train_event *ev)
 static lmc_status gather_stats(lmc_trainer *tr)
 {
     lmc_comm *c = tr->comm;
-    if (tr->ppc) { /* the loss is the last stage's; all stages agree on the balance's measurements */
+    if (tr->pipe.ppc) { /* the loss is the last stage's; all stages agree on the balance's measurements */
         double loss = tr->me.loss_sum, wait = tr->me.pp_wait_ms;
-        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &loss, 1, 0));
-        LMC_TRY(tr->ppc->ops->allreduce_host(tr->ppc, &tr->me.compute_ms, 1, 1));
-        LMC_TRY(tr->ppc->ops->allgather_host(tr->ppc, &wait, tr->pp_bubble, sizeof wait));
-        LMC_TRY(tr->ppc->ops->allgather_host(tr->ppc, &tr->me.rss_mb, tr->pp_rss, sizeof(double)));
-        for (int s = 0; s < tr->pp; s++)
-            tr->pp_bubble[s] /= tr->me.step_ms;
+        LMC_TRY(tr->pipe.ppc->ops->allreduce_host(tr->pipe.ppc, &loss, 1, 0));
+        LMC_TRY(tr->pipe.ppc->ops->allreduce_host(tr->pipe.ppc, &tr->me.compute_ms, 1, 1));
+        LMC_TRY(tr->pipe.ppc->ops->allgather_host(tr->pipe.ppc, &wait, tr->pipe.pp_bubble, sizeof wait));
+        LMC_TRY(tr->pipe.ppc->ops->allgather_host(tr->pipe.ppc, &tr->me.rss_mb, tr->pipe.pp_rss, sizeof(double)));
+        for (int s = 0; s < tr->pipe.pp; s++)
+            tr->pipe.pp_bubble[s] /= tr->me.step_ms;
         tr->me.loss_sum = loss;
     }
     LMC_TRY(c->ops->allgather_host(c, &tr->me, tr->all, sizeof tr->me));
@@ -461,7 +461,7 @@ static lmc_status gather_stats(lmc_trainer *tr)
         if (tr->all[r].step_ms / 1e3 > tr->max_step_s)
             tr->max_step_s = tr->all[r].step_ms / 1e3;
     c->timeout_s = 20 * tr->max_step_s > 600 ? 20 * tr->max_step_s : 600;
-    lmc_comm *groups[4] = {tr->tpc, tr->ppc, tr->embc, tr->epc};
+    lmc_comm *groups[4] = {tr->tpc, tr->pipe.ppc, tr->pipe.embc, tr->ex.epc};
     for (int i = 0; i < 4; i++)
         if (groups[i])
             groups[i]->timeout_s = c->timeout_s;
@@ -516,15 +516,15 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     double loss = 0;
     for (int r = 0; r < tr->comm->size; r++)
         loss += tr->all[r].loss_sum;
-    tr->last_loss = (float)(loss / J);
-    tr->consumed += (uint64_t)o->batch * J;
+    tr->log.last_loss = (float)(loss / J);
+    tr->data.consumed += (uint64_t)o->batch * J;
     tr->step++;
     lmc_balance_update(tr);
     double tokens = (double)o->batch * o->seq * J;
-    lmc_train_event ev = {.kind = LMC_EV_STEP, .step = tr->step, .loss = tr->last_loss, .lr = lr,
+    lmc_train_event ev = {.kind = LMC_EV_STEP, .step = tr->step, .loss = tr->log.last_loss, .lr = lr,
                           .grad_norm = norm, .tokens_per_s = tokens / dt, .ms = dt * 1e3, .val_bpb = -1};
-    ev.mfu = ev.tokens_per_s * tr->flops_per_token / (tr->peak_flops * tr->world->size);
-    ev.elapsed_s = lmc_now() - tr->start_time;
+    ev.mfu = ev.tokens_per_s * tr->log.flops_per_token / (tr->log.peak_flops * tr->world->size);
+    ev.elapsed_s = lmc_now() - tr->log.start_time;
     ev.eta_s = dt * (o->steps - tr->step);
     lmc_trainer_emit(tr, &ev);
     return after_step(tr, &ev);

@@ -64,7 +64,7 @@ static void start_range(const lmc_trainer *tr, const lmc_layout *l, size_t *begi
 {
     size_t count = l->total;
     *begin = 0;
-    if (tr->zero == 3 && tr->tp * tr->pp == 1) /* a part of the model is cut from the whole one */
+    if (tr->dp.zero == 3 && tr->tp * tr->pipe.pp == 1) /* a part of the model is cut from the whole one */
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, begin, &count);
     *end = *begin + count;
 }
@@ -129,12 +129,12 @@ static lmc_status initial_state(lmc_trainer *tr, float **params, size_t *begin, 
     if (!o->model)
         return lmc_err(LMC_EINVAL, "give --model PRESET (e.g. d6), --init FILE.safetensors or --resume DIR");
     LMC_TRY(lmc_config_load(o->model, &tr->cfg));
-    LMC_TRY(apply_overrides(o, &tr->cfg, tr->tok ? lmc_tok_vocab_size(tr->tok) : 0));
+    LMC_TRY(apply_overrides(o, &tr->cfg, tr->data.tok ? lmc_tok_vocab_size(tr->data.tok) : 0));
     LMC_TRY(lmc_layout_build(&tr->cfg, &layout));
     size_t end;
     start_range(tr, &layout, begin, &end);
     *params = lmc_alloc((end - *begin ? end - *begin : 1) * sizeof(float), "model parameters");
-    lmc_status s = *params ? lmc_weights_init_range(&tr->cfg, &layout, *begin, end, *params, tr->seed) : LMC_ENOMEM;
+    lmc_status s = *params ? lmc_weights_init_range(&tr->cfg, &layout, *begin, end, *params, tr->data.seed) : LMC_ENOMEM;
     lmc_layout_free(&layout);
     return s;
 }
@@ -144,16 +144,16 @@ static lmc_status open_data(lmc_trainer *tr)
     const lmc_train_opts *o = tr->o;
     if (!o->data)
         return lmc_err(LMC_EINVAL, "--data GLOB is required (token shards in llm.c's format)");
-    LMC_TRY(lmc_tokens_open(&tr->train, o->data));
-    if (lmc_tokens_num_seqs(&tr->train, o->seq) == 0)
+    LMC_TRY(lmc_tokens_open(&tr->data.train, o->data));
+    if (lmc_tokens_num_seqs(&tr->data.train, o->seq) == 0)
         return lmc_err(LMC_ERANGE, "--data %s: %zu tokens is too few for one sequence of --seq %d (+1)", o->data,
-                       tr->train.total, o->seq);
+                       tr->data.train.total, o->seq);
     if (o->val_data) {
-        LMC_TRY(lmc_tokens_open(&tr->val, o->val_data));
-        if (lmc_tokens_num_seqs(&tr->val, o->seq) == 0)
+        LMC_TRY(lmc_tokens_open(&tr->data.val, o->val_data));
+        if (lmc_tokens_num_seqs(&tr->data.val, o->seq) == 0)
             return lmc_err(LMC_ERANGE, "--val-data %s: %zu tokens is too few for one sequence of --seq %d (+1)",
-                           o->val_data, tr->val.total, o->seq);
-        tr->have_val = 1;
+                           o->val_data, tr->data.val.total, o->seq);
+        tr->data.have_val = 1;
     }
     return LMC_OK;
 }
@@ -187,53 +187,53 @@ static lmc_status open_groups(lmc_trainer *tr)
     lmc_comm *w = tr->world;
     tr->comm = w;
     tr->tp = o->tp > 1 ? o->tp : 1;
-    tr->pp = o->pp > 1 ? o->pp : 1;
-    tr->vpp = o->vpp > 1 ? o->vpp : 1;
-    int mp = tr->tp * tr->pp;
+    tr->pipe.pp = o->pp > 1 ? o->pp : 1;
+    tr->pipe.vpp = o->vpp > 1 ? o->vpp : 1;
+    int mp = tr->tp * tr->pipe.pp;
     if (o->sp && tr->tp == 1)
         return lmc_err(LMC_EINVAL, "--sp splits the rows over the tensor-parallel group: it needs --tp >= 2");
-    if (tr->vpp > 1 && tr->pp == 1)
-        return lmc_err(LMC_EINVAL, "--vpp %d interleaves the chunks of a pipeline: it needs --pp >= 2", tr->vpp);
-    if (tr->vpp > 1 && o->grad_accum % tr->pp)
+    if (tr->pipe.vpp > 1 && tr->pipe.pp == 1)
+        return lmc_err(LMC_EINVAL, "--vpp %d interleaves the chunks of a pipeline: it needs --pp >= 2", tr->pipe.vpp);
+    if (tr->pipe.vpp > 1 && o->grad_accum % tr->pipe.pp)
         return lmc_err(LMC_EINVAL, "--vpp %d: --grad-accum %d must be a multiple of --pp %d (the interleaved "
-                       "schedule runs micro-batches in groups of pp)", tr->vpp, o->grad_accum, tr->pp);
+                       "schedule runs micro-batches in groups of pp)", tr->pipe.vpp, o->grad_accum, tr->pipe.pp);
     if (mp == 1)
         return LMC_OK;
     if (w->size % mp) {
         char what[64];
-        if (tr->tp > 1 && tr->pp > 1)
-            snprintf(what, sizeof what, "--tp %d x --pp %d = %d", tr->tp, tr->pp, mp);
+        if (tr->tp > 1 && tr->pipe.pp > 1)
+            snprintf(what, sizeof what, "--tp %d x --pp %d = %d", tr->tp, tr->pipe.pp, mp);
         else
-            snprintf(what, sizeof what, tr->pp > 1 ? "--pp %d" : "--tp %d", mp);
+            snprintf(what, sizeof what, tr->pipe.pp > 1 ? "--pp %d" : "--tp %d", mp);
         return lmc_err(LMC_EINVAL, "%s does not divide the %d ranks of this job: a job is groups of %d consecutive "
                        "ranks (each holding the whole model between them) times data-parallel replicas, so run a "
                        "multiple of %d ranks", what, w->size, mp, mp);
     }
-    if (o->zero >= 2 && tr->pp > 1 && o->balance && !strcmp(o->balance, "auto"))
+    if (o->zero >= 2 && tr->pipe.pp > 1 && o->balance && !strcmp(o->balance, "auto"))
         return lmc_err(LMC_EUNSUPPORTED, "--pp with --zero %d and --balance auto is not supported: every "
                        "data-parallel rank of a pipeline stage runs the same micro-batches (use --zero 0 or 1 to "
                        "balance)", o->zero);
-    if (tr->pp > 1 && o->grad_accum < tr->pp)
+    if (tr->pipe.pp > 1 && o->grad_accum < tr->pipe.pp)
         return lmc_err(LMC_EINVAL, "--grad-accum %d is smaller than --pp %d: a pipeline needs at least one "
                        "micro-batch per stage in flight (use --grad-accum >= %d; more shrinks the bubble)",
-                       o->grad_accum, tr->pp, tr->pp);
+                       o->grad_accum, tr->pipe.pp, tr->pipe.pp);
     tr->tp_rank = w->rank % tr->tp;
-    tr->pp_rank = w->rank / tr->tp % tr->pp;
+    tr->pipe.pp_rank = w->rank / tr->tp % tr->pipe.pp;
     int dp_rank = w->rank / mp;
     if (tr->tp > 1)
         LMC_TRY(w->ops->split(w, w->rank / tr->tp, w->rank, &tr->tpc));
-    if (tr->pp > 1) {
-        LMC_TRY(w->ops->split(w, dp_rank * tr->tp + tr->tp_rank, tr->pp_rank, &tr->ppc));
-        LMC_TRY(tr->ppc->ops->split(tr->ppc, 0, tr->pp_rank, &tr->ppg));
-        int ends = tr->pp_rank == 0 || tr->pp_rank == tr->pp - 1;
-        LMC_TRY(tr->ppc->ops->split(tr->ppc, !ends, tr->pp_rank, &tr->embc));
+    if (tr->pipe.pp > 1) {
+        LMC_TRY(w->ops->split(w, dp_rank * tr->tp + tr->tp_rank, tr->pipe.pp_rank, &tr->pipe.ppc));
+        LMC_TRY(tr->pipe.ppc->ops->split(tr->pipe.ppc, 0, tr->pipe.pp_rank, &tr->pipe.ppg));
+        int ends = tr->pipe.pp_rank == 0 || tr->pipe.pp_rank == tr->pipe.pp - 1;
+        LMC_TRY(tr->pipe.ppc->ops->split(tr->pipe.ppc, !ends, tr->pipe.pp_rank, &tr->pipe.embc));
         if (!ends) {
-            lmc_comm_close(tr->embc);
-            tr->embc = NULL;
+            lmc_comm_close(tr->pipe.embc);
+            tr->pipe.embc = NULL;
         }
     }
     lmc_comm *dp = NULL;
-    LMC_TRY(w->ops->split(w, tr->pp_rank * tr->tp + tr->tp_rank, w->rank, &dp));
+    LMC_TRY(w->ops->split(w, tr->pipe.pp_rank * tr->tp + tr->tp_rank, w->rank, &dp));
     tr->comm = dp;
     return LMC_OK;
 }
@@ -244,16 +244,16 @@ static lmc_status open_ep(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     lmc_comm *dp = tr->comm;
-    tr->ep = o->ep > 1 ? o->ep : 1;
-    if (tr->ep == 1)
+    tr->ex.ep = o->ep > 1 ? o->ep : 1;
+    if (tr->ex.ep == 1)
         return LMC_OK;
-    if (dp->size % tr->ep)
+    if (dp->size % tr->ex.ep)
         return lmc_err(LMC_EINVAL, "--ep %d does not divide the %d data-parallel ranks of this job: expert-parallel "
-                       "groups are --ep consecutive ranks, so run a multiple of %d", tr->ep, dp->size, tr->ep);
+                       "groups are --ep consecutive ranks, so run a multiple of %d", tr->ex.ep, dp->size, tr->ex.ep);
     if (o->balance && !strcmp(o->balance, "auto"))
         return lmc_err(LMC_EUNSUPPORTED, "--ep %d with --balance auto is not supported: the ranks of an "
-                       "expert-parallel group exchange tokens in every micro-batch, so all run as many", tr->ep);
-    LMC_TRY(dp->ops->split(dp, dp->rank / tr->ep, dp->rank, &tr->epc));
+                       "expert-parallel group exchange tokens in every micro-batch, so all run as many", tr->ex.ep);
+    LMC_TRY(dp->ops->split(dp, dp->rank / tr->ex.ep, dp->rank, &tr->ex.epc));
     return lmc_trainer_ep_split(tr);
 }
 
@@ -292,16 +292,16 @@ static lmc_status check_tp(const lmc_trainer *tr)
 /* The (virtual) stages' first layers (balanced, or --pp-layers). */
 static lmc_status setup_stages(lmc_trainer *tr)
 {
-    int n = tr->pp * tr->vpp;
-    tr->pp_begin = malloc((size_t)(n + 1) * sizeof(int));
-    tr->pp_bubble = calloc((size_t)tr->pp, sizeof(double));
-    tr->pp_rss = calloc((size_t)tr->pp, sizeof(double));
-    if (!tr->pp_begin || !tr->pp_bubble || !tr->pp_rss)
+    int n = tr->pipe.pp * tr->pipe.vpp;
+    tr->pipe.pp_begin = malloc((size_t)(n + 1) * sizeof(int));
+    tr->pipe.pp_bubble = calloc((size_t)tr->pipe.pp, sizeof(double));
+    tr->pipe.pp_rss = calloc((size_t)tr->pipe.pp, sizeof(double));
+    if (!tr->pipe.pp_begin || !tr->pipe.pp_bubble || !tr->pipe.pp_rss)
         return lmc_err(LMC_ENOMEM, "out of memory");
-    if (tr->vpp > 1 && tr->cfg.n_layer < n)
+    if (tr->pipe.vpp > 1 && tr->cfg.n_layer < n)
         return lmc_err(LMC_EINVAL, "--pp %d x --vpp %d = %d virtual stages but the model has %d layers (each stage "
-                       "holds at least one)", tr->pp, tr->vpp, n, tr->cfg.n_layer);
-    return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pp_begin);
+                       "holds at least one)", tr->pipe.pp, tr->pipe.vpp, n, tr->cfg.n_layer);
+    return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pipe.pp_begin);
 }
 
 /* Under --tp, --pp or --ep: this rank's part of the whole model's host buffer
@@ -311,9 +311,9 @@ static lmc_status upload_part(lmc_trainer *tr, const float *whole)
 {
     float *part;
     LMC_TRY(lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole, &part));
-    if (tr->zero == 3)
-        tr->be->ops->upload(tr->be, tr->sh->own_params, part + tr->own_begin,
-                            (tr->own_end - tr->own_begin) * sizeof(float));
+    if (tr->dp.zero == 3)
+        tr->be->ops->upload(tr->be, tr->dp.sh->own_params, part + tr->dp.own_begin,
+                            (tr->dp.own_end - tr->dp.own_begin) * sizeof(float));
     else
         lmc_model_upload_params(tr->m, part);
     lmc_free(part);
@@ -326,17 +326,17 @@ static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, f
 {
     lmc_layout g;
     LMC_TRY(lmc_layout_build(&tr->cfg, &g));
-    size_t own = (tr->own_end - tr->own_begin) * sizeof(float), total = g.total;
+    size_t own = (tr->dp.own_end - tr->dp.own_begin) * sizeof(float), total = g.total;
     lmc_layout_free(&g);
     float *wm = lmc_alloc(total * sizeof(float), "AdamW state"), *wv = lmc_alloc(total * sizeof(float), "AdamW state");
     lmc_status s = wm && wv ? lmc_ckpt_load_optim(ckpt, total, 0, total, wm, wv) : LMC_ENOMEM;
     float *whole[2] = {wm, wv}, *dst[2] = {m, v}, *part = NULL;
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         s = lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole[i], &part);
-        if (s == LMC_OK && tr->ep_zero)
+        if (s == LMC_OK && tr->ex.ep_zero)
             lmc_trainer_ep_pick(tr, part, dst[i]);
         else if (s == LMC_OK)
-            memcpy(dst[i], part + tr->own_begin, own);
+            memcpy(dst[i], part + tr->dp.own_begin, own);
         lmc_free(part);
     }
     lmc_free(wm), lmc_free(wv);
@@ -354,15 +354,15 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
 {
     const lmc_train_opts *o = tr->o;
     int bounds[2 * 64];
-    if (tr->vpp > 64)
-        return lmc_err(LMC_EINVAL, "--vpp %d: at most 64 chunks per rank", tr->vpp);
-    lmc_pipe_bounds(tr, tr->pp_rank, bounds);
-    tr->pp_mbs_cap = lmc_balance_total(tr);
-    lmc_model_opts mo = {.training = 1, .no_grads = tr->zero >= 2, .no_params = tr->zero == 3, .tp = tr->tp,
+    if (tr->pipe.vpp > 64)
+        return lmc_err(LMC_EINVAL, "--vpp %d: at most 64 chunks per rank", tr->pipe.vpp);
+    lmc_pipe_bounds(tr, tr->pipe.pp_rank, bounds);
+    tr->pipe.pp_mbs_cap = lmc_balance_total(tr);
+    lmc_model_opts mo = {.training = 1, .no_grads = tr->dp.zero >= 2, .no_params = tr->dp.zero == 3, .tp = tr->tp,
                          .tp_rank = tr->tp_rank, .tp_comm = tr->tpc, .vocab_parallel = tr->tp > 1, .sp = o->sp,
-                         .chunks = tr->vpp, .chunk_bounds = bounds,
-                         .act_slots = tr->pp > 1 ? lmc_pipe_act_sets(tr) : 1, .ep = tr->ep,
-                         .ep_comm = tr->epc};
+                         .chunks = tr->pipe.vpp, .chunk_bounds = bounds,
+                         .act_slots = tr->pipe.pp > 1 ? lmc_pipe_act_sets(tr) : 1, .ep = tr->ex.ep,
+                         .ep_comm = tr->ex.epc};
     LMC_TRY(lmc_recompute_parse(o->recompute, &mo.recompute));
     LMC_TRY(lmc_model_open_opts(&tr->m, &tr->cfg, tr->be, o->batch, o->seq, &mo));
     tr->m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
@@ -371,33 +371,33 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
                                                                              .vocab_parallel = tr->tp > 1})));
     const lmc_layout *l = &tr->m->layout;
     size_t count = l->total;
-    tr->own_begin = 0;
-    if (tr->zero && tr->ep > 1) /* its shards of each piece, packed: own_begin .. own_end index them */
+    tr->dp.own_begin = 0;
+    if (tr->dp.zero && tr->ex.ep > 1) /* its shards of each piece, packed: own_begin .. own_end index them */
         LMC_TRY(lmc_trainer_ep_zero_open(tr, &count));
-    else if (tr->zero)
-        lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->own_begin, &count);
-    tr->own_end = tr->own_begin + count;
-    if (tr->zero >= 2) {
-        LMC_TRY(lmc_shard_open(&tr->sh, tr->m, tr->comm, tr->zero));
-        tr->m->hooks = &tr->sh->hooks;
+    else if (tr->dp.zero)
+        lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->dp.own_begin, &count);
+    tr->dp.own_end = tr->dp.own_begin + count;
+    if (tr->dp.zero >= 2) {
+        LMC_TRY(lmc_shard_open(&tr->dp.sh, tr->m, tr->comm, tr->dp.zero));
+        tr->m->hooks = &tr->dp.sh->hooks;
     }
-    if (tr->sh && tr->pp > 1)
-        tr->sh->keep_embed = tr->cfg.tied;
-    if (tr->tp > 1 || tr->pp > 1 || tr->ep > 1)
+    if (tr->dp.sh && tr->pipe.pp > 1)
+        tr->dp.sh->keep_embed = tr->cfg.tied;
+    if (tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1)
         LMC_TRY(upload_part(tr, params));
-    else if (tr->zero == 3)
-        tr->be->ops->upload(tr->be, tr->sh->own_params, params + (tr->own_begin - params_begin),
+    else if (tr->dp.zero == 3)
+        tr->be->ops->upload(tr->be, tr->dp.sh->own_params, params + (tr->dp.own_begin - params_begin),
                             count * sizeof(float));
     else
         lmc_model_upload_params(tr->m, params);
-    LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->own_begin, tr->own_end));
+    LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->dp.own_begin, tr->dp.own_end));
     if (!ckpt)
         return LMC_OK;
     size_t bytes = count * sizeof(float);
     float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
     lmc_status s = !m || !v                ? LMC_ENOMEM
-                   : tr->tp > 1 || tr->pp > 1 || tr->ep > 1 ? load_optim_part(tr, ckpt, m, v)
-                                           : lmc_ckpt_load_optim(ckpt, l->total, tr->own_begin, tr->own_end, m, v);
+                   : tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1 ? load_optim_part(tr, ckpt, m, v)
+                                           : lmc_ckpt_load_optim(ckpt, l->total, tr->dp.own_begin, tr->dp.own_end, m, v);
     if (s == LMC_OK && bytes) {
         tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
         tr->be->ops->upload(tr->be, tr->opt.v, v, bytes);
@@ -419,9 +419,9 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
                                         "--zero", "step", "data position", "--seed", "shuffle", "--balance",
                                         "training tokens", "--ep"};
     enum { NF = sizeof names / sizeof *names };
-    double mine[NF] = {lmc_config_num_params(&tr->cfg), o->batch, o->seq, o->grad_accum, o->steps, tr->zero, tr->step,
-                       (double)tr->consumed, (double)(tr->seed & 0xffffffffffffULL), tr->shuffle,
-                       tr->measuring > 0, (double)tr->train.total, tr->ep};
+    double mine[NF] = {lmc_config_num_params(&tr->cfg), o->batch, o->seq, o->grad_accum, o->steps, tr->dp.zero, tr->step,
+                       (double)tr->data.consumed, (double)(tr->data.seed & 0xffffffffffffULL), tr->data.shuffle,
+                       tr->bal.measuring > 0, (double)tr->data.train.total, tr->ex.ep};
     double *all = malloc((size_t)c->size * sizeof mine);
     if (!all)
         return lmc_err(LMC_ENOMEM, "out of memory");
@@ -429,7 +429,7 @@ static lmc_status check_ranks_agree(lmc_trainer *tr)
     for (int r = 1; r < c->size && s == LMC_OK; r++)
         for (int f = 0; f < NF && s == LMC_OK; f++)
             if (all[r * NF + f] != all[f]) {
-                tr->consistent_error = 1;
+                tr->dp.consistent_error = 1;
                 s = lmc_err(LMC_EINVAL, "rank %d has %s %.17g but rank 0 has %.17g: every rank must run the same "
                             "command on the same files", r, names[f], all[r * NF + f], all[f]);
             }
@@ -459,7 +459,7 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what)
     double bad = s != LMC_OK;
     LMC_TRY(tr->world->ops->allreduce_host(tr->world, &bad, 1, 1));
     if (bad)
-        tr->consistent_error = 1;
+        tr->dp.consistent_error = 1;
     if (bad && s == LMC_OK)
         return lmc_err(LMC_EIO, "%s failed on another rank (its message says why)", what);
     return s;
@@ -470,22 +470,22 @@ static lmc_status setup_local(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     LMC_TRY(lmc_backend_open(o->device, o->threads, &tr->be));
-    lmc_comm *groups[] = {tr->world, tr->comm, tr->tpc, tr->ppc, tr->ppg, tr->embc, tr->epc};
+    lmc_comm *groups[] = {tr->world, tr->comm, tr->tpc, tr->pipe.ppc, tr->pipe.ppg, tr->pipe.embc, tr->ex.epc};
     for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
         if (groups[i]) /* a device communicator orders its work with the backend's queue */
             groups[i]->be = tr->be;
     LMC_TRY(check_memory_kinds(tr));
-    tr->seed = o->seed;
-    tr->shuffle = o->shuffle;
+    tr->data.seed = o->seed;
+    tr->data.shuffle = o->shuffle;
     /* mixed chip kinds: each parameter is updated by one rank (ZeRO-1 at
      * least), so vendors' AdamW kernels cannot drift the ranks apart */
-    tr->zero = o->zero ? o->zero : tr->comm->per_rank_memory;
+    tr->dp.zero = o->zero ? o->zero : tr->comm->per_rank_memory;
     float *params = NULL;
     size_t params_begin = 0;
     lmc_ckpt_state st;
     char ckpt[4096];
     if (o->tokenizer)
-        LMC_TRY(lmc_tok_load(o->tokenizer, &tr->tok));
+        LMC_TRY(lmc_tok_load(o->tokenizer, &tr->data.tok));
     lmc_status s = initial_state(tr, &params, &params_begin, &st, ckpt, sizeof ckpt);
     if (s) {
         lmc_free(params);
@@ -494,7 +494,7 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (s == LMC_OK && tr->tp > 1)
         s = check_tp(tr);
     if (s == LMC_OK)
-        s = lmc_moe_ep_check(&tr->cfg, tr->ep);
+        s = lmc_moe_ep_check(&tr->cfg, tr->ex.ep);
     if (s == LMC_OK)
         s = lmc_trainer_experts_open(tr);
     if (s == LMC_OK)
@@ -503,17 +503,17 @@ static lmc_status setup_local(lmc_trainer *tr)
         lmc_free(params);
         return s;
     }
-    if (tr->tok && lmc_tok_vocab_size(tr->tok) > tr->cfg.vocab) {
+    if (tr->data.tok && lmc_tok_vocab_size(tr->data.tok) > tr->cfg.vocab) {
         lmc_free(params);
         return lmc_err(LMC_EINVAL, "--tokenizer %s has %d tokens but the model's vocabulary is %d", o->tokenizer,
-                       lmc_tok_vocab_size(tr->tok), tr->cfg.vocab);
+                       lmc_tok_vocab_size(tr->data.tok), tr->cfg.vocab);
     }
     if (o->resume) {
         tr->step = st.step;
-        tr->consumed = st.consumed;
-        tr->seed = st.seed;
-        tr->shuffle = st.shuffle;
-        tr->last_loss = st.loss;
+        tr->data.consumed = st.consumed;
+        tr->data.seed = st.seed;
+        tr->data.shuffle = st.shuffle;
+        tr->log.last_loss = st.loss;
         tr->ckpt_world = st.world;
     }
     s = open_data(tr);
@@ -525,22 +525,22 @@ static lmc_status setup_local(lmc_trainer *tr)
     if (s)
         return s;
     LMC_TRY(lmc_balance_open(tr));
-    if (tr->pp > 1)
+    if (tr->pipe.pp > 1)
         LMC_TRY(lmc_pipe_open(tr));
     lmc_trainer_dp_hooks(tr);
     LMC_TRY(lmc_trainer_ep_open(tr));
-    tr->reqs = malloc(2 * (size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int)); /* --ep: pieces */
+    tr->dp.reqs = malloc(2 * (size_t)lmc_layout_num_buckets(&tr->m->layout) * sizeof(int)); /* --ep: pieces */
     size_t n = (size_t)o->batch * o->seq;
-    tr->inputs = malloc(n * sizeof(int));
-    tr->targets = malloc(n * sizeof(int));
-    if (!tr->reqs || !tr->inputs || !tr->targets)
+    tr->data.inputs = malloc(n * sizeof(int));
+    tr->data.targets = malloc(n * sizeof(int));
+    if (!tr->dp.reqs || !tr->data.inputs || !tr->data.targets)
         return lmc_err(LMC_ENOMEM, "out of memory");
-    tr->flops_per_token = lmc_config_train_flops_per_token(&tr->cfg, o->seq);
-    tr->peak_flops = tr->be->ops->peak_flops(tr->be, tr->m->prec);
+    tr->log.flops_per_token = lmc_config_train_flops_per_token(&tr->cfg, o->seq);
+    tr->log.peak_flops = tr->be->ops->peak_flops(tr->be, tr->m->prec);
     if (o->log && tr->world->rank == 0) {
         LMC_TRY(lmc_mkdir_parent(o->log));
-        tr->log = fopen(o->log, o->resume ? "a" : "w");
-        if (!tr->log)
+        tr->log.f = fopen(o->log, o->resume ? "a" : "w");
+        if (!tr->log.f)
             return lmc_err(LMC_EIO, "--log %s: cannot open for writing: %s", o->log, strerror(errno));
     }
     return LMC_OK;
@@ -566,7 +566,7 @@ static lmc_status setup(lmc_trainer *tr)
         return LMC_OK;
     LMC_TRY(lmc_trainer_check_job(tr)); /* the model field by field first */
     LMC_TRY(check_ranks_agree(tr));
-    if (tr->ep > 1) /* each rank holds its experts */
+    if (tr->ex.ep > 1) /* each rank holds its experts */
         LMC_TRY(lmc_trainer_ep_bcast(tr));
     else if (tr->m->params) /* ZeRO-3: each rank read its own shard */
         LMC_TRY(c->ops->broadcast(c, tr->m->params, tr->m->layout.total * sizeof(float), 0));
@@ -576,37 +576,37 @@ static lmc_status setup(lmc_trainer *tr)
 
 static void teardown(lmc_trainer *tr)
 {
-    if (tr->log)
-        fclose(tr->log);
-    free(tr->inputs);
-    free(tr->targets);
-    free(tr->reqs);
+    if (tr->log.f)
+        fclose(tr->log.f);
+    free(tr->data.inputs);
+    free(tr->data.targets);
+    free(tr->dp.reqs);
     lmc_balance_close(tr);
     lmc_trainer_experts_close(tr);
     lmc_trainer_ep_close(tr);
     lmc_optim_close(&tr->opt);
-    lmc_shard_close(tr->sh);
+    lmc_shard_close(tr->dp.sh);
     lmc_model_close(tr->m);
-    lmc_tokens_close(&tr->train);
-    if (tr->have_val)
-        lmc_tokens_close(&tr->val);
-    free(tr->pp_begin);
-    free(tr->pp_bubble);
-    free(tr->pp_rss);
-    free(tr->pp_req);
+    lmc_tokens_close(&tr->data.train);
+    if (tr->data.have_val)
+        lmc_tokens_close(&tr->data.val);
+    free(tr->pipe.pp_begin);
+    free(tr->pipe.pp_bubble);
+    free(tr->pipe.pp_rss);
+    free(tr->pipe.pp_req);
     if (tr->comm != tr->world)
         lmc_comm_close(tr->comm);
-    free(tr->pp_free);
-    free(tr->pp_slot_of);
-    lmc_comm_close(tr->embc);
-    lmc_comm_close(tr->ppg);
-    lmc_comm_close(tr->ppc);
+    free(tr->pipe.pp_free);
+    free(tr->pipe.pp_slot_of);
+    lmc_comm_close(tr->pipe.embc);
+    lmc_comm_close(tr->pipe.ppg);
+    lmc_comm_close(tr->pipe.ppc);
     lmc_comm_close(tr->kvc);
-    lmc_comm_close(tr->epc);
+    lmc_comm_close(tr->ex.epc);
     lmc_comm_close(tr->tpc);
     lmc_comm_close(tr->world);
     lmc_backend_close(tr->be); /* after the communicators: theirs may hold its memory (hier's staging) */
-    lmc_tok_free(tr->tok);
+    lmc_tok_free(tr->data.tok);
 }
 
 static void describe(lmc_trainer *tr)
@@ -618,16 +618,16 @@ static void describe(lmc_trainer *tr)
                                             ", ZeRO-3 (optimizer state, gradients and parameters sharded)"};
     char desc[2048], cfg[512], dist[768] = "";
     lmc_config_describe(&tr->cfg, cfg, sizeof cfg);
-    if (world > 1 || tr->zero)
+    if (world > 1 || tr->dp.zero)
         snprintf(dist, sizeof dist, "; %s %d-way tensor x %d-way pipeline x %d-way data parallel%s%s",
-                 tr->comm->name, tr->tp, tr->pp, tr->comm->size, zero_desc[tr->zero],
-                 tr->measuring > 0 ? ", balancing micro-batches by measured speed" : "");
-    if (tr->ep > 1)
+                 tr->comm->name, tr->tp, tr->pipe.pp, tr->comm->size, zero_desc[tr->dp.zero],
+                 tr->bal.measuring > 0 ? ", balancing micro-batches by measured speed" : "");
+    if (tr->ex.ep > 1)
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; experts split over groups of %d ranks (%d "
-                 "each)", tr->ep, tr->cfg.n_expert / tr->ep);
-    for (int v = 0; tr->pp > 1 && v < tr->pp * tr->vpp; v++) /* the cut: layers of each (virtual) stage */
+                 "each)", tr->ex.ep, tr->cfg.n_expert / tr->ex.ep);
+    for (int v = 0; tr->pipe.pp > 1 && v < tr->pipe.pp * tr->pipe.vpp; v++) /* the cut: layers of each (virtual) stage */
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "%s%d-%d", v ? " | " : "; stage layers ",
-                 tr->pp_begin[v], tr->pp_begin[v + 1] - 1);
+                 tr->pipe.pp_begin[v], tr->pipe.pp_begin[v + 1] - 1);
     if (tr->ckpt_world > 0 && tr->ckpt_world != world)
         snprintf(dist + strlen(dist), sizeof dist - strlen(dist), "; checkpoint written by %d rank%s",
                  tr->ckpt_world, tr->ckpt_world > 1 ? "s" : "");
@@ -635,8 +635,8 @@ static void describe(lmc_trainer *tr)
              "%s\ndevice %s (%d threads), %s, recompute %s, %d rank%s; batch %d x %d x accum %d%s = %d tokens/step; %zu train "
              "tokens%s; starting at step %d%s",
              cfg, tr->be->name, tr->be->threads, o->precision, o->recompute, world, world > 1 ? "s" : "", o->batch, o->seq,
-             o->grad_accum, world > 1 ? " x ranks" : "", o->batch * o->seq * lmc_balance_total(tr), tr->train.total,
-             tr->shuffle ? " (shuffled)" : " (in order)", tr->step, dist);
+             o->grad_accum, world > 1 ? " x ranks" : "", o->batch * o->seq * lmc_balance_total(tr), tr->data.train.total,
+             tr->data.shuffle ? " (shuffled)" : " (in order)", tr->step, dist);
     lmc_train_event ev = {.kind = LMC_EV_START, .step = tr->step, .text = desc};
     lmc_trainer_emit(tr, &ev);
 }
@@ -652,10 +652,10 @@ static void finish(lmc_trainer *tr)
     if (tr->comm->size > 1) {
         lmc_sb_puts(&sb, "; micro-batches per rank:");
         for (int r = 0; r < tr->comm->size; r++)
-            lmc_sb_printf(&sb, " %d", tr->mb_count[r]);
+            lmc_sb_printf(&sb, " %d", tr->bal.mb_count[r]);
     }
-    lmc_train_event ev = {.kind = LMC_EV_DONE, .step = tr->step, .loss = tr->last_loss, .text = sb.s ? sb.s : ""};
-    ev.elapsed_s = lmc_now() - tr->start_time;
+    lmc_train_event ev = {.kind = LMC_EV_DONE, .step = tr->step, .loss = tr->log.last_loss, .text = sb.s ? sb.s : ""};
+    ev.elapsed_s = lmc_now() - tr->log.start_time;
     lmc_trainer_emit(tr, &ev);
     lmc_sb_free(&sb);
 }
@@ -667,7 +667,7 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
     tr.o = o;
     tr.cb = cb;
     tr.ctx = ctx;
-    tr.start_time = lmc_now();
+    tr.log.start_time = lmc_now();
     if (o->out_dir) /* SIGUSR1: checkpoint and stop after the current step (lmc launch); exit 0 */
         lmc_trainer_catch_stop();
     lmc_status s = setup(&tr);
@@ -687,7 +687,7 @@ lmc_status lmc_train(const lmc_train_opts *o, lmc_train_cb cb, void *ctx)
         finish(&tr);
     /* A failure the other ranks cannot know about would leave them waiting
      * in their next collective: end the whole job (the fault path). */
-    if (s && tr.comm && tr.comm->size > 1 && !tr.consistent_error && tr.comm->ops->abort)
+    if (s && tr.comm && tr.comm->size > 1 && !tr.dp.consistent_error && tr.comm->ops->abort)
         tr.comm->ops->abort(tr.comm, lmc_errmsg());
     teardown(&tr);
     return s;

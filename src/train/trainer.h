@@ -1,7 +1,9 @@
-/* trainer.h: the training job's state, shared by trainer.c (setup and the
- * run), step.c (one optimizer step across ranks), balance.c (micro-batches
- * per rank), save.c (checkpoints from sharded state) and evaluate.c
- * (validation and samples). */
+/* trainer.h: the training job's state, lmc_trainer, and one struct per
+ * concern inside it, each owned by one file: the data (trainer.c opens it,
+ * step.c and evaluate.c draw batches), the log (step.c), data parallelism
+ * and ZeRO (step.c, shard.c), the pipeline (pipeline.c), the experts
+ * (experts.c, experts_ep.c) and the balance (balance.c). Checkpoints are
+ * save.c's and save_sharded.c's, validation and samples evaluate.c's. */
 #ifndef LMC_TRAINER_H
 #define LMC_TRAINER_H
 
@@ -33,24 +35,38 @@ typedef struct {
     double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
+/* The training data (trainer.c opens it, step.c and evaluate.c draw batches). */
 typedef struct {
-    const lmc_train_opts *o;
-    lmc_train_cb cb;
-    void *ctx;
-    lmc_comm *comm;  /* the data-parallel group: ranks holding the same part of the model */
-    lmc_comm *world; /* every rank of the job (the same as comm without --tp) */
-    lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
-    lmc_comm *kvc;   /* the tensor-parallel ranks sharing a replicated kv head (NULL: none replicated) */
-    int tp, tp_rank;
-    int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
-    lmc_comm *epc;   /* their group (NULL without --ep) */
-    int ep_grads;          /* experts_ep.c: expert gradients summed over the ranks holding the same experts (--ep) */
-    lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
-    int *ep_reqs, n_ep_reqs; /* their sums in flight */
-    struct lmc_ep_zero *ep_zero; /* experts_ep.c: ZeRO-1's pieces under --ep (NULL otherwise) */
-    double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
-    double *moe_imbalance; /* (L) each layer's max / mean of them */
-    /* pipeline parallelism (pipeline.c) */
+    lmc_tokens train, val;
+    int have_val;
+    lmc_tokenizer *tok;
+    int *inputs, *targets; /* host (B,T) */
+    uint64_t consumed;     /* training sequences consumed by all ranks */
+    uint64_t seed;
+    int shuffle;
+} lmc_train_data;
+
+/* The JSONL log and the figures its lines need (step.c writes them). */
+typedef struct {
+    FILE *f;
+    int logged_run; /* the log's first step line of this run carries its layout ("run") */
+    float last_loss;
+    double flops_per_token, peak_flops, start_time;
+} lmc_train_log;
+
+/* Data parallelism's gradient reduction and ZeRO (step.c, shard.c). */
+typedef struct {
+    int zero;                  /* ZeRO stage: 1 shards AdamW's state, 2 also the gradients, 3 also the parameters */
+    lmc_shard *sh;             /* ZeRO-2/3 state (shard.c), NULL otherwise */
+    lmc_unit_hooks dp_hooks;   /* without it: starts each unit's reduction as backward completes it */
+    size_t own_begin, own_end; /* the parameters this rank's optimizer updates */
+    int *reqs, nreq;           /* gradient buckets in flight */
+    lmc_status hook_status;    /* the first failure inside the bucket hook */
+    int consistent_error;      /* every rank saw the failure: no abort needed */
+} lmc_train_dp;
+
+/* Pipeline parallelism (pipeline.c). */
+typedef struct {
     int pp, pp_rank;       /* stages, this rank's */
     int vpp;               /* chunks per rank (interleaved virtual stages; 1 without) */
     int *pp_begin;         /* [pp x vpp + 1]: each virtual stage's first layer */
@@ -63,41 +79,57 @@ typedef struct {
     double pp_wait_s;      /* this step's wait for the neighbouring stages */
     double *pp_bubble;     /* [pp]: each stage's wait / step time, last step */
     double *pp_rss;        /* [pp]: each stage's peak resident MB so far (this replica, tp rank 0's group) */
-    lmc_backend *be;
-    lmc_model_config cfg;
-    lmc_model *m;
-    lmc_optim opt;
-    lmc_tokens train, val;
-    int have_val;
-    lmc_tokenizer *tok;
-    int *inputs, *targets; /* host (B,T) */
-    int step;              /* optimizer steps done */
-    uint64_t consumed;     /* training sequences consumed by all ranks */
-    uint64_t seed;
-    int shuffle;
-    double flops_per_token, peak_flops, start_time;
-    FILE *log;
-    int logged_run;        /* the log's first step line of this run carries its layout ("run") */
-    float last_loss;
-    /* data parallelism */
-    int zero;                  /* ZeRO stage: 1 shards AdamW's state, 2 also the gradients, 3 also the parameters */
-    lmc_shard *sh;             /* ZeRO-2/3 state (shard.c), NULL otherwise */
-    lmc_unit_hooks dp_hooks;   /* without it: starts each unit's reduction as backward completes it */
-    size_t own_begin, own_end; /* the parameters this rank's optimizer updates */
-    int *reqs, nreq;           /* gradient buckets in flight */
-    lmc_status hook_status;    /* the first failure inside the bucket hook */
-    int consistent_error;      /* every rank saw the failure: no abort needed */
-    lmc_rank_stats me, *all;   /* this step: this rank, every rank ([world]) */
-    double max_step_s;         /* slowest step so far on any rank (watchdog) */
-    int ckpt_world;            /* ranks that wrote the checkpoint resumed from */
-    int stop;                  /* some rank was asked to stop: every rank checkpoints and ends after this step */
-    /* balance.c */
+} lmc_train_pipe;
+
+/* A mixture of experts: expert parallelism (experts_ep.c), loads and
+ * balancing biases (experts.c). */
+typedef struct {
+    int ep;          /* expert parallelism: consecutive data-parallel ranks splitting the experts (1: none) */
+    lmc_comm *epc;   /* their group (NULL without --ep) */
+    int ep_grads;          /* expert gradients summed over the ranks holding the same experts (--ep) */
+    lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
+    int *ep_reqs, n_ep_reqs; /* their sums in flight */
+    struct lmc_ep_zero *ep_zero; /* ZeRO-1's pieces under --ep (NULL otherwise) */
+    double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
+    double *moe_imbalance; /* (L) each layer's max / mean of them */
+} lmc_train_experts;
+
+/* Micro-batches per rank (balance.c). */
+typedef struct {
     int *mb_count;   /* [world] micro-batches per rank, sum = grad_accum x world */
     double *mb_ms;   /* [world] fastest measured ms per micro-batch */
     int measuring;   /* --balance auto: steps left to measure before assigning */
     double slowdown; /* test hook LMC_TEST_SLOWDOWN=X@R: rank R sleeps to run X times slower */
     int slow_rank;
     double fwdbwd_s; /* the slow rank's last forward + backward time */
+} lmc_train_balance;
+
+/* The training job: the model, its optimizer and process groups
+ * (trainer.c), and each concern's state above. */
+typedef struct {
+    const lmc_train_opts *o;
+    lmc_train_cb cb;
+    void *ctx;
+    lmc_comm *comm;  /* the data-parallel group: ranks holding the same part of the model */
+    lmc_comm *world; /* every rank of the job (the same as comm without --tp) */
+    lmc_comm *tpc;   /* the tensor-parallel group (NULL without --tp) */
+    lmc_comm *kvc;   /* the tensor-parallel ranks sharing a replicated kv head (NULL: none replicated) */
+    int tp, tp_rank;
+    lmc_backend *be;
+    lmc_model_config cfg;
+    lmc_model *m;
+    lmc_optim opt;
+    int step;                /* optimizer steps done */
+    lmc_rank_stats me, *all; /* this step: this rank, every rank ([world]) */
+    double max_step_s;       /* slowest step so far on any rank (watchdog) */
+    int ckpt_world;          /* ranks that wrote the checkpoint resumed from */
+    int stop;                /* some rank was asked to stop: every rank checkpoints and ends after this step */
+    lmc_train_data data;
+    lmc_train_log log;
+    lmc_train_dp dp;
+    lmc_train_pipe pipe;
+    lmc_train_experts ex;
+    lmc_train_balance bal;
 } lmc_trainer;
 
 void lmc_trainer_emit(lmc_trainer *tr, lmc_train_event *ev);
