@@ -3,6 +3,7 @@
 #define LMC_SAMPLER_H
 
 #include "lmc/core.h"
+#include "lmc/tokenizer.h"
 
 /* Fields added after top_p are off when zero, so an initialiser that names
  * only the first three keeps its old meaning. */
@@ -61,5 +62,10 @@ typedef struct {
 
 lmc_status lmc_generate(lmc_logits_fn logits_of, void *src, int V, int window, const int *prompt, int n,
                         const lmc_gen_opts *o);
+
+/* A generated token's text appended to out: its bytes under tok, else its
+ * decimal id with a space before all but the first (*count counts the
+ * tokens appended). An id outside tok's vocabulary: LMC_ERANGE. */
+lmc_status lmc_token_append(const lmc_tokenizer *tok, int id, int *count, lmc_sb *out);
 
 #endif

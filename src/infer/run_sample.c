@@ -8,22 +8,18 @@
 typedef struct {
     FILE *out;
     lmc_tokenizer *tok;
-    int first;
+    int count;
+    lmc_sb text;
 } emit_ctx;
 
+/* Each token written as it comes. */
 static lmc_status emit(int token, const float *logits, void *ctx)
 {
+    (void)logits;
     emit_ctx *c = ctx;
-    if (!c->tok) {
-        fprintf(c->out, "%s%d", c->first ? "" : " ", token);
-    } else {
-        size_t len;
-        const char *b = lmc_tok_token_bytes(c->tok, token, &len);
-        if (!b)
-            return lmc_err(LMC_ERANGE, "sampled id %d is outside the tokenizer's vocabulary", token);
-        fwrite(b, 1, len, c->out);
-    }
-    c->first = 0;
+    c->text.len = 0;
+    LMC_TRY(lmc_token_append(c->tok, token, &c->count, &c->text));
+    fwrite(c->text.s, 1, c->text.len, c->out);
     fflush(c->out);
     return LMC_OK;
 }
@@ -48,10 +44,12 @@ static lmc_status sample(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     if (s == LMC_OK) {
         lmc_rng rng;
         lmc_rng_seed(&rng, r->seed);
-        emit_ctx c = {r->out, tok, 1};
+        emit_ctx c = {r->out, tok, 0, {0}};
+        lmc_sb_init(&c.text);
         lmc_gen_opts g = {.max_new = r->max_tokens, .sp = &r->sp, .rng = &rng, .recompute = 1, .slide = 1,
                           .stop_id = -1, .on_token = emit, .ctx = &c};
         s = lmc_engine_generate(e, ids, (int)n, &g);
+        lmc_sb_free(&c.text);
         fprintf(r->out, "\n");
     }
     free(ids);

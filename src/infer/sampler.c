@@ -194,3 +194,13 @@ lmc_status lmc_generate(lmc_logits_fn logits_of, void *src, int V, int window, c
     free(seq), free(logits), free(scratch);
     return s;
 }
+
+lmc_status lmc_token_append(const lmc_tokenizer *tok, int id, int *count, lmc_sb *out)
+{
+    if (tok)
+        LMC_TRY(lmc_tok_decode(tok, &id, 1, out));
+    else
+        lmc_sb_printf(out, "%s%d", *count ? " " : "", id);
+    ++*count;
+    return out->oom ? lmc_err(LMC_ENOMEM, "out of memory writing a generated token") : LMC_OK;
+}

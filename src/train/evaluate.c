@@ -99,18 +99,16 @@ static lmc_status distributed_logits(void *src, const int *ids, int n, int exten
 }
 
 typedef struct {
-    lmc_trainer *tr;
+    const lmc_tokenizer *tok;
     lmc_sb *text;
-    int produced;
+    int count;
 } sample_text;
 
 static lmc_status add_token(int token, const float *logits, void *ctx)
 {
+    (void)logits;
     sample_text *t = ctx;
-    if (t->tr->data.tok)
-        return lmc_tok_decode(t->tr->data.tok, &token, 1, t->text);
-    lmc_sb_printf(t->text, "%s%d", t->produced++ ? " " : "", token);
-    return LMC_OK;
+    return lmc_token_append(t->tok, token, &t->count, t->text);
 }
 
 /* Generates sample_tokens tokens after an end-of-text token, each from the
@@ -128,7 +126,7 @@ lmc_status lmc_trainer_sample(lmc_trainer *tr, lmc_sb *text)
     lmc_rng rng;
     lmc_rng_seed(&rng, lmc_hash64(tr->data.seed ^ (uint64_t)tr->step));
     lmc_sampling sp = {.temperature = 1.0f, .top_k = 40, .top_p = 1.0f};
-    sample_text t = {tr, text, 0};
+    sample_text t = {tr->data.tok, text, 0};
     lmc_gen_opts g = {.max_new = o->sample_tokens, .sp = &sp, .rng = &rng, .recompute = tr->m->prec != LMC_F32,
                       .slide = 1, .stop_id = -1, .on_token = add_token, .ctx = &t};
     if (tr->tp > 1 || tr->pipe.pp > 1 || tr->dp.zero == 3 || tr->ex.ep > 1 || o->seq < 2)
