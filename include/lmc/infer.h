@@ -29,6 +29,10 @@ typedef struct {
     /* tensor parallelism: > 1 splits every layer over the ranks of an MPI
      * launch of exactly tp processes, which all make the same calls */
     int tp;
+    /* a mixture of experts' balancing bias (n_layer x n_expert, host,
+     * copied; lmc_weights_load_moe_bias): added to the router's scores to
+     * choose each token's experts, as in training. NULL: none */
+    const float *moe_bias;
 } lmc_engine_opts;
 
 typedef struct lmc_engine lmc_engine;

@@ -218,6 +218,10 @@ typedef struct {
  * pieces, SwiGLU's fc 2, the experts' fc 2 per expert and their down
  * projections 1 per expert (Mixtral's experts.E.w1/w3/w2). */
 int lmc_hf_piece_at(const lmc_model_config *c, int layer, int kind, int i, lmc_hf_piece *out);
+/* The name of layer l's balancing bias (DeepSeek-V3's per-expert
+ * selection bias, [n_expert] fp32, not a parameter): 1, or 0 for a layer
+ * without experts. */
+int lmc_hf_moe_bias_name(const lmc_model_config *c, int l, char *buf, size_t n);
 /* The most pieces one layout unit (a layer) can have. */
 int lmc_hf_unit_max_pieces(const lmc_model_config *c);
 
@@ -294,6 +298,26 @@ lmc_status lmc_weights_write_index(const char *dir, const lmc_model_config *cfg,
  * removed. */
 lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
                                     const float *params, size_t max_file_bytes);
+/* DeepSeek-V3's balancing bias in weights files. moe_bias (n_layer x
+ * n_expert, host; the rows of layers without experts unused; NULL: none)
+ * is written as each MoE layer's lmc_hf_moe_bias_name tensor ([E] fp32,
+ * after the layer's other tensors, in its file) when the model balances
+ * by it (bias_step > 0) or any of it is nonzero. The _moe writers take
+ * it; the others write none. */
+lmc_status lmc_weights_save_moe(const char *path, const lmc_model_config *cfg, const lmc_layout *layout,
+                                const float *params, const float *moe_bias);
+lmc_status lmc_weights_save_sharded_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                        const float *params, size_t max_file_bytes, const float *moe_bias);
+lmc_status lmc_weights_writer_open_moe(lmc_weights_writer **w, const char *path, const lmc_model_config *cfg,
+                                       const lmc_layout *l, int unit_begin, int unit_end, const float *moe_bias);
+lmc_status lmc_weights_write_index_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                       int nfiles, const int *unit_first, const float *moe_bias);
+/* Reads it from what lmc_weights_load reads into bias (n_layer x n_expert,
+ * zeros where absent): *found is 1 when the file holds it (every MoE
+ * layer's, each [E], finite), 0 when it holds none (a GGUF file, a dense
+ * model, weights saved without it); some layers' but not all is an error
+ * naming the missing tensor. */
+lmc_status lmc_weights_load_moe_bias(const char *path, const lmc_model_config *cfg, float *bias, int *found);
 /* GPT-2 style init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)),
  * norm gains 1, biases 0; deterministic in seed, per tensor. */
 void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *layout, float *params, uint64_t seed);

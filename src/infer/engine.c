@@ -281,6 +281,7 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
     float *part = NULL;
     lmc_status s = open_model(e, cfg, params, o->tp, &part);
     if (s == LMC_OK) {
+        lmc_engine_moe_set_bias(e, o->moe_bias);
         lmc_model_upload_params(e->m, part ? part : params);
         s = finish_open(e, part ? part : params, params);
     }

@@ -59,6 +59,9 @@ void lmc_engine_lin(lmc_engine *e, float *out, const float *inp, const lmc_wmat 
 /* ---- experts.c: mixture-of-experts layers ---- */
 lmc_status lmc_engine_moe_open(lmc_engine *e);
 void lmc_engine_moe_close(lmc_engine *e);
+/* bias (L,E) into the model's balancing bias, which routing adds to the
+ * scores to choose (NULL: none; a borrowed model keeps its own, live). */
+void lmc_engine_moe_set_bias(lmc_engine *e, const float *bias);
 /* e->x (N,C) += the shared and routed experts of e->ln (N,C) at layer l;
  * busy (nbusy of the N rows) lists the rows to route, NULL: all of them
  * (decode's idle rows get nothing and cost nothing). */

@@ -10,7 +10,9 @@
  * Shapes: N rows (<= max(ctx, slots)), C = dim, E experts of width F, k per
  * token, R = N_routed k rows in expert order, S = the shared experts' width.
  * The router stays fp32 under bf16/int8 weights (as llama.cpp keeps
- * ffn_gate_inp): a rounded logit would route a token elsewhere. */
+ * ffn_gate_inp): a rounded logit would route a token elsewhere. The
+ * balancing bias (DeepSeek-V3's, the model's lmc_moe_bias) is added to the
+ * scores to choose the experts, not to their weights, as training does. */
 #include "infer/engine_internal.h"
 #include "model/moe.h"
 
@@ -70,6 +72,13 @@ void lmc_engine_moe_close(lmc_engine *e)
     e->moe = NULL;
 }
 
+void lmc_engine_moe_set_bias(lmc_engine *e, const float *bias)
+{
+    float *mine = lmc_moe_bias(e->m);
+    if (bias && mine && e->cfg.n_expert > 0)
+        memcpy(mine, bias, (size_t)e->cfg.n_layer * e->cfg.n_expert * sizeof(float));
+}
+
 static const lmc_wmat *mat(const lmc_engine *e, int l, int which) { return &e->mats[l * LMC_ENGINE_MATS + which]; }
 
 /* x += the shared experts' SwiGLU of ln (all N rows: it is a dense MLP) */
@@ -100,6 +109,7 @@ static void route(lmc_engine *e, int l, int N, const int *busy, int nbusy, int g
     for (int i = 0; busy && i < nbusy; i++)
         memcpy(x->h_logits + (size_t)i * E, x->h_all + (size_t)busy[i] * E, (size_t)E * sizeof(float));
     lmc_route *r = &x->route;
+    r->bias = lmc_moe_bias(e->m) + (size_t)l * E; /* chooses, as in training; zeros without one */
     lmc_route_forward(r, x->h_logits, nbusy, E, c->top_k, c->router);
     size_t R = (size_t)nbusy * c->top_k;
     for (size_t i = 0; busy && i < R; i++)

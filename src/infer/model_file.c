@@ -1,5 +1,5 @@
-/* model_file.c: defaults taken from the model file, and lmc generate
- * --logprobs. */
+/* model_file.c: defaults taken from the model file (its weight type, its
+ * tokenizer, its balancing bias), and lmc generate --logprobs. */
 #include "infer/run.h"
 #include "lmc/gguf.h"
 
@@ -26,6 +26,21 @@ lmc_status lmc_model_quant(const char *model, const char *flag, lmc_quant *q)
     else if (ftype == LMC_GGUF_FTYPE_BF16)
         *q = LMC_QUANT_BF16;
     return LMC_OK;
+}
+
+lmc_status lmc_model_moe_bias(const char *model, const lmc_model_config *cfg, float **bias)
+{
+    *bias = NULL;
+    if (cfg->n_expert <= 0)
+        return LMC_OK;
+    float *b = malloc((size_t)cfg->n_layer * cfg->n_expert * sizeof(float));
+    int found = 0;
+    lmc_status s = b ? lmc_weights_load_moe_bias(model, cfg, b, &found) : lmc_err(LMC_ENOMEM, "out of memory");
+    if (s == LMC_OK && found)
+        *bias = b;
+    else
+        free(b);
+    return s;
 }
 
 static double log_softmax_at(const float *x, int V, int k)

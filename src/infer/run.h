@@ -21,6 +21,10 @@ lmc_status lmc_with_backend(const char *tokenizer, const char *device, int threa
  * bf16), else fp32. */
 lmc_status lmc_model_quant(const char *model, const char *flag, lmc_quant *q);
 
+/* The model file's balancing bias for the engine (lmc_engine_opts.moe_bias):
+ * *bias (n_layer x n_expert, malloc'd) when the file holds one, else NULL. */
+lmc_status lmc_model_moe_bias(const char *model, const lmc_model_config *cfg, float **bias);
+
 /* Decodes up to max_new tokens after the prompt in slot 0 of the engine,
  * sampling as sp (no penalties) with seed, and writes one JSON object a
  * line to out, {"id": N, "logprob": X}, X the log-softmax of the raw

@@ -99,8 +99,10 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     LMC_TRY(lmc_model_quant(r->model, g->quant, &eo.quant));
     LMC_TRY(lmc_weights_load(r->model, &cfg, &layout, &host));
     lmc_layout_free(&layout);
-    lmc_status s = LMC_OK;
-    if (tok && lmc_tok_vocab_size(tok) > cfg.vocab)
+    float *bias = NULL;
+    lmc_status s = lmc_model_moe_bias(r->model, &cfg, &bias);
+    eo.moe_bias = bias;
+    if (s == LMC_OK && tok && lmc_tok_vocab_size(tok) > cfg.vocab)
         s = lmc_err(LMC_EINVAL, "--tokenizer has %d tokens but the model only %d", lmc_tok_vocab_size(tok),
                     cfg.vocab);
     if (eo.ctx > cfg.max_seq)
@@ -109,6 +111,7 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     if (s == LMC_OK)
         s = lmc_engine_open(&e, be, &cfg, host, &eo);
     lmc_free(host);
+    free(bias);
     int *ids = NULL;
     size_t n = 0;
     if (s == LMC_OK)

@@ -33,8 +33,12 @@ static lmc_status sample(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
     LMC_TRY(lmc_weights_load(r->model, &cfg, &layout, &host));
     lmc_layout_free(&layout);
     lmc_engine *e = NULL;
-    lmc_status s = lmc_engine_open(&e, be, &cfg, host, &(lmc_engine_opts){.slots = 1});
+    float *bias = NULL;
+    lmc_status s = lmc_model_moe_bias(r->model, &cfg, &bias);
+    if (s == LMC_OK)
+        s = lmc_engine_open(&e, be, &cfg, host, &(lmc_engine_opts){.slots = 1, .moe_bias = bias});
     lmc_free(host);
+    free(bias);
     int *ids = NULL;
     size_t n = 0;
     if (s == LMC_OK)

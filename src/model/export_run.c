@@ -31,6 +31,34 @@ static char *base_name(const char *path)
     return s;
 }
 
+/* A balancing bias that is not all zero changes which experts a token
+ * gets; llama.cpp's llama architecture (the one a Mixtral exports to)
+ * loads no blk.N.exp_probs_b.bias (its deepseek2 and other architectures
+ * do, with other attention or weighting) and refuses a file with tensors
+ * it does not load, so such a model is refused, the tensor named. */
+static lmc_status check_bias(const char *path, const lmc_model_config *cfg)
+{
+    size_t E = (size_t)cfg->n_expert;
+    if (cfg->n_expert <= 0)
+        return LMC_OK;
+    float *b = malloc((size_t)cfg->n_layer * E * sizeof(float));
+    int found = 0;
+    lmc_status s = b ? lmc_weights_load_moe_bias(path, cfg, b, &found) : lmc_err(LMC_ENOMEM, "out of memory");
+    for (int l = 0; s == LMC_OK && found && l < cfg->n_layer; l++) {
+        char name[112];
+        for (size_t e = 0; e < E && lmc_hf_moe_bias_name(cfg, l, name, sizeof name); e++)
+            if (b[l * E + e] != 0) {
+                s = lmc_err(LMC_EUNSUPPORTED, "%s: tensor '%s' (DeepSeek-V3's balancing bias) is not zero "
+                            "(expert %zu: %g): llama.cpp's llama architecture routes without one (no "
+                            "blk.%d.exp_probs_b.bias), so it would choose other experts than lmc; not exported",
+                            path, name, e, b[l * E + e], l);
+                break;
+            }
+    }
+    free(b);
+    return s;
+}
+
 lmc_status lmc_export_run(const lmc_export_opts *o)
 {
     int ftype;
@@ -48,6 +76,8 @@ lmc_status lmc_export_run(const lmc_export_opts *o)
     lmc_status s = name ? lmc_tok_load(tokdir, &tok) : lmc_err(LMC_ENOMEM, "out of memory");
     if (s == LMC_OK)
         s = lmc_weights_load(o->model, &cfg, &layout, &params);
+    if (s == LMC_OK && (s = check_bias(o->model, &cfg)) != LMC_OK)
+        lmc_layout_free(&layout);
     if (s == LMC_OK) {
         double t0 = lmc_now();
         s = lmc_gguf_export(o->out, name, &cfg, &layout, params, tok, ftype);

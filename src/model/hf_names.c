@@ -106,6 +106,20 @@ int lmc_hf_piece_at(const lmc_model_config *c, int layer, int kind, int k, lmc_h
     return 0;
 }
 
+/* DeepSeek-V3's balancing bias of layer l: not a parameter (no gradient),
+ * a buffer of the router module, so it sits beside the router's weight as
+ * Hugging Face's DeepseekV3TopkRouter keeps it beside its own: there
+ * model.layers.N.mlp.gate.{weight,e_score_correction_bias}; lmc's router
+ * is Mixtral's model.layers.N.block_sparse_moe.gate.weight, hence
+ * model.layers.N.block_sparse_moe.gate.e_score_correction_bias. */
+int lmc_hf_moe_bias_name(const lmc_model_config *c, int l, char *buf, size_t n)
+{
+    if (l < 0 || l >= c->n_layer || !lmc_config_is_moe(c, l) || strcmp(c->family, "llama"))
+        return 0;
+    snprintf(buf, n, "model.layers.%d.block_sparse_moe.gate.e_score_correction_bias", l);
+    return 1;
+}
+
 /* 12 dense slots (qkv is 3 pieces, fc 2), or with experts the router, the
  * shared experts' 3 and 3 per expert */
 int lmc_hf_unit_max_pieces(const lmc_model_config *c) { return 16 + (c->n_expert > 0 ? 4 + 3 * c->n_expert : 0); }

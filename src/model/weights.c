@@ -254,6 +254,40 @@ static lmc_status check_shape(const lmc_st_file *f, const lmc_st_tensor *t, cons
                    (long long)want[0], (long long)want[1]);
 }
 
+/* Layer l's balancing bias (DeepSeek-V3's, beside its router) if the
+ * file has it, its shape checked: *t NULL when absent. */
+static lmc_status find_bias(wsrc *src, const lmc_model_config *cfg, int l, lmc_st_file **f, const lmc_st_tensor **t)
+{
+    char name[112];
+    *t = NULL;
+    if (!lmc_hf_moe_bias_name(cfg, l, name, sizeof name))
+        return LMC_OK;
+    LMC_TRY(src_find(src, name, f, t));
+    lmc_wpiece w = {.p = {.rows = (size_t)cfg->n_expert, .cols = 1}};
+    return *t ? check_shape(*f, *t, &w) : LMC_OK;
+}
+
+/* Every balancing bias there: the right shape, in every MoE layer or none. */
+static lmc_status check_biases(wsrc *src, const lmc_model_config *cfg, int *found)
+{
+    int have = 0, moe = 0, missing = -1;
+    for (int l = 0; l < cfg->n_layer; l++) {
+        lmc_st_file *f;
+        const lmc_st_tensor *t;
+        LMC_TRY(find_bias(src, cfg, l, &f, &t));
+        moe += lmc_config_is_moe(cfg, l);
+        have += t != NULL;
+        if (!t && lmc_config_is_moe(cfg, l) && missing < 0)
+            missing = l;
+    }
+    char name[112];
+    if (have && have < moe && lmc_hf_moe_bias_name(cfg, missing, name, sizeof name))
+        return lmc_err(LMC_EFORMAT, "%s: missing tensor '%s' (the file has %d other layers' balancing biases: "
+                       "every layer with experts needs one, or none)", src_name(src), name, have);
+    *found = have > 0;
+    return LMC_OK;
+}
+
 typedef struct {
     float *p;
     size_t cap;
@@ -343,6 +377,9 @@ static lmc_status src_read(wsrc *src, const lmc_model_config *cfg, const lmc_lay
             s = read_unit(src, cfg, l, u, begin, end, dst, &tmp);
     }
     lmc_free(tmp.p);
+    int found;
+    if (s == LMC_OK && !dst && begin == 0 && end == l->total)
+        s = check_biases(src, cfg, &found);
     if (s == LMC_OK && !dst && begin == 0 && end == l->total)
         s = check_extra(src, cfg);
     return s;
@@ -406,6 +443,27 @@ lmc_status lmc_weights_load(const char *path, lmc_model_config *cfg, lmc_layout 
         lmc_free(*params);
         *params = NULL;
         lmc_layout_free(layout);
+    }
+    src_close(&src);
+    return s;
+}
+
+lmc_status lmc_weights_load_moe_bias(const char *path, const lmc_model_config *cfg, float *bias, int *found)
+{
+    size_t E = cfg->n_expert > 0 ? (size_t)cfg->n_expert : 0;
+    memset(bias, 0, (size_t)cfg->n_layer * E * sizeof(float));
+    *found = 0;
+    if (!E || is_gguf(path)) /* llama.cpp's llama architecture has no such tensor (gguf_export.c refuses it) */
+        return LMC_OK;
+    wsrc src;
+    LMC_TRY(src_open(&src, path));
+    lmc_status s = check_biases(&src, cfg, found);
+    for (int l = 0; l < cfg->n_layer && s == LMC_OK && *found; l++) {
+        lmc_st_file *f;
+        const lmc_st_tensor *t;
+        s = find_bias(&src, cfg, l, &f, &t);
+        if (s == LMC_OK && t)
+            s = lmc_st_read_f32(f, t, bias + (size_t)l * E); /* refuses a non-finite value */
     }
     src_close(&src);
     return s;

@@ -144,8 +144,15 @@ static lmc_status check_split(const lmc_layout *l, int nfiles, const int *unit_f
                         "from unit 0 to %d", nfiles, U, U);
 }
 
+static void map_entry(lmc_sb *map, const char *name, const char *file)
+{
+    lmc_sb_puts(map, map->len ? ",\n    " : "    ");
+    lmc_sb_json_str(map, name, strlen(name));
+    lmc_sb_printf(map, ": \"%s\"", file);
+}
+
 static void weight_map_json(const lmc_model_config *cfg, const lmc_layout *l, int nfiles, const int *unit_first,
-                            lmc_sb *map, size_t *total)
+                            const float *bias, lmc_sb *map, size_t *total)
 {
     *total = 0;
     for (int k = 0; k < nfiles; k++) {
@@ -156,12 +163,15 @@ static void weight_map_json(const lmc_model_config *cfg, const lmc_layout *l, in
             lmc_wpiece *w = lmc_weights_unit_list(cfg, l, u, &np);
             map->oom |= !w;
             for (int i = 0; i < np; i++) {
-                lmc_sb_puts(map, map->len ? ",\n    " : "    ");
-                lmc_sb_json_str(map, w[i].p.name, strlen(w[i].p.name));
-                lmc_sb_printf(map, ": \"%s\"", file);
+                map_entry(map, w[i].p.name, file);
                 *total += lmc_wpiece_numel(&w[i]) * sizeof(float);
             }
             free(w);
+            char name[112];
+            if (lmc_weights_unit_bias(cfg, u, bias, name, sizeof name)) {
+                map_entry(map, name, file);
+                *total += (size_t)cfg->n_expert * sizeof(float);
+            }
         }
     }
 }
@@ -169,13 +179,20 @@ static void weight_map_json(const lmc_model_config *cfg, const lmc_layout *l, in
 lmc_status lmc_weights_write_index(const char *dir, const lmc_model_config *cfg, const lmc_layout *l, int nfiles,
                                    const int *unit_first)
 {
+    return lmc_weights_write_index_moe(dir, cfg, l, nfiles, unit_first, NULL);
+}
+
+lmc_status lmc_weights_write_index_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                       int nfiles, const int *unit_first, const float *moe_bias)
+{
     LMC_TRY(check_split(l, nfiles, unit_first));
     lmc_sb map, j, path;
     lmc_sb_init(&map);
     lmc_sb_init(&j);
     lmc_sb_init(&path);
     size_t total;
-    weight_map_json(cfg, l, nfiles, unit_first, &map, &total);
+    weight_map_json(cfg, l, nfiles, unit_first, lmc_weights_keeps_bias(cfg, moe_bias) ? moe_bias : NULL, &map,
+                    &total);
     lmc_sb_printf(&j, "{\n  \"metadata\": {\n    \"total_size\": %zu\n  },\n  \"weight_map\": {\n%s\n  }\n}\n", total,
                   map.s ? map.s : "");
     lmc_sb_printf(&path, "%s/model.safetensors.index.json", dir);

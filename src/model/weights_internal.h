@@ -22,6 +22,13 @@ size_t lmc_wpiece_numel(const lmc_wpiece *w);
  * transposed, else (rows, cols). Returns ndim. */
 int lmc_wpiece_shape(const lmc_wpiece *w, int64_t shape[2]);
 
+/* Whether a weights file carries the balancing bias (L,E): a mixture of
+ * experts that balances by it (bias_step > 0) or whose bias is not all 0. */
+int lmc_weights_keeps_bias(const lmc_model_config *cfg, const float *bias);
+/* Whether unit's file entries end with its layer's bias (bias kept, NULL:
+ * none): 1 with its name in name. */
+int lmc_weights_unit_bias(const lmc_model_config *cfg, int unit, const float *bias, char *name, size_t n);
+
 /* dir/config.json, atomically (what a saved folder holds beside weights). */
 lmc_status lmc_weights_write_config(const char *dir, const lmc_model_config *cfg);
 

@@ -16,7 +16,25 @@ struct lmc_weights_writer {
     int unit_begin, unit_end, next;
     lmc_afile af;
     float *tmp; /* staging for the largest transposed tensor */
+    const float *moe_bias; /* (L,E) written after each MoE layer's unit; NULL: none */
 };
+
+int lmc_weights_keeps_bias(const lmc_model_config *cfg, const float *bias)
+{
+    if (!bias || cfg->n_expert <= 0)
+        return 0;
+    if (cfg->bias_step > 0)
+        return 1;
+    for (size_t i = (size_t)cfg->first_dense * cfg->n_expert; i < (size_t)cfg->n_layer * cfg->n_expert; i++)
+        if (bias[i] != 0)
+            return 1;
+    return 0;
+}
+
+int lmc_weights_unit_bias(const lmc_model_config *cfg, int unit, const float *bias, char *name, size_t n)
+{
+    return bias && unit >= 1 && lmc_hf_moe_bias_name(cfg, unit - 1, name, n);
+}
 
 /* The header of units [ub, ue): every piece's name, dtype and shape, in
  * the order the units will write them. *max_tr: the largest transposed
@@ -25,17 +43,24 @@ static lmc_status build_header(const lmc_weights_writer *w, lmc_sb *h, size_t *m
 {
     int cap = (w->unit_end - w->unit_begin) * lmc_hf_unit_max_pieces(&w->cfg), n = 0;
     lmc_wpiece *p = calloc((size_t)cap, sizeof *p);
-    lmc_st_entry *e = calloc((size_t)cap, sizeof *e);
-    lmc_status s = p && e ? LMC_OK : lmc_err(LMC_ENOMEM, "%s: out of memory", w->af.path);
-    for (int u = w->unit_begin; u < w->unit_end && s == LMC_OK; u++)
-        n += lmc_weights_unit_pieces(&w->cfg, w->l, u, p + n);
+    lmc_st_entry *e = calloc((size_t)cap + (w->unit_end - w->unit_begin), sizeof *e);
+    char(*bias)[112] = calloc((size_t)(w->unit_end - w->unit_begin) + 1, sizeof *bias);
+    lmc_status s = p && e && bias ? LMC_OK : lmc_err(LMC_ENOMEM, "%s: out of memory", w->af.path);
     *max_tr = 0;
-    for (int i = 0; i < n; i++) {
-        e[i].name = p[i].p.name;
-        e[i].dtype = "F32";
-        e[i].ndim = lmc_wpiece_shape(&p[i], e[i].shape);
-        if (p[i].p.transpose && lmc_wpiece_numel(&p[i]) > *max_tr)
-            *max_tr = lmc_wpiece_numel(&p[i]);
+    int ne = 0; /* entries: each unit's pieces, then its layer's bias */
+    for (int u = w->unit_begin; u < w->unit_end && s == LMC_OK; u++) {
+        int k = lmc_weights_unit_pieces(&w->cfg, w->l, u, p + n);
+        for (int i = n; i < n + k; i++, ne++) {
+            e[ne].name = p[i].p.name;
+            e[ne].dtype = "F32";
+            e[ne].ndim = lmc_wpiece_shape(&p[i], e[ne].shape);
+            if (p[i].p.transpose && lmc_wpiece_numel(&p[i]) > *max_tr)
+                *max_tr = lmc_wpiece_numel(&p[i]);
+        }
+        n += k;
+        char *b = bias[u - w->unit_begin];
+        if (lmc_weights_unit_bias(&w->cfg, u, w->moe_bias, b, sizeof bias[0]))
+            e[ne++] = (lmc_st_entry){.name = b, .dtype = "F32", .ndim = 1, .shape = {w->cfg.n_expert}};
     }
     lmc_sb cj;
     lmc_sb_init(&cj);
@@ -43,8 +68,9 @@ static lmc_status build_header(const lmc_weights_writer *w, lmc_sb *h, size_t *m
     const char *meta[] = {"format", "pt", "lmc_config", cj.s ? cj.s : "", NULL};
     size_t data_len;
     if (s == LMC_OK)
-        s = cj.oom ? lmc_err(LMC_ENOMEM, "%s: out of memory", w->af.path) : lmc_st_header(e, n, meta, h, &data_len);
+        s = cj.oom ? lmc_err(LMC_ENOMEM, "%s: out of memory", w->af.path) : lmc_st_header(e, ne, meta, h, &data_len);
     lmc_sb_free(&cj);
+    free(bias);
     free(e);
     free(p);
     return s;
@@ -52,6 +78,12 @@ static lmc_status build_header(const lmc_weights_writer *w, lmc_sb *h, size_t *m
 
 lmc_status lmc_weights_writer_open(lmc_weights_writer **out, const char *path, const lmc_model_config *cfg,
                                    const lmc_layout *l, int unit_begin, int unit_end)
+{
+    return lmc_weights_writer_open_moe(out, path, cfg, l, unit_begin, unit_end, NULL);
+}
+
+lmc_status lmc_weights_writer_open_moe(lmc_weights_writer **out, const char *path, const lmc_model_config *cfg,
+                                       const lmc_layout *l, int unit_begin, int unit_end, const float *moe_bias)
 {
     *out = NULL;
     int U = lmc_layout_num_units(l);
@@ -65,6 +97,7 @@ lmc_status lmc_weights_writer_open(lmc_weights_writer **out, const char *path, c
     w->l = l;
     w->unit_begin = w->next = unit_begin;
     w->unit_end = unit_end;
+    w->moe_bias = lmc_weights_keeps_bias(cfg, moe_bias) ? moe_bias : NULL;
     lmc_status s = lmc_afile_open(&w->af, path);
     lmc_sb h;
     lmc_sb_init(&h);
@@ -108,6 +141,10 @@ lmc_status lmc_weights_writer_unit(lmc_weights_writer *w, int unit, const float 
     for (int i = 0; i < np && s == LMC_OK; i++)
         s = write_piece(w, &p[i], unit_params + (p[i].at - begin));
     free(p);
+    char name[112];
+    if (s == LMC_OK && lmc_weights_unit_bias(&w->cfg, unit, w->moe_bias, name, sizeof name))
+        s = lmc_afile_write(&w->af, w->moe_bias + (size_t)(unit - 1) * w->cfg.n_expert,
+                            (size_t)w->cfg.n_expert * sizeof(float));
     if (s == LMC_OK)
         w->next++;
     return s;
@@ -141,10 +178,10 @@ void lmc_weights_writer_abort(lmc_weights_writer *w)
 
 /* Units [ub, ue) of params into one file at path. */
 static lmc_status write_units(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
-                              const float *params, int ub, int ue)
+                              const float *params, int ub, int ue, const float *bias)
 {
     lmc_weights_writer *w;
-    LMC_TRY(lmc_weights_writer_open(&w, path, cfg, l, ub, ue));
+    LMC_TRY(lmc_weights_writer_open_moe(&w, path, cfg, l, ub, ue, bias));
     for (int u = ub; u < ue; u++) {
         size_t begin, end;
         lmc_layout_unit(l, u, &begin, &end);
@@ -195,15 +232,21 @@ static lmc_status remove_stale(const char *dir, int keep_shards)
 
 lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const lmc_layout *l, const float *params)
 {
+    return lmc_weights_save_moe(path, cfg, l, params, NULL);
+}
+
+lmc_status lmc_weights_save_moe(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
+                                const float *params, const float *moe_bias)
+{
     int U = lmc_layout_num_units(l), dir = lmc_is_dir(path) || (*path && path[strlen(path) - 1] == '/');
     if (!dir)
-        return write_units(path, cfg, l, params, 0, U);
+        return write_units(path, cfg, l, params, 0, U, moe_bias);
     lmc_sb file;
     lmc_sb_init(&file);
     lmc_sb_printf(&file, "%s/model.safetensors", path);
     lmc_status s = file.oom ? LMC_ENOMEM : lmc_mkdir_p(path);
     if (s == LMC_OK)
-        s = write_units(file.s, cfg, l, params, 0, U);
+        s = write_units(file.s, cfg, l, params, 0, U, moe_bias);
     if (s == LMC_OK)
         s = lmc_weights_write_config(path, cfg);
     if (s == LMC_OK)
@@ -213,7 +256,7 @@ lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const
 }
 
 static lmc_status write_shards(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
-                               const float *params, int n, const int *unit_first)
+                               const float *params, int n, const int *unit_first, const float *bias)
 {
     lmc_status s = LMC_OK;
     for (int k = 0; k < n && s == LMC_OK; k++) {
@@ -222,7 +265,7 @@ static lmc_status write_shards(const char *dir, const lmc_model_config *cfg, con
         lmc_sb file;
         lmc_sb_init(&file);
         lmc_sb_printf(&file, "%s/%s", dir, name);
-        s = file.oom ? LMC_ENOMEM : write_units(file.s, cfg, l, params, unit_first[k], unit_first[k + 1]);
+        s = file.oom ? LMC_ENOMEM : write_units(file.s, cfg, l, params, unit_first[k], unit_first[k + 1], bias);
         lmc_sb_free(&file);
     }
     return s;
@@ -230,6 +273,12 @@ static lmc_status write_shards(const char *dir, const lmc_model_config *cfg, con
 
 lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
                                     const float *params, size_t max_file_bytes)
+{
+    return lmc_weights_save_sharded_moe(dir, cfg, l, params, max_file_bytes, NULL);
+}
+
+lmc_status lmc_weights_save_sharded_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                        const float *params, size_t max_file_bytes, const float *moe_bias)
 {
     int n = lmc_weights_files_for(l, max_file_bytes);
     int *unit_first = calloc((size_t)n + 1, sizeof *unit_first);
@@ -242,9 +291,9 @@ lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg
     if (s == LMC_OK)
         s = remove_file(dir, "model.safetensors.index.json");
     if (s == LMC_OK)
-        s = write_shards(dir, cfg, l, params, n, unit_first);
+        s = write_shards(dir, cfg, l, params, n, unit_first, moe_bias);
     if (s == LMC_OK)
-        s = lmc_weights_write_index(dir, cfg, l, n, unit_first);
+        s = lmc_weights_write_index_moe(dir, cfg, l, n, unit_first, moe_bias);
     if (s == LMC_OK)
         s = remove_stale(dir, n);
     free(unit_first);

@@ -81,7 +81,7 @@ lmc_status lmc_serve_run(const lmc_serve_job *o)
     lmc_tokenizer *tok = NULL;
     lmc_backend *be = NULL;
     lmc_engine *e = NULL;
-    float *host = NULL;
+    float *host = NULL, *bias = NULL;
     char *name = NULL, *key = NULL;
     lmc_model_config cfg;
     lmc_layout layout;
@@ -100,8 +100,12 @@ lmc_status lmc_serve_run(const lmc_serve_job *o)
         s = lmc_backend_open(o->device, o->threads, &be);
     }
     if (s == LMC_OK)
+        s = lmc_model_moe_bias(o->model, &cfg, &bias);
+    eo.moe_bias = bias;
+    if (s == LMC_OK)
         s = lmc_engine_open(&e, be, &cfg, host, &eo);
     lmc_free(host);
+    free(bias);
     name = o->name ? lmc_strdup(o->name) : default_name(o->model);
     if (s == LMC_OK && !name)
         s = lmc_err(LMC_ENOMEM, "out of memory");

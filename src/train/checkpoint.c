@@ -126,7 +126,7 @@ lmc_status lmc_ckpt_save(const char *out_dir, const lmc_ckpt_state *st, const lm
     char tmp[4096], file[4200];
     LMC_TRY(lmc_ckpt_start(out_dir, st->step, tmp, sizeof tmp));
     snprintf(file, sizeof file, "%s/model.safetensors", tmp);
-    LMC_TRY(lmc_weights_save(file, cfg, layout, params));
+    LMC_TRY(lmc_weights_save_moe(file, cfg, layout, params, st->moe_bias)); /* and state.json's, for older lmc */
     snprintf(file, sizeof file, "%s/optim.safetensors", tmp);
     LMC_TRY(write_optim(file, layout->total, 0, layout->total, m, v));
     return lmc_ckpt_commit(out_dir, tmp, st, keep, saved, saved_len);

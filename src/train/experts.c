@@ -2,7 +2,10 @@
  * step's expert loads summed over the data-parallel ranks, the log's
  * per-layer max/mean load, DeepSeek-V3's auxiliary-loss-free bias update
  * (the same on every rank: the same sums, the same arithmetic), and the
- * biases in checkpoints (state.json's moe_bias: checkpoint.c). */
+ * biases at the start: from --init's weights file, or on --resume from the
+ * checkpoint's weights (e_score_correction_bias) and its state.json's
+ * moe_bias (checkpoint.c writes both); when both hold them the weights
+ * file's win, older checkpoints have only state.json's. */
 #include "model/moe.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -75,16 +78,32 @@ void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st)
     st->moe_bias_n = st->moe_bias ? tr->cfg.n_layer * tr->cfg.n_expert : 0;
 }
 
-lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt)
+/* A checkpoint's state.json's biases (checkpoints before the weights
+ * carried them hold only these). */
+static lmc_status state_bias(lmc_trainer *tr, const char *ckpt, float *bias)
 {
-    float *bias = lmc_moe_bias(tr->m);
-    if (!bias)
-        return LMC_OK;
     char file[4200], *text;
     size_t len;
     snprintf(file, sizeof file, "%s/state.json", ckpt);
     LMC_TRY(lmc_read_file(file, &text, &len));
     lmc_status s = lmc_ckpt_moe_bias_parse(text, len, file, bias, tr->cfg.n_layer * tr->cfg.n_expert);
     free(text);
+    return s;
+}
+
+lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *from)
+{
+    float *bias = lmc_moe_bias(tr->m);
+    if (!bias)
+        return LMC_OK;
+    size_t n = (size_t)tr->cfg.n_layer * tr->cfg.n_expert;
+    if (tr->o->resume)
+        LMC_TRY(state_bias(tr, from, bias));
+    float *w = malloc(n * sizeof(float));
+    int found = 0;
+    lmc_status s = w ? lmc_weights_load_moe_bias(from, &tr->cfg, w, &found) : lmc_err(LMC_ENOMEM, "out of memory");
+    if (s == LMC_OK && found) /* the weights file's wins: it is what inference reads */
+        memcpy(bias, w, n * sizeof(float));
+    free(w);
     return s;
 }

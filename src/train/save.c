@@ -9,6 +9,7 @@
  * (disk full) ends every rank with the same message instead of one rank
  * failing while the others wait.
  */
+#include "model/moe.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -339,8 +340,8 @@ static lmc_status save_whole(lmc_trainer *tr, const lmc_layout *g, const float *
     size_t len = strlen(path), max = (size_t)(tr->o->max_shard_mb * 1e6);
     int dir = lmc_is_dir(path) || (len && path[len - 1] == '/');
     if (dir && lmc_weights_files_for(g, max) > 1)
-        return lmc_weights_save_sharded(path, &tr->cfg, g, params, max);
-    return lmc_weights_save(path, &tr->cfg, g, params);
+        return lmc_weights_save_sharded_moe(path, &tr->cfg, g, params, max, lmc_moe_bias(tr->m));
+    return lmc_weights_save_moe(path, &tr->cfg, g, params, lmc_moe_bias(tr->m));
 }
 
 /* The final weights of ZeRO-0/1 runs: rank 0 writes them whole. */

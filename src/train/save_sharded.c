@@ -7,6 +7,7 @@
  * on one rank does not stop the others from joining the gathers; all agree
  * on the outcome at the end.
  */
+#include "model/moe.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -65,7 +66,8 @@ static lmc_status open_out(lmc_trainer *tr, weights_out *o, const char *path, in
     } else {
         snprintf(file, sizeof file, "%s", path);
     }
-    return lmc_weights_writer_open(&o->w, file, &tr->cfg, l, o->unit_first[o->mine], o->unit_first[o->mine + 1]);
+    return lmc_weights_writer_open_moe(&o->w, file, &tr->cfg, l, o->unit_first[o->mine], o->unit_first[o->mine + 1],
+                                       lmc_moe_bias(tr->m));
 }
 
 /* The weights into path: a folder in the sharded layout (one file per rank),
@@ -86,7 +88,7 @@ lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int shar
         s = s ? (lmc_weights_writer_abort(o.w), s) : lmc_weights_writer_close(o.w);
     s = lmc_trainer_agree(tr, s, "writing the weights");
     if (s == LMC_OK && sharded && tr->comm->rank == 0)
-        s = lmc_weights_write_index(path, &tr->cfg, &tr->m->layout, o.nfiles, o.unit_first);
+        s = lmc_weights_write_index_moe(path, &tr->cfg, &tr->m->layout, o.nfiles, o.unit_first, lmc_moe_bias(tr->m));
     free(o.unit_first);
     lmc_free(o.host);
     if (o.dev)

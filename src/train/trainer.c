@@ -519,8 +519,8 @@ static lmc_status setup_local(lmc_trainer *tr)
     s = open_data(tr);
     if (s == LMC_OK)
         s = setup_model(tr, params, params_begin, o->resume ? ckpt : NULL, &st);
-    if (s == LMC_OK && o->resume)
-        s = lmc_trainer_experts_resume(tr, ckpt);
+    if (s == LMC_OK && (o->resume || o->init)) /* the balancing bias */
+        s = lmc_trainer_experts_resume(tr, o->resume ? ckpt : o->init);
     lmc_free(params);
     if (s)
         return s;

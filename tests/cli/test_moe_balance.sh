@@ -13,28 +13,10 @@
 . "$(dirname "$0")/lib.sh"
 
 make_shard "$T/train.bin" 40000 64
-cat >"$T/moe.json" <<EOF
-{"model_type": "mixtral", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
- "hidden_size": 32, "intermediate_size": 24, "max_position_embeddings": 32, "vocab_size": 64,
- "num_local_experts": 4, "num_experts_per_tok": 2, "output_router_logits": false, "scoring_func": "sigmoid"}
-EOF
+skew_toy_config "$T/moe.json" 64
 A="--batch 8 --seq 16 --data $T/train.bin --lr 3e-3 --warmup 10 --threads 1 --quiet"
 expect_ok "an initial model" $LMC train --model "$T/moe.json" $A --steps 0 --save "$T/init/"
-"$PY" - "$T/init" "$(dirname "$0")/../oracle" <<'PYEOF'
-import sys, json, numpy as np
-sys.path.insert(0, sys.argv[2])
-from lmc_util import st_read, st_write
-path = sys.argv[1] + "/model.safetensors"
-t, meta = st_read(path)
-rng = np.random.default_rng(0)
-v = rng.standard_normal(32).astype(np.float32)
-v /= np.linalg.norm(v)
-t["model.embed_tokens.weight"] += 0.5 * v           # a direction every token shares
-for l in range(2):                                   # expert 0's router row along it
-    t["model.layers.%d.block_sparse_moe.gate.weight" % l][0] += 4.0 * v
-st_write(path, t, meta)
-PYEOF
-[ $? -eq 0 ] || { echo "FAIL skewing the initial model"; exit 1; }
+skew_router "$T/init" 32 2 || { echo "FAIL skewing the initial model"; exit 1; }
 
 expect_ok "skewed, no balancing (300 steps)" $LMC train --init "$T/init" $A --steps 300 --log "$T/off.jsonl"
 expect_ok "skewed, --moe-bias-step 0.01 (300 steps)" $LMC train --init "$T/init" $A --steps 300 \

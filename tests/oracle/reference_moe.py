@@ -4,7 +4,9 @@ SwiGLU experts (router, top-k, the k weights renormalised; index_add_ of
 each expert's weighted rows, as MixtralSparseMoeBlock), and Hugging Face's
 load_balancing_loss_func over all layers' router logits. lmc's extensions
 are here too: a sigmoid router (DeepSeek-V3's scores, normalised over the
-k), shared experts (always on, weight 1) and dense first layers.
+k), its balancing bias (gate.e_score_correction_bias, when the parameters
+have it: added to the scores to choose the k, as DeepseekV3TopkRouter),
+shared experts (always on, weight 1) and dense first layers.
 Parameters are a dict under Hugging Face's names."""
 import torch
 import torch.nn.functional as F
@@ -71,7 +73,12 @@ def sparse_moe(p, m, cfg, x):
         scores = torch.sigmoid(logits.float())
     else:
         scores = F.softmax(logits, dim=1, dtype=torch.float)
-    weights, chosen = torch.topk(scores, k, dim=-1)
+    bias = p.get(m + "gate.e_score_correction_bias")  # DeepSeek-V3's balancing bias: it chooses, the scores weigh
+    if bias is None:
+        weights, chosen = torch.topk(scores, k, dim=-1)
+    else:
+        chosen = torch.topk(scores + bias, k, dim=-1).indices
+        weights = scores.gather(1, chosen)
     weights = weights / weights.sum(dim=-1, keepdim=True)
     out = torch.zeros_like(x)
     for e in range(E):
