@@ -5,17 +5,19 @@
 # the same total size, GFLOP/s forward and backward, uniform routing and a
 # skewed one. Extra arguments go to the bench (e.g. --threads 2, --tokens 8192).
 # Then expert parallelism at ep 2, and each rank's memory at ep 1, 2 and 4
-# beside lmc plan's prediction (below).
+# beside lmc plan's prediction (below). MEM_ONLY=1: the memory part alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 make -j"$(nproc)" BUILD="$BUILD" "$BUILD/liblmc.a" >/dev/null
 ${CC:-cc} -O3 -g -std=gnu11 -fopenmp -Iinclude -Isrc bench/bench_moe.c "$BUILD/liblmc.a" -lm -lpthread \
     -o "$BUILD/bench_moe"
+if [ -z "${MEM_ONLY:-}" ]; then
 "$BUILD/bench_moe" "$@"
 echo
 "$BUILD/bench_moe" --skew 1 "$@"
 echo
+fi
 
 # Expert parallelism: moe-8x (4 layers) on 2 ranks of 1 thread, --ep 2 beside
 # plain data parallelism (every rank running every expert) in the same run:
@@ -28,9 +30,9 @@ d=$(mktemp -d /tmp/lmc_bench_ep_XXXXXX)
 trap 'rm -rf "$d"' EXIT
 random_tokens "$d/train.bin" 200000 50257
 A="--model moe-8x --layers 4 --batch 2 --seq 256 --steps ${EP_STEPS:-6} --data $d/train.bin --threads 1 --quiet"
-$MPIRUN -np 2 "$LMC" train $A --ep 2 --log "$d/ep.jsonl"
-$MPIRUN -np 2 "$LMC" train $A --log "$d/dp.jsonl"
-"$PY" - "$d/ep.jsonl" "$d/dp.jsonl" <<'PYEOF'
+[ -n "${MEM_ONLY:-}" ] || $MPIRUN -np 2 "$LMC" train $A --ep 2 --log "$d/ep.jsonl"
+[ -n "${MEM_ONLY:-}" ] || $MPIRUN -np 2 "$LMC" train $A --log "$d/dp.jsonl"
+[ -n "${MEM_ONLY:-}" ] || "$PY" - "$d/ep.jsonl" "$d/dp.jsonl" <<'PYEOF'
 import json, sys
 ep, dp = ([json.loads(l) for l in open(p)][1:] for p in sys.argv[1:3])  # step 1 warms up
 mean = lambda rows, f: sum(f(r) for r in rows) / len(rows)
@@ -47,23 +49,31 @@ print("  expert load max/mean per layer, last step: %s" % ep[-1]["expert_load"])
 PYEOF
 
 # Memory per rank: moe-8x (2 layers) on 4 ranks at ep 1, 2 and 4 (ZeRO-0),
-# and ep 4 with ZeRO-1: the parameters each rank holds (the log's
-# params_local) and its peak RSS beside lmc plan --memory's prediction for
-# the same layout (the cpu chip: what lmc train allocates). 2 steps each.
+# ep 4 with ZeRO-1, 2 and 3, and ep 2 x dp 2 with ZeRO-3: the parameters each
+# rank holds (the log's params_local; under ZeRO-3 its shards) and its peak
+# RSS beside lmc plan --memory's prediction for the same layout (the cpu
+# chip: what lmc train allocates), and the second step's time beside the
+# first layout's (ep 1, ZeRO-0) in the same run. 2 steps each (MEM_LAYOUTS
+# to choose: "EP ZERO" pairs).
 M="--model moe-8x --layers 2 --batch 1 --seq 64 --steps 2 --data $d/train.bin --threads 1 --quiet"
 echo
 echo "memory per rank, moe-8x (2 layers, batch 1 x 64) on 4 ranks:"
-for lay in "1 0" "2 0" "4 0" "4 1"; do
+eval "layouts=(${MEM_LAYOUTS:-'1 0' '2 0' '4 0' '4 1' '4 2' '4 3' '2 3'})"
+for lay in "${layouts[@]}"; do
     set -- $lay
     $MPIRUN -np 4 "$LMC" train $M --ep "$1" --zero "$2" --log "$d/mem.jsonl"
     plan=$("$LMC" plan --memory --model moe-8x --layers 2 --fleet 4xcpu --dp 4 --ep "$1" --zero "$2" --precision fp32 \
         --seq 64 --micro-batch 1 --json)
-    "$PY" - "$d/mem.jsonl" "$plan" "$1" "$2" <<'PYEOF'
-import json, sys
+    "$PY" - "$d/mem.jsonl" "$plan" "$1" "$2" "$d/first_ms" <<'PYEOF'
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 plan = json.loads(sys.argv[2])["bytes"]["total"] / 1e6
-held, rss = rows[0]["run"]["params_local"], rows[-1]["rss_mb"]
-print("  ep %s ZeRO-%s: params_local %.1fM, peak RSS %s MB (max %.1f); lmc plan --memory %.1f MB: ratio %.3f" % (
-    sys.argv[3], sys.argv[4], held[0] / 1e6, " ".join("%.1f" % x for x in rss), max(rss), plan, max(rss) / plan))
+held, rss, ms = rows[0]["run"]["params_local"], rows[-1]["rss_mb"], rows[-1]["ms"]
+if not os.path.exists(sys.argv[5]):
+    open(sys.argv[5], "w").write(str(ms))
+first = float(open(sys.argv[5]).read())
+print("  ep %s ZeRO-%s: params_local %.1fM, peak RSS %s MB (max %.1f); lmc plan --memory %.1f MB: ratio %.3f; "
+      "step %.0f ms (%.2fx the first layout's)" % (sys.argv[3], sys.argv[4], held[0] / 1e6,
+      " ".join("%.1f" % x for x in rss), max(rss), plan, max(rss) / plan, ms, ms / first))
 PYEOF
 done

@@ -82,8 +82,6 @@ int lmc_plan_trainer_runs(const lmc_plan_job *job, const lmc_plan_layout *l, int
         snprintf(why, n, "a mixture of experts (%d) is not yet split by --%s", c->n_expert, tp > 1 ? "tp" : "pp");
     else if (job->ep > 1 && dp % job->ep)
         snprintf(why, n, "--ep %d does not divide the %d data-parallel ranks", job->ep, dp);
-    else if (job->ep > 1 && l->zero >= 2)
-        snprintf(why, n, "--ep %d with --zero %d (each rank holds only its experts; ZeRO-0 or 1)", job->ep, l->zero);
     else if (tp > 1 && (c->n_head % tp || c->ffn_dim % tp || c->vocab_padded % tp))
         snprintf(why, n, "--tp %d does not divide the %s (%d)", tp,
                  c->n_head % tp ? "heads" : c->ffn_dim % tp ? "MLP width" : "padded vocabulary",
@@ -157,7 +155,7 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
     size_t b0, e0, shard, begin;
     lmc_layout_unit(&part, 0, &b0, &e0);
     lmc_comm_shard(part.total, dp, 0, &begin, &shard); /* rank 0's is the largest */
-    if (job->ep > 1 && l->zero == 1) /* the rest over dp ranks, E / ep experts over dp / ep: the whole model / dp */
+    if (job->ep > 1 && l->zero >= 1) /* the rest over dp ranks, E / ep experts over dp / ep: the whole model / dp */
         shard = (size_t)(whole_floats(c) / dp);
     /* shard.c: slot 0 holds the embeddings unit, slots 1 and 2 a ring of the
      * other units; one set for gradients (ZeRO-2/3), one for parameters (3) */

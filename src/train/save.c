@@ -288,13 +288,21 @@ static lmc_status gather_whole(lmc_trainer *tr, lmc_layout *g, float *bufs[3])
     return lmc_trainer_agree(tr, s, "gathering the checkpoint");
 }
 
+/* ZeRO-2/3 on whole units: every rank writes its part of the files. Under
+ * --tp, --pp or --ep a rank holds parts of tensors (its slices, stage or
+ * experts), which are joined on rank 0 first (join_parts). */
+static int every_rank_writes(const lmc_trainer *tr)
+{
+    return tr->dp.zero >= 2 && tr->tp == 1 && tr->pipe.pp == 1 && tr->ex.ep == 1;
+}
+
 static lmc_status save_checkpoint(lmc_trainer *tr)
 {
     int root = tr->world->rank == 0;
     LMC_TRY(lmc_trainer_check_same(tr));
     char saved[4096];
     lmc_status s;
-    if (tr->dp.zero >= 2 && tr->tp == 1 && tr->pipe.pp == 1) {
+    if (every_rank_writes(tr)) {
         s = lmc_trainer_save_sharded(tr, saved, sizeof saved);
     } else { /* under --tp the parts are joined into whole tensors on rank 0 */
         lmc_layout g;
@@ -372,7 +380,7 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr)
     lmc_status s = LMC_OK;
     const char *path = tr->o->save;
     size_t len = strlen(path);
-    if (tr->dp.zero >= 2 && tr->tp == 1 && tr->pipe.pp == 1) /* every rank writes its part (a folder), or rank 0 streams one file */
+    if (every_rank_writes(tr)) /* every rank writes its part (a folder), or rank 0 streams one file */
         s = lmc_trainer_write_weights(tr, path, lmc_is_dir(path) || (len && path[len - 1] == '/'));
     else
         s = save_final_whole(tr);

@@ -188,7 +188,7 @@ static float *own_grads(lmc_trainer *tr)
 
 static float *own_params(lmc_trainer *tr)
 {
-    return tr->dp.sh ? lmc_shard_params(tr->dp.sh) : tr->m->params + tr->dp.own_begin;
+    return tr->dp.sh ? lmc_shard_params(tr->dp.sh, 0) : tr->m->params + tr->dp.own_begin;
 }
 
 static float squares(lmc_trainer *tr, const float *x, size_t n)
@@ -238,16 +238,16 @@ static double part_squares(lmc_trainer *tr, const float *g, size_t begin, size_t
  * parts and the pipeline stages. */
 /* --ep: the rest of the model is whole and the same on every rank, each
  * rank's experts its own: the squares of the rest here, plus every group
- * member's experts (each expert once). ZeRO-1: every element is in one
+ * member's experts (each expert once). ZeRO: every element is in one
  * rank's shard, the sum over the data-parallel ranks. */
 static lmc_status ep_norm(lmc_trainer *tr, float *norm)
 {
     const lmc_layout *lay = &tr->m->layout;
-    const float *g = tr->m->grads;
+    const float *g = tr->m->grads, *own;
     double rest = 0, mine = 0;
-    size_t o0, o1;
-    for (int i = 0; lmc_trainer_ep_own(tr, i, &o0, &o1); i++)
-        mine += squares(tr, g + o0, o1 - o0);
+    size_t n;
+    for (int i = 0; (own = lmc_trainer_ep_grads(tr, i, &n)); i++)
+        mine += squares(tr, own, n);
     if (tr->ex.ep_zero) {
         LMC_TRY(tr->comm->ops->allreduce_host(tr->comm, &mine, 1, 0));
         *norm = sqrtf((float)mine);

@@ -64,7 +64,7 @@ static void start_range(const lmc_trainer *tr, const lmc_layout *l, size_t *begi
 {
     size_t count = l->total;
     *begin = 0;
-    if (tr->dp.zero == 3 && tr->tp * tr->pipe.pp == 1) /* a part of the model is cut from the whole one */
+    if (tr->dp.zero == 3 && tr->tp * tr->pipe.pp * tr->ex.ep == 1) /* a part of the model is cut from the whole one */
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, begin, &count);
     *end = *begin + count;
 }
@@ -311,10 +311,11 @@ static lmc_status upload_part(lmc_trainer *tr, const float *whole)
 {
     float *part;
     LMC_TRY(lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole, &part));
-    if (tr->dp.zero == 3)
-        tr->be->ops->upload(tr->be, tr->dp.sh->own_params, part + tr->dp.own_begin,
-                            (tr->dp.own_end - tr->dp.own_begin) * sizeof(float));
-    else
+    for (int i = 0; tr->dp.zero == 3 && i < tr->dp.pieces.n; i++) { /* this rank's shards of its pieces, packed */
+        const lmc_shard_piece *p = &tr->dp.pieces.p[i];
+        tr->be->ops->upload(tr->be, tr->dp.sh->own_params + p->at, part + p->b + p->own, p->cnt * sizeof(float));
+    }
+    if (tr->dp.zero != 3)
         lmc_model_upload_params(tr->m, part);
     lmc_free(part);
     return LMC_OK;
@@ -334,7 +335,7 @@ static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, f
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         s = lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole[i], &part);
         if (s == LMC_OK && tr->ex.ep_zero)
-            lmc_trainer_ep_pick(tr, part, dst[i]);
+            lmc_shard_pieces_pick(&tr->dp.pieces, part, dst[i]);
         else if (s == LMC_OK)
             memcpy(dst[i], part + tr->dp.own_begin, own);
         lmc_free(part);
@@ -377,8 +378,12 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     else if (tr->dp.zero)
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, &tr->dp.own_begin, &count);
     tr->dp.own_end = tr->dp.own_begin + count;
+    if (tr->dp.zero >= 2 && !tr->ex.ep_zero) { /* one piece: the whole buffer over the data-parallel group */
+        LMC_TRY(lmc_shard_pieces_open(&tr->dp.pieces, 1));
+        lmc_shard_pieces_add(&tr->dp.pieces, 0, l->total, tr->comm);
+    }
     if (tr->dp.zero >= 2) {
-        LMC_TRY(lmc_shard_open(&tr->dp.sh, tr->m, tr->comm, tr->dp.zero));
+        LMC_TRY(lmc_shard_open(&tr->dp.sh, tr->m, tr->comm, &tr->dp.pieces, tr->dp.zero));
         tr->m->hooks = &tr->dp.sh->hooks;
     }
     if (tr->dp.sh && tr->pipe.pp > 1)
@@ -586,6 +591,7 @@ static void teardown(lmc_trainer *tr)
     lmc_trainer_ep_close(tr);
     lmc_optim_close(&tr->opt);
     lmc_shard_close(tr->dp.sh);
+    lmc_shard_pieces_close(&tr->dp.pieces);
     lmc_model_close(tr->m);
     lmc_tokens_close(&tr->data.train);
     if (tr->data.have_val)

@@ -31,7 +31,7 @@ typedef struct {
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
     double a2a_ms;     /* expert parallelism: in the all-to-all exchanges (forward and backward) */
     double a2a_values; /* floats this rank sent to other ranks of its expert-parallel group */
-    double params_local; /* parameters this rank holds (--ep: the rest and its experts) */
+    double params_local; /* parameters this rank holds (--ep: the rest and its experts; ZeRO-3: its shards) */
     double stop;       /* asked to stop (SIGUSR1): checkpoint and end after this step */
 } lmc_rank_stats;
 
@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
     int zero;                  /* ZeRO stage: 1 shards AdamW's state, 2 also the gradients, 3 also the parameters */
     lmc_shard *sh;             /* ZeRO-2/3 state (shard.c), NULL otherwise */
+    lmc_shard_pieces pieces;   /* ZeRO-2/3, and ZeRO-1 under --ep: what is sharded over whom (shard.h) */
     lmc_unit_hooks dp_hooks;   /* without it: starts each unit's reduction as backward completes it */
     size_t own_begin, own_end; /* the parameters this rank's optimizer updates */
     int *reqs, nreq;           /* gradient buckets in flight */
@@ -89,7 +90,7 @@ typedef struct {
     int ep_grads;          /* expert gradients summed over the ranks holding the same experts (--ep) */
     lmc_comm *edpc;        /* those ranks (NULL: this rank alone) */
     int *ep_reqs, n_ep_reqs; /* their sums in flight */
-    struct lmc_ep_zero *ep_zero; /* ZeRO-1's pieces under --ep (NULL otherwise) */
+    int ep_zero;           /* ZeRO under --ep: tr->dp.pieces cut each unit into its rest and its experts */
     double *moe_load;      /* experts.c: the last step's rows per expert (L,E), summed over the ranks */
     double *moe_imbalance; /* (L) each layer's max / mean of them */
 } lmc_train_experts;
@@ -180,10 +181,11 @@ void lmc_trainer_experts_log(const lmc_trainer *tr, lmc_sb *sb);
 void lmc_trainer_experts_state(lmc_trainer *tr, lmc_ckpt_state *st); /* the biases into a checkpoint's state */
 lmc_status lmc_trainer_experts_resume(lmc_trainer *tr, const char *ckpt);
 /* Expert parallelism (experts_ep.c): each rank holds its own
- * experts only. The groups (refusing --zero 2 and 3); a MoE layer's bucket in
+ * experts only. The groups; a MoE layer's bucket in
  * pieces (*done = 0: not one, post it whole); the expert pieces' wait;
  * whether unit u holds split experts and where ([x0, x1): they end it);
- * the parameters this rank holds (any layout; padding not counted); rank 0's
+ * the parameters this rank holds (any layout; padding not counted; ZeRO-3:
+ * its shards); rank 0's
  * parameters to the others (the rest over every rank, the experts over
  * the ranks holding them). */
 lmc_status lmc_trainer_ep_split(lmc_trainer *tr); /* a collective: before setup_local */
@@ -194,18 +196,18 @@ lmc_status lmc_trainer_ep_wait(lmc_trainer *tr);
 int lmc_trainer_ep_experts(const lmc_trainer *tr, int unit, size_t *x0, size_t *x1);
 size_t lmc_trainer_params_held(const lmc_trainer *tr);
 lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr);
-/* ZeRO-1 under --ep (experts_ep.c): each unit's rest sharded over every
- * data-parallel rank, its experts over the ranks holding them. open: the
+/* ZeRO-1, 2 and 3 under --ep (experts_ep.c): each unit's rest sharded
+ * over every data-parallel rank, its experts over the ranks holding them
+ * (tr->dp.pieces, which shard.c's ZeRO-2/3 hooks follow too). open: the
  * pieces and this rank's shards (*count floats of AdamW state, packed);
- * own: shard i as [*b, *e) of the buffer (0 past the last); pick: the
- * shards of a host buffer in the model's layout, packed; adamw: the step
- * on the shards; allgather: the updated shards to their groups; gather:
- * AdamW state dev (packed) whole into host_full (the model's layout) on
- * the ranks holding the parts (lmc_trainer_save's). */
+ * grads: this rank's gradient shard of piece i (*n floats; NULL past the
+ * last: ZeRO-1 in the model's buffer, ZeRO-2/3 packed); adamw: the
+ * step on the shards; allgather: the updated shards to their groups;
+ * gather: a packed buffer dev (AdamW state, ZeRO-3's parameters) whole
+ * into host_full (the model's layout) on the ranks holding the parts
+ * (lmc_trainer_save's). */
 lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count);
-void lmc_trainer_ep_zero_close(lmc_trainer *tr);
-int lmc_trainer_ep_own(const lmc_trainer *tr, int i, size_t *b, size_t *e);
-void lmc_trainer_ep_pick(const lmc_trainer *tr, const float *part, float *dst);
+const float *lmc_trainer_ep_grads(const lmc_trainer *tr, int i, size_t *n);
 void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale);
 lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr);
 lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full);

@@ -5,10 +5,11 @@
 # Each layout equals one process running the same global batch within that
 # process's own float noise (lib.sh's equivalent: the batch computed six
 # ways on one process): ep 2 on 2 ranks with 2 micro-batches each, ep 4 on
-# 4 ranks (also ZeRO-1), ep 2 x 2 data-parallel groups (each expert's
-# gradient summed over the 2 ranks holding it), the same with ZeRO-1 and
-# full recomputation, a sigmoid
-# router with a dense first layer, bf16. The load-balancing loss depends on
+# 4 ranks (also ZeRO-1 and ZeRO-3), ep 2 x 2 data-parallel groups (each
+# expert's gradient summed over the 2 ranks holding it), the same with
+# ZeRO-1 and full recomputation, ZeRO-2, ZeRO-3 and full recomputation,
+# ZeRO-3 with 2 micro-batches per rank, a sigmoid router with a dense
+# first layer, bf16 (also ep 2 x dp 2 with ZeRO-2). The load-balancing loss depends on
 # how the batch is cut into micro-batches, so those runs have it off; with
 # it on, ep 2 equals one process with the same micro-batches (noise: the
 # same run on the other matmul kernels), also with DeepSeek-V3's bias
@@ -22,8 +23,12 @@
 # run; on the same layout a resumed run's losses are bit-identical. ZeRO-1
 # shards AdamW's state: the rest over every data-parallel rank, each
 # expert over the ranks holding it (equivalence, memory against lmc plan,
-# checkpoints). --zero 2/3 with --ep and bad layouts fail before step 1
-# with the reason.
+# checkpoints). ZeRO-2 and 3 cut each unit the same way (the gradients
+# reduce-scattered piece by piece as the unit completes, ZeRO-3's
+# parameters gathered from the same shards): equivalence, params_local and
+# memory against lmc plan for ZeRO-3, checkpoints still whole tensors that
+# resume across layouts (ZeRO-3 ep 2 x dp 2 -> 1 process -> ep 4 ZeRO-2
+# load exactly). Bad layouts fail before step 1 with the reason.
 . "$(dirname "$0")/lib.sh"
 need_mpi
 
@@ -47,8 +52,13 @@ equivalent "ep 4" "$M" 4 "--batch 1 --grad-accum 1 --ep 4"
 equivalent "ep 4, ZeRO-1" "$M" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 1"
 equivalent "ep 2 x dp 2" "$M" 4 "--batch 1 --grad-accum 1 --ep 2"
 equivalent "ep 2 x dp 2, ZeRO-1, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 1"
+equivalent "ep 2 x dp 2, ZeRO-2" "$M" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 2"
+equivalent "ep 2 x dp 2, ZeRO-3, full recompute" "$M --recompute full" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 3"
+equivalent "ep 4, ZeRO-3" "$M" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 3"
+equivalent "ep 2, ZeRO-3, accum 2" "$M" 2 "--batch 1 --grad-accum 2 --ep 2 --zero 3"
 equivalent "ep 2 sigmoid router, dense first layer" "--model $T/sig.json $BASE" 2 "--batch 1 --grad-accum 2 --ep 2"
 equivalent "ep 2 bf16" "$M --precision bf16" 2 "--batch 2 --grad-accum 1 --ep 2"
+equivalent "ep 2 x dp 2 bf16, ZeRO-2" "$M --precision bf16" 4 "--batch 1 --grad-accum 1 --ep 2 --zero 2"
 a2a=$($CMP field "$T/ep 2, accum 2/par.jsonl" a2a_values)
 [[ "$a2a" =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]] && echo "ok   the log counts the floats each rank sent: a2a_values $a2a" ||
     { echo "FAIL no a2a_values in the ep log: $a2a"; fails=$((fails + 1)); }
@@ -90,16 +100,17 @@ expect_ok "memory: 4 ranks data parallel" $MPIRUN -np 4 $LMC train $G --log "$d/
 expect_ok "memory: 4 ranks --ep 4" $MPIRUN -np 4 $LMC train $G --ep 4 --log "$d/ep4.jsonl"
 expect_ok "memory: 4 ranks --ep 2" $MPIRUN -np 4 $LMC train $G --ep 2 --log "$d/ep2.jsonl"
 expect_ok "memory: 4 ranks --ep 2 --zero 1" $MPIRUN -np 4 $LMC train $G --ep 2 --zero 1 --log "$d/ep2z1.jsonl"
+expect_ok "memory: 4 ranks --ep 2 --zero 3" $MPIRUN -np 4 $LMC train $G --ep 2 --zero 3 --log "$d/ep2z3.jsonl"
 plan_total() { # EP ZERO: lmc plan's per-rank memory (bytes) for this job on 4 cpu ranks
     $LMC plan --memory --model "$d/big.json" --fleet 4xcpu --dp 4 --ep "$1" --zero "$2" --precision fp32 --seq 16 \
         --micro-batch 1 --json | $PY -c "import json, sys; print(json.load(sys.stdin)['bytes']['total'])"
 }
 $PY - "$(dirname "$0")/../oracle" "$d" "$(plan_total 1 0)" "$(plan_total 4 0)" "$(plan_total 2 0)" \
-    "$(plan_total 2 1)" <<'PYEOF' || fails=$((fails + 1))
+    "$(plan_total 2 1)" "$(plan_total 2 3)" <<'PYEOF' || fails=$((fails + 1))
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from lmc_util import st_read
-d, plan1, plan4, plan2, plan2z1 = sys.argv[2], *map(float, sys.argv[3:7])
+d, plan1, plan4, plan2, plan2z1, plan2z3 = sys.argv[2], *map(float, sys.argv[3:8])
 tensors, _ = st_read(d + "/dp.st")
 total = sum(t.size for t in tensors.values())
 experts = sum(t.size for n, t in tensors.items() if ".experts." in n)
@@ -124,6 +135,17 @@ def saves(x, y, px, py, what):  # peak RSS of runs x -> y per rank against lmc p
               "%.1f)" % ("ok  " if good else "FAIL", r, a, what[0], b, what[1], a - b, want, px / 1e6, py / 1e6))
 saves("dp", "ep4", plan1, plan4, ("at ep 1", "at ep 4"))  # the expert state not held, less the owner's row buffers
 saves("ep2", "ep2z1", plan2, plan2z1, ("at ep 2", "with ZeRO-1"))  # AdamW state: the rest / 4, the experts / 2 of 2
+# ep 2 with ZeRO-3 beside plain data parallelism: the peak is at start-up, where each rank still reads the whole
+# model (a part of every tensor cut from it), so ZeRO-3's savings at this size show against ep 1's whole copies
+saves("dp", "ep2z3", plan1, plan2z3, ("at ep 1", "at ep 2 with ZeRO-3"))
+# ZeRO-3: a rank holds its shards only (the rest / 4, its experts / 2), together every parameter once; each
+# piece's shard rounds up to 16 floats and the layout pads its tensors to 16, hence the slack of 16 per tensor
+held = run("ep2z3")[0]
+slack = 16 * len(tensors)
+good = total <= sum(held) <= total + slack and max(held) - min(held) <= slack
+ok &= good
+print("%s ep 2 ZeRO-3: params_local %s: each about %d / 4 = %d, together %d of %d (slack %d)" % (
+    "ok  " if good else "FAIL", held, total, total // 4, sum(held), total, slack))
 sys.exit(0 if ok else 1)
 PYEOF
 
@@ -160,9 +182,9 @@ expect_ok "a 1-process checkpoint on ep 4, no steps" $MPIRUN -np 4 $LMC train $P
 check "1 process -> ep 4 loads exactly" $CMP weights "$d/one/step_00000003/model.safetensors" "$d/at3-ep.st" 0
 expect_ok "resume the 1-process checkpoint on ep 4" $MPIRUN -np 4 $LMC train $P --ep 4 --resume "$d/one-3" --save "$d/r4.st"
 check "1 process -> ep 4 continues as the uninterrupted run" $CMP weights "$d/ep.st" "$d/r4.st" "$TOL"
-# ep 2 x dp 2: each expert on 2 of the 4 ranks, written once; ZeRO-1: AdamW state gathered from its shards
-# (ep 4: the experts' shards are whole on their one rank, the rest's over all 4)
-for lay in "2 0" "2 1" "4 1"; do
+# ep 2 x dp 2: each expert on 2 of the 4 ranks, written once; ZeRO-1/2/3: AdamW state (and ZeRO-3's
+# parameters) gathered from its shards (ep 4: the experts' shards are whole on their one rank, the rest's over all 4)
+for lay in "2 0" "2 1" "4 1" "2 2" "2 3" "4 3"; do
     set -- $lay
     n="ep $1 on 4 ranks, ZeRO-$2" e="$d/e$1z$2"
     expect_ok "$n with checkpoints" $MPIRUN -np 4 $LMC train $P --ep $1 --zero $2 --out "$e" --save-every 3 --keep 0 \
@@ -179,12 +201,36 @@ expect_ok "1 process -> ep 2 x dp 2, ZeRO-1" $MPIRUN -np 4 $LMC train $P --ep 2 
     --save "$d/r4z1.st"
 check "1 process -> ep 2 x dp 2, ZeRO-1 continues as the uninterrupted run" $CMP weights "$d/one.st" "$d/r4z1.st" "$TOL"
 
-# evaluation: 3 validation batches over 2 ranks (one runs an extra, unused forward to join the exchanges)
+# ZeRO-3 ep 2 x dp 2 -> 1 process -> ep 4 ZeRO-2: each loads the last one's weights exactly and continues
+expect_ok "ep 2 x dp 2, ZeRO-3 resumed at step 3 on the same layout" $MPIRUN -np 4 $LMC train $P --ep 2 --zero 3 \
+    --resume "$d/e2z3-3" --log "$d/e2z3-3.jsonl"
+check "ep 2 x dp 2, ZeRO-3 -> the same: losses of steps 4-6 bit-identical" $CMP losses "$d/e2z3-3.jsonl" \
+    "$d/e2z3.jsonl" 0 4 6
+expect_ok "ep 2 x dp 2, ZeRO-3 -> 1 process, no steps" $LMC train $A --steps 3 --resume "$d/e2z3-3" --save "$d/z3-one.st"
+check "ep 2 x dp 2, ZeRO-3 -> 1 process loads exactly" $CMP weights "$d/e2z3/step_00000003/model.safetensors" \
+    "$d/z3-one.st" 0
+expect_ok "ep 2 x dp 2, ZeRO-3 -> 1 process" $LMC train $A --resume "$d/e2z3-3" --out "$d/z3one" --save-every 1 \
+    --keep 0
+at "$d/z3one" 4
+expect_ok "-> 1 process -> ep 4, ZeRO-2, no steps" $MPIRUN -np 4 $LMC train $P --ep 4 --zero 2 --steps 4 \
+    --resume "$d/z3one-4" --save "$d/z3one-e4z2.st"
+check "1 process -> ep 4, ZeRO-2 loads exactly" $CMP weights "$d/z3one/step_00000004/model.safetensors" \
+    "$d/z3one-e4z2.st" 0
+expect_ok "ZeRO-3 ep 2 x dp 2 -> 1 process -> ep 4, ZeRO-2" $MPIRUN -np 4 $LMC train $P --ep 4 --zero 2 \
+    --resume "$d/z3one-4" --save "$d/z3chain.st"
+check "ZeRO-3 ep 2 x dp 2 -> 1 process -> ep 4, ZeRO-2 continues as the uninterrupted run" $CMP weights \
+    "$d/one.st" "$d/z3chain.st" "$TOL"
+
+# evaluation: 3 validation batches over 2 ranks (one runs an extra, unused forward to join the exchanges), also
+# under ZeRO-3 (every forward gathers each unit's shards)
 ev="--val-data $T/train.bin --eval-every 3 --eval-batches 3"
 one=$($LMC train ${M/--quiet/} --batch 1 --grad-accum 2 $ev 2>&1 | grep -E "val loss")
 two=$($MPIRUN -np 2 $LMC train ${M/--quiet/} --batch 1 --grad-accum 1 --ep 2 $ev 2>&1 | grep -E "val loss")
 [ -n "$one" ] && [ "$one" = "$two" ] && echo "ok   validation loss under ep 2 = one process: $(echo $two)" ||
     { echo "FAIL validation under ep 2: '$two' vs '$one'"; fails=$((fails + 1)); }
+two=$($MPIRUN -np 2 $LMC train ${M/--quiet/} --batch 1 --grad-accum 1 --ep 2 --zero 3 $ev 2>&1 | grep -E "val loss")
+[ -n "$one" ] && [ "$one" = "$two" ] && echo "ok   validation loss under ep 2, ZeRO-3 = one process: $(echo $two)" ||
+    { echo "FAIL validation under ep 2, ZeRO-3: '$two' vs '$one'"; fails=$((fails + 1)); }
 
 # bad layouts: a clear error before step 1
 expect_fail "ep not dividing the experts" "--ep 3 must divide the model's 4 experts" \
@@ -196,7 +242,4 @@ expect_fail "ep with a dense model" "--ep 2 splits the experts of a mixture of e
     $MPIRUN -np 2 $LMC train $TINY --data "$T/train.bin" --steps 1 --threads 1 --quiet --ep 2
 expect_fail "ep with --balance auto" "--ep 2 with --balance auto is not supported" \
     $MPIRUN -np 2 $LMC train $P --ep 2 --balance auto
-for z in 2 3; do
-    expect_fail "ep with --zero $z" "--ep 2 with --zero $z is not supported" $MPIRUN -np 2 $LMC train $P --ep 2 --zero $z
-done
 finish
