@@ -23,6 +23,7 @@
  *
  * Usage: bench_decode [--model d12] [--threads N] [--tokens 48] [--prompt 16]
  *                     [--reps 3] [--streams 1,4,16] [--quick] [--cpu-time]
+ *        bench_decode --bandwidth MB [--threads N]   (the read bandwidth only)
  */
 #include "backend/backend.h"
 #include "lmc/infer.h"
@@ -151,9 +152,28 @@ static double decode_rate(lmc_engine *e, int streams, int vocab, int threads)
     return best;
 }
 
+/* --bandwidth MB: only the read bandwidth over a buffer of that size, best
+ * of 3 passes (a peer's ceiling: bench_gguf.mjs divides it by the bytes
+ * one token reads) */
+static int bandwidth_only(double mb)
+{
+    size_t bytes = (size_t)(mb * 1e6) / 256 * 256;
+    float *buf = bytes ? lmc_alloc(bytes + 64, "bandwidth buffer") : NULL;
+    if (!buf) {
+        fprintf(stderr, "--bandwidth %g: need a size in MB that fits in memory\n", mb);
+        return 2;
+    }
+    for (size_t i = 0; i < bytes / 4; i++)
+        buf[i] = (float)(i & 7);
+    printf("bandwidth %.2f GB/s (%.1f MB, %d threads)\n", bandwidth(buf, bytes, THREADS), bytes / 1e6, THREADS);
+    lmc_free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, streams[8] = {1, 4, 16}, nstreams = 3;
+    double bw_mb = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
@@ -169,6 +189,8 @@ int main(int argc, char **argv)
             PROMPT = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             REPS = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bandwidth") && i + 1 < argc)
+            bw_mb = atof(argv[++i]);
         else if (!strcmp(argv[i], "--streams") && i + 1 < argc) {
             nstreams = 0;
             for (char *s = argv[++i]; *s && nstreams < 8; s++) {
@@ -182,6 +204,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (bw_mb > 0)
+        return bandwidth_only(bw_mb);
     if (quick)
         TOKENS = 16, REPS = 2;
     if (PROMPT < 1 || PROMPT > 500 || TOKENS < 1) {

@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 make -j"$(nproc)" BUILD="$BUILD" "$BUILD/liblmc.a" >/dev/null
-${CC:-cc} -O3 -g -std=gnu11 -fopenmp -Iinclude -Isrc bench/bench_decode.c "$BUILD/liblmc.a" \
-    -lopenblas -lm -lpthread -o "$BUILD/bench_decode"
+LIBS="-lopenblas -lm -lpthread -ldl" # and what the library was built with (MPI, libmicrohttpd)
+SYMS=$(nm "$BUILD/liblmc.a" 2>/dev/null)
+if grep -q " U MPI_Comm_size" <<<"$SYMS"; then LIBS="$(mpicc --showme:link) $LIBS"; fi
+if grep -q " U MHD_start_daemon" <<<"$SYMS"; then LIBS="-lmicrohttpd $LIBS"; fi
+${CC:-cc} -O3 -g -std=gnu11 -fopenmp -Iinclude -Isrc bench/bench_decode.c "$BUILD/liblmc.a" $LIBS -o "$BUILD/bench_decode"
 exec "$BUILD/bench_decode" "$@"
