@@ -6,6 +6,7 @@
 #include "lmc/dump.h"
 #include "lmc/safetensors.h"
 #include "model/model.h"
+#include "model/moe.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,9 @@ static lmc_status run(const lmc_dump_opts *o, lmc_backend *be, lmc_model **mp, f
     lmc_layout_free(&layout);
     LMC_TRY(lmc_model_open(mp, &cfg, be, B, T, 1));
     lmc_model *m = *mp;
+    int found;
+    if (lmc_moe_bias(m)) /* a mixture of experts routes with its balancing bias, as training does */
+        LMC_TRY(lmc_weights_load_moe_bias(o->init, &cfg, lmc_moe_bias(m), &found));
     m->prec = strcmp(o->precision, "bf16") ? LMC_F32 : LMC_BF16;
     lmc_model_upload_params(m, *host);
     lmc_tokens ds;

@@ -76,6 +76,18 @@ for prompt in ([5], [1, 2, 3], [7, 9, 11, 13], [40, 41, 3, 60, 2]):
           "within %.1e (routed without it: %.1e)" % (prompt, ids[len(prompt):], d_with, d_without))
 check(worst_without > 100 * max(worst_with, 1e-6), "routing without the bias moves the logprobs by %.1e, with it "
       "they agree to %.1e: the check can fail" % (worst_without, worst_with))
+# the training forward (lmc dump) routes with it too
+import reference as ref
+toks = np.fromfile(T + "/train.bin", dtype=np.uint16, offset=1024)
+x, _ = ref.batch(toks, 0, 2, 16)
+subprocess.run([lmc, "dump", "--init", T + "/on/", "--data", T + "/train.bin", "--batch", "2", "--seq", "16",
+                "--out", T + "/dump"], check=True, capture_output=True)
+acts, _ = st_read(T + "/dump/acts.safetensors")
+with torch.no_grad():
+    d_with = np.abs(acts["logits"][..., :300] - rm.mixtral_forward(p, cfg, x)[0].numpy()).max()
+    d_without = np.abs(acts["logits"][..., :300] - rm.mixtral_forward(nob, cfg, x)[0].numpy()).max()
+check(d_with < 1e-4 and d_without > 100 * d_with, "lmc dump's logits = PyTorch's routed with the bias within %.1e "
+      "(without it %.1e)" % (d_with, d_without))
 sys.exit(1 if fails else 0)
 PYEOF
 [ $? -eq 0 ] || fails=$((fails + 1))
