@@ -318,25 +318,25 @@ static lmc_status run_memory(const plan_opts *opt)
 
 /* ---------- calibration ---------- */
 
-/* One comparison of the median wall-clock step with the prediction. On a
- * busy machine (the run got < 90% of its cores) wall-clock steps are
- * longer than the model's and even CPU time stretches (caches, memory
- * bandwidth), so the row is inconclusive: it shows the least CPU time of a
- * step beside it and is not held to --tolerance. */
-static void calib_row(const char *model, const lmc_plan_log_stats *st, double pred_s, const lmc_plan_calib_run *cr,
-                      double tol, int *bad, int *busy)
+/* One comparison of the median wall-clock step with the prediction, over
+ * the steps that got their cores (lmc_plan_log_stats). When none did (a
+ * busy machine stretches every step) the row is inconclusive and not held
+ * to --tolerance. */
+static void calib_row(const char *model, const lmc_plan_log_stats *st, double pred_s, double tol, int *bad,
+                      int *busy)
 {
-    int b = cr && cr->share < 0.9;
+    int b = st->judged && st->kept == 0;
     double err = pred_s * 1e3 / st->median_ms - 1;
     int off = tol > 0 && !b && (err > tol || err < -tol);
     *bad |= off;
     *busy |= b;
-    printf("  %-12s %6d %12.1f %12.1f %+8.1f%%", model, st->used, st->median_ms, pred_s * 1e3, err * 100);
-    if (b && cr->cpu_ms > 0)
-        printf("   inconclusive: busy machine (the run got %.0f%% of its cores); least CPU time of a step %.1f ms "
-               "(%+.1f%%)", cr->share * 100, cr->cpu_ms, (pred_s * 1e3 / cr->cpu_ms - 1) * 100);
-    else if (b)
-        printf("   inconclusive: busy machine (the run got %.0f%% of its cores)", cr->share * 100);
+    printf("  %-12s %6d %12.1f %12.1f %+8.1f%%", model, b ? st->used : st->kept, st->median_ms, pred_s * 1e3,
+           err * 100);
+    if (b)
+        printf("   inconclusive: busy machine (no step got %.0f%% of its cores; median %.0f%%)",
+               LMC_PLAN_CORES_MIN * 100, st->share_median * 100);
+    else if (st->judged)
+        printf("   (%d of %d steps got their cores; %d left out)", st->kept, st->used, st->used - st->kept);
     printf("%s\n", off ? "  (over tolerance)" : "");
 }
 
@@ -368,7 +368,7 @@ static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
         if (!s)
             s = lmc_plan_calibrate(&co, &cr);
         if (!s)
-            calib_row(m, &cr.st, lmc_plan_predict_single(&c, &cpu, (int)o->batch, (int)o->seq, bf16, NULL), &cr,
+            calib_row(m, &cr.st, lmc_plan_predict_single(&c, &cpu, (int)o->batch, (int)o->seq, bf16, NULL),
                       o->tolerance, bad, busy);
     }
     free(models);
@@ -376,15 +376,15 @@ static lmc_status run_calibrate(const plan_opts *opt, int *bad, int *busy)
 }
 
 /* Flags not given on the command line from the log's "run" line: the
- * layout, micro-batch, sequence, global batch, precision and threads of the
- * run. */
+ * layout (expert parallelism included), micro-batch, sequence, global
+ * batch, precision and threads of the run. */
 static void flags_from_run(const lmc_plan_log_run *run, plan_opts *q)
 {
     if (!run->found)
         return;
-    long long *dst[] = {&q->tp, &q->pp, &q->vpp, &q->dp, &q->mb, &q->seq, &q->threads};
-    const int src[] = {run->tp, run->pp, run->vpp, run->dp, run->batch, run->seq, run->threads};
-    for (int i = 0; i < 7; i++)
+    long long *dst[] = {&q->tp, &q->pp, &q->vpp, &q->dp, &q->ep, &q->mb, &q->seq, &q->threads};
+    const int src[] = {run->tp, run->pp, run->vpp, run->dp, run->ep, run->batch, run->seq, run->threads};
+    for (int i = 0; i < 8; i++)
         if (*dst[i] <= 0 && src[i] > 0)
             *dst[i] = src[i];
     if (q->zero < 0)
@@ -456,35 +456,62 @@ static void calib_bubble(const lmc_plan_result *r, int acc, const lmc_plan_log_s
                l->pp);
 }
 
-/* The log's step time against the best case, or against the calibrated
- * prediction with --calibration; --save-calibration writes the factor this
- * log measures (refused for a log of another chip or model). */
-static lmc_status calibrated_row(const plan_opts *o, const lmc_plan_job *job, const lmc_plan_fleet *f,
-                                 const lmc_plan_log_stats *st, const lmc_plan_result *best, int *bad, int *busy)
+/* The log's exposed data-parallel communication (comm_ms) beside the
+ * layout's, for a layout of several replicas. */
+static void comm_row(const lmc_plan_log_stats *st, const lmc_plan_result *best, double pred_s)
+{
+    if (st->comm_ms < 0 || best->layout.dp <= 1)
+        return;
+    printf("  %-12s %6s %12.1f %12.1f %s\n", "  of it comm", "", st->comm_ms, pred_s * 1e3,
+           "(exposed data-parallel sync: the log's comm_ms)");
+}
+
+/* --save-calibration: the factors this log measures (refused for a log of
+ * another chip or model, or with too few steps that got their cores). */
+static lmc_status save_calibration(const plan_opts *o, const lmc_plan_job *job, const lmc_plan_fleet *f,
+                                   const lmc_plan_log_stats *st, const lmc_plan_result *best)
 {
     lmc_plan_calib cal;
-    double pred = best->step_s;
-    if (o->calib_file) {
-        LMC_TRY(lmc_plan_calib_load(o->calib_file, &cal));
-        LMC_TRY(lmc_plan_calib_check_fleet(&cal, f, o->calib_file));
-        pred /= cal.eff.expected;
-        printf("  (calibrated by %s: %.3f of the best case, measured on %s; best case %.1f ms)\n", o->calib_file,
-               cal.eff.expected, cal.model, best->step_s * 1e3);
-    }
-    calib_row(o->model, st, pred, NULL, o->tolerance, bad, busy);
-    if (!o->save_calib)
-        return LMC_OK;
     double params = lmc_config_num_params(&job->model);
     LMC_TRY(lmc_plan_calib_check_log(&st->run, &f->pools[0].chip, params, o->calib_log, o->model));
+    LMC_TRY(lmc_plan_calib_check_steps(st, o->calib_log));
     memset(&cal, 0, sizeof cal);
     snprintf(cal.chip, sizeof cal.chip, "%s", f->pools[0].chip.name);
     snprintf(cal.model, sizeof cal.model, "%s", o->model);
     cal.params = params;
-    lmc_plan_calib_fit(st, best->step_s, &cal);
+    lmc_plan_calib_fit(st, best->step_s, best->t_dp, &cal);
     LMC_TRY(lmc_plan_calib_save(&cal, o->save_calib));
-    printf("calibration %s: %s reaches %.3f of lmc's best case (%.3f-%.3f over the log's steps)\n", o->save_calib,
-           cal.chip, cal.eff.expected, cal.eff.low, cal.eff.high);
+    printf("calibration %s: %s reaches %.3f of lmc's best case (%.3f-%.3f over the log's %d steps)\n", o->save_calib,
+           cal.chip, cal.eff.expected, cal.eff.low, cal.eff.high, cal.steps);
+    if (cal.comm_eff > 0)
+        printf("  compute and communication fitted apart: the data-parallel sync reaches %.3f of the best case "
+               "(%.1f ms measured, %.1f ms predicted)\n", cal.comm_eff, cal.comm_measured_ms, cal.comm_predicted_ms);
+    else
+        printf("  only compute fitted: the log has no data-parallel communication to fit (%s); plans keep lmc's "
+               "best case for it\n", st->comm_ms < 0 ? "no comm_ms" : best->t_dp <= 0 ? "one replica" : "none measured");
     return LMC_OK;
+}
+
+/* The log's step time against the best case, or against the calibrated
+ * prediction with --calibration; --save-calibration writes the factors. */
+static lmc_status calibrated_row(const plan_opts *o, const lmc_plan_job *job, const lmc_plan_fleet *f,
+                                 const lmc_plan_log_stats *st, const lmc_plan_result *best, int *bad, int *busy)
+{
+    lmc_plan_calib cal;
+    double pred = best->step_s, comm = best->t_dp;
+    if (o->calib_file) {
+        LMC_TRY(lmc_plan_calib_load(o->calib_file, &cal));
+        LMC_TRY(lmc_plan_calib_check_fleet(&cal, f, o->calib_file));
+        pred = lmc_plan_calib_predict(&cal, best->step_s, best->t_dp);
+        comm = best->t_dp / (cal.comm_eff > 0 ? cal.comm_eff : 1);
+        printf("  (calibrated by %s: compute %.3f of the best case, communication %s, measured on %s; best case "
+               "%.1f ms, of it %.1f ms exposed communication)\n", o->calib_file, cal.eff.expected,
+               cal.comm_eff > 0 ? "fitted" : "not fitted (at the best case)", cal.model, best->step_s * 1e3,
+               best->t_dp * 1e3);
+    }
+    calib_row(o->model, st, pred, o->tolerance, bad, busy);
+    comm_row(st, best, comm);
+    return o->save_calib ? save_calibration(o, job, f, st, best) : LMC_OK;
 }
 
 static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
@@ -524,6 +551,10 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
         lmc_plan_command(&job, args, l, acc, &cmd);
         printf("log %s: %d steps (%d after warm-up), median %.1f ms%s\n", o->calib_log, st.steps, st.used,
                st.median_ms, st.run.found ? "; layout from its \"run\" line where no flag gives it" : "");
+        if (st.judged)
+            printf("  %d of the %d steps got %.0f%% of their cores (the log's cpu_ms; median share %.0f%%): %s\n",
+                   st.kept, st.used, LMC_PLAN_CORES_MIN * 100, st.share_median * 100,
+                   st.kept ? "the figures are theirs" : "none did, the figures are all the steps'");
         printf("layout on %s: dp %d tp %d pp %d vpp %d, micro-batch %d x %d, ZeRO-%d, recompute %s\n  %s\n",
                q.fleet, l->dp, l->tp, l->pp, l->pp > 1 ? l->vpp : 1, l->micro_batch, acc, l->zero,
                lmc_plan_recompute_name(l->recompute), cmd.s ? cmd.s : "");

@@ -100,6 +100,7 @@ uint64_t lmc_hash64(uint64_t x);   /* splitmix64 finaliser */
 /* ---------- time ---------- */
 
 double lmc_now(void); /* monotonic seconds */
+double lmc_cpu_now(void); /* CPU seconds (user + system, all threads) this process has used */
 size_t lmc_peak_rss(void); /* bytes */
 
 /* ---------- string builder ---------- */

@@ -327,15 +327,26 @@ lmc_status lmc_plan_svg_write(const lmc_plan_timeline *tl, const char *title, co
  * (fields absent stay 0 / ""). */
 typedef struct {
     int found;
-    int dp, tp, pp, vpp, sp, zero, batch, grad_accum, seq, threads;
+    int dp, tp, pp, vpp, ep, sp, zero, batch, grad_accum, seq, threads;
     char recompute[16], precision[8];
     char device[16]; /* the backend the run trained on ("cpu", "cuda", "npu"; "" if absent) */
     double params;   /* the model's parameters (0 if absent) */
 } lmc_plan_log_run;
 
+/* A step of lmc's cpu backend got its cores when the process's CPU time in
+ * it (the log's cpu_ms, each rank's) was at least this share of the step's
+ * wall-clock time x threads; other steps are left out of the figures. */
+#define LMC_PLAN_CORES_MIN 0.9
+/* A calibration is fitted from at least this many such steps. */
+#define LMC_PLAN_FIT_MIN_STEPS 5
+
 typedef struct {
     int steps;        /* lines with a step time */
     int used;         /* after dropping warm-up steps */
+    int kept;         /* of those, the steps that got their cores (all when not judged): the figures are theirs */
+    int judged;       /* the steps carry cpu_ms of lmc's cpu backend, so each was judged */
+    double share_median; /* the used steps' median share of their cores (CPU time / (step x threads)) */
+    double comm_ms;   /* median comm_ms (exposed communication) of the kept steps; -1: not in the log */
     double median_ms, mean_ms, min_ms;
     double tokens_per_s, mfu; /* medians of the logged figures (0 if absent) */
     int rss_ranks;    /* entries of the last step's "rss_mb" (lmc train: the data-parallel ranks of stage 0) */
@@ -347,8 +358,11 @@ typedef struct {
 } lmc_plan_log_stats;
 
 /* JSON Lines from `lmc train --log` (one object per step with at least
- * "step" and "ms"; optional "rss_mb", "mb" and "pp_bubble" arrays); the
- * first `skip` steps are warm-up. Errors name what:line and the field. */
+ * "step" and "ms"; optional "rss_mb", "mb", "cpu_ms" and "pp_bubble"
+ * arrays, "comm_ms"); the first `skip` steps are warm-up; a step of the
+ * cpu device whose cpu_ms shows it did not get its cores (any rank under
+ * LMC_PLAN_CORES_MIN) is left out of the median, mean and least unless no
+ * step got them. Errors name what:line and the field. */
 lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int skip, lmc_plan_log_stats *st);
 lmc_status lmc_plan_log_read(const char *path, int skip, lmc_plan_log_stats *st);
 /* A shard in llm.c's format (magic 20240520, version 1, uint16 tokens)
@@ -371,14 +385,14 @@ typedef struct {
 } lmc_plan_calib_opts;
 
 typedef struct {
-    lmc_plan_log_stats st; /* the steps' wall-clock times (steps, used, median, mean, least) */
-    double share;          /* CPU time the run got over wall time x threads (a busy machine: < 0.9) */
-    double cpu_ms;         /* the least CPU time of a step after warm-up, over the threads */
+    lmc_plan_log_stats st; /* the steps' wall-clock times (steps, used, kept, median, mean, least; judged) */
     int threads;
 } lmc_plan_calib_run;
 
 /* Trains through lmc_train, noting the process's CPU time at each step's
- * event (lmc plan --calibrate). */
+ * event (lmc plan --calibrate): a step's share of its cores is the CPU
+ * time since the previous event over the wall-clock time x threads, and
+ * the figures are those of the steps that got them (lmc_plan_log_stats). */
 lmc_status lmc_plan_calibrate(const lmc_plan_calib_opts *o, lmc_plan_calib_run *r);
 
 /* ---------- reports (report.c) ---------- */
@@ -546,11 +560,26 @@ typedef struct {
     int steps;
     double measured_ms, predicted_ms; /* median step of the log; lmc's best case */
     lmc_plan_eff eff;                 /* expected = predicted / measured; low, high from the steps' spread */
+    /* the exposed data-parallel communication, when the log had it and the
+     * layout some: comm_eff = predicted / measured (0: not fitted), and eff
+     * is then the rest of the step's (compute) */
+    double comm_eff, comm_measured_ms, comm_predicted_ms;
 } lmc_plan_calib;
 
-/* From a log's step times: expected = predicted / median, high = predicted
- * / least, low = predicted / (2 median - least). */
-void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, lmc_plan_calib *c);
+/* From a log's step times (the steps that got their cores) against lmc's
+ * best-case step predicted_s, of which comm_s is exposed data-parallel
+ * communication: without communication in both, expected = predicted /
+ * median, high = predicted / least, low = predicted / (2 median - least);
+ * with it, the same for the step less the communication, and comm_eff =
+ * comm_s / the log's median comm_ms. */
+void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, double comm_s, lmc_plan_calib *c);
+/* A fit needs LMC_PLAN_FIT_MIN_STEPS steps that got their cores; else an
+ * error naming the log, how many did and why it is not fitted. */
+lmc_status lmc_plan_calib_check_steps(const lmc_plan_log_stats *st, const char *log);
+/* The calibrated step time (seconds) of a best-case step of step_s, comm_s
+ * of it exposed data-parallel communication: the rest over eff.expected,
+ * the communication over comm_eff (at the best case when not fitted). */
+double lmc_plan_calib_predict(const lmc_plan_calib *c, double step_s, double comm_s);
 lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path);
 lmc_status lmc_plan_calib_parse(const char *text, size_t n, const char *what, lmc_plan_calib *c);
 lmc_status lmc_plan_calib_load(const char *path, lmc_plan_calib *c);

@@ -81,6 +81,13 @@ double lmc_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double lmc_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 size_t lmc_peak_rss(void)
 {
     struct rusage ru;

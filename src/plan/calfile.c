@@ -5,7 +5,10 @@
  * place of the published runs' (a narrower range: it was measured here).
  *   {"format": "lmc-calibration-1", "chip": "cpu", "model": "d6",
  *    "params": 1.2e7, "steps": 7, "measured_ms": 310.5, "predicted_ms": 290.1,
- *    "efficiency": {"expected": 0.934, "low": 0.88, "high": 0.99}} */
+ *    "efficiency": {"expected": 0.934, "low": 0.88, "high": 0.99}}
+ * and, when the run had data-parallel communication, "comm": {"expected",
+ * "measured_ms", "predicted_ms"} (its own factor; efficiency is then the
+ * rest of the step). */
 #include "lmc/plan.h"
 
 #include <math.h>
@@ -14,12 +17,37 @@
 
 #define FORMAT "lmc-calibration-1"
 
-void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, lmc_plan_calib *c)
+void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, double comm_s, lmc_plan_calib *c)
 {
     double p = predicted_s * 1e3, med = st->median_ms, least = st->min_ms > 0 ? st->min_ms : med;
-    c->steps = st->used;
+    double pc = comm_s * 1e3, mc = st->comm_ms;
+    c->steps = st->kept > 0 ? st->kept : st->used;
     c->measured_ms = med, c->predicted_ms = p;
+    c->comm_eff = c->comm_measured_ms = c->comm_predicted_ms = 0;
+    if (pc > 0 && mc > 0 && pc < p && mc < least) { /* the rest of the step is compute */
+        c->comm_eff = pc / mc, c->comm_measured_ms = mc, c->comm_predicted_ms = pc;
+        p -= pc, med -= mc, least -= mc;
+    }
     c->eff = (lmc_plan_eff){p / med, p / (2 * med - least), p / least, 0, 1};
+}
+
+lmc_status lmc_plan_calib_check_steps(const lmc_plan_log_stats *st, const char *log)
+{
+    if (st->judged && st->kept < LMC_PLAN_FIT_MIN_STEPS)
+        return lmc_err(LMC_ERANGE, "%s: only %d of the %d steps after warm-up got %.0f%% of their cores (the "
+                       "steps' median share %.0f%%): too few to fit a calibration (at least %d); rerun it longer "
+                       "or on a quieter machine", log, st->kept, st->used, LMC_PLAN_CORES_MIN * 100,
+                       st->share_median * 100, LMC_PLAN_FIT_MIN_STEPS);
+    if (st->used < LMC_PLAN_FIT_MIN_STEPS)
+        return lmc_err(LMC_ERANGE, "%s: %d steps after warm-up: too few to fit a calibration (at least %d)", log,
+                       st->used, LMC_PLAN_FIT_MIN_STEPS);
+    return LMC_OK;
+}
+
+double lmc_plan_calib_predict(const lmc_plan_calib *c, double step_s, double comm_s)
+{
+    double comm = comm_s > 0 && comm_s < step_s ? comm_s : 0;
+    return (step_s - comm) / c->eff.expected + comm / (c->comm_eff > 0 ? c->comm_eff : 1);
 }
 
 /* The ranges the reader accepts (parse_obj); save refuses what it would not read back. */
@@ -48,6 +76,11 @@ lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
     LMC_TRY(save_range(c, path, "efficiency.expected", c->eff.expected, EFF_MIN, EFF_MAX));
     LMC_TRY(save_range(c, path, "efficiency.low", c->eff.low, EFF_MIN, EFF_MAX));
     LMC_TRY(save_range(c, path, "efficiency.high", c->eff.high, EFF_MIN, EFF_MAX));
+    if (c->comm_eff > 0) {
+        LMC_TRY(save_range(c, path, "comm.expected", c->comm_eff, EFF_MIN, EFF_MAX));
+        LMC_TRY(save_range(c, path, "comm.measured_ms", c->comm_measured_ms, MS_MIN, MS_MAX));
+        LMC_TRY(save_range(c, path, "comm.predicted_ms", c->comm_predicted_ms, MS_MIN, MS_MAX));
+    }
     lmc_sb b;
     lmc_sb_init(&b);
     lmc_sb_printf(&b, "{\"format\": \"%s\", \"chip\": ", FORMAT);
@@ -55,8 +88,12 @@ lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
     lmc_sb_puts(&b, ", \"model\": ");
     lmc_sb_json_str(&b, c->model, strlen(c->model));
     lmc_sb_printf(&b, ", \"params\": %.17g, \"steps\": %d, \"measured_ms\": %.17g, \"predicted_ms\": %.17g, "
-                  "\"efficiency\": {\"expected\": %.17g, \"low\": %.17g, \"high\": %.17g}}\n", c->params, c->steps,
+                  "\"efficiency\": {\"expected\": %.17g, \"low\": %.17g, \"high\": %.17g}", c->params, c->steps,
                   c->measured_ms, c->predicted_ms, c->eff.expected, c->eff.low, c->eff.high);
+    if (c->comm_eff > 0)
+        lmc_sb_printf(&b, ", \"comm\": {\"expected\": %.17g, \"measured_ms\": %.17g, \"predicted_ms\": %.17g}",
+                      c->comm_eff, c->comm_measured_ms, c->comm_predicted_ms);
+    lmc_sb_puts(&b, "}\n");
     lmc_status s = b.oom ? lmc_err(LMC_ENOMEM, "%s: out of memory", path) : lmc_write_file_atomic(path, b.s, b.len);
     lmc_sb_free(&b);
     return s;
@@ -113,7 +150,15 @@ static lmc_status parse_obj(const lmc_json *j, const char *what, lmc_plan_calib 
         return lmc_err(LMC_EFORMAT, "%s: efficiency needs low <= expected <= high (%g, %g, %g)", what, c->eff.low,
                        c->eff.expected, c->eff.high);
     c->eff.calibrated = 1, c->eff.runs = 0;
-    return LMC_OK;
+    const lmc_json *m = lmc_json_get(j, "comm"); /* optional: communication fitted apart */
+    if (!m)
+        return LMC_OK;
+    snprintf(w, sizeof w, "%s: comm", what);
+    if (m->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: must be an object {expected, measured_ms, predicted_ms}", w);
+    LMC_TRY(num(m, "expected", w, EFF_MIN, EFF_MAX, &c->comm_eff));
+    LMC_TRY(num(m, "measured_ms", w, MS_MIN, MS_MAX, &c->comm_measured_ms));
+    return num(m, "predicted_ms", w, MS_MIN, MS_MAX, &c->comm_predicted_ms);
 }
 
 lmc_status lmc_plan_calib_parse(const char *text, size_t n, const char *what, lmc_plan_calib *c)

@@ -26,6 +26,7 @@ static double median(double *v, int n)
 
 typedef struct {
     double *ms, *tps, *mfu;
+    double *share, *comm; /* each step's share of its cores and comm_ms (-1: not known) */
     int n, ntps, nmfu, cap;
     double *bub; /* stages values per step line */
     int stages, nbub, bubcap;
@@ -43,9 +44,15 @@ static lmc_status grow(samples *s)
     if (b)
         s->tps = b;
     double *c = b ? realloc(s->mfu, (size_t)cap * sizeof *c) : NULL;
-    if (!c)
+    if (c)
+        s->mfu = c;
+    double *d = c ? realloc(s->share, (size_t)cap * sizeof *d) : NULL;
+    if (d)
+        s->share = d;
+    double *e = d ? realloc(s->comm, (size_t)cap * sizeof *e) : NULL;
+    if (!e)
         return lmc_err(LMC_ENOMEM, "training log: out of memory");
-    s->mfu = c;
+    s->comm = e;
     s->cap = cap;
     return LMC_OK;
 }
@@ -113,12 +120,13 @@ static lmc_status parse_arrays(const lmc_json *j, const char *w, samples *s)
 /* {"run": {...}}: the layout of the run (lmc_plan_log_run). */
 static lmc_status parse_run(const lmc_json *r, const char *w, lmc_plan_log_run *run)
 {
-    static const char *const keys[] = {"dp", "tp", "pp", "vpp", "zero", "batch", "grad_accum", "seq", "threads"};
-    int *dst[] = {&run->dp, &run->tp, &run->pp, &run->vpp, &run->zero, &run->batch, &run->grad_accum, &run->seq,
-                  &run->threads};
+    static const char *const keys[] = {"dp",    "tp",         "pp",  "vpp",    "ep",
+                                       "zero",  "batch", "grad_accum", "seq", "threads"};
+    int *dst[] = {&run->dp,   &run->tp,    &run->pp,         &run->vpp, &run->ep,
+                  &run->zero, &run->batch, &run->grad_accum, &run->seq, &run->threads};
     if (r->type != LMC_JSON_OBJ)
         return lmc_err(LMC_EFORMAT, "%s: field 'run' must be an object", w);
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         long long v = 0;
         LMC_TRY(lmc_json_get_int(r, keys[i], w, &v));
         if (v < 0 || v > 1 << 30)
@@ -135,6 +143,37 @@ static lmc_status parse_run(const lmc_json *r, const char *w, lmc_plan_log_run *
     snprintf(run->recompute, sizeof run->recompute, "%s", rc);
     snprintf(run->precision, sizeof run->precision, "%s", prec);
     run->found = 1;
+    return LMC_OK;
+}
+
+/* The step's share of its cores: the least over the ranks of cpu_ms /
+ * (ms x threads), for lmc's cpu backend (whose work is the CPU's); -1
+ * when the line or the run does not say. */
+static lmc_status step_share(const lmc_json *j, const char *w, double ms, const lmc_plan_log_run *run, double *share)
+{
+    double v[4096];
+    int n;
+    *share = -1;
+    LMC_TRY(num_array(j, "cpu_ms", w, v, 4096, &n));
+    if (n <= 0 || !run->found || run->threads <= 0 || strcmp(run->device, "cpu"))
+        return LMC_OK;
+    double least = v[0];
+    for (int i = 1; i < n; i++)
+        least = fmin(least, v[i]);
+    *share = fmin(least / (ms * run->threads), 1e3); /* finite whatever the figures */
+    return LMC_OK;
+}
+
+/* comm_ms: rank 0's time blocked on communication in the step (-1: absent). */
+static lmc_status step_comm(const lmc_json *j, const char *w, double *comm)
+{
+    const lmc_json *c = lmc_json_get(j, "comm_ms");
+    *comm = -1;
+    if (!c)
+        return LMC_OK;
+    if (c->type != LMC_JSON_NUM || !(c->num >= 0 && c->num <= 1e12))
+        return lmc_err(LMC_EFORMAT, "%s: field 'comm_ms' must be a number of milliseconds in [0, 1e12]", w);
+    *comm = c->num;
     return LMC_OK;
 }
 
@@ -166,6 +205,10 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
             st = grow(s);
         if (!st)
             st = parse_arrays(j, w, s);
+        if (!st)
+            st = step_share(j, w, ms->num, &s->last.run, &s->share[s->n]);
+        if (!st)
+            st = step_comm(j, w, &s->comm[s->n]);
         if (!st) {
             s->ms[s->n++] = ms->num;
             if (tps >= 0)
@@ -193,19 +236,71 @@ static void bubble_medians(samples *s, int drop, lmc_plan_log_stats *st)
     }
 }
 
-int lmc_plan_step_times(double *ms, int n, int skip, lmc_plan_log_stats *st)
+/* The steps after warm-up that got their cores (all when share is NULL
+ * or says nothing): their indices into idx, and how many. */
+static int kept_steps(const double *share, int n, int drop, int *idx)
+{
+    int k = 0;
+    for (int i = drop; i < n; i++)
+        if (!share || share[i] < 0 || share[i] >= LMC_PLAN_CORES_MIN)
+            idx[k++] = i;
+    return k;
+}
+
+/* The median of v over the k indices (scratch: k doubles). */
+static double median_at(const double *v, const int *idx, int k, double *scratch)
+{
+    for (int i = 0; i < k; i++)
+        scratch[i] = v[idx[i]];
+    return median(scratch, k);
+}
+
+/* Each step's share after warm-up, when every one of them has one: 1 and
+ * their median, else 0. */
+static int judge(const double *share, int n, int drop, double *scratch, double *med)
+{
+    int j = 0;
+    for (int i = drop; share && i < n; i++)
+        if (share[i] >= 0)
+            scratch[j++] = share[i];
+    *med = j == n - drop ? median(scratch, j) : 0;
+    return j == n - drop;
+}
+
+static void figures(const double *ms, const double *comm, const int *idx, int k, double *tmp, lmc_plan_log_stats *st)
+{
+    double sum = 0, mn = 1e300;
+    int has_comm = comm != NULL;
+    for (int i = 0; i < k; i++) {
+        sum += ms[idx[i]];
+        mn = fmin(mn, ms[idx[i]]);
+        has_comm &= comm && comm[idx[i]] >= 0;
+    }
+    st->mean_ms = sum / k;
+    st->min_ms = mn;
+    st->median_ms = median_at(ms, idx, k, tmp);
+    st->comm_ms = has_comm ? median_at(comm, idx, k, tmp) : -1;
+}
+
+int lmc_plan_step_times(const double *ms, const double *share, const double *comm, int n, int skip,
+                        lmc_plan_log_stats *st)
 {
     st->steps = n;
     int drop = skip < n ? (skip > 0 ? skip : 0) : n - 1; /* keep at least one */
     st->used = n - drop;
-    double sum = 0, mn = 1e300;
-    for (int i = drop; i < n; i++) {
-        sum += ms[i];
-        mn = fmin(mn, ms[i]);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    double *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!idx || !tmp) { /* no memory for a scratch copy: the last step stands for them all */
+        free(idx), free(tmp);
+        st->kept = 1, st->comm_ms = -1, st->median_ms = st->mean_ms = st->min_ms = ms[n - 1];
+        return drop;
     }
-    st->mean_ms = sum / st->used;
-    st->min_ms = mn;
-    st->median_ms = median(ms + drop, st->used);
+    st->judged = judge(share, n, drop, tmp, &st->share_median);
+    st->kept = kept_steps(st->judged ? share : NULL, n, drop, idx);
+    int k = st->kept ? st->kept : kept_steps(NULL, n, drop, idx); /* none got its cores: all of them */
+    figures(ms, comm, idx, k, tmp, st);
+    free(idx);
+    free(tmp);
     return drop;
 }
 
@@ -230,7 +325,7 @@ lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int 
     if (!rc && s.n == 0)
         rc = lmc_err(LMC_EFORMAT, "%s: no step lines (objects with \"step\" and \"ms\")", what);
     if (!rc) {
-        int drop = lmc_plan_step_times(s.ms, s.n, skip, st);
+        int drop = lmc_plan_step_times(s.ms, s.share, s.comm, s.n, skip, st);
         int dt = drop < s.ntps ? drop : 0, dm = drop < s.nmfu ? drop : 0;
         st->tokens_per_s = median(s.tps + dt, s.ntps - dt);
         st->mfu = median(s.mfu + dm, s.nmfu - dm);
@@ -245,6 +340,8 @@ lmc_status lmc_plan_log_parse(const char *text, size_t n, const char *what, int 
     free(s.ms);
     free(s.tps);
     free(s.mfu);
+    free(s.share);
+    free(s.comm);
     return rc;
 }
 

@@ -1,50 +1,31 @@
 /* calrun.c: lmc plan --calibrate's measurement. A short training run of a
  * model on random tokens, in this process through lmc_train, noting the
- * process's CPU time at each step's event: the CPU time of every step is
- * then known, which a busy machine cannot stretch the way it stretches
- * wall-clock time. */
+ * process's CPU time at each step's event: a step that did not get its
+ * cores (a busy machine) shows it, and is left out of the figures. */
 #include "internal.h"
 #include "lmc/train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* CPU seconds (user + system, all threads) this process has used so far. */
-static double process_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 typedef struct {
-    double *ms, *cpu; /* each step's wall-clock ms, and the process's CPU seconds at its event */
-    int n, cap;
+    double *ms, *share; /* each step's wall-clock ms, and its share of the cores */
+    double wall, cpu;   /* at the previous step's event (the run's start before the first) */
+    int n, cap, threads;
 } step_marks;
 
+/* A step's share of its cores: the process's CPU time between two step
+ * events over the wall-clock time between them x threads. */
 static void on_event(void *ctx, const lmc_train_event *ev)
 {
     step_marks *m = ctx;
-    if (ev->kind == LMC_EV_STEP && ev->rank == 0 && m->n < m->cap) {
-        m->cpu[m->n] = process_cpu();
-        m->ms[m->n++] = ev->ms;
-    }
-}
-
-/* The least CPU time of a step after warm-up, seconds: step k's is
- * cpu[k] - cpu[k-1] (the first step's includes start-up). Other processes
- * only ever add to a step's CPU time (cache and memory-bandwidth
- * contention), never take from it, so the least is the least disturbed. */
-static double least_step_cpu(const step_marks *m, int skip)
-{
-    double least = 0;
-    for (int k = skip > 1 ? skip : 1, first = k; k < m->n; k++) {
-        double d = m->cpu[k] - m->cpu[k - 1];
-        least = k == first || d < least ? d : least;
-    }
-    return least;
+    if (ev->kind != LMC_EV_STEP || ev->rank != 0 || m->n >= m->cap)
+        return;
+    double wall = lmc_now(), cpu = lmc_cpu_now();
+    m->share[m->n] = wall > m->wall ? (cpu - m->cpu) / ((wall - m->wall) * m->threads) : 0;
+    m->ms[m->n++] = ev->ms;
+    m->wall = wall, m->cpu = cpu;
 }
 
 static lmc_status train_marked(const lmc_plan_calib_opts *c, const char *shard, step_marks *m,
@@ -54,9 +35,8 @@ static lmc_status train_marked(const lmc_plan_calib_opts *c, const char *shard, 
     lmc_train_defaults(&o);
     o.model = c->model, o.data = shard, o.precision = c->precision ? c->precision : "fp32";
     o.batch = c->batch, o.seq = c->seq, o.steps = c->steps, o.threads = c->threads;
-    double t0 = lmc_now(), c0 = process_cpu();
+    m->wall = lmc_now(), m->cpu = lmc_cpu_now(), m->threads = c->threads;
     lmc_status s = lmc_train(&o, on_event, m);
-    double wall = lmc_now() - t0, cpu = process_cpu() - c0;
     if (s) {
         char why[512];
         snprintf(why, sizeof why, "%s", lmc_errmsg());
@@ -64,10 +44,7 @@ static lmc_status train_marked(const lmc_plan_calib_opts *c, const char *shard, 
     }
     if (m->n < 1)
         return lmc_err(LMC_EIO, "calibrate: training %s reported no steps", c->model);
-    r->share = wall > 0 ? cpu / (wall * c->threads) : 1;
-    r->share = r->share < 1 ? r->share : 1;
-    r->cpu_ms = least_step_cpu(m, c->skip) / c->threads * 1e3;
-    lmc_plan_step_times(m->ms, m->n, c->skip, &r->st);
+    lmc_plan_step_times(m->ms, m->share, NULL, m->n, c->skip, &r->st);
     return LMC_OK;
 }
 
@@ -84,9 +61,9 @@ lmc_status lmc_plan_calibrate(const lmc_plan_calib_opts *c, lmc_plan_calib_run *
     if (!mkdtemp(dir))
         return lmc_err(LMC_EIO, "calibrate: cannot create a folder under /tmp");
     snprintf(shard, sizeof shard, "%s/calib_train_000000.bin", dir);
-    step_marks m = {.ms = calloc((size_t)c->steps, sizeof(double)), .cpu = calloc((size_t)c->steps, sizeof(double)),
-                    .cap = c->steps};
-    lmc_status s = m.ms && m.cpu ? LMC_OK : lmc_err(LMC_ENOMEM, "calibrate: out of memory");
+    step_marks m = {.ms = calloc((size_t)c->steps, sizeof(double)),
+                    .share = calloc((size_t)c->steps, sizeof(double)), .cap = c->steps};
+    lmc_status s = m.ms && m.share ? LMC_OK : lmc_err(LMC_ENOMEM, "calibrate: out of memory");
     long long tokens = (long long)(c->steps + 2) * c->batch * c->seq + 1;
     if (!s)
         s = lmc_plan_write_random_shard(shard, tokens, cfg.vocab < 65536 ? cfg.vocab : 65536, 1234);
@@ -94,6 +71,6 @@ lmc_status lmc_plan_calibrate(const lmc_plan_calib_opts *c, lmc_plan_calib_run *
         s = train_marked(c, shard, &m, r);
     lmc_rm_rf(dir);
     free(m.ms);
-    free(m.cpu);
+    free(m.share);
     return s;
 }

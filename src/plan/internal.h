@@ -15,10 +15,13 @@
 
 /* ---------- calibration (calib.c) ---------- */
 
-/* steps, used, median, mean and least of n step times (ms) after `skip`
- * warm-up steps (at least one kept); sorts ms past them. Returns the steps
- * dropped. */
-int lmc_plan_step_times(double *ms, int n, int skip, lmc_plan_log_stats *st);
+/* steps, used, kept, median, mean and least of n step times (ms) after
+ * `skip` warm-up steps (at least one used), over the steps whose share of
+ * their cores (share: NULL or < 0 when not known) is at least
+ * LMC_PLAN_CORES_MIN, or over all used when none is; comm (NULL: none) the
+ * median of those steps' comm_ms. Returns the steps dropped. */
+int lmc_plan_step_times(const double *ms, const double *share, const double *comm, int n, int skip,
+                        lmc_plan_log_stats *st);
 
 /* ---------- pipelines (pipeline.c) ---------- */
 

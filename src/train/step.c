@@ -382,6 +382,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
         log_ranks(&sb, "rank_comm_ms", tr, offsetof(lmc_rank_stats, comm_ms), "%.3f"); /* comm_ms of each rank */
     }
     log_ranks(&sb, "rss_mb", tr, offsetof(lmc_rank_stats, rss_mb), "%.1f");
+    log_ranks(&sb, "cpu_ms", tr, offsetof(lmc_rank_stats, cpu_ms), "%.3f"); /* each rank's CPU time of the step */
     if (tr->pipe.pp > 1) {
         lmc_sb_puts(&sb, ",\"pp_bubble\":[");
         for (int s = 0; s < tr->pipe.pp; s++)
@@ -485,6 +486,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
     double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values, a2a0, vals0, a2a1, vals1;
+    double c0 = lmc_cpu_now();
     float norm = 0, lr = 0;
     memset(&tr->me, 0, sizeof tr->me);
     lmc_moe_ep_stats(tr->m, &a2a0, &vals0);
@@ -502,6 +504,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     LMC_TRY(lmc_trainer_experts_step(tr));
     double dt = lmc_now() - t0;
     tr->me.step_ms = dt * 1e3;
+    tr->me.cpu_ms = (lmc_cpu_now() - c0) * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
     tr->me.tp_values = tr->m->tp_values - tpv0;
     lmc_moe_ep_stats(tr->m, &a2a1, &vals1);

@@ -25,6 +25,7 @@ typedef struct {
     double comm_ms;    /* blocked on communication in all (idle + ZeRO norm and gathers) */
     double busy_ms;    /* the communicator running collectives, overlapped or not */
     double step_ms;
+    double cpu_ms;     /* the process's CPU time in the step, all threads (its share of the cores: / (step x threads)) */
     double rss_mb;     /* peak resident memory so far */
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
     double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */

@@ -1,73 +1,92 @@
 #!/usr/bin/env bash
-# lmc plan learns from the fleet's own runs (issue 23): a short d6 run on
-# this machine's cpu chip is fitted (--calibrate-log --save-calibration) and
-# the calibrated plan predicts a d12 run and a 2-rank d6 run (--calibration)
-# within 15%. Wall-clock steps on a shared machine are longer than the
-# model's: when a run got less than 90% of its cores (bash's time: user +
-# sys over real x threads) that comparison is reported as inconclusive and
-# not held to 15%, as lmc plan --calibrate does. Always checked: the
-# calibrated prediction is the best case over the fitted factor, the file is
-# refused for another chip, and a log is refused for another chip or model.
+# lmc plan learns from the fleet's own runs (issue 23): a d6 run on this
+# machine's cpu chip is fitted (--calibrate-log --save-calibration) and the
+# calibrated plan predicts a d12 run and a 2-rank d6 run (--calibration)
+# within 15% of their median step.
+# A shared machine stretches wall-clock steps, so only the steps that got
+# their cores count, in the fit and in the runs compared: lmc train logs
+# each rank's CPU time of each step (cpu_ms), and lmc plan keeps the steps
+# where every rank got at least 90% of step x threads (it prints how many).
+# The fit needs 5 such steps and each compared run 5 too; a run that does
+# not get them is run again (3 tries); a machine that never gives them
+# fails the test, with the shares it got. Always checked: the calibrated
+# prediction is the best case less its communication over the fitted
+# factor, plus the communication (not fitted: one rank has none), the file
+# is refused for another chip, and a log for another chip or model.
+# The timed plans run the optimized binary: lmc plan measures the cpu chip
+# in its own process, and a sanitizer build measures a slower chip.
 . "$(dirname "$0")/lib.sh"
 MPIRUN=${MPIRUN:-mpirun --allow-run-as-root --oversubscribe}
-TIMEFORMAT='%R %U %S'
 "$PY" - "$T/train_000000.bin" <<'PYEOF'
 import sys, numpy as np
 n = 200000; h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2] = 20240520, 1, n
 open(sys.argv[1], "wb").write(h.tobytes() + np.random.RandomState(0).randint(0, 50257, n).astype(np.uint16).tobytes())
 PYEOF
 
-# train NAME NP THREADS MODEL STEPS: a short run with --log; prints its share of the cores
+# train NAME NP THREADS MODEL STEPS: a run with --log
 train() {
     local name=$1 np=$2 th=$3 m=$4 steps=$5 pre=""
     [ "$np" -gt 1 ] && pre="$MPIRUN -np $np"
-    { time $pre $LMC_FAST train --model "$m" --data "$T/train_000000.bin" --batch 2 --seq 64 --steps "$steps" \
-        --threads "$th" --log "$T/$name.jsonl" --quiet >"$T/$name.out" 2>&1; } 2>"$T/$name.time"
-    awk -v c=$((np * th)) '{ printf "%.2f", ($2 + $3) / ($1 * c) }' "$T/$name.time"
+    $pre $LMC_FAST train --model "$m" --data "$T/train_000000.bin" --batch 2 --seq 64 --steps "$steps" \
+        --threads "$th" --log "$T/$name.jsonl" --quiet >"$T/$name.out" 2>&1
 }
+# kept NAME: the steps of its log that got their cores (lmc plan's count)
+kept() { grep -o "^  [0-9]* of the [0-9]* steps got" "$T/$1.pred" | awk '{ print $1 }'; }
 
-share6=$(train d6 1 2 d6 8)
-$LMC_FAST plan --calibrate-log "$T/d6.jsonl" --model d6 --fleet 1xcpu --save-calibration "$T/cal.json" >"$T/fit.txt" 2>&1
-if grep -q "calibration .*cal.json: cpu reaches" "$T/fit.txt" && "$PY" -c "import json,sys; c=json.load(open(sys.argv[1])); \
-    e=c['efficiency']; sys.exit(0 if c['chip']=='cpu' and e['low']<=e['expected']<=e['high'] and \
-    abs(e['expected']-c['predicted_ms']/c['measured_ms'])<1e-9 else 1)" "$T/cal.json"; then
-    echo "ok   fit on d6: $(grep 'reaches' "$T/fit.txt")"
+for try in 1 2 3; do
+    train d6 1 2 d6 16
+    $LMC_FAST plan --calibrate-log "$T/d6.jsonl" --model d6 --fleet 1xcpu --save-calibration "$T/cal.json" \
+        >"$T/fit.txt" 2>&1 && break
+done
+if grep -q "calibration .*cal.json: cpu reaches" "$T/fit.txt" && grep -q "only compute fitted" "$T/fit.txt" &&
+    "$PY" -c "import json,sys; c=json.load(open(sys.argv[1])); \
+    e=c['efficiency']; sys.exit(0 if c['chip']=='cpu' and e['low']<=e['expected']<=e['high'] and c['steps']>=5 and \
+    'comm' not in c and abs(e['expected']-c['predicted_ms']/c['measured_ms'])<1e-9 else 1)" "$T/cal.json"; then
+    echo "ok   fit on d6 (try $try): $(grep 'reaches' "$T/fit.txt"); $(grep 'steps got' "$T/fit.txt")"
 else
-    echo "FAIL fit: $(cat "$T/fit.txt" "$T/cal.json")"; fails=$((fails + 1))
+    echo "FAIL fit (try $try): $(cat "$T/fit.txt")"; fails=$((fails + 1))
 fi
 
-# predict NAME MODEL SHARE FLEET: the calibrated prediction of the run's median step
+# predict NAME MODEL FLEET NP THREADS STEPS: the calibrated prediction of the run's median step
 predict() {
-    local name=$1 m=$2 share=$3 fleet=$4
-    $LMC_FAST plan --calibrate-log "$T/$name.jsonl" --model "$m" --fleet "$fleet" --calibration "$T/cal.json" >"$T/$name.pred" 2>&1 ||
-        { echo "FAIL $name: $(cat "$T/$name.pred")"; fails=$((fails + 1)); return; }
-    local row best fac
-    row=$(grep -E "^  $m +[0-9]+ " "$T/$name.pred")
-    best=$(grep -o "best case [0-9.]* ms" "$T/$name.pred" | grep -o "[0-9.]*")
-    fac=$(grep -o "calibrated by .*: [0-9.]* of the best case" "$T/$name.pred" | grep -o "[0-9.]* of" | grep -o "[0-9.]*")
-    "$PY" - "$row" "$best" "$fac" "$share" "$name" <<'PYEOF' || fails=$((fails + 1))
-import sys
-row, best, fac, share, name = sys.argv[1].split(), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    local name=$1 m=$2 fleet=$3 try
+    for try in 1 2 3; do
+        train "$name" "$4" "$5" "$m" "$6" || { echo "FAIL $name: $(tail -3 "$T/$name.out")"; fails=$((fails + 1)); return; }
+        $LMC_FAST plan --calibrate-log "$T/$name.jsonl" --model "$m" --fleet "$fleet" --calibration "$T/cal.json" \
+            >"$T/$name.pred" 2>&1 || { echo "FAIL $name: $(cat "$T/$name.pred")"; fails=$((fails + 1)); return; }
+        [ "$(kept "$name")" -ge 5 ] && break
+    done
+    "$PY" - "$name" "$m" "$try" "$T/$name.pred" <<'PYEOF' || fails=$((fails + 1))
+import re, sys
+name, m, tries, out = sys.argv[1], sys.argv[2], sys.argv[3], open(sys.argv[4]).read()
+got = re.search(r"^  (\d+) of the (\d+) steps got 90% of their cores .*median share (\d+)%", out, re.M)
+cal = re.search(r"compute ([0-9.]+) of the best case, communication not fitted .* best case ([0-9.]+) ms, "
+                r"of it ([0-9.]+) ms exposed", out)
+row = re.search(r"^  " + re.escape(m) + r" +(\d+) +([0-9.]+) +([0-9.]+) ", out, re.M)
+if not (got and cal and row):
+    print(f"FAIL {name}: unexpected output:\n{out}"); sys.exit(1)
+kept, used, share = int(got[1]), int(got[2]), int(got[3])
+fac, best, comm = float(cal[1]), float(cal[2]), float(cal[3])
 measured, predicted = float(row[2]), float(row[3])
-# the factor is printed to 3 decimals: its rounding (0.0005 / fac) bounds the
-# agreement, which matters when a loaded machine fits a small factor
-if abs(predicted - best / fac) > 0.06 + (1e-3 + 0.0005 / fac) * predicted:
-    print(f"FAIL {name}: calibrated {predicted} ms is not the best case {best} / {fac}"); sys.exit(1)
+# the factor and times are printed rounded: that bounds the agreement
+want = (best - comm) / fac + comm
+if abs(predicted - want) > 0.1 + (1e-3 + 0.0005 / fac) * want:
+    print(f"FAIL {name}: calibrated {predicted} ms is not ({best} - {comm}) / {fac} + {comm} = {want:.1f}"); sys.exit(1)
+if kept < 5:
+    print(f"FAIL {name}: {tries} runs, the last with {kept} of {used} steps that got their cores (median share "
+          f"{share}%): the machine is too busy to check the calibration"); sys.exit(1)
 err = predicted / measured - 1
-if share < 0.9:
-    print(f"ok   {name}: calibrated {predicted:.1f} ms vs measured {measured:.1f} ms ({err:+.1%}); inconclusive: "
-          f"busy machine (the runs got {share:.0%} of their cores), not held to 15%")
-elif abs(err) > 0.15:
-    print(f"FAIL {name}: calibrated {predicted:.1f} ms vs measured {measured:.1f} ms ({err:+.1%}), over 15%"); sys.exit(1)
-else:
-    print(f"ok   {name}: calibrated {predicted:.1f} ms vs measured {measured:.1f} ms ({err:+.1%}), within 15%")
+verdict = "within 15%" if abs(err) <= 0.15 else "over 15%"
+print(f"{'ok  ' if abs(err) <= 0.15 else 'FAIL'} {name}: calibrated {predicted:.1f} ms vs measured {measured:.1f} ms "
+      f"({err:+.1%}; median of {kept} of {used} steps that got their cores, try {tries}), {verdict}")
+sys.exit(0 if abs(err) <= 0.15 else 1)
 PYEOF
 }
-share12=$(train d12 1 2 d12 5)
-predict d12 d12 "$(awk -v a="$share6" -v b="$share12" 'BEGIN { print (a < b ? a : b) }')" 1xcpu
+predict d12 d12 1xcpu 1 2 10
 if command -v mpirun >/dev/null; then
-    share2=$(train dp2 2 1 d6 8)
-    predict dp2 d6 "$(awk -v a="$share6" -v b="$share2" 'BEGIN { print (a < b ? a : b) }')" 2xcpu
+    predict dp2 d6 2xcpu 2 1 12
+else
+    echo "FAIL mpirun not found"; fails=$((fails + 1))
 fi
 
 # refusals (the timed plans above run the optimized binary: lmc plan measures the cpu
@@ -78,6 +97,9 @@ expect_fail "log from another chip" "d6.jsonl: the run trained on device 'cpu', 
     $LMC plan --calibrate-log "$T/d6.jsonl" --model d6 --fleet 1xH100 --save-calibration "$T/x.json"
 expect_fail "log from another model" "d6.jsonl: the run's model has 30339456 parameters, --model d12 has" \
     $LMC plan --calibrate-log "$T/d6.jsonl" --model d12 --fleet 1xcpu --save-calibration "$T/x.json"
+head -4 "$T/d6.jsonl" >"$T/short.jsonl"
+expect_fail "log too short to fit" "short.jsonl: (3 steps after warm-up|only [0-9] of the 3 steps after warm-up got)" \
+    $LMC_FAST plan --calibrate-log "$T/short.jsonl" --model d6 --fleet 1xcpu --save-calibration "$T/x.json"
 echo '{"format": "lmc-calibration-1", "chip": "cpu", "model": "d6", "params": 1, "steps": 3, "measured_ms": 5,
        "predicted_ms": 4, "efficiency": {"expected": 0.8, "low": 0.9, "high": 0.95}}' >"$T/badcal.json"
 expect_fail "calibration file: low above expected" "badcal.json: efficiency needs low <= expected <= high" \

@@ -3,12 +3,15 @@
  * --calibrate-log LOG) and what `--save-calibration FILE` makes of it
  * (lmc_plan_calib_fit, _save, and the reader of --calibration files,
  * lmc_plan_calib_load, src/plan/calfile.c). The first byte picks the
- * warm-up steps skipped (bits 0-2) and lmc's predicted best step (bits 3-4:
- * 1 ms, 290 ms, 30 s, 1 h); the rest is the log (JSON Lines).
+ * warm-up steps skipped (bits 0-2), lmc's predicted best step (bits 3-4:
+ * 1 ms, 290 ms, 30 s, 1 h) and whether a tenth of it is data-parallel
+ * communication (bit 5); the rest is the log (JSON Lines).
  * Properties:
  *  - a refusal names the file ("fuzz/run.jsonl");
  *  - an accepted log has 1 <= used <= steps, used = steps - skip (at least
- *    one kept), 0 < min_ms <= median_ms, min_ms <= mean_ms, all finite;
+ *    one kept), 0 <= kept <= used (all when not judged by cpu_ms), a
+ *    finite median share of the cores, comm_ms -1 or finite >= 0,
+ *    0 < min_ms <= median_ms, min_ms <= mean_ms, all finite;
  *    at most LMC_PLAN_LOG_STAGES stages with finite bubbles >= 0, a run
  *    layout of non-negative values, rss min <= max;
  *  - its calibration either saves and loads back to the very same values
@@ -54,6 +57,13 @@ static const char *const seed_logs[] = {
     "{\"step\": 4, \"loss\": 8.0, \"ms\": 390.0, \"tokens_per_s\": 262, \"mfu\": 0.27}",
     "{\"step\": 1, \"ms\": 5}\n{\"step\": 2, \"ms\": ",
     "{\"step\": 1.5, \"ms\": 3}",
+    /* two cpu ranks with each one's CPU time (a step that did not get its cores) and the exposed sync */
+    "{\"step\":1,\"ms\":500.0,\"comm_ms\":20.5,\"rss_mb\":[300,300],\"cpu_ms\":[480.0,490.0],\"run\":{\"dp\":2,"
+    "\"tp\":1,\"pp\":1,\"vpp\":1,\"ep\":2,\"sp\":false,\"zero\":0,\"recompute\":\"none\",\"batch\":2,\"grad_accum\":1,"
+    "\"seq\":64,\"precision\":\"fp32\",\"threads\":1,\"device\":\"cpu\",\"params\":7326720}}\n"
+    "{\"step\":2,\"ms\":400.0,\"comm_ms\":10.0,\"cpu_ms\":[398.0,395.5]}\n"
+    "{\"step\":3,\"ms\":900.0,\"comm_ms\":15.0,\"cpu_ms\":[450.0,880.0]}\n"
+    "{\"step\":4,\"ms\":410.0,\"comm_ms\":12.0,\"cpu_ms\":[405.0,400.0]}\n",
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -85,6 +95,9 @@ static void check_stats(const lmc_plan_log_stats *st, int skip)
 {
     int drop = skip < st->steps ? skip : st->steps - 1;
     FUZZ_ASSERT(st->steps >= 1 && st->used == st->steps - drop);
+    FUZZ_ASSERT(st->kept >= 0 && st->kept <= st->used && (st->judged || st->kept == st->used));
+    FUZZ_ASSERT(isfinite(st->share_median) && st->share_median >= 0);
+    FUZZ_ASSERT(st->comm_ms == -1 || (isfinite(st->comm_ms) && st->comm_ms >= 0));
     FUZZ_ASSERT(isfinite(st->min_ms) && isfinite(st->median_ms) && isfinite(st->mean_ms));
     FUZZ_ASSERT(st->min_ms > 0 && st->min_ms <= st->median_ms && st->min_ms <= st->mean_ms);
     FUZZ_ASSERT(isfinite(st->tokens_per_s) && isfinite(st->mfu));
@@ -100,14 +113,14 @@ static void check_stats(const lmc_plan_log_stats *st, int skip)
 
 /* --save-calibration, then --calibration: the same values, or a refusal
  * to save naming the file. */
-static void check_saved(const lmc_plan_log_stats *st, double predicted_s)
+static void check_saved(const lmc_plan_log_stats *st, double predicted_s, double comm_s)
 {
     lmc_plan_calib c, back;
     memset(&c, 0, sizeof c);
     snprintf(c.chip, sizeof c.chip, "%s", "cpu");
     snprintf(c.model, sizeof c.model, "%s", "d6");
     c.params = st->run.params > 0 && st->run.params <= 1e16 ? st->run.params : 7326720;
-    lmc_plan_calib_fit(st, predicted_s, &c);
+    lmc_plan_calib_fit(st, predicted_s, comm_s, &c);
     if (lmc_plan_calib_save(&c, cal_path) != LMC_OK) {
         FUZZ_ASSERT(strstr(lmc_errmsg(), cal_path) && strstr(lmc_errmsg(), "field '"));
         return;
@@ -117,6 +130,8 @@ static void check_saved(const lmc_plan_log_stats *st, double predicted_s)
     FUZZ_ASSERT(back.steps == c.steps && back.measured_ms == c.measured_ms && back.predicted_ms == c.predicted_ms);
     FUZZ_ASSERT(back.eff.expected == c.eff.expected && back.eff.low == c.eff.low && back.eff.high == c.eff.high);
     FUZZ_ASSERT(back.eff.calibrated == 1);
+    FUZZ_ASSERT(back.comm_eff == c.comm_eff && back.comm_measured_ms == c.comm_measured_ms &&
+                back.comm_predicted_ms == c.comm_predicted_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -132,6 +147,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     check_stats(&st, skip);
-    check_saved(&st, pred);
+    check_saved(&st, pred, data[0] & 32 ? pred / 10 : 0);
     return 0;
 }

@@ -215,13 +215,13 @@ static void test_calib_save_reads_back(void)
     lmc_plan_log_stats st;
     lmc_plan_calib c = {.chip = "cpu", .model = "d6", .params = 7e6}, back;
     CHECK_OK(lmc_plan_log_parse(fast, strlen(fast), "run.jsonl", 0, &st));
-    lmc_plan_calib_fit(&st, 0.29, &c);
+    lmc_plan_calib_fit(&st, 0.29, 0, &c);
     CHECK_ERR(lmc_plan_calib_save(&c, test_path("cal.json")), LMC_ERANGE,
               "cal.json: field 'efficiency.expected' = 29000 is out of range [0.0001, 10000]");
     CHECK(access(test_path("cal.json"), F_OK) != 0);
     const char *fine = "{\"step\": 1, \"ms\": 300}\n{\"step\": 2, \"ms\": 310.5}\n";
     CHECK_OK(lmc_plan_log_parse(fine, strlen(fine), "run.jsonl", 0, &st));
-    lmc_plan_calib_fit(&st, 0.29, &c);
+    lmc_plan_calib_fit(&st, 0.29, 0, &c);
     CHECK_OK(lmc_plan_calib_save(&c, test_path("cal.json")));
     CHECK_OK(lmc_plan_calib_load(test_path("cal.json"), &back));
     CHECK(back.eff.expected == c.eff.expected && back.eff.low == c.eff.low && back.eff.high == c.eff.high);
