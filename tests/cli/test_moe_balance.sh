@@ -11,6 +11,7 @@
 # in checkpoints (state.json's moe_bias) and a resumed run continues it
 # exactly; bad values fail with the field named.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/moe_toy.sh"
 
 make_shard "$T/train.bin" 40000 64
 skew_toy_config "$T/moe.json" 64

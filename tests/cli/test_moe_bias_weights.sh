@@ -12,6 +12,7 @@
 # missing layer and a non-finite value fail naming the tensor, and GGUF
 # export refuses a nonzero bias (llama.cpp's llama architecture has none).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/moe_toy.sh"
 ORACLE="$(dirname "$0")/../oracle"
 
 make_shard "$T/train.bin" 40000 64
