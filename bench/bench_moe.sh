@@ -68,12 +68,12 @@ for lay in "${layouts[@]}"; do
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 plan = json.loads(sys.argv[2])["bytes"]["total"] / 1e6
-held, rss, ms = rows[0]["run"]["params_local"], rows[-1]["rss_mb"], rows[-1]["ms"]
+held, rss, ms, mfu = rows[0]["run"]["params_local"], rows[-1]["rss_mb"], rows[-1]["ms"], rows[-1]["mfu"]
 if not os.path.exists(sys.argv[5]):
     open(sys.argv[5], "w").write(str(ms))
 first = float(open(sys.argv[5]).read())
 print("  ep %s ZeRO-%s: params_local %.1fM, peak RSS %s MB (max %.1f); lmc plan --memory %.1f MB: ratio %.3f; "
-      "step %.0f ms (%.2fx the first layout's)" % (sys.argv[3], sys.argv[4], held[0] / 1e6,
-      " ".join("%.1f" % x for x in rss), max(rss), plan, max(rss) / plan, ms, ms / first))
+      "step %.0f ms (%.2fx the first layout's), MFU %.4f" % (sys.argv[3], sys.argv[4], held[0] / 1e6,
+      " ".join("%.1f" % x for x in rss), max(rss), plan, max(rss) / plan, ms, ms / first, mfu))
 PYEOF
 done
