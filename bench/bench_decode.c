@@ -165,7 +165,8 @@ static int bandwidth_only(double mb)
     }
     for (size_t i = 0; i < bytes / 4; i++)
         buf[i] = (float)(i & 7);
-    printf("bandwidth %.2f GB/s (%.1f MB, %d threads)\n", bandwidth(buf, bytes, THREADS), bytes / 1e6, THREADS);
+    int nt = THREADS > 0 ? THREADS : omp_get_max_threads();
+    printf("bandwidth %.2f GB/s (%.1f MB, %d threads)\n", bandwidth(buf, bytes, nt), bytes / 1e6, nt);
     lmc_free(buf);
     return 0;
 }
