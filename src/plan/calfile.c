@@ -33,7 +33,7 @@ void lmc_plan_calib_fit(const lmc_plan_log_stats *st, double predicted_s, double
 
 lmc_status lmc_plan_calib_check_steps(const lmc_plan_log_stats *st, const char *log)
 {
-    if (st->judged && st->kept < LMC_PLAN_FIT_MIN_STEPS)
+    if (st->judged && st->kept < st->used && st->kept < LMC_PLAN_FIT_MIN_STEPS)
         return lmc_err(LMC_ERANGE, "%s: only %d of the %d steps after warm-up got %.0f%% of their cores (the "
                        "steps' median share %.0f%%): too few to fit a calibration (at least %d); rerun it longer "
                        "or on a quieter machine", log, st->kept, st->used, LMC_PLAN_CORES_MIN * 100,

@@ -9,7 +9,11 @@
 # where every rank got at least 90% of step x threads (it prints how many).
 # The fit needs 5 such steps and each compared run 5 too; a run that does
 # not get them is run again (3 tries); a machine that never gives them
-# fails the test, with the shares it got. Always checked: the calibrated
+# fails the test, with the shares it got. The fit and d12 run one thread:
+# on a shared machine (the kernel's autogroups share the cores between
+# sessions) one thread gets its core far more often than two, and the cpu
+# chip's one-thread figures move less from one plan to the next; the
+# 2-rank run needs both cores. Always checked: the calibrated
 # prediction is the best case less its communication over the fitted
 # factor, plus the communication (not fitted: one rank has none), the file
 # is refused for another chip, and a log for another chip or model.
@@ -34,7 +38,7 @@ train() {
 kept() { grep -o "^  [0-9]* of the [0-9]* steps got" "$T/$1.pred" | awk '{ print $1 }'; }
 
 for try in 1 2 3; do
-    train d6 1 2 d6 16
+    train d6 1 1 d6 16
     $LMC_FAST plan --calibrate-log "$T/d6.jsonl" --model d6 --fleet 1xcpu --save-calibration "$T/cal.json" \
         >"$T/fit.txt" 2>&1 && break
 done
@@ -82,7 +86,7 @@ print(f"{'ok  ' if abs(err) <= 0.15 else 'FAIL'} {name}: calibrated {predicted:.
 sys.exit(0 if abs(err) <= 0.15 else 1)
 PYEOF
 }
-predict d12 d12 1xcpu 1 2 10
+predict d12 d12 1xcpu 1 1 10
 if command -v mpirun >/dev/null; then
     predict dp2 d6 2xcpu 2 1 12
 else
@@ -98,7 +102,7 @@ expect_fail "log from another chip" "d6.jsonl: the run trained on device 'cpu', 
 expect_fail "log from another model" "d6.jsonl: the run's model has 30339456 parameters, --model d12 has" \
     $LMC plan --calibrate-log "$T/d6.jsonl" --model d12 --fleet 1xcpu --save-calibration "$T/x.json"
 head -4 "$T/d6.jsonl" >"$T/short.jsonl"
-expect_fail "log too short to fit" "short.jsonl: (3 steps after warm-up|only [0-9] of the 3 steps after warm-up got)" \
+expect_fail "log too short to fit" "short.jsonl: (3 steps after warm-up: too few|only [0-9] of the 3 steps after warm-up got)" \
     $LMC_FAST plan --calibrate-log "$T/short.jsonl" --model d6 --fleet 1xcpu --save-calibration "$T/x.json"
 echo '{"format": "lmc-calibration-1", "chip": "cpu", "model": "d6", "params": 1, "steps": 3, "measured_ms": 5,
        "predicted_ms": 4, "efficiency": {"expected": 0.8, "low": 0.9, "high": 0.95}}' >"$T/badcal.json"
