@@ -28,7 +28,7 @@ lmc_status lmc_model_quant(const char *model, const char *flag, lmc_quant *q)
     return LMC_OK;
 }
 
-lmc_status lmc_model_moe_bias(const char *model, const lmc_model_config *cfg, float **bias)
+static lmc_status load_moe_bias(const char *model, const lmc_model_config *cfg, float **bias)
 {
     *bias = NULL;
     if (cfg->n_expert <= 0)
@@ -41,6 +41,25 @@ lmc_status lmc_model_moe_bias(const char *model, const lmc_model_config *cfg, fl
     else
         free(b);
     return s;
+}
+
+lmc_status lmc_model_file_load(const char *model, lmc_model_file *f)
+{
+    lmc_layout layout;
+    f->params = f->moe_bias = NULL;
+    LMC_TRY(lmc_weights_load(model, &f->cfg, &layout, &f->params));
+    lmc_layout_free(&layout);
+    lmc_status s = load_moe_bias(model, &f->cfg, &f->moe_bias);
+    if (s != LMC_OK)
+        lmc_model_file_free(f);
+    return s;
+}
+
+void lmc_model_file_free(lmc_model_file *f)
+{
+    lmc_free(f->params);
+    free(f->moe_bias);
+    f->params = f->moe_bias = NULL;
 }
 
 static double log_softmax_at(const float *x, int V, int k)

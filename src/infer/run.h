@@ -21,9 +21,17 @@ lmc_status lmc_with_backend(const char *tokenizer, const char *device, int threa
  * bf16), else fp32. */
 lmc_status lmc_model_quant(const char *model, const char *flag, lmc_quant *q);
 
-/* The model file's balancing bias for the engine (lmc_engine_opts.moe_bias):
- * *bias (n_layer x n_expert, malloc'd) when the file holds one, else NULL. */
-lmc_status lmc_model_moe_bias(const char *model, const lmc_model_config *cfg, float **bias);
+/* What lmc_engine_open takes from a model file: its config, its fp32
+ * parameters and its balancing bias (lmc_engine_opts.moe_bias: n_layer x
+ * n_expert, NULL when the file holds none). On error nothing is held;
+ * lmc_model_file_free frees the buffers and keeps cfg. */
+typedef struct {
+    lmc_model_config cfg;
+    float *params, *moe_bias;
+} lmc_model_file;
+
+lmc_status lmc_model_file_load(const char *model, lmc_model_file *f);
+void lmc_model_file_free(lmc_model_file *f);
 
 /* Decodes up to max_new tokens after the prompt in slot 0 of the engine,
  * sampling as sp (no penalties) with seed, and writes one JSON object a

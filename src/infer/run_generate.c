@@ -92,26 +92,22 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
     const lmc_generate_request *g = ctx;
     const lmc_gen_request *r = &g->r;
-    lmc_model_config cfg;
-    lmc_layout layout;
-    float *host = NULL;
     lmc_engine_opts eo = {.slots = 1, .ctx = g->ctx, .tp = g->tp};
     LMC_TRY(lmc_model_quant(r->model, g->quant, &eo.quant));
-    LMC_TRY(lmc_weights_load(r->model, &cfg, &layout, &host));
-    lmc_layout_free(&layout);
-    float *bias = NULL;
-    lmc_status s = lmc_model_moe_bias(r->model, &cfg, &bias);
-    eo.moe_bias = bias;
-    if (s == LMC_OK && tok && lmc_tok_vocab_size(tok) > cfg.vocab)
+    lmc_model_file f;
+    LMC_TRY(lmc_model_file_load(r->model, &f));
+    const lmc_model_config cfg = f.cfg;
+    eo.moe_bias = f.moe_bias;
+    lmc_status s = LMC_OK;
+    if (tok && lmc_tok_vocab_size(tok) > cfg.vocab)
         s = lmc_err(LMC_EINVAL, "--tokenizer has %d tokens but the model only %d", lmc_tok_vocab_size(tok),
                     cfg.vocab);
     if (eo.ctx > cfg.max_seq)
         eo.ctx = cfg.max_seq;
     lmc_engine *e = NULL;
     if (s == LMC_OK)
-        s = lmc_engine_open(&e, be, &cfg, host, &eo);
-    lmc_free(host);
-    free(bias);
+        s = lmc_engine_open(&e, be, &cfg, f.params, &eo);
+    lmc_model_file_free(&f);
     int *ids = NULL;
     size_t n = 0;
     if (s == LMC_OK)

@@ -27,18 +27,12 @@ static lmc_status emit(int token, const float *logits, void *ctx)
 static lmc_status sample(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
     const lmc_gen_request *r = ctx;
-    lmc_model_config cfg;
-    lmc_layout layout;
-    float *host = NULL;
-    LMC_TRY(lmc_weights_load(r->model, &cfg, &layout, &host));
-    lmc_layout_free(&layout);
+    lmc_model_file f;
+    LMC_TRY(lmc_model_file_load(r->model, &f));
+    const lmc_model_config cfg = f.cfg;
     lmc_engine *e = NULL;
-    float *bias = NULL;
-    lmc_status s = lmc_model_moe_bias(r->model, &cfg, &bias);
-    if (s == LMC_OK)
-        s = lmc_engine_open(&e, be, &cfg, host, &(lmc_engine_opts){.slots = 1, .moe_bias = bias});
-    lmc_free(host);
-    free(bias);
+    lmc_status s = lmc_engine_open(&e, be, &cfg, f.params, &(lmc_engine_opts){.slots = 1, .moe_bias = f.moe_bias});
+    lmc_model_file_free(&f);
     int *ids = NULL;
     size_t n = 0;
     if (s == LMC_OK)

@@ -81,10 +81,8 @@ lmc_status lmc_serve_run(const lmc_serve_job *o)
     lmc_tokenizer *tok = NULL;
     lmc_backend *be = NULL;
     lmc_engine *e = NULL;
-    float *host = NULL, *bias = NULL;
     char *name = NULL, *key = NULL;
-    lmc_model_config cfg;
-    lmc_layout layout;
+    lmc_model_file f = {0};
     lmc_engine_opts eo = {.slots = o->slots, .ctx = o->ctx, .tp = o->tp};
     lmc_status s = lmc_model_quant(o->model, o->quant, &eo.quant);
     if (s == LMC_OK && o->key_file)
@@ -92,20 +90,17 @@ lmc_status lmc_serve_run(const lmc_serve_job *o)
     if (s == LMC_OK)
         s = lmc_tok_load(lmc_model_tokenizer(o->model, o->tokenizer, NULL), &tok);
     if (s == LMC_OK)
-        s = lmc_weights_load(o->model, &cfg, &layout, &host);
+        s = lmc_model_file_load(o->model, &f);
+    const lmc_model_config cfg = f.cfg;
     if (s == LMC_OK) {
-        lmc_layout_free(&layout);
         if (eo.ctx > cfg.max_seq)
             eo.ctx = cfg.max_seq;
         s = lmc_backend_open(o->device, o->threads, &be);
     }
+    eo.moe_bias = f.moe_bias;
     if (s == LMC_OK)
-        s = lmc_model_moe_bias(o->model, &cfg, &bias);
-    eo.moe_bias = bias;
-    if (s == LMC_OK)
-        s = lmc_engine_open(&e, be, &cfg, host, &eo);
-    lmc_free(host);
-    free(bias);
+        s = lmc_engine_open(&e, be, &cfg, f.params, &eo);
+    lmc_model_file_free(&f);
     name = o->name ? lmc_strdup(o->name) : default_name(o->model);
     if (s == LMC_OK && !name)
         s = lmc_err(LMC_ENOMEM, "out of memory");
