@@ -480,6 +480,7 @@ static lmc_status save_calibration(const plan_opts *o, const lmc_plan_job *job, 
     snprintf(cal.model, sizeof cal.model, "%s", o->model);
     cal.params = params;
     lmc_plan_calib_fit(st, best->step_s, best->t_dp, &cal);
+    lmc_plan_calib_keep_chip(&cal, &f->pools[0].chip, (int)o->threads);
     LMC_TRY(lmc_plan_calib_save(&cal, o->save_calib));
     printf("calibration %s: %s reaches %.3f of lmc's best case (%.3f-%.3f over the log's %d steps)\n", o->save_calib,
            cal.chip, cal.eff.expected, cal.eff.low, cal.eff.high, cal.steps);
@@ -514,6 +515,19 @@ static lmc_status calibrated_row(const plan_opts *o, const lmc_plan_job *job, co
     return o->save_calib ? save_calibration(o, job, f, st, best) : LMC_OK;
 }
 
+/* --calibration with a measured chip: the figures the fit was made
+ * against, when kept for the run's threads, instead of measuring again. */
+static lmc_status chip_from_calibration(const plan_opts *q, lmc_plan_fleet *f)
+{
+    lmc_plan_calib cal;
+    LMC_TRY(lmc_plan_calib_load(q->calib_file, &cal));
+    for (int i = 0; i < f->n; i++)
+        if (lmc_plan_calib_use_chip(&cal, &f->pools[i].chip, (int)q->threads))
+            printf("  (the %s chip's figures from %s: measured with its fit, %d threads)\n", f->pools[i].chip.name,
+                   q->calib_file, cal.threads);
+    return LMC_OK;
+}
+
 static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
 {
     if (!o->model)
@@ -537,6 +551,8 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
     lmc_status s = load_catalog(&q, &cat);
     if (!s)
         s = lmc_plan_fleet_load(&cat, q.fleet, 0, &f);
+    if (!s && q.calib_file)
+        s = chip_from_calibration(&q, &f);
     if (!s)
         s = measure_fleet(&f, (int)q.threads);
     if (!s)
@@ -560,7 +576,7 @@ static lmc_status run_calibrate_log(const plan_opts *o, int *bad, int *busy)
                lmc_plan_recompute_name(l->recompute), cmd.s ? cmd.s : "");
         lmc_sb_free(&cmd);
         printf("  %-12s %6s %12s %12s %9s\n", "model", "steps", "measured ms", "predicted ms", "error");
-        s = calibrated_row(o, &job, &f, &st, &best, bad, busy);
+        s = calibrated_row(&q, &job, &f, &st, &best, bad, busy);
         if (st.mfu > 0)
             printf("logged MFU %.1f%%, predicted %.1f%%\n", st.mfu * 100, best.mfu * 100);
         calib_memory(&job, &f, &best, &st, o->tolerance, bad);

@@ -553,6 +553,7 @@ void lmc_plan_outlook_free(lmc_plan_outlook *o);
 /* The efficiency a short run on the fleet's own chips reached relative to
  * lmc's best case (lmc plan --calibrate-log ... --save-calibration FILE);
  * lmc plan --calibration FILE uses it instead of the published runs'. */
+#define LMC_PLAN_CALIB_FIGS 11 /* the figures lmc_plan_chip_measure_cpu sets */
 typedef struct {
     char chip[LMC_PLAN_NAME];
     char model[64];
@@ -564,7 +565,18 @@ typedef struct {
      * layout some: comm_eff = predicted / measured (0: not fitted), and eff
      * is then the rest of the step's (compute) */
     double comm_eff, comm_measured_ms, comm_predicted_ms;
+    /* a measured chip (cpu): the figures the fit was made against, at
+     * `threads` threads (0: none kept) */
+    int threads;
+    double figs[LMC_PLAN_CALIB_FIGS];
 } lmc_plan_calib;
+/* Keeps a measured chip's figures in the calibration (threads: those it
+ * was measured with); later plans at the same threads use them instead of
+ * measuring again, so the factor and the prediction see the same chip. */
+void lmc_plan_calib_keep_chip(lmc_plan_calib *c, const lmc_plan_chip *chip, int threads);
+/* 1 and the kept figures set on the chip (measured) when the calibration
+ * has them for this many threads and the chip is measured here; else 0. */
+int lmc_plan_calib_use_chip(const lmc_plan_calib *c, lmc_plan_chip *chip, int threads);
 
 /* From a log's step times (the steps that got their cores) against lmc's
  * best-case step predicted_s, of which comm_s is exposed data-parallel

@@ -50,6 +50,43 @@ double lmc_plan_calib_predict(const lmc_plan_calib *c, double step_s, double com
     return (step_s - comm) / c->eff.expected + comm / (c->comm_eff > 0 ? c->comm_eff : 1);
 }
 
+/* The measured chip's figures, by name in the file. */
+static const char *const fig_names[LMC_PLAN_CALIB_FIGS] = {
+    "fp32_tflops", "bf16_tflops", "matmul_eff_fp32", "matmul_eff", "gemm_m0", "attn_eff_fp32",
+    "attn_eff",    "sfu_gops",    "optim_ns",        "memory_bw_gbs", "kernel_us"};
+
+static void chip_figs(lmc_plan_chip *k, double **f)
+{
+    double *v[LMC_PLAN_CALIB_FIGS] = {&k->fp32_tflops, &k->bf16_tflops, &k->matmul_eff_fp32, &k->matmul_eff,
+                                      &k->gemm_m0,     &k->attn_eff_fp32, &k->attn_eff,      &k->sfu_gops,
+                                      &k->optim_ns,    &k->memory_bw_gbs, &k->kernel_us};
+    memcpy(f, v, sizeof v);
+}
+
+void lmc_plan_calib_keep_chip(lmc_plan_calib *c, const lmc_plan_chip *chip, int threads)
+{
+    double *f[LMC_PLAN_CALIB_FIGS];
+    lmc_plan_chip k = *chip;
+    c->threads = chip->measured && threads > 0 ? threads : 0;
+    chip_figs(&k, f);
+    for (int i = 0; i < LMC_PLAN_CALIB_FIGS; i++)
+        c->figs[i] = c->threads ? *f[i] : 0;
+}
+
+int lmc_plan_calib_use_chip(const lmc_plan_calib *c, lmc_plan_chip *chip, int threads)
+{
+    double *f[LMC_PLAN_CALIB_FIGS];
+    if (!c->threads || c->threads != threads || !chip->measure)
+        return 0;
+    chip_figs(chip, f);
+    for (int i = 0; i < LMC_PLAN_CALIB_FIGS; i++)
+        *f[i] = c->figs[i];
+    lmc_plan_chip_measure_memory(chip);
+    chip->chips_per_node = 1;
+    chip->measured = 1;
+    return 1;
+}
+
 /* The ranges the reader accepts (parse_obj); save refuses what it would not read back. */
 #define PARAMS_MAX 1e16
 #define STEPS_MAX 1e9
@@ -57,6 +94,8 @@ double lmc_plan_calib_predict(const lmc_plan_calib *c, double step_s, double com
 #define MS_MAX 1e12
 #define EFF_MIN 1e-4
 #define EFF_MAX 1e4
+#define FIG_MAX 1e9 /* a chip figure (TFLOP/s, GB/s, ns, us, efficiencies) */
+#define THREADS_MAX 65536
 
 static lmc_status save_range(const lmc_plan_calib *c, const char *path, const char *field, double v, double lo,
                              double hi)
@@ -76,6 +115,8 @@ lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
     LMC_TRY(save_range(c, path, "efficiency.expected", c->eff.expected, EFF_MIN, EFF_MAX));
     LMC_TRY(save_range(c, path, "efficiency.low", c->eff.low, EFF_MIN, EFF_MAX));
     LMC_TRY(save_range(c, path, "efficiency.high", c->eff.high, EFF_MIN, EFF_MAX));
+    for (int i = 0; c->threads && i < LMC_PLAN_CALIB_FIGS; i++)
+        LMC_TRY(save_range(c, path, fig_names[i], c->figs[i], 0, FIG_MAX));
     if (c->comm_eff > 0) {
         LMC_TRY(save_range(c, path, "comm.expected", c->comm_eff, EFF_MIN, EFF_MAX));
         LMC_TRY(save_range(c, path, "comm.measured_ms", c->comm_measured_ms, MS_MIN, MS_MAX));
@@ -93,6 +134,12 @@ lmc_status lmc_plan_calib_save(const lmc_plan_calib *c, const char *path)
     if (c->comm_eff > 0)
         lmc_sb_printf(&b, ", \"comm\": {\"expected\": %.17g, \"measured_ms\": %.17g, \"predicted_ms\": %.17g}",
                       c->comm_eff, c->comm_measured_ms, c->comm_predicted_ms);
+    if (c->threads) {
+        lmc_sb_printf(&b, ", \"threads\": %d, \"chip_figures\": {", c->threads);
+        for (int i = 0; i < LMC_PLAN_CALIB_FIGS; i++)
+            lmc_sb_printf(&b, "%s\"%s\": %.17g", i ? ", " : "", fig_names[i], c->figs[i]);
+        lmc_sb_putc(&b, '}');
+    }
     lmc_sb_puts(&b, "}\n");
     lmc_status s = b.oom ? lmc_err(LMC_ENOMEM, "%s: out of memory", path) : lmc_write_file_atomic(path, b.s, b.len);
     lmc_sb_free(&b);
@@ -114,6 +161,24 @@ static int printable(const char *s)
         if (*s < 0x20 || *s > 0x7e)
             return 0;
     return 1;
+}
+
+/* Optional: "threads" and "chip_figures", the measured chip the fit was made against. */
+static lmc_status parse_figs(const lmc_json *j, const char *what, lmc_plan_calib *c)
+{
+    const lmc_json *f = lmc_json_get(j, "chip_figures");
+    double t = 0;
+    if (!f)
+        return LMC_OK;
+    char w[300];
+    snprintf(w, sizeof w, "%s: chip_figures", what);
+    if (f->type != LMC_JSON_OBJ)
+        return lmc_err(LMC_EFORMAT, "%s: must be an object of the chip's figures", w);
+    LMC_TRY(num(j, "threads", what, 1, THREADS_MAX, &t));
+    for (int i = 0; i < LMC_PLAN_CALIB_FIGS; i++)
+        LMC_TRY(num(f, fig_names[i], w, 0, FIG_MAX, &c->figs[i]));
+    c->threads = (int)t;
+    return LMC_OK;
 }
 
 static lmc_status parse_obj(const lmc_json *j, const char *what, lmc_plan_calib *c)
@@ -150,6 +215,7 @@ static lmc_status parse_obj(const lmc_json *j, const char *what, lmc_plan_calib 
         return lmc_err(LMC_EFORMAT, "%s: efficiency needs low <= expected <= high (%g, %g, %g)", what, c->eff.low,
                        c->eff.expected, c->eff.high);
     c->eff.calibrated = 1, c->eff.runs = 0;
+    LMC_TRY(parse_figs(j, what, c));
     const lmc_json *m = lmc_json_get(j, "comm"); /* optional: communication fitted apart */
     if (!m)
         return LMC_OK;

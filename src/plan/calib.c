@@ -147,20 +147,26 @@ static lmc_status parse_run(const lmc_json *r, const char *w, lmc_plan_log_run *
 }
 
 /* The step's share of its cores: the least over the ranks of cpu_ms /
- * (ms x threads), for lmc's cpu backend (whose work is the CPU's); -1
+ * ((ms - the rank's time blocked on communication) x threads), for lmc's
+ * cpu backend (whose work is the CPU's): a rank waiting for a collective
+ * does not need its cores (rank_comm_ms of each rank, else comm_ms); -1
  * when the line or the run does not say. */
-static lmc_status step_share(const lmc_json *j, const char *w, double ms, const lmc_plan_log_run *run, double *share)
+static lmc_status step_share(const lmc_json *j, const char *w, double ms, double comm, const lmc_plan_log_run *run,
+                             double *share)
 {
-    double v[4096];
-    int n;
+    double v[4096], c[4096];
+    int n, nc;
     *share = -1;
     LMC_TRY(num_array(j, "cpu_ms", w, v, 4096, &n));
+    LMC_TRY(num_array(j, "rank_comm_ms", w, c, 4096, &nc));
     if (n <= 0 || !run->found || run->threads <= 0 || strcmp(run->device, "cpu"))
         return LMC_OK;
-    double least = v[0];
-    for (int i = 1; i < n; i++)
-        least = fmin(least, v[i]);
-    *share = fmin(least / (ms * run->threads), 1e3); /* finite whatever the figures */
+    double least = 1e3;
+    for (int i = 0; i < n; i++) {
+        double wait = nc == n ? c[i] : comm > 0 ? comm : 0, busy = ms - wait > 1e-3 * ms ? ms - wait : 1e-3 * ms;
+        least = fmin(least, v[i] / (busy * run->threads)); /* at most 1e3: finite whatever the figures */
+    }
+    *share = least;
     return LMC_OK;
 }
 
@@ -206,9 +212,9 @@ static lmc_status parse_line(const char *line, size_t len, const char *what, int
         if (!st)
             st = parse_arrays(j, w, s);
         if (!st)
-            st = step_share(j, w, ms->num, &s->last.run, &s->share[s->n]);
-        if (!st)
             st = step_comm(j, w, &s->comm[s->n]);
+        if (!st)
+            st = step_share(j, w, ms->num, s->comm[s->n], &s->last.run, &s->share[s->n]);
         if (!st) {
             s->ms[s->n++] = ms->num;
             if (tps >= 0)

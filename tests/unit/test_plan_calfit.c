@@ -5,13 +5,20 @@
  * those steps, and a fit needs 5 of them. The log's exposed data-parallel
  * communication (comm_ms) is fitted apart from the rest of the step, so a
  * calibration predicts back the very step it was fitted on; a file with
- * communication reads back to the same values. The run line's ep is read. */
+ * communication reads back to the same values. The run line's ep is read.
+ * A measured chip's figures are kept with the fit and used again at the
+ * same threads. */
 #include "lmc/plan.h"
 #include "test.h"
 
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
+
+/* a calibration file's required fields, for files with more */
+#define CAL_HEAD                                                                                                    \
+    "{\"format\": \"lmc-calibration-1\", \"chip\": \"cpu\", \"model\": \"d6\", \"params\": 1, \"steps\": 5, "            \
+    "\"measured_ms\": 5, \"predicted_ms\": 4, \"efficiency\": {\"expected\": 0.8, \"low\": 0.7, \"high\": 0.9}"
 
 #define RUN_CPU2 "\"run\":{\"dp\":1,\"threads\":2,\"device\":\"cpu\"}"
 
@@ -58,6 +65,15 @@ static void test_ranks_and_busy(void)
     lmc_plan_log_stats st;
     CHECK_OK(lmc_plan_log_parse(two, strlen(two), "run.jsonl", 0, &st));
     CHECK(st.judged == 1 && st.used == 3 && st.kept == 2 && st.median_ms == 110 && st.min_ms == 100);
+    /* a rank blocked on a collective does not need its cores: a quiet 2-rank
+     * run's steps, 80% of step x threads in CPU but 20 ms of 100 waiting */
+    const char *wait = "{\"step\":1,\"ms\":100,\"cpu_ms\":[80,80],\"rank_comm_ms\":[20,12],\"comm_ms\":20,"
+                       "\"run\":{\"threads\":1,\"device\":\"cpu\"}}\n"
+                       "{\"step\":2,\"ms\":100,\"cpu_ms\":[80,60],\"rank_comm_ms\":[20,12]}\n"
+                       "{\"step\":3,\"ms\":100,\"cpu_ms\":[81,80],\"comm_ms\":15}\n";
+    CHECK_OK(lmc_plan_log_parse(wait, strlen(wait), "run.jsonl", 0, &st));
+    CHECK_MSG(st.kept == 2 && fabs(st.share_median - 80.0 / 88) < 1e-12, "kept %d, median share %.4f", st.kept,
+              st.share_median);
     const char *busy = "{\"step\":1,\"ms\":100,\"cpu_ms\":[60],\"run\":{\"threads\":1,\"device\":\"cpu\"}}\n"
                        "{\"step\":2,\"ms\":200,\"cpu_ms\":[50]}\n";
     CHECK_OK(lmc_plan_log_parse(busy, strlen(busy), "run.jsonl", 0, &st));
@@ -111,11 +127,36 @@ static void test_comm_fit(void)
     CHECK_OK(lmc_plan_calib_load(test_path("cal.json"), &back));
     CHECK(back.comm_eff == c.comm_eff && back.comm_measured_ms == 25 && back.comm_predicted_ms == c.comm_predicted_ms);
     CHECK(back.eff.expected == c.eff.expected && back.steps == 5);
-    const char *bad = "{\"format\": \"lmc-calibration-1\", \"chip\": \"cpu\", \"model\": \"d6\", \"params\": 1, "
-                      "\"steps\": 5, \"measured_ms\": 5, \"predicted_ms\": 4, \"efficiency\": {\"expected\": 0.8, "
-                      "\"low\": 0.7, \"high\": 0.9}, \"comm\": {\"expected\": 0.5, \"measured_ms\": -1}}";
+    const char *bad = CAL_HEAD ", \"comm\": {\"expected\": 0.5, \"measured_ms\": -1}}";
     CHECK_ERR(lmc_plan_calib_parse(bad, strlen(bad), "cal.json", &back), LMC_EFORMAT,
               "cal.json: comm: field 'measured_ms' must be a number in");
+    lmc_rm_rf(dir);
+}
+
+/* A measured chip's figures kept with the fit and used again at the same
+ * threads (not at others, nor for a chip of the catalogue's own figures). */
+static void test_chip_kept(void)
+{
+    lmc_plan_chip cpu = {.name = "cpu", .measure = 1, .measured = 1, .fp32_tflops = 0.21, .bf16_tflops = 0.38,
+                         .matmul_eff_fp32 = 0.87, .matmul_eff = 0.8, .gemm_m0 = 9, .attn_eff_fp32 = 0.16,
+                         .attn_eff = 0.09, .sfu_gops = 2.1, .optim_ns = 1.2, .memory_bw_gbs = 26.5, .kernel_us = 3.7};
+    lmc_plan_calib c = {.chip = "cpu", .model = "d6", .params = 1000, .steps = 5, .measured_ms = 300,
+                        .predicted_ms = 250, .eff = {0.8, 0.7, 0.9, 0, 1}}, back;
+    lmc_plan_calib_keep_chip(&c, &cpu, 1);
+    const char *dir = test_tmpdir("calfit_chip");
+    CHECK(dir != NULL);
+    CHECK_OK(lmc_plan_calib_save(&c, test_path("cal.json")));
+    CHECK_OK(lmc_plan_calib_load(test_path("cal.json"), &back));
+    CHECK(back.threads == 1 && !memcmp(back.figs, c.figs, sizeof c.figs));
+    lmc_plan_chip fresh = {.name = "cpu", .measure = 1}, a100 = {.name = "A100", .fp32_tflops = 19.5};
+    CHECK(lmc_plan_calib_use_chip(&back, &fresh, 2) == 0 && fresh.measured == 0); /* other threads: measure */
+    CHECK(lmc_plan_calib_use_chip(&back, &a100, 1) == 0 && a100.fp32_tflops == 19.5);
+    CHECK(lmc_plan_calib_use_chip(&back, &fresh, 1) == 1 && fresh.measured == 1 && fresh.chips_per_node == 1);
+    CHECK(fresh.fp32_tflops == 0.21 && fresh.sfu_gops == 2.1 && fresh.optim_ns == 1.2 && fresh.kernel_us == 3.7);
+    CHECK(fresh.gemm_m0 == 9 && fresh.attn_eff == 0.09 && fresh.memory_bw_gbs == 26.5 && fresh.memory_gb > 0);
+    const char *bad = CAL_HEAD ", \"threads\": 1, \"chip_figures\": {\"fp32_tflops\": 0.2}}";
+    CHECK_ERR(lmc_plan_calib_parse(bad, strlen(bad), "cal.json", &back), LMC_EFORMAT,
+              "cal.json: chip_figures: field 'bf16_tflops' must be a number in");
     lmc_rm_rf(dir);
 }
 
@@ -124,5 +165,6 @@ int main(void)
     RUN(test_steps_judged);
     RUN(test_ranks_and_busy);
     RUN(test_comm_fit);
+    RUN(test_chip_kept);
     return test_summary();
 }
