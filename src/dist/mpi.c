@@ -378,7 +378,7 @@ static lmc_status mpi_wait(lmc_comm *c, int id)
             pthread_cond_wait(&p->done, &p->mu);
         } else if (pthread_cond_timedwait(&p->done, &p->mu, &dl) == ETIMEDOUT && !r->done) {
             const char *what = op_names[r->op];
-            snprintf(p->fault, sizeof p->fault, "%s timed out", what);
+            snprintf(p->fault, sizeof p->fault, "%s timed out after %.0f s (the communication watchdog)", what, limit);
             p->faulted = 1;
             pthread_mutex_unlock(&p->mu);
             return lmc_err(LMC_ECOMM, "%s waited %.0f s for the other ranks (the communication watchdog): a rank "

@@ -461,8 +461,13 @@ lmc_status lmc_trainer_agree(lmc_trainer *tr, lmc_status s, const char *what)
 {
     if (!tr->world || tr->world->size == 1)
         return s;
+    char why[1024] = "";
+    if (s != LMC_OK)
+        snprintf(why, sizeof why, "%s", lmc_errmsg());
     double bad = s != LMC_OK;
-    LMC_TRY(tr->world->ops->allreduce_host(tr->world, &bad, 1, 1));
+    lmc_status c = tr->world->ops->allreduce_host(tr->world, &bad, 1, 1);
+    if (c != LMC_OK) /* this rank's own failure (a watchdog's, say) says why, not the agreement that followed it */
+        return s != LMC_OK ? lmc_err(s, "%s", why) : c;
     if (bad)
         tr->dp.consistent_error = 1;
     if (bad && s == LMC_OK)
