@@ -17,11 +17,12 @@
  * call stays on the caller's thread. Requests complete in the order started,
  * identically on every rank, so no collective can be matched out of order.
  *
- * Ranges (ZeRO): a reduce-scatter of [begin, end) is the hierarchical sum
- * of the range (a superset of what the shard needs); an all-gather of a
- * range zeroes every element this rank does not own and sums, which is
- * exact (x + 0 = x). Shards are lmc_comm_shard's over the whole job, as
- * for every communicator. Broadcasts go over MPI through host memory.
+ * Ranges (ZeRO): reduce-scatter and all-gather are true ones
+ * (hier_shard.c): each group reduce-scatters inside itself into pieces cut
+ * at the job's shard boundaries, and only the pieces a shard needs cross
+ * groups, so each rank sends what a flat reduce-scatter's rank sends.
+ * Shards are lmc_comm_shard's over the whole job, as for every
+ * communicator. Broadcasts go over MPI through host memory.
  *
  * Memory: each rank's buffers are its own backend's (host for CPU ranks,
  * device for NPU and GPU ranks): device_memory is 1 on every rank so that
@@ -35,6 +36,7 @@
 #include "backend/backend.h"
 #include "dist/comm.h"
 #include "dist/hier.h"
+#include "dist/hier_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,40 +47,7 @@
 #include "dist/mpi_internal.h"
 #endif
 
-#define HR_MAX 1024 /* requests in flight at most */
-#define HB_MAX 64   /* staging blocks */
-
-typedef struct {
-    float *p;
-    size_t cap, used;
-    int pinned; /* from the backend's host_alloc */
-} stage_block;
-
-typedef struct {
-    float *buf;
-    size_t n;
-    int stage; /* 0: group collective started, 1: leaders' sum started, 2: done */
-    int inner, cross;
-    float *host; /* a device leader's staging of buf */
-    unsigned seq; /* the request's number (its id is the low 31 bits) */
-} hreq;
-
-typedef struct {
-    lmc_comm *world; /* MPI over every rank: host collectives, broadcasts */
-    lmc_comm *gmpi;  /* MPI over this rank's group: the group itself (cpu), or what a device group starts on */
-    lmc_comm *group; /* the vendor's collective over this rank's group; NULL when alone */
-    lmc_comm *cross; /* MPI over the groups' leaders; NULL on other ranks and with one group */
-    int ngroups, gid, leader;
-    int device; /* this rank's buffers are device memory (an NPU or GPU rank) */
-    int staged; /* a device rank that leads its group: the leaders' sums go through host memory */
-    hreq q[HR_MAX];
-    unsigned posted, done;
-    stage_block stage[HB_MAX]; /* host staging for the leaders' sums in flight */
-    int nstage;
-    char label[128]; /* the communicator's name: "hier (cpu x2 + npu x2)" */
-} hier_impl;
-
-static hier_impl *impl_of(lmc_comm *c) { return c->impl; }
+static hier_impl *impl_of(lmc_comm *c) { return lmc_hier_impl(c); }
 
 /* The caller's settings reach the communicators below. */
 static void pass_down(lmc_comm *c)
@@ -99,7 +68,7 @@ static void pass_down(lmc_comm *c)
 
 /* ---------- memory of this rank's kind ---------- */
 
-static void mem_zero(lmc_comm *c, float *p, size_t n)
+void lmc_hier_mem_zero(lmc_comm *c, float *p, size_t n)
 {
     if (!n)
         return;
@@ -109,7 +78,7 @@ static void mem_zero(lmc_comm *c, float *p, size_t n)
         memset(p, 0, n * sizeof(float));
 }
 
-static void mem_copy(lmc_comm *c, float *dst, const float *src, size_t n)
+void lmc_hier_mem_copy(lmc_comm *c, float *dst, const float *src, size_t n)
 {
     if (!n || dst == src)
         return;
@@ -141,15 +110,16 @@ static void host_put(lmc_comm *c, void *p, int pinned)
 /* Host staging for n floats. Blocks are added while sums are in flight;
  * once none is, they merge into one that holds them all, so from the second
  * step on nothing is allocated in the step loop. */
-static lmc_status stage_take(lmc_comm *c, size_t n, float **out)
+lmc_status lmc_hier_stage_take(lmc_comm *c, size_t n, float **out)
 {
     hier_impl *h = impl_of(c);
     stage_block *b = h->nstage ? &h->stage[h->nstage - 1] : NULL;
     if (!b || b->used + n > b->cap) {
         if (h->nstage == HB_MAX)
             return lmc_err(LMC_ENOMEM, "hier: more than %d staging blocks in flight", HB_MAX);
+        size_t grow = b ? 2 * b->cap : 1024; /* doubling: HB_MAX blocks hold any amount */
         b = &h->stage[h->nstage];
-        b->cap = n > 1024 ? n : 1024;
+        b->cap = n > grow ? n : grow;
         b->used = 0;
         if (!(b->p = host_get(c, b->cap * sizeof(float), &b->pinned)))
             return lmc_err(LMC_ENOMEM, "hier: out of memory for %zu MB of host staging", b->cap * 4 >> 20);
@@ -182,35 +152,29 @@ static void stage_reset(lmc_comm *c)
 
 /* ---------- one request's stages ---------- */
 
-/* Stage 0 -> 1: the group's sum is complete; the leader starts the sum over
- * the leaders (from host memory). */
-static lmc_status advance(lmc_comm *c, hreq *r)
+/* A sum, stage 0 -> 1: the group's sum is complete; the leader starts the
+ * sum over the leaders (from host memory). */
+static lmc_status sum_advance(lmc_comm *c, hreq *r)
 {
     hier_impl *h = impl_of(c);
-    if (r->stage != 0)
-        return LMC_OK;
-    r->stage = 1;
     if (r->inner >= 0)
         LMC_TRY(h->group->ops->wait(h->group, r->inner));
     if (!h->cross || !r->n)
         return LMC_OK;
     float *src = r->buf;
     if (h->staged) {
-        LMC_TRY(stage_take(c, r->n, &r->host));
+        LMC_TRY(lmc_hier_stage_take(c, r->n, &r->host));
         c->be->ops->download(c->be, r->host, r->buf, r->n * sizeof(float));
         src = r->host;
     }
     return h->cross->ops->allreduce_start(h->cross, src, r->n, &r->cross);
 }
 
-/* Stage 1 -> 2: the leaders' sum is back; the group gets the leader's. */
-static lmc_status finish(lmc_comm *c, hreq *r)
+/* A sum, stage 1 -> 2: the leaders' sum is back; the group gets the
+ * leader's. */
+static lmc_status sum_finish(lmc_comm *c, hreq *r)
 {
     hier_impl *h = impl_of(c);
-    LMC_TRY(advance(c, r));
-    if (r->stage != 1)
-        return LMC_OK;
-    r->stage = 2;
     if (h->cross && r->n) {
         LMC_TRY(h->cross->ops->wait(h->cross, r->cross));
         if (h->staged)
@@ -221,9 +185,30 @@ static lmc_status finish(lmc_comm *c, hreq *r)
     return LMC_OK;
 }
 
+/* Stage 0 -> 1: the second stage starts (the leaders' sum, or the
+ * cross-group messages of a reduce-scatter, or an all-gather's group
+ * stage). */
+lmc_status lmc_hier_advance(lmc_comm *c, hreq *r)
+{
+    if (r->stage != 0)
+        return LMC_OK;
+    r->stage = 1;
+    return r->kind == HQ_SUM ? sum_advance(c, r) : lmc_hier_shard_advance(c, r);
+}
+
+/* Stage 1 -> 2: the request is complete. */
+static lmc_status finish(lmc_comm *c, hreq *r)
+{
+    LMC_TRY(lmc_hier_advance(c, r));
+    if (r->stage != 1)
+        return LMC_OK;
+    r->stage = 2;
+    return r->kind == HQ_SUM ? sum_finish(c, r) : lmc_hier_shard_finish(c, r);
+}
+
 /* Completes every request up to and including id (requests complete in
  * order). */
-static lmc_status complete_to(lmc_comm *c, unsigned last)
+lmc_status lmc_hier_complete_to(lmc_comm *c, unsigned last)
 {
     hier_impl *h = impl_of(c);
     pass_down(c);
@@ -241,7 +226,7 @@ static lmc_status complete_to(lmc_comm *c, unsigned last)
 static lmc_status drain(lmc_comm *c)
 {
     hier_impl *h = impl_of(c);
-    return h->done == h->posted ? LMC_OK : complete_to(c, h->posted - 1);
+    return h->done == h->posted ? LMC_OK : lmc_hier_complete_to(c, h->posted - 1);
 }
 
 static lmc_status hi_wait(lmc_comm *c, int req)
@@ -253,68 +238,56 @@ static lmc_status hi_wait(lmc_comm *c, int req)
     unsigned ago = h->posted - r->seq; /* 1 for the newest */
     if ((r->seq & 0x7fffffffu) != (unsigned)req || ago == 0 || ago > h->posted - h->done)
         return LMC_OK; /* finished long ago */
-    return complete_to(c, r->seq);
+    return lmc_hier_complete_to(c, r->seq);
 }
 
-static lmc_status hi_allreduce_start(lmc_comm *c, float *buf, size_t n, int *req)
+/* A new request: the earlier ones' second stages start first (the
+ * cross-group stage of bucket k while bucket k + 1's group stage runs). */
+lmc_status lmc_hier_post(lmc_comm *c, const hreq *tmpl, hreq **out, int *req)
 {
     hier_impl *h = impl_of(c);
     pass_down(c);
     if (h->posted - h->done >= HR_MAX)
-        LMC_TRY(complete_to(c, h->done));
-    for (unsigned k = h->done; k != h->posted; k++) /* the earlier buckets' cross-group stage */
-        LMC_TRY(advance(c, &h->q[k % HR_MAX]));
+        LMC_TRY(lmc_hier_complete_to(c, h->done));
+    for (unsigned k = h->done; k != h->posted; k++)
+        LMC_TRY(lmc_hier_advance(c, &h->q[k % HR_MAX]));
     hreq *r = &h->q[h->posted % HR_MAX];
-    *r = (hreq){.buf = buf, .n = n, .inner = -1, .cross = -1, .seq = h->posted};
-    if (h->group && n)
-        LMC_TRY(h->group->ops->allreduce_start(h->group, buf, n, &r->inner));
+    *r = *tmpl;
+    r->stage = 0;
+    r->inner = r->cross = -1;
+    r->host = NULL;
+    r->nx = r->xwaited = 0;
+    r->seq = h->posted;
     *req = (int)(h->posted & 0x7fffffff);
     h->posted++;
+    *out = r;
+    return LMC_OK;
+}
+
+lmc_status lmc_hier_sum_start(lmc_comm *c, float *buf, size_t n, int *req)
+{
+    hier_impl *h = impl_of(c);
+    hreq *r = NULL;
+    LMC_TRY(lmc_hier_post(c, &(hreq){.kind = HQ_SUM, .buf = buf, .n = n}, &r, req));
+    if (h->group && n)
+        LMC_TRY(h->group->ops->allreduce_start(h->group, buf, n, &r->inner));
     /* nothing to wait for before the leaders' sum (a CPU rank alone in its
      * group): it starts now */
-    return r->inner < 0 && !h->staged ? advance(c, r) : LMC_OK;
+    return r->inner < 0 && !h->staged ? lmc_hier_advance(c, r) : LMC_OK;
 }
 
 static lmc_status hi_allreduce(lmc_comm *c, float *buf, size_t n)
 {
     int req = -1;
-    LMC_TRY(hi_allreduce_start(c, buf, n, &req));
+    LMC_TRY(lmc_hier_sum_start(c, buf, n, &req));
     return hi_wait(c, req);
-}
-
-static lmc_status check_range(size_t n, size_t begin, size_t end, const char *what)
-{
-    if (begin > end || end > n)
-        return lmc_err(LMC_EINVAL, "hier %s: range [%zu, %zu) is not inside %zu elements", what, begin, end, n);
-    return LMC_OK;
-}
-
-static lmc_status hi_reduce_scatter_start(lmc_comm *c, float *range, size_t n, size_t begin, size_t end, int *req)
-{
-    LMC_TRY(check_range(n, begin, end, "reduce_scatter"));
-    return hi_allreduce_start(c, range, end - begin, req);
 }
 
 static lmc_status hi_reduce_scatter(lmc_comm *c, float *buf, size_t n)
 {
-    return hi_allreduce(c, buf, n);
-}
-
-/* range = [begin, end) of the job-wide sharded vector: this rank's piece
- * from shard, zeros elsewhere, then the sum. */
-static lmc_status hi_allgather_start(lmc_comm *c, const float *shard, float *range, size_t n, size_t begin,
-                                     size_t end, int *req)
-{
-    LMC_TRY(check_range(n, begin, end, "allgather"));
-    size_t mine, cnt;
-    lmc_comm_shard(n, c->size, c->rank, &mine, &cnt);
-    size_t lo = mine > begin ? mine : begin, hi = mine + cnt < end ? mine + cnt : end;
-    if (hi < lo)
-        hi = lo = end;
-    mem_zero(c, range, lo - begin);
-    mem_zero(c, range + (hi - begin), end - hi);
-    mem_copy(c, range + (lo - begin), shard + (lo - mine), hi - lo);
-    return hi_allreduce_start(c, range, end - begin, req);
+    int req = -1;
+    LMC_TRY(lmc_hier_reduce_scatter_start(c, buf, n, 0, n, &req));
+    return hi_wait(c, req);
 }
 
 /* Every rank assembles the whole (a rare operation: checkpoints). */
@@ -326,7 +299,7 @@ static lmc_status hi_gather(lmc_comm *c, const float *shard, float *full, size_t
     if (!tmp && !(tmp = c->be ? c->be->ops->alloc(c->be, (n ? n : 1) * sizeof(float)) : malloc(n * sizeof(float) + 4)))
         return lmc_err(LMC_ENOMEM, "hier gather: out of memory for %zu floats", n);
     int req = -1;
-    lmc_status s = hi_allgather_start(c, shard, tmp, n, 0, n, &req);
+    lmc_status s = lmc_hier_allgather_start(c, shard, tmp, n, 0, n, &req);
     if (s == LMC_OK)
         s = hi_wait(c, req);
     if (tmp != full)
@@ -416,15 +389,16 @@ static void hi_destroy(lmc_comm *c)
     lmc_comm_close(h->world); /* last: it may finalize MPI */
     for (int i = 0; i < h->nstage; i++)
         host_put(c, h->stage[i].p, h->stage[i].pinned);
+    free(h->gid_of), free(h->lidx), free(h->gsize), free(h->owner);
     free(h);
     free(c);
 }
 
 static const lmc_comm_ops hier_ops = {
     .allreduce = hi_allreduce,
-    .allreduce_start = hi_allreduce_start,
-    .reduce_scatter_start = hi_reduce_scatter_start,
-    .allgather_start = hi_allgather_start,
+    .allreduce_start = lmc_hier_sum_start,
+    .reduce_scatter_start = lmc_hier_reduce_scatter_start,
+    .allgather_start = lmc_hier_allgather_start,
     .wait = hi_wait,
     .reduce_scatter = hi_reduce_scatter,
     .allgather = lmc_comm_allgather_whole,
@@ -565,6 +539,8 @@ static lmc_status build(lmc_comm *c, hier_impl *h, const rank_card *all, const c
     h->gid = s == LMC_OK ? gids[c->rank] : 0;
     if (s == LMC_OK)
         label(c, h, all, gids);
+    if (s == LMC_OK)
+        s = lmc_hier_pieces(c, h, gids);
     free(gids);
     LMC_TRY(s);
     h->leader = first == c->rank;
@@ -578,7 +554,10 @@ static lmc_status build(lmc_comm *c, hier_impl *h, const rank_card *all, const c
         h->cross = NULL;
     }
     if (gsize > 1)
-        return open_vendor(h, kind);
+        LMC_TRY(open_vendor(h, kind));
+    if (h->group && h->group->rank != h->lidx[c->rank]) /* the pieces name group members by their rank in it */
+        return lmc_err(LMC_ECOMM, "hier: rank %d is rank %d of its group's %s communicator, not %d (its rank among "
+                       "the group's ranks in job order)", c->rank, h->group->rank, kind, h->lidx[c->rank]);
     return LMC_OK;
 }
 

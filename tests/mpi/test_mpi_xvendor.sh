@@ -79,6 +79,13 @@ same z
 expect_ok "--zero 3: 1 CPU + 1 NPU rank" $MPIRUN -np 1 $CPU --batch 2 --zero 3 $(out z3) : -np 1 $NPU --batch 2 \
     --zero 3 $(out z3)
 same z3
+# groups of two: the HCCL group's reduce to each run's owner and broadcast
+# from it (hier_shard.c), ZeRO-3's gathers in flight with the reductions
+for z in 2 3; do
+    expect_ok "--zero $z: 2 CPU + 2 NPU ranks (MPI group, HCCL group)" $MPIRUN -np 2 $CPU --batch 1 --zero $z \
+        $(out zz$z) : -np 2 $NPU --batch 1 --zero $z $(out zz$z)
+    same zz$z
+done
 
 RES="--save-every 3 --keep 0"
 expect_ok "steps 1-3 on 2 CPU + 2 NPU ranks" $MPIRUN -np 2 $CPU --batch 1 --steps 3 $RES --out "$T/R1" \
