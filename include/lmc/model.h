@@ -185,6 +185,53 @@ void lmc_layout_tp_copy(const lmc_model_config *c, const lmc_layout *g, const lm
  * new host buffer *part (lmc_free). */
 lmc_status lmc_layout_tp_part(const lmc_model_config *c, const lmc_layout *t, int r, const float *whole,
                               float **part);
+/* The one description of which whole elements a part holds (lmc_layout_tp_copy
+ * is built on it): fn gets every run of rank r's part (layout t, as
+ * lmc_layout_tp_copy takes it) in the whole layout g: n floats from whole
+ * offset `whole` are the part's from `part` on. Tensor by tensor, each
+ * tensor's runs ascending; a block of whole rows is one run. */
+typedef void (*lmc_part_run_fn)(void *ctx, size_t whole, size_t part, size_t n);
+void lmc_layout_part_runs(const lmc_model_config *c, const lmc_layout *g, const lmc_layout *t, int tp, int r,
+                          lmc_part_run_fn fn, void *ctx);
+
+/* ---------- what a rank reads at start-up ----------
+ * A part map: runs of the whole model's flat buffer, each landing in the
+ * rank's own buffer (of `floats` floats) at `at`, sorted by whole offset and
+ * disjoint. The readers (weights and checkpoints, AdamW state, the init)
+ * fill only these, so a rank of a tp/pp/ep job never holds the whole model. */
+typedef struct {
+    size_t whole, at, n;
+} lmc_part_run;
+
+typedef struct {
+    lmc_part_run *r;
+    size_t n, cap;
+    size_t floats; /* the destination buffer's size */
+} lmc_part_map;
+
+/* Part elements [begin, end) go to the destination from `at` on (ZeRO-3:
+ * a rank's shards of its pieces, packed). */
+typedef struct {
+    size_t begin, end, at;
+} lmc_part_window;
+
+/* Rank r's part (layout t, as lmc_layout_tp_copy's) of the whole model:
+ * the part's elements inside the windows (w NULL: the whole part, at its
+ * own offsets, floats = t->total). */
+lmc_status lmc_part_map_build(const lmc_model_config *c, const lmc_layout *t, int r, const lmc_part_window *w,
+                              int nw, lmc_part_map *m);
+/* A map of one run: whole elements [begin, end) at 0 (no allocation: run
+ * is its storage). */
+lmc_part_map lmc_part_map_range(lmc_part_run *run, size_t begin, size_t end);
+void lmc_part_map_free(lmc_part_map *m);
+/* The index of the first run ending after whole offset b (m->n: none). */
+size_t lmc_part_map_find(const lmc_part_map *m, size_t b);
+/* Whether any run meets whole elements [b, e). */
+int lmc_part_map_meets(const lmc_part_map *m, size_t b, size_t e);
+/* Floats the runs hold in all (what a reader must cover). */
+size_t lmc_part_map_count(const lmc_part_map *m);
+/* Each run's floats from a whole host buffer into dst. */
+void lmc_part_map_gather(const lmc_part_map *m, const float *whole, float *dst);
 void lmc_layout_free(lmc_layout *l);
 const lmc_tensor_slot *lmc_layout_slot(const lmc_layout *l, int layer, int kind);
 /* Gradient buckets in the order backward completes them: bucket 0 is
@@ -244,6 +291,14 @@ lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const
  * lmc_layout_free). begin == end reads only the config (dst may be NULL). */
 lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
                                   size_t end, float *dst);
+/* The runs of a part map (lmc_part_map_build over the model's config: read
+ * it first with begin == end) into dst (m->floats floats, zeroed first),
+ * reading only those elements: a memcpy per run from the mapped file, a
+ * GPT-2 transposed tensor staged whole (one tensor at most). Every tensor
+ * is checked (shapes, no unexpected ones) as a whole load checks them. A
+ * GGUF file is read whole and cut (its tensors may be quantized in blocks). */
+lmc_status lmc_weights_load_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
+                                 float *dst);
 
 /* ---------- streaming and sharded weights ----------
  * Hugging Face's sharded layout: model-00001-of-0000N.safetensors files
@@ -325,5 +380,11 @@ void lmc_weights_init(const lmc_model_config *cfg, const lmc_layout *layout, flo
  * begin floats): a rank of a sharded job initialises just its shard. */
 lmc_status lmc_weights_init_range(const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,
                                   float *dst, uint64_t seed);
+/* The same values for a part map's runs into dst (m->floats floats, zeroed
+ * first): each tensor's random stream is drawn up to its last run only, and
+ * the draws before a run are skipped at the cost of the 64-bit draws alone,
+ * so no memory beyond the part is needed. */
+void lmc_weights_init_part(const lmc_model_config *cfg, const lmc_layout *l, const lmc_part_map *m, float *dst,
+                           uint64_t seed);
 
 #endif

@@ -41,6 +41,11 @@ lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *
  * only those bytes of the file are touched. */
 lmc_status lmc_st_read_f32_range(const lmc_st_file *f, const lmc_st_tensor *t, size_t first, size_t count,
                                  float *dst);
+/* Gives back the pages of t's bytes that reading mapped into this process
+ * (the page cache keeps them; a later read faults them in again), so that a
+ * reader going tensor by tensor holds one tensor's pages at a time, not the
+ * whole file's, in its resident memory. */
+void lmc_st_release(const lmc_st_file *f, const lmc_st_tensor *t);
 /* Metadata string value or NULL. */
 const char *lmc_st_meta(const lmc_st_file *f, const char *key);
 

@@ -2,8 +2,11 @@
 #include "lmc/safetensors.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define ST_MAX_HEADER (100u << 20)
 
@@ -188,6 +191,15 @@ lmc_status lmc_st_read_f32_range(const lmc_st_file *f, const lmc_st_tensor *t, s
             return lmc_err(LMC_EFORMAT, "%s: tensor '%s' holds a non-finite value at element %zu", f->path,
                            t->name, first + i);
     return LMC_OK;
+}
+
+void lmc_st_release(const lmc_st_file *f, const lmc_st_tensor *t)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!f->map.data || page <= 0 || t->end <= t->begin) /* bytes in memory (lmc_st_open_mem): nothing mapped */
+        return;
+    uintptr_t b = (uintptr_t)(f->data + t->begin) & ~(uintptr_t)(page - 1), e = (uintptr_t)(f->data + t->end);
+    (void)madvise((void *)b, e - b, MADV_DONTNEED); /* a read-only file mapping: later reads fault the pages back */
 }
 
 lmc_status lmc_st_read_f32(const lmc_st_file *f, const lmc_st_tensor *t, float *dst)

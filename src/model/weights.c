@@ -293,11 +293,11 @@ typedef struct {
     size_t cap;
 } staging;
 
-/* The part of one HF tensor that falls in [begin, end) into dst (which
- * starts at begin; NULL: only find it and check its shape). Untransposed
- * tensors are read in place; a transposed one is read whole into staging,
- * as its rows are scattered in the file. */
-static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, size_t begin, size_t end, float *dst, staging *tmp)
+/* The runs of map m that meet one HF tensor into dst (NULL: only find the
+ * tensor and check its shape). Untransposed tensors are read in place, a
+ * memcpy per run; a transposed one is read whole into staging, as its rows
+ * are scattered in the file. */
+static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, const lmc_part_map *m, float *dst, staging *tmp)
 {
     lmc_st_file *f;
     const lmc_st_tensor *t;
@@ -305,34 +305,38 @@ static lmc_status read_piece(wsrc *src, const lmc_wpiece *w, size_t begin, size_
     LMC_TRY(check_shape(f, t, w));
     if (!dst)
         return LMC_OK;
-    size_t n = lmc_wpiece_numel(w), a = begin > w->at ? begin - w->at : 0;
-    size_t b = end - w->at < n ? end - w->at : n; /* [a, b): the piece's elements in range */
-    float *out = dst + (w->at + a - begin);
-    if (!w->p.transpose)
-        return lmc_st_read_f32_range(f, t, a, b - a, out);
-    if (n > tmp->cap) {
+    size_t n = lmc_wpiece_numel(w), rows = w->p.rows, cols = w->p.cols;
+    if (w->p.transpose && n > tmp->cap) {
         lmc_free(tmp->p);
         tmp->cap = 0;
         if (!(tmp->p = lmc_alloc(n * sizeof(float), "weights staging buffer")))
             return LMC_ENOMEM;
         tmp->cap = n;
     }
-    LMC_TRY(lmc_st_read_f32(f, t, tmp->p));
-    size_t rows = w->p.rows, cols = w->p.cols;
-    for (size_t i = a; i < b; i++) /* file (cols, rows) -> ours (rows, cols) */
-        out[i - a] = tmp->p[(i % cols) * rows + i / cols];
+    if (w->p.transpose)
+        LMC_TRY(lmc_st_read_f32(f, t, tmp->p));
+    for (size_t i = lmc_part_map_find(m, w->at); i < m->n && m->r[i].whole < w->at + n; i++) {
+        const lmc_part_run *r = &m->r[i];
+        size_t a = r->whole > w->at ? r->whole - w->at : 0, e = r->whole + r->n - w->at, b = e < n ? e : n;
+        float *out = dst + r->at + (w->at + a - r->whole); /* [a, b): the piece's elements in the run */
+        if (!w->p.transpose)
+            LMC_TRY(lmc_st_read_f32_range(f, t, a, b - a, out));
+        for (size_t j = a; w->p.transpose && j < b; j++) /* file (cols, rows) -> ours (rows, cols) */
+            out[j - a] = tmp->p[(j % cols) * rows + j / cols];
+    }
+    lmc_st_release(f, t);
     return LMC_OK;
 }
 
-static lmc_status read_unit(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, int u, size_t begin,
-                            size_t end, float *dst, staging *tmp)
+static lmc_status read_unit(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, int u,
+                            const lmc_part_map *m, float *dst, staging *tmp)
 {
     int np;
     lmc_wpiece *w = lmc_weights_unit_list(cfg, l, u, &np);
     lmc_status s = w ? LMC_OK : LMC_ENOMEM;
     for (int i = 0; i < np && s == LMC_OK; i++)
-        if (w[i].at < end && w[i].at + lmc_wpiece_numel(&w[i]) > begin)
-            s = read_piece(src, &w[i], begin, end, dst, tmp);
+        if (lmc_part_map_meets(m, w[i].at, w[i].at + lmc_wpiece_numel(&w[i])))
+            s = read_piece(src, &w[i], m, dst, tmp);
     free(w);
     return s;
 }
@@ -356,33 +360,45 @@ static lmc_status check_extra(wsrc *src, const lmc_model_config *cfg)
     return LMC_OK;
 }
 
-/* Elements [begin, end) into dst. With dst NULL, only checks that every
- * tensor meeting the range is there with its shape (and, for the whole
- * buffer, that nothing unexpected is): headers alone, so a file that
- * claims a huge model fails before anyone allocates for it. */
+/* The runs of map m into dst (m->floats floats). With dst NULL, only checks
+ * that every tensor meeting the runs is there with its shape (and, when
+ * they are the whole buffer, that nothing unexpected is): headers alone, so
+ * a file that claims a huge model fails before anyone allocates for it. */
+static lmc_status src_read_map(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, const lmc_part_map *m,
+                               float *dst)
+{
+    if (m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > l->total)
+        return lmc_err(LMC_ERANGE, "%s: elements [%zu, %zu) are not a range of the model's %zu parameters",
+                       src_name(src), m->r[m->n - 1].whole, m->r[m->n - 1].whole + m->r[m->n - 1].n, l->total);
+    if (dst && m->floats)
+        memset(dst, 0, m->floats * sizeof(float)); /* padding stays zero */
+    staging tmp = {0};
+    lmc_status s = LMC_OK;
+    for (int u = 0; u < lmc_layout_num_units(l) && s == LMC_OK; u++) {
+        size_t ub, ue;
+        lmc_layout_unit(l, u, &ub, &ue);
+        if (lmc_part_map_meets(m, ub, ue))
+            s = read_unit(src, cfg, l, u, m, dst, &tmp);
+    }
+    lmc_free(tmp.p);
+    int found, whole = m->n == 1 && m->r[0].whole == 0 && m->r[0].n == l->total;
+    if (s == LMC_OK && !dst && whole)
+        s = check_biases(src, cfg, &found);
+    if (s == LMC_OK && !dst && whole)
+        s = check_extra(src, cfg);
+    return s;
+}
+
+/* Elements [begin, end) into dst (end - begin floats), as src_read_map. */
 static lmc_status src_read(wsrc *src, const lmc_model_config *cfg, const lmc_layout *l, size_t begin, size_t end,
                            float *dst)
 {
     if (begin > end || end > l->total)
         return lmc_err(LMC_ERANGE, "%s: elements [%zu, %zu) are not a range of the model's %zu parameters",
                        src_name(src), begin, end, l->total);
-    if (dst && end > begin)
-        memset(dst, 0, (end - begin) * sizeof(float)); /* padding stays zero */
-    staging tmp = {0};
-    lmc_status s = LMC_OK;
-    for (int u = 0; u < lmc_layout_num_units(l) && s == LMC_OK; u++) {
-        size_t ub, ue;
-        lmc_layout_unit(l, u, &ub, &ue);
-        if (ub < end && ue > begin)
-            s = read_unit(src, cfg, l, u, begin, end, dst, &tmp);
-    }
-    lmc_free(tmp.p);
-    int found;
-    if (s == LMC_OK && !dst && begin == 0 && end == l->total)
-        s = check_biases(src, cfg, &found);
-    if (s == LMC_OK && !dst && begin == 0 && end == l->total)
-        s = check_extra(src, cfg);
-    return s;
+    lmc_part_run run;
+    lmc_part_map m = lmc_part_map_range(&run, begin, end);
+    return src_read_map(src, cfg, l, &m, dst);
 }
 
 /* The files, the config and the layout: what every load starts with. */
@@ -421,6 +437,43 @@ lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_l
     lmc_status s = src_read(&src, cfg, layout, begin, end, NULL);
     if (s == LMC_OK && dst)
         s = src_read(&src, cfg, layout, begin, end, dst);
+    if (s != LMC_OK)
+        lmc_layout_free(layout);
+    src_close(&src);
+    return s;
+}
+
+/* A GGUF file whole, its part map's runs cut from it. */
+static lmc_status gguf_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
+                            float *dst)
+{
+    float *whole;
+    if (!lmc_gguf_load)
+        return no_gguf(path);
+    LMC_TRY(lmc_gguf_load(path, cfg, layout, &whole));
+    memset(dst, 0, m->floats * sizeof(float));
+    lmc_status s = m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > layout->total
+                       ? lmc_err(LMC_ERANGE, "%s: this rank's part lies outside the model's %zu parameters", path,
+                                 layout->total)
+                       : LMC_OK;
+    if (s == LMC_OK)
+        lmc_part_map_gather(m, whole, dst);
+    else
+        lmc_layout_free(layout);
+    lmc_free(whole);
+    return s;
+}
+
+lmc_status lmc_weights_load_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
+                                 float *dst)
+{
+    if (is_gguf(path))
+        return gguf_part(path, cfg, layout, m, dst);
+    wsrc src;
+    LMC_TRY(open_model(&src, path, cfg, layout));
+    lmc_status s = src_read(&src, cfg, layout, 0, layout->total, NULL); /* every tensor, as a whole load checks */
+    if (s == LMC_OK)
+        s = src_read_map(&src, cfg, layout, m, dst);
     if (s != LMC_OK)
         lmc_layout_free(layout);
     src_close(&src);

@@ -261,11 +261,12 @@ lmc_status lmc_ckpt_moe_bias_parse(const char *text, size_t len, const char *fil
     return s;
 }
 
-/* The part of [begin, end) that one optimizer file holds, copied into m, v
- * (indexed from begin); range gets the elements the file holds. A file
- * without a range in its metadata holds the whole state. */
-static lmc_status read_optim_file(const char *file, size_t total, size_t begin, size_t end, float *m, float *v,
-                                  size_t range[2])
+/* The runs of map m that one optimizer file holds, copied into m's
+ * destinations in mdst, vdst; range gets the elements the file holds, and
+ * *covered grows by how many of the runs' it holds. A file without a range
+ * in its metadata holds the whole state. */
+static lmc_status read_optim_file(const char *file, size_t total, const lmc_part_map *m, float *mdst, float *vdst,
+                                  size_t range[2], size_t *covered)
 {
     lmc_st_file f;
     LMC_TRY(lmc_st_open(&f, file));
@@ -273,12 +274,11 @@ static lmc_status read_optim_file(const char *file, size_t total, size_t begin, 
     size_t fb = mb ? strtoull(mb, NULL, 10) : 0, fe = me ? strtoull(me, NULL, 10) : total;
     size_t ft = mt ? strtoull(mt, NULL, 10) : total;
     const char *names[2] = {"adamw.m", "adamw.v"};
-    float *dst[2] = {m, v};
+    float *dst[2] = {mdst, vdst};
     lmc_status s = LMC_OK;
     if (ft != total || fb > fe || fe > total)
         s = lmc_err(LMC_EFORMAT, "%s: holds elements [%zu, %zu) of a %zu-float model, not of this %zu-float model",
                     file, fb, fe, ft, total);
-    size_t lo = fb > begin ? fb : begin, hi = fe < end ? fe : end;
     for (int i = 0; i < 2 && s == LMC_OK; i++) {
         const lmc_st_tensor *t = lmc_st_find(&f, names[i]);
         if (!t || t->ndim != 1 || (size_t)t->shape[0] != fe - fb)
@@ -286,8 +286,16 @@ static lmc_status read_optim_file(const char *file, size_t total, size_t begin, 
                         fe - fb);
         else if (strcmp(t->dtype, "F32"))
             s = lmc_err(LMC_EFORMAT, "%s: tensor '%s' is %s, expected F32", file, names[i], t->dtype);
-        else if (hi > lo) /* the header check guarantees the byte range lies inside the file */
-            memcpy(dst[i] + (lo - begin), f.data + t->begin + (lo - fb) * sizeof(float), (hi - lo) * sizeof(float));
+        for (size_t k = lmc_part_map_find(m, fb); s == LMC_OK && k < m->n && m->r[k].whole < fe; k++) {
+            const lmc_part_run *r = &m->r[k];
+            size_t lo = r->whole > fb ? r->whole : fb, hi = r->whole + r->n < fe ? r->whole + r->n : fe;
+            /* the header check guarantees the byte range lies inside the file */
+            memcpy(dst[i] + r->at + (lo - r->whole), f.data + t->begin + (lo - fb) * sizeof(float),
+                   (hi - lo) * sizeof(float));
+            *covered += i == 0 ? hi - lo : 0;
+        }
+        if (t)
+            lmc_st_release(&f, t);
     }
     range[0] = fb, range[1] = fe;
     lmc_st_close(&f);
@@ -321,8 +329,8 @@ static lmc_status check_disjoint(const char *file, size_t (*seen)[2], int k)
 }
 
 /* Reads optim.safetensors, or the n files that n ranks wrote; covered
- * gets how many elements of [begin, end) they hold. */
-static lmc_status read_optim_files(const char *path, size_t total, size_t begin, size_t end, float *m, float *v,
+ * gets how many elements of the runs they hold. */
+static lmc_status read_optim_files(const char *path, size_t total, const lmc_part_map *m, float *mdst, float *vdst,
                                    size_t *covered)
 {
     char file[4200];
@@ -333,26 +341,36 @@ static lmc_status read_optim_files(const char *path, size_t total, size_t begin,
     for (int k = 0; k < n && s == LMC_OK; k++) {
         if (!one)
             optim_shard_name(path, k, n, file, sizeof file);
-        s = read_optim_file(file, total, begin, end, m, v, seen[k]);
+        s = read_optim_file(file, total, m, mdst, vdst, seen[k], covered);
         if (s == LMC_OK)
             s = check_disjoint(file, seen, k);
-        size_t lo = seen[k][0] > begin ? seen[k][0] : begin, hi = seen[k][1] < end ? seen[k][1] : end;
-        *covered += hi > lo ? hi - lo : 0;
     }
     free(seen);
     return s;
 }
 
+lmc_status lmc_ckpt_load_optim_part(const char *path, size_t total, const lmc_part_map *m, float *mdst, float *vdst)
+{
+    size_t covered = 0, need = lmc_part_map_count(m);
+    if (m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > total)
+        return lmc_err(LMC_EINVAL, "%s: this rank's part ends at element %zu, outside the %zu-float state", path,
+                       m->r[m->n - 1].whole + m->r[m->n - 1].n, total);
+    memset(mdst, 0, m->floats * sizeof(float));
+    memset(vdst, 0, m->floats * sizeof(float));
+    LMC_TRY(read_optim_files(path, total, m, mdst, vdst, &covered));
+    if (covered != need)
+        return lmc_err(LMC_EFORMAT, "%s: the optimizer files cover %zu of the %zu elements this rank needs "
+                       "(missing optim.safetensors or optim-*-of-*.safetensors)", path, covered, need);
+    return LMC_OK;
+}
+
 lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v)
 {
-    size_t covered = 0;
     if (begin > end || end > total)
         return lmc_err(LMC_EINVAL, "%s: range [%zu, %zu) is outside the %zu-float state", path, begin, end, total);
-    LMC_TRY(read_optim_files(path, total, begin, end, m, v, &covered));
-    if (covered != end - begin)
-        return lmc_err(LMC_EFORMAT, "%s: the optimizer files cover %zu of the %zu elements this rank needs "
-                       "(missing optim.safetensors or optim-*-of-*.safetensors)", path, covered, end - begin);
-    return LMC_OK;
+    lmc_part_run run;
+    lmc_part_map map = lmc_part_map_range(&run, begin, end);
+    return lmc_ckpt_load_optim_part(path, total, &map, m, v);
 }
 
 lmc_status lmc_ckpt_load(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
@@ -367,4 +385,11 @@ lmc_status lmc_ckpt_load_range(const char *path, lmc_ckpt_state *st, lmc_model_c
 {
     LMC_TRY(read_state(path, st));
     return lmc_weights_load_range(path, cfg, layout, begin, end, dst);
+}
+
+lmc_status lmc_ckpt_load_part(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
+                              const lmc_part_map *m, float *dst)
+{
+    LMC_TRY(read_state(path, st));
+    return lmc_weights_load_part(path, cfg, layout, m, dst);
 }

@@ -60,5 +60,12 @@ lmc_status lmc_ckpt_load_range(const char *path, lmc_ckpt_state *st, lmc_model_c
  * floats) into host buffers of end - begin floats: each rank of any count
  * takes its shard from the full state, touching only those pages. */
 lmc_status lmc_ckpt_load_optim(const char *path, size_t total, size_t begin, size_t end, float *m, float *v);
+/* The same for the runs of a part map (a tp/pp/ep rank's part, under ZeRO
+ * its shards of it): m->floats floats each, only the runs' elements read. */
+lmc_status lmc_ckpt_load_optim_part(const char *path, size_t total, const lmc_part_map *m, float *mdst,
+                                    float *vdst);
+/* The state and a part map's runs of the parameters (lmc_weights_load_part). */
+lmc_status lmc_ckpt_load_part(const char *path, lmc_ckpt_state *st, lmc_model_config *cfg, lmc_layout *layout,
+                              const lmc_part_map *m, float *dst);
 
 #endif

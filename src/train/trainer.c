@@ -59,12 +59,14 @@ static lmc_status check_resume_model(const lmc_train_opts *o, const lmc_model_co
 }
 
 /* The elements [*begin, *end) of the parameters this rank starts from: all
- * of them, or under ZeRO-3 its shard (no rank ever holds the whole model). */
+ * of them, or under ZeRO-3 its shard (no rank ever holds the whole model).
+ * Under --tp, --pp or --ep none here: setup_model reads the rank's part
+ * (part_load.c) once the model's layout says what that is. */
 static void start_range(const lmc_trainer *tr, const lmc_layout *l, size_t *begin, size_t *end)
 {
     size_t count = l->total;
     *begin = 0;
-    if (tr->dp.zero == 3 && tr->tp * tr->pipe.pp * tr->ex.ep == 1) /* a part of the model is cut from the whole one */
+    if (tr->dp.zero == 3)
         lmc_comm_shard(l->total, tr->comm->size, tr->comm->rank, begin, &count);
     *end = *begin + count;
 }
@@ -94,6 +96,8 @@ static lmc_status load_start(lmc_trainer *tr, range_loader load, const char *pat
     LMC_TRY(load(path, st, &tr->cfg, &layout, 0, 0, NULL));
     start_range(tr, &layout, begin, &end);
     lmc_layout_free(&layout);
+    if (lmc_trainer_holds_part(tr)) /* its part is read once the model is open: setup_model */
+        return LMC_OK;
     *params = lmc_alloc((end - *begin ? end - *begin : 1) * sizeof(float), "model parameters");
     if (!*params)
         return LMC_ENOMEM;
@@ -104,7 +108,7 @@ static lmc_status load_start(lmc_trainer *tr, range_loader load, const char *pat
 
 /* The starting point: a checkpoint (ckpt receives its folder), weights from
  * a file, or a fresh init; *params holds the elements from *begin on (see
- * start_range). */
+ * start_range), or under --tp, --pp or --ep nothing yet (the config only). */
 static lmc_status initial_state(lmc_trainer *tr, float **params, size_t *begin, lmc_ckpt_state *st, char *ckpt,
                                 size_t n)
 {
@@ -130,6 +134,8 @@ static lmc_status initial_state(lmc_trainer *tr, float **params, size_t *begin, 
         return lmc_err(LMC_EINVAL, "give --model PRESET (e.g. d6), --init FILE.safetensors or --resume DIR");
     LMC_TRY(lmc_config_load(o->model, &tr->cfg));
     LMC_TRY(apply_overrides(o, &tr->cfg, tr->data.tok ? lmc_tok_vocab_size(tr->data.tok) : 0));
+    if (lmc_trainer_holds_part(tr)) /* its part is drawn once the model is open: setup_model */
+        return LMC_OK;
     LMC_TRY(lmc_layout_build(&tr->cfg, &layout));
     size_t end;
     start_range(tr, &layout, begin, &end);
@@ -304,46 +310,6 @@ static lmc_status setup_stages(lmc_trainer *tr)
     return lmc_pipeline_cut(&tr->cfg, tr->o->seq, n, tr->o->pp_layers, tr->pipe.pp_begin);
 }
 
-/* Under --tp, --pp or --ep: this rank's part of the whole model's host buffer
- * `whole` (a checkpoint's or init's) into the model, or under ZeRO-3 this
- * rank's shard of that part. */
-static lmc_status upload_part(lmc_trainer *tr, const float *whole)
-{
-    float *part;
-    LMC_TRY(lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole, &part));
-    for (int i = 0; tr->dp.zero == 3 && i < tr->dp.pieces.n; i++) { /* this rank's shards of its pieces, packed */
-        const lmc_shard_piece *p = &tr->dp.pieces.p[i];
-        tr->be->ops->upload(tr->be, tr->dp.sh->own_params + p->at, part + p->b + p->own, p->cnt * sizeof(float));
-    }
-    if (tr->dp.zero != 3)
-        lmc_model_upload_params(tr->m, part);
-    lmc_free(part);
-    return LMC_OK;
-}
-
-/* Under --tp: AdamW's m and v of this rank's part (its own range of it)
- * from a checkpoint's whole-model state. */
-static lmc_status load_optim_part(lmc_trainer *tr, const char *ckpt, float *m, float *v)
-{
-    lmc_layout g;
-    LMC_TRY(lmc_layout_build(&tr->cfg, &g));
-    size_t own = (tr->dp.own_end - tr->dp.own_begin) * sizeof(float), total = g.total;
-    lmc_layout_free(&g);
-    float *wm = lmc_alloc(total * sizeof(float), "AdamW state"), *wv = lmc_alloc(total * sizeof(float), "AdamW state");
-    lmc_status s = wm && wv ? lmc_ckpt_load_optim(ckpt, total, 0, total, wm, wv) : LMC_ENOMEM;
-    float *whole[2] = {wm, wv}, *dst[2] = {m, v}, *part = NULL;
-    for (int i = 0; i < 2 && s == LMC_OK; i++) {
-        s = lmc_layout_tp_part(&tr->cfg, &tr->m->layout, tr->tp_rank, whole[i], &part);
-        if (s == LMC_OK && tr->ex.ep_zero)
-            lmc_shard_pieces_pick(&tr->dp.pieces, part, dst[i]);
-        else if (s == LMC_OK)
-            memcpy(dst[i], part + tr->dp.own_begin, own);
-        lmc_free(part);
-    }
-    lmc_free(wm), lmc_free(wv);
-    return s;
-}
-
 /* The model, and AdamW over the parameters this rank owns: all of them, or
  * under ZeRO its lmc_comm_shard (m and v allocated for that shard only;
  * resuming reads just that range of the checkpoint's state). Under ZeRO-2
@@ -388,8 +354,8 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     }
     if (tr->dp.sh && tr->pipe.pp > 1)
         tr->dp.sh->keep_embed = tr->cfg.tied;
-    if (tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1)
-        LMC_TRY(upload_part(tr, params));
+    if (lmc_trainer_holds_part(tr)) /* only its part, read now */
+        LMC_TRY(lmc_trainer_part_params(tr, ckpt));
     else if (tr->dp.zero == 3)
         tr->be->ops->upload(tr->be, tr->dp.sh->own_params, params + (tr->dp.own_begin - params_begin),
                             count * sizeof(float));
@@ -398,19 +364,9 @@ static lmc_status setup_model(lmc_trainer *tr, const float *params, size_t param
     LMC_TRY(lmc_optim_open(&tr->opt, tr->be, l, tr->cfg.tied, tr->dp.own_begin, tr->dp.own_end));
     if (!ckpt)
         return LMC_OK;
-    size_t bytes = count * sizeof(float);
-    float *m = lmc_alloc(bytes ? bytes : 64, "AdamW m"), *v = lmc_alloc(bytes ? bytes : 64, "AdamW v");
-    lmc_status s = !m || !v                ? LMC_ENOMEM
-                   : tr->tp > 1 || tr->pipe.pp > 1 || tr->ex.ep > 1 ? load_optim_part(tr, ckpt, m, v)
-                                           : lmc_ckpt_load_optim(ckpt, l->total, tr->dp.own_begin, tr->dp.own_end, m, v);
-    if (s == LMC_OK && bytes) {
-        tr->be->ops->upload(tr->be, tr->opt.m, m, bytes);
-        tr->be->ops->upload(tr->be, tr->opt.v, v, bytes);
-    }
+    LMC_TRY(lmc_trainer_load_optim(tr, ckpt));
     tr->opt.t = st->adam_t;
-    lmc_free(m);
-    lmc_free(v);
-    return s;
+    return LMC_OK;
 }
 
 /* Every rank must run the same job: the same flags, the same starting point

@@ -174,6 +174,14 @@ lmc_status lmc_trainer_check_job(lmc_trainer *tr);
 /* save_sharded.c: under ZeRO-2/3 every rank writes its part */
 lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len);
 lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int sharded);
+/* part_load.c: under --tp, --pp or --ep a rank reads only its part at
+ * start-up. holds_part: whether this rank's model is a part; params: its
+ * parameters (ZeRO-3: its shards of them) from the checkpoint ckpt, else
+ * --init's weights, else a fresh init, into the model; load_optim (any
+ * layout): AdamW's m and v of its optimizer range from ckpt into tr->opt. */
+int lmc_trainer_holds_part(const lmc_trainer *tr);
+lmc_status lmc_trainer_part_params(lmc_trainer *tr, const char *ckpt);
+lmc_status lmc_trainer_load_optim(lmc_trainer *tr, const char *ckpt);
 /* experts.c: a mixture of experts' loads and balancing biases (nothing for a dense model) */
 lmc_status lmc_trainer_experts_open(lmc_trainer *tr); /* --moe-bias-step into the config, before the model */
 void lmc_trainer_experts_close(lmc_trainer *tr);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Under --tp, --pp and --ep every rank reads only its part of the model at
+# start-up (its tensor slices, stage and experts; under ZeRO-3 its shards of
+# those), from --init's weights, a --resume checkpoint (AdamW's m and v too)
+# or a fresh init, never the whole model.
+# Exact: what a rank loads is the model's part bit for bit (a checkpoint
+# resumed with no steps saves its weights again, to the bit), and training
+# from --init or --resume on a part-loading layout (ep 4 with ZeRO-3, tp 2 x
+# pp 2) gives the weights and losses of one process running the same global
+# batch within that process's own float noise (lib.sh's equivalent).
+# Memory: a wide mixture of experts (16 experts, 201.5 MB of fp32 weights)
+# under --ep 8 on 8 ranks: each rank's peak RSS over a step started from
+# --init and from --resume stays below the whole model's bytes + its part's
+# bytes (params_local), which reading the whole model exceeded before (it
+# held the whole model, the part cut from it and the model's own weights at
+# once: 424 MB from --init and 1205 MB from --resume, the whole m and v
+# too, against 146 and 181 MB now on the development machine).
+. "$(dirname "$0")/lib.sh"
+need_mpi
+
+make_shard "$T/train.bin" 40000 64
+cat >"$T/moe.json" <<EOF
+{"model_type": "mixtral", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "hidden_size": 32, "intermediate_size": 24, "max_position_embeddings": 32, "vocab_size": 64,
+ "num_local_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1}
+EOF
+RUN="--seq 16 --data $T/train.bin --lr 3e-3 --warmup 2 --clip 0.5 --threads 1 --quiet"
+LLAMA="--model llama-15m --layers 4 --dim 64 --heads 4 --kv-heads 2 --ffn 96 --vocab 64 --max-seq 32"
+
+# the starting points: weights after 2 steps, and a checkpoint there
+expect_ok "MoE weights for --init" $LMC train --model "$T/moe.json" $RUN --batch 4 --steps 2 --save "$T/moe.st"
+expect_ok "a Llama checkpoint for --resume" $LMC train $LLAMA $RUN --batch 4 --steps 2 --out "$T/ck" --save-every 2
+
+# exact: the part a rank reads is the model's, to the bit
+expect_ok "ep 4, ZeRO-3 from --init, no steps" $MPIRUN -np 4 $LMC train $RUN --init "$T/moe.st" --batch 1 --steps 0 \
+    --ep 4 --zero 3 --save "$T/moe-ep4.st"
+check "ep 4, ZeRO-3: --init loads exactly" $CMP weights "$T/moe.st" "$T/moe-ep4.st" 0
+expect_ok "tp 2 x pp 2 from --resume, no steps" $MPIRUN -np 4 $LMC train $RUN --resume "$T/ck" --batch 1 --grad-accum 4 \
+    --steps 2 --tp 2 --pp 2 --save "$T/ck-tp2pp2.st"
+check "tp 2 x pp 2: --resume loads exactly" $CMP weights "$T/ck/step_00000002/model.safetensors" "$T/ck-tp2pp2.st" 0
+
+# the trained result: one process's, within its own noise
+equivalent "ep 4, ZeRO-3 from --init" "--init $T/moe.st $RUN --steps 4" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 3"
+equivalent "tp 2 x pp 2 from --resume" "--resume $T/ck $RUN --steps 5" 4 "--batch 1 --grad-accum 4 --tp 2 --pp 2"
+
+# memory: a rank never holds the whole model, nor its m and v
+d=$T/mem
+mkdir -p "$d"
+cat >"$d/big.json" <<EOF
+{"model_type": "mixtral", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "hidden_size": 128, "intermediate_size": 4096, "max_position_embeddings": 32, "vocab_size": 64,
+ "num_local_experts": 16, "num_experts_per_tok": 2}
+EOF
+B="--seq 8 --data $T/train.bin --threads 1 --quiet --batch 1"
+expect_ok "the wide MoE: 1 process, a checkpoint at step 1" $LMC train --model "$d/big.json" $B --grad-accum 8 \
+    --steps 1 --out "$d/ck" --save-every 1 --save "$d/big.st"
+expect_ok "ep 8 from --init, 1 step" $MPIRUN -np 8 $LMC train $B --init "$d/big.st" --steps 1 --ep 8 --log "$d/init.jsonl"
+expect_ok "ep 8 from --resume, 1 step" $MPIRUN -np 8 $LMC train $B --resume "$d/ck" --steps 2 --ep 8 --log "$d/res.jsonl"
+expect_ok "ep 8 from --resume, no steps" $MPIRUN -np 8 $LMC train $B --resume "$d/ck" --steps 1 --ep 8 --save "$d/at1.st"
+check "ep 8: --resume loads exactly" $CMP weights "$d/big.st" "$d/at1.st" 0
+$PY - "$(dirname "$0")/../oracle" "$d" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from lmc_util import st_read
+d = sys.argv[2]
+tensors, _ = st_read(d + "/big.st")
+whole = 4 * sum(t.size for t in tensors.values()) / 1e6  # MB of fp32 weights
+ok = True
+for run in ("init", "res"):
+    lines = [json.loads(x) for x in open("%s/%s.jsonl" % (d, run))]
+    held, rss = lines[0]["run"]["params_local"], lines[-1]["rss_mb"]
+    ok &= len(rss) == 8
+    for r, (n, peak) in enumerate(zip(held, rss)):
+        part = 4 * n / 1e6
+        good = peak < whole + part
+        ok &= good
+        print("%s --%s rank %d: peak RSS %.1f MB < whole model %.1f MB + its part %.1f MB = %.1f MB (%s the whole "
+              "model alone)" % ("ok  " if good else "FAIL", "init" if run == "init" else "resume", r, peak, whole,
+                                part, whole + part, "below" if peak < whole else "above"))
+sys.exit(0 if ok else 1)
+PYEOF
+finish
