@@ -159,7 +159,7 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
         shard = (size_t)(whole_floats(c) / dp);
     /* shard.c: slot 0 holds the embeddings unit, slots 1 and 2 a ring of the
      * other units; one set for gradients (ZeRO-2/3), one for parameters (3) */
-    double all = 4.0 * part.total, own = 4.0 * shard, part_floats = (double)part.total;
+    double all = 4.0 * part.total, own = 4.0 * shard;
     size_t emb = e0 - b0, ring = lmc_layout_max_unit(&part, 1);
     double slots = 4.0 * ((emb ? emb : 16) + 2 * (ring ? ring : 16)); /* an empty slot still takes 16 */
     lmc_layout_free(&part);
@@ -177,17 +177,11 @@ lmc_status lmc_plan_trainer_stage_memory_cut(const lmc_plan_job *job, const lmc_
                      act_set_floats(c, l->micro_batch, job->seq, tp, sp, st.max_chunk, st.last, l->recompute);
     /* the starting weights are read (or initialised) on the host and
      * uploaded while every buffer above already exists; ZeRO-3 alone reads
-     * only this rank's shard. A tensor- or pipeline-parallel rank holds the
-     * whole model, and while it uploads, a copy of its part: that copy is
-     * freed before AdamW's m and v are allocated (trainer.c's setup_model),
-     * so the peak holds the larger of the two (so does an expert-parallel
-     * one) */
-    if (tp * cut->pp == 1 && job->ep <= 1) {
-        m->startup = z == 3 ? own : all;
-    } else {
-        double copy = 4.0 * part_floats;
-        m->startup = 4.0 * whole_floats(c) + (copy > m->optim ? copy - m->optim : 0);
-    }
+     * only this rank's shard. A tensor-, pipeline- or expert-parallel rank
+     * reads only its part (train/part_load.c), straight into its buffers
+     * on a host-memory backend, through a staging copy freed before AdamW's
+     * m and v on another (host memory, not the chip's): nothing more */
+    m->startup = tp * cut->pp == 1 && job->ep <= 1 ? (z == 3 ? own : all) : 0;
     m->overhead = PROC_BYTES + ((long long)dp * tp * cut->pp > 1 ? MPI_BYTES : 0);
     m->total = m->weights + m->grads + m->optim + m->buffers + m->activations + m->startup + m->overhead;
     m->trainer = 1;
