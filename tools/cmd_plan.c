@@ -127,12 +127,20 @@ static void print_sb(lmc_sb *out)
     lmc_sb_free(out);
 }
 
-/* Chips marked "measure" (cpu) get this machine's figures. */
+/* Chips marked "measure" (cpu) get this machine's figures, and the pool's
+ * ranks (chips_per_node of them where given, else all) share this host. */
 static lmc_status measure_fleet(lmc_plan_fleet *f, int threads)
 {
-    for (int i = 0; i < f->n; i++)
-        if (f->pools[i].chip.measure && !f->pools[i].chip.measured)
-            LMC_TRY(lmc_plan_chip_measure_cpu(&f->pools[i].chip, threads));
+    for (int i = 0; i < f->n; i++) {
+        lmc_plan_pool *p = &f->pools[i];
+        if (!p->chip.measure)
+            continue;
+        if (!p->chip.measured)
+            LMC_TRY(lmc_plan_chip_measure_cpu(&p->chip, threads));
+        long long ranks = p->chips_per_node > 1 ? p->chips_per_node : p->count;
+        LMC_TRY(lmc_plan_chip_measure_host(&p->chip, threads, ranks < 65536 ? (int)ranks : 65536));
+        p->chips_per_node = p->chip.chips_per_node;
+    }
     return LMC_OK;
 }
 

@@ -48,6 +48,15 @@ typedef struct {
     double optim_ns;       /* measured AdamW + grad-norm ns per parameter; 0: from bandwidth */
     int measure;           /* figures come from measuring this machine (cpu) */
     int measured;          /* measure done */
+    /* ranks of one job sharing this host (a measured chip; host.c): each
+     * gets host_share of the compute (cores / (ranks x threads), at most
+     * 1), host_bw_share of the time on a memory stream (cores / ranks) at
+     * rank_bw_gbs (the bandwidth one rank gets beside the others; 0: not
+     * measured), and with comm_on_cores every core computes, so gradient
+     * sums in shared memory run on them and hide behind nothing */
+    int host_ranks;
+    double host_share, host_bw_share, rank_bw_gbs;
+    int comm_on_cores;
 } lmc_plan_chip;
 
 typedef struct {
@@ -83,6 +92,15 @@ int lmc_plan_embedded_model(int i, char *name, size_t n);
 lmc_status lmc_plan_chip_measure_cpu(lmc_plan_chip *c, int threads);
 /* Only the capacity: this machine's RAM size (instant). */
 void lmc_plan_chip_measure_memory(lmc_plan_chip *c);
+/* `ranks` ranks of `threads` threads each (<= 0: all cores) sharing this
+ * host: their shares of its cores and memory, and with ranks > 1 the
+ * memory bandwidth each gets and the shared-memory sum rate (the chip's
+ * intra-node link), measured with one lane per rank at once (host.c);
+ * chips_per_node becomes ranks. */
+#define LMC_PLAN_HOST_LANES 64
+lmc_status lmc_plan_chip_measure_host(lmc_plan_chip *c, int threads, int ranks);
+/* The shares alone, for a host of `cores` cores (no measurement). */
+void lmc_plan_chip_host_shares(lmc_plan_chip *c, int threads, int ranks, int cores);
 
 /* ---------- models ---------- */
 

@@ -43,9 +43,25 @@ long long lmc_plan_default_batch(const lmc_model_config *c, int seq)
 
 static double esize(const lmc_plan_job *j) { return j->bf16 ? 2 : 4; }
 
+/* The share of its compute a rank gets: ranks co-located on one host
+ * (host.c) split its cores; a chip of its own gets all of it. */
+static double share(const lmc_plan_chip *c) { return c->host_share > 0 ? c->host_share : 1; }
+
+/* Bytes a second of a rank's memory stream: on a shared host the
+ * bandwidth it gets beside the others, for its share of the time. */
+static double mem_bw(const lmc_plan_chip *c)
+{
+    double bw = c->host_ranks > 1 && c->rank_bw_gbs > 0 ? c->rank_bw_gbs : c->memory_bw_gbs;
+    return bw * 1e9 * (c->host_bw_share > 0 ? c->host_bw_share : 1);
+}
+
 /* fp32: the chip's plain fp32 peak, or its TF32 one where lmc's backend
- * runs fp32 matmuls on TF32 tensor cores (backend/peaks.h) */
-double lmc_plan_peak(const lmc_plan_chip *chip, int bf16) { return lmc_chip_peak(chip, bf16 ? LMC_BF16 : LMC_F32); }
+ * runs fp32 matmuls on TF32 tensor cores (backend/peaks.h); a rank's share
+ * of it where ranks share a host */
+double lmc_plan_peak(const lmc_plan_chip *chip, int bf16)
+{
+    return lmc_chip_peak(chip, bf16 ? LMC_BF16 : LMC_F32) * share(chip);
+}
 
 static double mm_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->matmul_eff : c->matmul_eff_fp32; }
 static double at_eff(const lmc_plan_chip *c, int bf16) { return bf16 ? c->attn_eff : c->attn_eff_fp32; }
@@ -194,7 +210,7 @@ double lmc_plan_gemm_s(const lmc_plan_chip *chip, int bf16, double m, double n, 
      * efficiency halves when the smallest dimension is gemm_m0 */
     double e = bf16 ? 2 : 4, d = fmin(m, fmin(n, k)), size = d / (d + chip->gemm_m0);
     double tc = 2 * m * n * k / (lmc_plan_peak(chip, bf16) * mm_eff(chip, bf16) * size);
-    double tm = (m * k + k * n + m * n) * e / (chip->memory_bw_gbs * 1e9);
+    double tm = (m * k + k * n + m * n) * e / mem_bw(chip);
     return tc > tm ? tc : tm;
 }
 
@@ -202,7 +218,7 @@ double lmc_plan_gemm_s(const lmc_plan_chip *chip, int bf16, double m, double n, 
  * (CPUs); 0 when the chip's special-function units never do. */
 static double sfu_s(const lmc_plan_chip *chip, double count)
 {
-    return chip->sfu_gops > 0 ? count / (chip->sfu_gops * 1e9) : 0;
+    return chip->sfu_gops > 0 ? count / (chip->sfu_gops * 1e9 * share(chip)) : 0;
 }
 
 typedef struct {
@@ -216,7 +232,7 @@ static void layer_costs(const lmc_plan_job *job, const lmc_plan_chip *chip, cons
     int bf = job->bf16;
     double e = esize(job), h = c->dim, f = lmc_plan_ffn_active(c), s = job->seq, t = l->tp;
     double hkv = (double)c->n_kv_head * lmc_config_head_dim(c), n = (double)l->micro_batch * s;
-    double tsp = job->seq_parallel && t > 1 ? t : 1, bw = chip->memory_bw_gbs * 1e9;
+    double tsp = job->seq_parallel && t > 1 ? t : 1, bw = mem_bw(chip);
     int swiglu = c->mlp == LMC_MLP_SWIGLU;
     /* Megatron's split: QKV and MLP-up by columns, projections by rows */
     lc->fwd_gemm = lmc_plan_gemm_s(chip, bf, n, (h + 2 * hkv) / t, h) + lmc_plan_gemm_s(chip, bf, n, h, h / t) +
@@ -332,7 +348,9 @@ double lmc_plan_dp_sync_s(const lmc_plan_job *job, const lmc_plan_chip *chip, in
     double g = lmc_plan_max_stage_params(&job->model, cut) / l->tp * esize(job);
     /* all-reduce, or reduce-scatter + all-gather with ZeRO-1/2: same bytes */
     double t = lmc_plan_collective_s(chip, cross_pools ? 1 : cpn, 2, g, l->dp, l->tp);
-    double hidden = job->dp_overlap * mb->compute * 2 / 3; /* the last backward */
+    /* the last backward hides it, unless the sums run on the cores that
+     * compute (ranks sharing a host with every core busy) */
+    double hidden = chip->comm_on_cores ? 0 : job->dp_overlap * mb->compute * 2 / 3;
     return t > hidden ? t - hidden : 0;
 }
 
@@ -343,7 +361,7 @@ double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, 
     /* AdamW touches master weights, m, v (read+write), the gradient and the
      * 16-bit weight copy: 28 bytes per parameter either way; on the cpu chip
      * the measured cost of the backend's adamw and gradient norm */
-    if (chip->optim_ns > 0)
-        return p * chip->optim_ns * 1e-9;
-    return p * 28 / (chip->memory_bw_gbs * 1e9);
+    if (chip->optim_ns > 0) /* measured alone: as memory-bound, slower as its stream is */
+        return p * chip->optim_ns * 1e-9 * (chip->memory_bw_gbs * 1e9 / mem_bw(chip));
+    return p * 28 / mem_bw(chip);
 }

@@ -108,6 +108,16 @@ static void result_command(lmc_sb *o, const lmc_plan_job *job, const char *name,
         lmc_sb_puts(o, " --balance auto");
 }
 
+/* Ranks sharing this host (host.c): what each gets of it. */
+static void host_text(lmc_sb *o, const lmc_plan_chip *c)
+{
+    if (c->host_ranks <= 1 || c->rank_bw_gbs <= 0)
+        return;
+    lmc_sb_printf(o, "\n           %d ranks on this host: memory %.3g GB/s each, shared-memory sums %.3g GB/s, "
+                  "%.0f%% of the compute each%s", c->host_ranks, c->rank_bw_gbs * c->host_bw_share, c->intra_node_gbs,
+                  c->host_share * 100, c->comm_on_cores ? ", gradient sums on the computing cores (not hidden)" : "");
+}
+
 static void fleet_text(lmc_sb *o, const lmc_plan_fleet *f)
 {
     lmc_sb_puts(o, "fleet    ");
@@ -124,6 +134,7 @@ static void fleet_text(lmc_sb *o, const lmc_plan_fleet *f)
         lmc_sb_puts(o, strcmp(p->name, p->chip.name) ? ", " : ")");
         if (strcmp(p->name, p->chip.name))
             lmc_sb_printf(o, "%s)", p->name);
+        host_text(o, &p->chip);
     }
     lmc_sb_putc(o, '\n');
 }
@@ -389,6 +400,14 @@ static void fleet_json(lmc_sb *o, const lmc_plan_fleet *fl)
         knum(o, "count", (double)p->count, &f);
         knum(o, "chips_per_node", p->chips_per_node, &f);
         knum(o, "peak_tflops", p->chip.bf16_tflops, &f);
+        if (p->chip.host_ranks > 1 && p->chip.rank_bw_gbs > 0) { /* ranks sharing this host: what each gets */
+            knum(o, "host_ranks", p->chip.host_ranks, &f);
+            knum(o, "rank_memory_gbs", p->chip.rank_bw_gbs * p->chip.host_bw_share, &f);
+            knum(o, "shared_memory_sum_gbs", p->chip.intra_node_gbs, &f);
+            knum(o, "compute_share", p->chip.host_share, &f);
+            key(o, "sums_on_compute_cores", &f);
+            lmc_sb_puts(o, p->chip.comm_on_cores ? "true" : "false");
+        }
         key(o, "arrives", &f);
         if (d[0])
             lmc_sb_json_str(o, d, strlen(d));

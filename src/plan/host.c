@@ -1,0 +1,192 @@
+/* host.c: `cpu` ranks sharing this machine. N ranks of lmc train on one
+ * host (mpirun -np N) share its cores and its memory system, and they
+ * exchange gradients through shared memory with copies and adds run by
+ * the same cores that train (no DMA engine, no progress thread). Measured
+ * with one lane per rank running at once (as many lanes as there are
+ * cores; more ranks than cores take turns): the memory bandwidth a rank
+ * gets beside the others, and the rate at which a rank sums a vector
+ * through shared memory (copy a fragment in, copy the peer's out, add),
+ * which is what the cost model's intra-node link stands for. */
+#include "lmc/plan.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LANE_FLOATS ((size_t)8 << 20) /* 32 MB a buffer: past the caches */
+#define FRAGMENT ((size_t)1 << 18)    /* 1 MB of floats a shared-memory fragment */
+#define REPS 3
+
+/* The lanes start together once every one exists (go 1), or not at all (go -1). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go;
+    pthread_barrier_t start;
+} gate;
+
+typedef struct lane {
+    float *a, *b, *stage; /* this rank's vector, its result, the shared fragment */
+    gate *g;
+    const struct lane *partner; /* whose stage it adds */
+    double copy_gbs, sum_gbs; /* best of REPS */
+} lane;
+
+/* read + write bytes a second of one memcpy stream */
+static double copy_rate(lane *x)
+{
+    double t0 = lmc_now();
+    memcpy(x->b, x->a, LANE_FLOATS * sizeof(float));
+    return 2.0 * LANE_FLOATS * sizeof(float) / (lmc_now() - t0) / 1e9;
+}
+
+/* bytes of the vector summed a second, as a shared-memory allreduce does:
+ * each fragment copied into this lane's stage, then, once every lane has
+ * written its own, the partner lane's stage (written by another core) added
+ * into the result */
+static double sum_rate(lane *x)
+{
+    double t0 = lmc_now();
+    for (size_t off = 0; off < LANE_FLOATS; off += FRAGMENT) {
+        memcpy(x->stage, x->a + off, FRAGMENT * sizeof(float));
+        pthread_barrier_wait(&x->g->start);
+        float *restrict o = x->b + off;
+        const float *restrict in = x->a + off, *restrict peer = x->partner->stage;
+        for (size_t i = 0; i < FRAGMENT; i++)
+            o[i] = in[i] + peer[i];
+        pthread_barrier_wait(&x->g->start); /* the partner has read this stage */
+    }
+    return LANE_FLOATS * sizeof(float) / (lmc_now() - t0) / 1e9;
+}
+
+static void *lane_run(void *p)
+{
+    lane *x = p;
+    pthread_mutex_lock(&x->g->mu);
+    while (!x->g->go)
+        pthread_cond_wait(&x->g->cv, &x->g->mu);
+    int go = x->g->go;
+    pthread_mutex_unlock(&x->g->mu);
+    for (int r = 0; r < REPS && go > 0; r++) {
+        pthread_barrier_wait(&x->g->start); /* every lane streams at once */
+        x->copy_gbs = fmax(x->copy_gbs, copy_rate(x));
+        pthread_barrier_wait(&x->g->start);
+        x->sum_gbs = fmax(x->sum_gbs, sum_rate(x));
+    }
+    return NULL;
+}
+
+static void gate_open(gate *g, int go)
+{
+    pthread_mutex_lock(&g->mu);
+    g->go = go;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static lmc_status lane_open(lane *x, gate *g)
+{
+    memset(x, 0, sizeof *x);
+    x->g = g;
+    x->a = lmc_alloc(LANE_FLOATS * sizeof(float), "host measurement");
+    x->b = lmc_alloc(LANE_FLOATS * sizeof(float), "host measurement");
+    x->stage = lmc_alloc(FRAGMENT * sizeof(float), "host measurement");
+    if (!x->a || !x->b || !x->stage)
+        return LMC_ENOMEM;
+    for (size_t i = 0; i < LANE_FLOATS; i++)
+        x->a[i] = x->b[i] = 0.001f * (float)(i % 1000);
+    return LMC_OK;
+}
+
+static void lane_close(lane *x)
+{
+    lmc_free(x->a);
+    lmc_free(x->b);
+    lmc_free(x->stage);
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The lanes' medians: the figure a typical rank gets beside the others. */
+static double median_of(const lane *l, int n, int sum)
+{
+    double v[LMC_PLAN_HOST_LANES] = {0};
+    for (int i = 0; i < n; i++)
+        v[i] = sum ? l[i].sum_gbs : l[i].copy_gbs;
+    qsort(v, (size_t)n, sizeof v[0], by_value);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static lmc_status measure_lanes(int n, double *copy_gbs, double *sum_gbs)
+{
+    lane l[LMC_PLAN_HOST_LANES];
+    pthread_t th[LMC_PLAN_HOST_LANES];
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    if (pthread_barrier_init(&g.start, NULL, (unsigned)n))
+        return lmc_err(LMC_ENOMEM, "host measurement: no barrier for %d lanes", n);
+    lmc_status s = LMC_OK;
+    int opened = 0, started = 1;
+    for (; opened < n && s == LMC_OK; opened++)
+        s = lane_open(&l[opened], &g);
+    for (int i = 0; i < opened; i++) /* pairs (0,1), (2,3), ...; an odd last lane with the first */
+        l[i].partner = &l[(i ^ 1) < opened ? i ^ 1 : 0];
+    if (s != LMC_OK)
+        s = lmc_err(LMC_ENOMEM, "host measurement: out of memory for %d lanes of %zu MB", n,
+                    2 * LANE_FLOATS * sizeof(float) >> 20);
+    while (started < n && s == LMC_OK) /* started: lanes running (lane 0 is this thread) */
+        if (pthread_create(&th[started], NULL, lane_run, &l[started]) == 0)
+            started++;
+        else
+            s = lmc_err(LMC_ENOMEM, "host measurement: cannot start lane %d of %d", started, n);
+    gate_open(&g, s == LMC_OK ? 1 : -1);
+    if (s == LMC_OK) {
+        lane_run(&l[0]);
+        *copy_gbs = median_of(l, n, 0);
+        *sum_gbs = median_of(l, n, 1);
+    }
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < opened; i++)
+        lane_close(&l[i]);
+    pthread_barrier_destroy(&g.start);
+    return s;
+}
+
+static int host_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void lmc_plan_chip_host_shares(lmc_plan_chip *c, int threads, int ranks, int cores)
+{
+    /* the chip's peak was measured with min(threads, cores) cores' worth */
+    int t = threads > 0 && threads < cores ? threads : cores;
+    ranks = ranks > 1 ? ranks : 1;
+    c->host_ranks = ranks;
+    c->host_share = fmin(1.0, (double)cores / ((double)ranks * t));
+    c->host_bw_share = fmin(1.0, (double)cores / ranks);
+    c->comm_on_cores = ranks > 1 && (long long)ranks * t >= cores;
+    c->chips_per_node = ranks;
+}
+
+lmc_status lmc_plan_chip_measure_host(lmc_plan_chip *c, int threads, int ranks)
+{
+    int cores = host_cores();
+    lmc_plan_chip_host_shares(c, threads, ranks, cores);
+    if (ranks <= 1)
+        return LMC_OK;
+    int lanes = ranks < cores ? ranks : cores;
+    lanes = lanes < LMC_PLAN_HOST_LANES ? lanes : LMC_PLAN_HOST_LANES;
+    double copy = 0, sum = 0;
+    LMC_TRY(measure_lanes(lanes, &copy, &sum));
+    c->rank_bw_gbs = copy;
+    c->intra_node_gbs = sum * c->host_bw_share; /* more ranks than cores take turns at it */
+    return LMC_OK;
+}
