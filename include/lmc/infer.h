@@ -33,13 +33,18 @@ typedef struct {
      * copied; lmc_weights_load_moe_bias): added to the router's scores to
      * choose each token's experts, as in training. NULL: none */
     const float *moe_bias;
+    /* params NULL: the weights (a file or a sharded folder, what
+     * lmc_weights_load reads) from which each rank reads only its part:
+     * under tp > 1 no rank holds the whole model */
+    const char *weights;
 } lmc_engine_opts;
 
 typedef struct lmc_engine lmc_engine;
 
 /* params: host fp32 parameters in the model's layout (lmc_weights_load);
- * copied, so the caller may free them. Fails with a message naming the
- * missing op when the backend lacks one the engine needs. */
+ * copied, so the caller may free them; NULL: each rank reads its part from
+ * o->weights. Fails with a message naming the missing op when the backend
+ * lacks one the engine needs. */
 lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_config *cfg, const float *params,
                            const lmc_engine_opts *o);
 void lmc_engine_close(lmc_engine *e);

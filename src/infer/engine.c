@@ -17,6 +17,7 @@
 #include "infer/engine_internal.h"
 #include "infer/open_model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,27 +95,38 @@ static void mat_shape(const lmc_engine *e, int i, int *layer, int *kind, size_t 
 }
 
 /* Under tensor parallelism the output projections hold some columns of
- * each row: the row maxima over the whole rows (whole: the whole model's
- * parameters), so the int8 values equal one process's. NULL otherwise. */
-static float *whole_rowmax(const lmc_engine *e, const float *whole, int layer, int kind)
+ * each row: the row maxima over the whole rows, the maxima of each rank's
+ * columns' maxima (a max over the group: exact), so the int8 values equal
+ * one process's without any rank holding the whole rows. NULL otherwise;
+ * *s an error of the group's reduction. Every rank calls it for the same
+ * matrices in the same order. */
+static float *whole_rowmax(const lmc_engine *e, const float *w, int kind, size_t rows, size_t cols, lmc_status *s)
 {
-    if (!whole || e->m->tp <= 1 || (kind != LMC_T_ATTN_W && kind != LMC_T_PROJ_W))
+    if (e->m->tp <= 1 || (kind != LMC_T_ATTN_W && kind != LMC_T_PROJ_W))
         return NULL;
-    lmc_layout g;
-    if (lmc_layout_build(&e->cfg, &g))
-        return NULL;
-    const lmc_tensor_slot *s = lmc_layout_slot(&g, layer, kind);
-    float *mx = calloc(s->rows, sizeof(float));
-    for (size_t r = 0; mx && r < s->rows; r++)
-        for (size_t c = 0; c < s->cols; c++) {
-            float v = fabsf(whole[s->offset + r * s->cols + c]);
+    double *mx = calloc(rows, sizeof(double));
+    float *out = malloc(rows * sizeof(float));
+    for (size_t r = 0; mx && r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            double v = fabs((double)w[r * cols + c]);
             mx[r] = v > mx[r] ? v : mx[r];
         }
-    lmc_layout_free(&g);
-    return mx;
+    *s = !mx || !out ? lmc_err(LMC_ENOMEM, "out of memory") : LMC_OK;
+    if (*s == LMC_OK && rows > INT_MAX)
+        *s = lmc_err(LMC_ERANGE, "a tensor-parallel matrix of %zu rows is too tall to reduce", rows);
+    if (*s == LMC_OK)
+        *s = e->tp_comm->ops->allreduce_host(e->tp_comm, mx, (int)rows, 1);
+    for (size_t r = 0; *s == LMC_OK && r < rows; r++)
+        out[r] = (float)mx[r];
+    free(mx);
+    if (*s != LMC_OK) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
-static lmc_status build_weights(lmc_engine *e, const float *host, const float *whole)
+static lmc_status build_weights(lmc_engine *e, const float *host)
 {
     int nm = n_mats(e);
     e->mats = calloc((size_t)nm, sizeof *e->mats);
@@ -154,7 +166,12 @@ static lmc_status build_weights(lmc_engine *e, const float *host, const float *w
         if (!rows)
             continue;
         const float *src = host + tslot(e, layer, kind)->offset;
-        float *rowmax = t == LMC_I8 ? whole_rowmax(e, whole, layer, kind) : NULL;
+        lmc_status s = LMC_OK;
+        float *rowmax = t == LMC_I8 ? whole_rowmax(e, src, kind, rows, cols, &s) : NULL;
+        if (s != LMC_OK) {
+            free(tmp);
+            return s;
+        }
         quantize(tmp + off, (float *)(tmp + soff), src, rows, cols, t, rowmax);
         free(rowmax);
         e->mats[i].w = (uint8_t *)e->qmem + off;
@@ -210,11 +227,37 @@ static lmc_status alloc_buffers(lmc_engine *e)
     return LMC_OK;
 }
 
-/* The model, whole or (tensor parallel) this rank's part of it: *part
- * receives that part's host parameters (NULL when whole). */
-static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const float *params, int tp, float **part)
+/* This rank's part read from the weights file, only its elements
+ * (lmc_weights_load_part, as a training rank reads --init): straight into
+ * the model's buffer when that is host memory (*part stays NULL), else
+ * into a host *part to upload. */
+static lmc_status read_part(lmc_engine *e, const lmc_model_config *cfg, const char *path, float **part)
+{
+    if (!path)
+        return lmc_err(LMC_EINVAL, "an engine needs the model's parameters or the path of its weights");
+    lmc_part_map m;
+    LMC_TRY(lmc_part_map_build(cfg, &e->m->layout, e->tp_comm ? e->tp_comm->rank : 0, NULL, 0, &m));
+    float *dst = e->be->host_memory ? e->m->params
+                                    : (*part = lmc_alloc((m.floats ? m.floats : 1) * sizeof(float),
+                                                         "this rank's part of the model"));
+    lmc_model_config fc;
+    lmc_layout l;
+    lmc_status s = dst ? lmc_weights_load_part(path, &fc, &l, &m, dst) : LMC_ENOMEM;
+    if (s == LMC_OK)
+        lmc_layout_free(&l);
+    lmc_part_map_free(&m);
+    return s;
+}
+
+/* The model, whole or (tensor parallel) this rank's part of it, cut from
+ * params or (params NULL) read from o->weights: *part receives a host copy
+ * of the part to upload, NULL when the model holds it already or it is
+ * params itself. */
+static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const float *params,
+                             const lmc_engine_opts *o, float **part)
 {
     lmc_model_opts mo = {.training = 0};
+    int tp = o->tp;
     if (tp > 1) {
         LMC_TRY(lmc_comm_open("auto", &e->tp_comm));
         if (e->tp_comm->size != tp)
@@ -224,6 +267,8 @@ static lmc_status open_model(lmc_engine *e, const lmc_model_config *cfg, const f
         mo.tp = tp, mo.tp_rank = e->tp_comm->rank, mo.tp_comm = e->tp_comm;
     }
     LMC_TRY(lmc_model_open_opts(&e->m, cfg, e->be, 1, 1, &mo));
+    if (!params)
+        return read_part(e, cfg, o->weights, part);
     if (tp <= 1)
         return LMC_OK;
     return lmc_layout_tp_part(cfg, &e->m->layout, mo.tp_rank, params, part);
@@ -257,8 +302,8 @@ static lmc_status new_engine(lmc_engine **out, lmc_backend *be, const lmc_model_
 }
 
 /* The rest over e->m, whose parameters are mine on the host (NULL: the
- * model's own, fp32 only); whole: the whole model's (tensor parallel) */
-static lmc_status finish_open(lmc_engine *e, const float *mine, const float *whole)
+ * model's own, fp32 only) */
+static lmc_status finish_open(lmc_engine *e, const float *mine)
 {
     e->hs = e->m->hs;
     e->qkv_dim = e->m->qkv_dim;
@@ -266,7 +311,7 @@ static lmc_status finish_open(lmc_engine *e, const float *mine, const float *who
     e->act_dim = e->m->act_dim;
     e->kvdim = e->m->nkv * e->hs;
     e->device_bytes = e->m->layout.total * 4.0;
-    LMC_TRY(build_weights(e, mine, whole));
+    LMC_TRY(build_weights(e, mine));
     LMC_TRY(alloc_buffers(e));
     return lmc_engine_moe_open(e);
 }
@@ -279,11 +324,13 @@ lmc_status lmc_engine_open(lmc_engine **out, lmc_backend *be, const lmc_model_co
     /* the model holds the fp32 parameters (embeddings, norms, biases, and
      * the weights of the fp32 path); its own activations are 1 x 1 */
     float *part = NULL;
-    lmc_status s = open_model(e, cfg, params, o->tp, &part);
+    lmc_status s = open_model(e, cfg, params, o, &part);
     if (s == LMC_OK) {
+        const float *mine = part ? part : params ? params : e->m->params; /* the last: read in place */
         lmc_engine_moe_set_bias(e, o->moe_bias);
-        lmc_model_upload_params(e->m, part ? part : params);
-        s = finish_open(e, part ? part : params, params);
+        if (mine != e->m->params)
+            lmc_model_upload_params(e->m, mine);
+        s = finish_open(e, mine);
     }
     lmc_free(part);
     if (s) {
@@ -303,7 +350,7 @@ lmc_status lmc_engine_open_model(lmc_engine **out, lmc_model *m, const lmc_engin
     LMC_TRY(new_engine(&e, m->be, &m->cfg, o));
     e->m = m;
     e->borrowed = 1;
-    lmc_status s = finish_open(e, NULL, NULL);
+    lmc_status s = finish_open(e, NULL);
     if (s) {
         lmc_engine_close(e);
         return s;

@@ -43,11 +43,14 @@ static lmc_status load_moe_bias(const char *model, const lmc_model_config *cfg, 
     return s;
 }
 
-lmc_status lmc_model_file_load(const char *model, lmc_model_file *f)
+lmc_status lmc_model_file_load(const char *model, int tp, lmc_model_file *f)
 {
     lmc_layout layout;
     f->params = f->moe_bias = NULL;
-    LMC_TRY(lmc_weights_load(model, &f->cfg, &layout, &f->params));
+    if (tp > 1) /* the config alone: the engine's ranks read their parts */
+        LMC_TRY(lmc_weights_load_range(model, &f->cfg, &layout, 0, 0, NULL));
+    else
+        LMC_TRY(lmc_weights_load(model, &f->cfg, &layout, &f->params));
     lmc_layout_free(&layout);
     lmc_status s = load_moe_bias(model, &f->cfg, &f->moe_bias);
     if (s != LMC_OK)

@@ -23,14 +23,16 @@ lmc_status lmc_model_quant(const char *model, const char *flag, lmc_quant *q);
 
 /* What lmc_engine_open takes from a model file: its config, its fp32
  * parameters and its balancing bias (lmc_engine_opts.moe_bias: n_layer x
- * n_expert, NULL when the file holds none). On error nothing is held;
+ * n_expert, NULL when the file holds none). Under tp > 1 params stays
+ * NULL: each rank of the engine reads only its part (lmc_engine_opts.
+ * weights), so none holds the whole model. On error nothing is held;
  * lmc_model_file_free frees the buffers and keeps cfg. */
 typedef struct {
     lmc_model_config cfg;
     float *params, *moe_bias;
 } lmc_model_file;
 
-lmc_status lmc_model_file_load(const char *model, lmc_model_file *f);
+lmc_status lmc_model_file_load(const char *model, int tp, lmc_model_file *f);
 void lmc_model_file_free(lmc_model_file *f);
 
 /* Decodes up to max_new tokens after the prompt in slot 0 of the engine,

@@ -92,10 +92,10 @@ static lmc_status run(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
     const lmc_generate_request *g = ctx;
     const lmc_gen_request *r = &g->r;
-    lmc_engine_opts eo = {.slots = 1, .ctx = g->ctx, .tp = g->tp};
+    lmc_engine_opts eo = {.slots = 1, .ctx = g->ctx, .tp = g->tp, .weights = r->model};
     LMC_TRY(lmc_model_quant(r->model, g->quant, &eo.quant));
     lmc_model_file f;
-    LMC_TRY(lmc_model_file_load(r->model, &f));
+    LMC_TRY(lmc_model_file_load(r->model, g->tp, &f));
     const lmc_model_config cfg = f.cfg;
     eo.moe_bias = f.moe_bias;
     lmc_status s = LMC_OK;

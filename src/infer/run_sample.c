@@ -28,7 +28,7 @@ static lmc_status sample(const void *ctx, lmc_backend *be, lmc_tokenizer *tok)
 {
     const lmc_gen_request *r = ctx;
     lmc_model_file f;
-    LMC_TRY(lmc_model_file_load(r->model, &f));
+    LMC_TRY(lmc_model_file_load(r->model, 1, &f));
     const lmc_model_config cfg = f.cfg;
     lmc_engine *e = NULL;
     lmc_status s = lmc_engine_open(&e, be, &cfg, f.params, &(lmc_engine_opts){.slots = 1, .moe_bias = f.moe_bias});

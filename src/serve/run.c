@@ -83,14 +83,14 @@ lmc_status lmc_serve_run(const lmc_serve_job *o)
     lmc_engine *e = NULL;
     char *name = NULL, *key = NULL;
     lmc_model_file f = {0};
-    lmc_engine_opts eo = {.slots = o->slots, .ctx = o->ctx, .tp = o->tp};
+    lmc_engine_opts eo = {.slots = o->slots, .ctx = o->ctx, .tp = o->tp, .weights = o->model};
     lmc_status s = lmc_model_quant(o->model, o->quant, &eo.quant);
     if (s == LMC_OK && o->key_file)
         s = read_key(o->key_file, &key);
     if (s == LMC_OK)
         s = lmc_tok_load(lmc_model_tokenizer(o->model, o->tokenizer, NULL), &tok);
     if (s == LMC_OK)
-        s = lmc_model_file_load(o->model, &f);
+        s = lmc_model_file_load(o->model, o->tp, &f);
     const lmc_model_config cfg = f.cfg;
     if (s == LMC_OK) {
         if (eo.ctx > cfg.max_seq)
