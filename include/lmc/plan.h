@@ -52,10 +52,12 @@ typedef struct {
      * gets host_share of the compute (cores / (ranks x threads), at most
      * 1), host_bw_share of the time on a memory stream (cores / ranks) at
      * rank_bw_gbs (the bandwidth one rank gets beside the others; 0: not
-     * measured), and with comm_on_cores every core computes, so gradient
-     * sums in shared memory run on them and hide behind nothing */
+     * measured), its GEMMs at host_contention of their speed alone (shared
+     * caches and memory; 1 or 0: none), and with comm_on_cores every core
+     * computes, so gradient sums in shared memory run on them and hide
+     * behind nothing */
     int host_ranks;
-    double host_share, host_bw_share, rank_bw_gbs;
+    double host_share, host_bw_share, rank_bw_gbs, host_contention;
     int comm_on_cores;
 } lmc_plan_chip;
 

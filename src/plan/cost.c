@@ -44,8 +44,12 @@ long long lmc_plan_default_batch(const lmc_model_config *c, int seq)
 static double esize(const lmc_plan_job *j) { return j->bf16 ? 2 : 4; }
 
 /* The share of its compute a rank gets: ranks co-located on one host
- * (host.c) split its cores; a chip of its own gets all of it. */
-static double share(const lmc_plan_chip *c) { return c->host_share > 0 ? c->host_share : 1; }
+ * (host.c) split its cores, and slow each other's GEMMs down through the
+ * caches and memory they share; a chip of its own gets all of it. */
+static double share(const lmc_plan_chip *c)
+{
+    return (c->host_share > 0 ? c->host_share : 1) * (c->host_contention > 0 ? c->host_contention : 1);
+}
 
 /* Bytes a second of a rank's memory stream: on a shared host the
  * bandwidth it gets beside the others, for its share of the time. */

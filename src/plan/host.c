@@ -6,8 +6,11 @@
  * cores; more ranks than cores take turns): the memory bandwidth a rank
  * gets beside the others, and the rate at which a rank sums a vector
  * through shared memory (copy a fragment in, copy the peer's out, add),
- * which is what the cost model's intra-node link stands for. */
+ * which is what the cost model's intra-node link stands for; and how much
+ * slower a training step's GEMMs run on every lane at once than on one
+ * alone (shared caches and memory: the compute contention). */
 #include "lmc/plan.h"
+#include "backend/backend.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -31,7 +34,10 @@ typedef struct lane {
     float *a, *b, *stage; /* this rank's vector, its result, the shared fragment */
     gate *g;
     const struct lane *partner; /* whose stage it adds */
+    lmc_backend *be;            /* one thread, as a rank of 1 thread */
+    int index, rot;
     double copy_gbs, sum_gbs; /* best of REPS */
+    double gemm_alone_s, gemm_s; /* best of REPS: lane 0 alone; every lane at once */
 } lane;
 
 /* read + write bytes a second of one memcpy stream */
@@ -61,6 +67,24 @@ static double sum_rate(lane *x)
     return LANE_FLOATS * sizeof(float) / (lmc_now() - t0) / 1e9;
 }
 
+/* The three GEMMs of a training step's linear layer on 256 rows, C = 768
+ * in, 3C out (forward, input and weight gradients, as measure.c times
+ * them), operands from a different quarter of the buffer each time. */
+static double gemm_time(lane *x)
+{
+    int T = 256, C = 768, N = 3 * C;
+    float *a = x->a + (size_t)(x->rot++ % 4) * (LANE_FLOATS / 4), *b = a + (size_t)T * C, *c = x->b;
+    double t0 = lmc_now();
+    lmc_gemm g = {.m = T, .n = N, .k = C, .prec = LMC_F32};
+    x->be->ops->matmul(x->be, c, a, b, &g);
+    g = (lmc_gemm){.m = T, .n = C, .k = N, .trans_b = 1, .prec = LMC_F32};
+    x->be->ops->matmul(x->be, c, a, b, &g);
+    g = (lmc_gemm){.m = C, .n = N, .k = T, .trans_a = 1, .prec = LMC_F32};
+    x->be->ops->matmul(x->be, c, a, b, &g);
+    x->be->ops->sync(x->be);
+    return lmc_now() - t0;
+}
+
 static void *lane_run(void *p)
 {
     lane *x = p;
@@ -69,11 +93,22 @@ static void *lane_run(void *p)
         pthread_cond_wait(&x->g->cv, &x->g->mu);
     int go = x->g->go;
     pthread_mutex_unlock(&x->g->mu);
-    for (int r = 0; r < REPS && go > 0; r++) {
+    if (go < 0)
+        return NULL;
+    for (int r = 0; r < REPS; r++) {
         pthread_barrier_wait(&x->g->start); /* every lane streams at once */
         x->copy_gbs = fmax(x->copy_gbs, copy_rate(x));
         pthread_barrier_wait(&x->g->start);
         x->sum_gbs = fmax(x->sum_gbs, sum_rate(x));
+    }
+    gemm_time(x); /* warm-up: page faults, packing buffers */
+    x->gemm_alone_s = x->gemm_s = 1e30;
+    for (int r = 0; r < REPS; r++) {
+        pthread_barrier_wait(&x->g->start);
+        if (x->index == 0) /* the others wait at the next barrier */
+            x->gemm_alone_s = fmin(x->gemm_alone_s, gemm_time(x));
+        pthread_barrier_wait(&x->g->start);
+        x->gemm_s = fmin(x->gemm_s, gemm_time(x));
     }
     return NULL;
 }
@@ -86,10 +121,12 @@ static void gate_open(gate *g, int go)
     pthread_mutex_unlock(&g->mu);
 }
 
-static lmc_status lane_open(lane *x, gate *g)
+static lmc_status lane_open(lane *x, gate *g, int index)
 {
     memset(x, 0, sizeof *x);
     x->g = g;
+    x->index = index;
+    LMC_TRY(lmc_backend_open("cpu", 1, &x->be));
     x->a = lmc_alloc(LANE_FLOATS * sizeof(float), "host measurement");
     x->b = lmc_alloc(LANE_FLOATS * sizeof(float), "host measurement");
     x->stage = lmc_alloc(FRAGMENT * sizeof(float), "host measurement");
@@ -105,6 +142,8 @@ static void lane_close(lane *x)
     lmc_free(x->a);
     lmc_free(x->b);
     lmc_free(x->stage);
+    if (x->be)
+        lmc_backend_close(x->be);
 }
 
 static int by_value(const void *a, const void *b)
@@ -113,17 +152,21 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The lanes' medians: the figure a typical rank gets beside the others. */
-static double median_of(const lane *l, int n, int sum)
+typedef struct {
+    double copy_gbs, sum_gbs, contention;
+} host_figs;
+
+/* The lanes' medians: what a typical rank gets beside the others. */
+static double median_of(const lane *l, int n, int what)
 {
     double v[LMC_PLAN_HOST_LANES] = {0};
     for (int i = 0; i < n; i++)
-        v[i] = sum ? l[i].sum_gbs : l[i].copy_gbs;
+        v[i] = what == 0 ? l[i].copy_gbs : what == 1 ? l[i].sum_gbs : l[0].gemm_alone_s / l[i].gemm_s;
     qsort(v, (size_t)n, sizeof v[0], by_value);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static lmc_status measure_lanes(int n, double *copy_gbs, double *sum_gbs)
+static lmc_status measure_lanes(int n, host_figs *f)
 {
     lane l[LMC_PLAN_HOST_LANES];
     pthread_t th[LMC_PLAN_HOST_LANES];
@@ -133,10 +176,10 @@ static lmc_status measure_lanes(int n, double *copy_gbs, double *sum_gbs)
     lmc_status s = LMC_OK;
     int opened = 0, started = 1;
     for (; opened < n && s == LMC_OK; opened++)
-        s = lane_open(&l[opened], &g);
+        s = lane_open(&l[opened], &g, opened);
     for (int i = 0; i < opened; i++) /* pairs (0,1), (2,3), ...; an odd last lane with the first */
         l[i].partner = &l[(i ^ 1) < opened ? i ^ 1 : 0];
-    if (s != LMC_OK)
+    if (s == LMC_ENOMEM)
         s = lmc_err(LMC_ENOMEM, "host measurement: out of memory for %d lanes of %zu MB", n,
                     2 * LANE_FLOATS * sizeof(float) >> 20);
     while (started < n && s == LMC_OK) /* started: lanes running (lane 0 is this thread) */
@@ -147,8 +190,9 @@ static lmc_status measure_lanes(int n, double *copy_gbs, double *sum_gbs)
     gate_open(&g, s == LMC_OK ? 1 : -1);
     if (s == LMC_OK) {
         lane_run(&l[0]);
-        *copy_gbs = median_of(l, n, 0);
-        *sum_gbs = median_of(l, n, 1);
+        f->copy_gbs = median_of(l, n, 0);
+        f->sum_gbs = median_of(l, n, 1);
+        f->contention = fmin(1.0, median_of(l, n, 2)); /* noise can make the crowd look faster */
     }
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
@@ -173,6 +217,7 @@ void lmc_plan_chip_host_shares(lmc_plan_chip *c, int threads, int ranks, int cor
     c->host_share = fmin(1.0, (double)cores / ((double)ranks * t));
     c->host_bw_share = fmin(1.0, (double)cores / ranks);
     c->comm_on_cores = ranks > 1 && (long long)ranks * t >= cores;
+    c->host_contention = 1; /* until measured */
     c->chips_per_node = ranks;
 }
 
@@ -184,9 +229,10 @@ lmc_status lmc_plan_chip_measure_host(lmc_plan_chip *c, int threads, int ranks)
         return LMC_OK;
     int lanes = ranks < cores ? ranks : cores;
     lanes = lanes < LMC_PLAN_HOST_LANES ? lanes : LMC_PLAN_HOST_LANES;
-    double copy = 0, sum = 0;
-    LMC_TRY(measure_lanes(lanes, &copy, &sum));
-    c->rank_bw_gbs = copy;
-    c->intra_node_gbs = sum * c->host_bw_share; /* more ranks than cores take turns at it */
+    host_figs f;
+    LMC_TRY(measure_lanes(lanes, &f));
+    c->rank_bw_gbs = f.copy_gbs;
+    c->intra_node_gbs = f.sum_gbs * c->host_bw_share; /* more ranks than cores take turns at it */
+    c->host_contention = f.contention;
     return LMC_OK;
 }

@@ -15,7 +15,8 @@ static void test_shares_by_hand(void)
     lmc_plan_chip c;
     memset(&c, 0, sizeof c);
     lmc_plan_chip_host_shares(&c, 1, 1, 2); /* one rank: all of it, nothing shared */
-    CHECK(c.host_ranks == 1 && c.host_share == 1 && c.host_bw_share == 1 && !c.comm_on_cores && c.chips_per_node == 1);
+    CHECK(c.host_ranks == 1 && c.host_share == 1 && c.host_bw_share == 1 && !c.comm_on_cores && c.chips_per_node == 1 &&
+          c.host_contention == 1);
     lmc_plan_chip_host_shares(&c, 1, 2, 2); /* 2 ranks x 1 thread on 2 cores: every core computes */
     CHECK(c.host_share == 1 && c.host_bw_share == 1 && c.comm_on_cores && c.chips_per_node == 2);
     lmc_plan_chip_host_shares(&c, 1, 2, 4); /* a core left over for the sums */
@@ -54,6 +55,9 @@ static void test_cost_uses_shares(void)
     double thin1 = lmc_plan_gemm_s(&fast1, 0, 1, 8192, 8192), thin4 = lmc_plan_gemm_s(&fast4, 0, 1, 8192, 8192);
     CHECK_MSG(fabs(thin4 / thin1 - 4) < 1e-12, "memory-bound GEMM %g -> %g", thin1, thin4);
     CHECK(fabs(lmc_plan_peak(&four, 1) / lmc_plan_peak(&one, 1) - 0.5) < 1e-12);
+    four.host_contention = 0.8; /* GEMMs at 80% of their speed alone beside the others */
+    CHECK(fabs(lmc_plan_gemm_s(&four, 0, 4096, 4096, 4096) / big1 - 2 / 0.8) < 1e-12);
+    CHECK(fabs(lmc_plan_peak(&four, 1) / lmc_plan_peak(&one, 1) - 0.4) < 1e-12);
     /* the gradient sum: hidden behind the last backward with a core to
      * spare, not when the sums run on the computing cores */
     lmc_plan_job job;
@@ -88,8 +92,10 @@ static void test_measure(void)
     CHECK_OK(lmc_plan_chip_measure_host(&c, 1, 1)); /* one rank: nothing to measure */
     CHECK(c.rank_bw_gbs == 0 && c.intra_node_gbs == link && c.chips_per_node == 1);
     CHECK_OK(lmc_plan_chip_measure_host(&c, 1, 3));
-    CHECK_MSG(c.rank_bw_gbs > 0.1 && c.intra_node_gbs > 0.05 && c.chips_per_node == 3 && c.host_ranks == 3,
-              "3 ranks: %g GB/s each, shared-memory sums %g GB/s", c.rank_bw_gbs, c.intra_node_gbs);
+    CHECK_MSG(c.rank_bw_gbs > 0.1 && c.intra_node_gbs > 0.05 && c.chips_per_node == 3 && c.host_ranks == 3 &&
+                  c.host_contention > 0 && c.host_contention <= 1,
+              "3 ranks: %g GB/s each, shared-memory sums %g GB/s, GEMMs at %g", c.rank_bw_gbs, c.intra_node_gbs,
+              c.host_contention);
     lmc_plan_catalog_free(&cat);
 }
 
