@@ -18,7 +18,10 @@
  *  - a latest that resolves names a step folder inside OUT;
  *  - optimizer files that load fill every element of the range read (each
  *    starts as a marker NaN that the files' bytes do not hold); a refusal
- *    names the folder or the file.
+ *    names the folder or the file;
+ *  - a part map of two runs inside that range with one element left out
+ *    between them (what a --tp/--pp/--ep rank reads, lmc_ckpt_load_optim_part)
+ *    loads too and holds the range's very bits at its runs, 0 in the gap.
  * Seeds: state.json by lmc_ckpt_state_json, latest as lmc_ckpt_commit
  * writes it, optimizer files by lmc_ckpt_write_optim_shard for 1 and 2
  * ranks, and past findings. */
@@ -201,6 +204,24 @@ static void check_latest(const char *text, size_t n)
     FUZZ_ASSERT(!strncmp(path, dir, d) && !strncmp(path + d, "/step_", 6) && !strchr(path + d + 1, '/'));
 }
 
+/* [begin, end) as a part map of two runs with element mid left out, read
+ * after the range itself loaded (m, v): the same bits at the runs. */
+static void check_optim_part(size_t total, size_t begin, size_t end, const float *m, const float *v)
+{
+    if (end - begin < 3)
+        return;
+    size_t mid = begin + (end - begin) / 2;
+    lmc_part_run runs[2] = {{begin, 0, mid - begin}, {mid + 1, mid + 1 - begin, end - mid - 1}};
+    lmc_part_map map = {.r = runs, .n = 2, .cap = 2, .floats = end - begin};
+    float pm[MAX_TOTAL], pv[MAX_TOTAL];
+    FUZZ_ASSERT(lmc_ckpt_load_optim_part(dir, total, &map, pm, pv) == LMC_OK);
+    for (size_t i = 0; i < end - begin; i++)
+        if (i == mid - begin)
+            FUZZ_ASSERT(pm[i] == 0 && pv[i] == 0);
+        else
+            FUZZ_ASSERT(!memcmp(&pm[i], &m[i], 4) && !memcmp(&pv[i], &v[i], 4));
+}
+
 /* Reads the range the knobs pick from the files written; on success no
  * element may still hold the marker (unless the files' bytes hold it). */
 static void check_optim(const uint8_t *knobs, const uint8_t *bytes, size_t n)
@@ -215,6 +236,7 @@ static void check_optim(const uint8_t *knobs, const uint8_t *bytes, size_t n)
         FUZZ_ASSERT(strstr(lmc_errmsg(), dir) != NULL);
         return;
     }
+    check_optim_part(total, begin, end, m, v);
     if (memmem(bytes, n, &mark, 4))
         return;
     for (size_t i = 0; i < end - begin; i++)

@@ -10,6 +10,9 @@
  *   3, 4  the same as 1 and 2 for a tiny mixture of experts saved with its
  *      balancing bias (e_score_correction_bias, one per layer), whose loads
  *      also read the bias (lmc_weights_load_moe_bias).
+ * Each load is also a part load (lmc_weights_load_part, what a --tp, --pp
+ * or --ep rank reads at start-up): tensor-parallel rank 1 of 2 for the
+ * GPT-2, expert-parallel rank 1 of 2 for the mixture of experts.
  * A load that succeeds must give finite parameters (and bias). Any violation aborts,
  * which libFuzzer reports with the input. With LMC_FUZZ_SEEDS=dir the good
  * index and shard are written there first as seeds (mode byte prepended). */
@@ -28,10 +31,21 @@ typedef struct {
     char dir[300], index_path[300], shard1_path[300];
     char *index, *shard;
     size_t index_len, shard_len;
+    lmc_part_map part; /* a rank's part of it, and room for it */
+    float *part_buf;
 } saved;
 
 static const char *root; /* this process's folder */
 static saved gpt, moe;
+
+/* The part map of one rank's layout t (tensor rank r) and its buffer. */
+static void make_part(saved *m, const lmc_model_config *c, lmc_layout *t, int r)
+{
+    if (lmc_part_map_build(c, t, r, NULL, 0, &m->part))
+        abort();
+    m->part_buf = lmc_alloc((m->part.floats ? m->part.floats : 1) * sizeof(float), "part");
+    lmc_layout_free(t);
+}
 
 static void save(saved *m, const char *dir, const lmc_model_config *c, const float *bias)
 {
@@ -71,6 +85,10 @@ static void save_moe(void)
     if (lmc_config_finish(&c) || lmc_mkdir_p(dir))
         abort();
     save(&moe, dir, &c, bias);
+    lmc_layout t;
+    if (lmc_layout_build_ep(&c, 2, 1, &t))
+        abort();
+    make_part(&moe, &c, &t, 0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -83,6 +101,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (lmc_config_finish(&c))
         abort();
     save(&gpt, root, &c, NULL);
+    lmc_layout t;
+    if (lmc_layout_build_tp(&c, 2, 1, &t))
+        abort();
+    make_part(&gpt, &c, &t, 1);
     save_moe();
     fuzz_seed("seed-index-parse", 0, gpt.index, gpt.index_len);
     fuzz_seed("seed-index-load", 1, gpt.index, gpt.index_len);
@@ -106,9 +128,11 @@ static void check_parsed(const lmc_windex *ix)
     }
 }
 
-/* a whole load (and the balancing bias after it), then a range load */
-static void load_both(const char *dir)
+/* a whole load (and the balancing bias after it), then a range load and
+ * a part load */
+static void load_both(const saved *m)
 {
+    const char *dir = m->dir;
     lmc_model_config c;
     lmc_layout l;
     float *p = NULL, bias[64];
@@ -128,13 +152,19 @@ static void load_both(const char *dir)
     float part[40];
     if (lmc_weights_load_range(dir, &c, &l, 70, 110, part) == LMC_OK)
         lmc_layout_free(&l);
+    if (lmc_weights_load_part(dir, &c, &l, &m->part, m->part_buf) == LMC_OK) {
+        for (size_t i = 0; i < m->part.floats; i++)
+            if (!isfinite(m->part_buf[i]))
+                abort();
+        lmc_layout_free(&l);
+    }
 }
 
 /* bytes in place of one of m's files, the loads, the good bytes back */
 static void try_file(const saved *m, int shard, const char *s, size_t n)
 {
     fuzz_put_file(shard ? m->shard1_path : m->index_path, s, n);
-    load_both(m->dir);
+    load_both(m);
     if (shard)
         fuzz_put_file(m->shard1_path, m->shard, m->shard_len);
     else
