@@ -5,7 +5,8 @@
  * with one lane per rank running at once (as many lanes as there are
  * cores; more ranks than cores take turns): the memory bandwidth a rank
  * gets beside the others, and the rate at which a rank sums a vector
- * through shared memory (copy a fragment in, copy the peer's out, add),
+ * through shared memory (copy a fragment into its stage, add the partner
+ * rank's stage, written by another core),
  * which is what the cost model's intra-node link stands for; and how much
  * slower a training step's GEMMs run on every lane at once than on one
  * alone (shared caches and memory: the compute contention). */
