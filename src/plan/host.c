@@ -10,8 +10,7 @@
  * which is what the cost model's intra-node link stands for; and how much
  * slower a training step's GEMMs run on every lane at once than on one
  * alone (shared caches and memory: the compute contention). */
-#include "lmc/plan.h"
-#include "backend/backend.h"
+#include "internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -68,21 +67,14 @@ static double sum_rate(lane *x)
     return LANE_FLOATS * sizeof(float) / (lmc_now() - t0) / 1e9;
 }
 
-/* The three GEMMs of a training step's linear layer on 256 rows, C = 768
- * in, 3C out (forward, input and weight gradients, as measure.c times
- * them), operands from a different quarter of the buffer each time. */
+/* The GEMMs of a training step's linear layer on 256 rows, as measure.c
+ * times them, operands from a different quarter of the buffer each time. */
 static double gemm_time(lane *x)
 {
-    int T = 256, C = 768, N = 3 * C;
-    float *a = x->a + (size_t)(x->rot++ % 4) * (LANE_FLOATS / 4), *b = a + (size_t)T * C, *c = x->b;
+    int T = 256;
+    const float *a = x->a + (size_t)(x->rot++ % 4) * (LANE_FLOATS / 4), *b = a + (size_t)T * 768;
     double t0 = lmc_now();
-    lmc_gemm g = {.m = T, .n = N, .k = C, .prec = LMC_F32};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    g = (lmc_gemm){.m = T, .n = C, .k = N, .trans_b = 1, .prec = LMC_F32};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    g = (lmc_gemm){.m = C, .n = N, .k = T, .trans_a = 1, .prec = LMC_F32};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    x->be->ops->sync(x->be);
+    lmc_plan_gemm3(x->be, a, b, x->b, T, LMC_F32);
     return lmc_now() - t0;
 }
 

@@ -3,6 +3,7 @@
 #define LMC_PLAN_INTERNAL_H
 
 #include "lmc/plan.h"
+#include "backend/backend.h"
 
 /* Latency of one hop inside a node (NVLink/HCCS plus a kernel launch). */
 #define LMC_PLAN_INTRA_LAT 3e-6
@@ -98,5 +99,10 @@ double lmc_plan_optimizer_s(const lmc_plan_job *job, const lmc_plan_chip *chip, 
 double lmc_plan_xgroup_sync_s(const lmc_plan_job *job, const lmc_plan_pool *pools, const int *pool_dp,
                               const int *pool_mb, int n, const lmc_plan_layout *l, const lmc_plan_cut *cut,
                               const lmc_plan_mb_time *mb);
+
+/* measure.c: the three GEMMs of a training step's linear layer on `tokens`
+ * rows, C = 768 in, 3C out (forward, input gradient, weight gradient), on
+ * operands a, b and output c, the backend synchronised after. */
+void lmc_plan_gemm3(lmc_backend *be, const float *a, const float *b, float *c, int tokens, lmc_dtype prec);
 
 #endif

@@ -3,8 +3,7 @@
  * a datasheet's: peak FLOP/s (an FMA loop), what the backend's matmul and
  * attention reach of it, memory bandwidth and capacity, and the fixed cost
  * of one parallel op (OpenMP fork and join). */
-#include "lmc/plan.h"
-#include "backend/backend.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -74,24 +73,27 @@ static void run_tiny(void *p)
     x->be->ops->sync(x->be);
 }
 
-/* The three GEMMs of a training step's linear layer on `tokens` rows,
- * C = 768 in, 3C out: forward, input gradient (B transposed), weight
- * gradient (A transposed, the tokens as the inner dimension). */
+/* Forward, input gradient (B transposed), weight gradient (A transposed,
+ * the tokens as the inner dimension). */
+void lmc_plan_gemm3(lmc_backend *be, const float *a, const float *b, float *c, int tokens, lmc_dtype prec)
+{
+    int T = tokens, C = 768, N = 3 * C;
+    lmc_gemm g = {.m = T, .n = N, .k = C, .prec = prec};
+    be->ops->matmul(be, c, a, b, &g);
+    g = (lmc_gemm){.m = T, .n = C, .k = N, .trans_b = 1, .prec = prec};
+    be->ops->matmul(be, c, a, b, &g);
+    g = (lmc_gemm){.m = C, .n = N, .k = T, .trans_a = 1, .prec = prec};
+    be->ops->matmul(be, c, a, b, &g);
+    be->ops->sync(be);
+}
+
 static void run_gemm3(void *p)
 {
     bench *x = p;
-    int T = x->T, C = 768, N = 3 * C;
     /* a different quarter of the 64 MB buffers each time: in training the
      * operands come from memory, not from the cache a repeated call warms */
     size_t off = (size_t)(x->rot++ % 4) * (4 << 20);
-    float *a = x->a + off, *b = x->b + off, *c = x->c + off;
-    lmc_gemm g = {.m = T, .n = N, .k = C, .prec = x->g.prec};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    g = (lmc_gemm){.m = T, .n = C, .k = N, .trans_b = 1, .prec = x->g.prec};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    g = (lmc_gemm){.m = C, .n = N, .k = T, .trans_a = 1, .prec = x->g.prec};
-    x->be->ops->matmul(x->be, c, a, b, &g);
-    x->be->ops->sync(x->be);
+    lmc_plan_gemm3(x->be, x->a + off, x->b + off, x->c + off, x->T, x->g.prec);
 }
 
 /* Achieved FLOP/s of the backend's matmul on a training step's GEMMs. */
