@@ -28,6 +28,7 @@
 #include "dist/mpi_internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,11 +91,16 @@ static lmc_status shard_counts(lmc_comm *c, mpi_req *r, size_t n, size_t begin, 
  * while a peer is still computing would take half of that core. So: spin
  * briefly (most collectives of a balanced step finish within it), then test
  * with sleeps growing to POLL_MAX_NS, so waiting costs well under 1% of a
- * core and adds at most POLL_MAX_NS of latency once the peers arrive. */
+ * core and adds at most POLL_MAX_NS of latency once the peers arrive.
+ * While a caller waits for the queue (mpi_wait) its core is idle, so then
+ * the thread tests without sleeping, yielding to any other runnable thread
+ * as Open MPI's blocking calls do when oversubscribed: a collective moves a
+ * shared-memory fragment per MPI_Test, and napping between them made each
+ * 393 KB tensor-parallel allreduce of d12 take about 1 ms (0.05 ms alone). */
 #define POLL_SPIN_S 50e-6
 #define POLL_MAX_NS 200000L
 
-static int complete(MPI_Request *rq)
+static int complete(mpi_impl *p, MPI_Request *rq)
 {
     double t0 = lmc_now();
     long nap = 2000;
@@ -104,6 +110,10 @@ static int complete(MPI_Request *rq)
             return rc;
         if (lmc_now() - t0 < POLL_SPIN_S)
             continue;
+        if (__atomic_load_n(&p->waiters, __ATOMIC_RELAXED)) {
+            sched_yield();
+            continue;
+        }
         struct timespec ts = {0, nap};
         nanosleep(&ts, NULL);
         nap = nap * 2 < POLL_MAX_NS ? nap * 2 : POLL_MAX_NS;
@@ -114,7 +124,7 @@ static int complete(MPI_Request *rq)
 static lmc_status finish_call(lmc_comm *c, mpi_req *r, int rc, MPI_Request *rq, const char *call)
 {
     if (rc == MPI_SUCCESS)
-        rc = complete(rq);
+        rc = complete(impl_of(c), rq);
     return rc == MPI_SUCCESS ? LMC_OK : req_fail(c, r, rc, call);
 }
 
@@ -355,7 +365,7 @@ double lmc_mpi_timeout(lmc_comm *c)
     return p->env_timeout > 0 ? p->env_timeout : c->timeout_s;
 }
 
-static lmc_status mpi_wait(lmc_comm *c, int id)
+static lmc_status wait_for(lmc_comm *c, int id)
 {
     mpi_impl *p = impl_of(c);
     mpi_req *r = &p->q[(unsigned)id % QCAP];
@@ -394,6 +404,17 @@ static lmc_status mpi_wait(lmc_comm *c, int id)
     if (s)
         return lmc_err(s, "%s", msg);
     return LMC_OK;
+}
+
+/* Blocks until request id finished; meanwhile the communication thread
+ * polls without sleeping (complete()). */
+static lmc_status mpi_wait(lmc_comm *c, int id)
+{
+    mpi_impl *p = impl_of(c);
+    __atomic_add_fetch(&p->waiters, 1, __ATOMIC_RELAXED);
+    lmc_status s = wait_for(c, id);
+    __atomic_sub_fetch(&p->waiters, 1, __ATOMIC_RELAXED);
+    return s;
 }
 
 static lmc_status run_now(lmc_comm *c, const mpi_req *r)

@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
     MPI_Comm comm;
     int own_init, threaded, stop, faulted, sigterm, provided;
+    int waiters; /* callers blocked in wait (atomic): the thread then polls without sleeping */
     pthread_t thread;
     pthread_mutex_t mu; /* the queue and the fault */
     pthread_cond_t work, done;
