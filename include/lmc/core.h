@@ -70,6 +70,9 @@ typedef struct {
 } lmc_afile;
 lmc_status lmc_afile_open(lmc_afile *af, const char *path);
 lmc_status lmc_afile_write(lmc_afile *af, const void *data, size_t n);
+/* Writes at a byte offset of the temp file (a writer filling a file whose
+ * layout it knows in any order; every byte must be written before commit). */
+lmc_status lmc_afile_write_at(lmc_afile *af, size_t offset, const void *data, size_t n);
 lmc_status lmc_afile_commit(lmc_afile *af);
 void lmc_afile_abort(lmc_afile *af);
 lmc_status lmc_write_file_atomic(const char *path, const void *data, size_t n);

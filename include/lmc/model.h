@@ -367,6 +367,18 @@ lmc_status lmc_weights_writer_open_moe(lmc_weights_writer **w, const char *path,
                                        const lmc_layout *l, int unit_begin, int unit_end, const float *moe_bias);
 lmc_status lmc_weights_write_index_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
                                        int nfiles, const int *unit_first, const float *moe_bias);
+/* The same savers fed one unit at a time: next() gives unit u's floats
+ * ([begin, end) of lmc_layout_unit, valid until the next call), units in
+ * order, each once; a failure ends the save with it. So a job whose ranks
+ * each hold a part of the model writes it without holding it whole. */
+typedef struct {
+    lmc_status (*next)(void *ctx, const lmc_layout *l, int unit, const float **unit_params);
+    void *ctx;
+} lmc_unit_source;
+lmc_status lmc_weights_save_from(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
+                                 const lmc_unit_source *src, const float *moe_bias);
+lmc_status lmc_weights_save_sharded_from(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                         const lmc_unit_source *src, size_t max_file_bytes, const float *moe_bias);
 /* Reads it from what lmc_weights_load reads into bias (n_layer x n_expert,
  * zeros where absent): *found is 1 when the file holds it (every MoE
  * layer's, each [E], finite), 0 when it holds none (a GGUF file, a dense

@@ -142,6 +142,17 @@ lmc_status lmc_afile_write(lmc_afile *af, const void *data, size_t n)
     return LMC_OK;
 }
 
+lmc_status lmc_afile_write_at(lmc_afile *af, size_t offset, const void *data, size_t n)
+{
+    if (af->failed)
+        return LMC_EIO;
+    if (fseeko(af->f, (off_t)offset, SEEK_SET) != 0) {
+        af->failed = 1;
+        return lmc_err(LMC_EIO, "%s: seek to byte %zu failed: %s", af->tmp, offset, strerror(errno));
+    }
+    return lmc_afile_write(af, data, n);
+}
+
 lmc_status lmc_afile_commit(lmc_afile *af)
 {
     lmc_status s = LMC_OK;

@@ -176,16 +176,26 @@ void lmc_weights_writer_abort(lmc_weights_writer *w)
 
 /* ---------- whole-model savers ---------- */
 
-/* Units [ub, ue) of params into one file at path. */
+/* A unit source over a whole buffer in memory. */
+static lmc_status from_buffer(void *ctx, const lmc_layout *l, int unit, const float **out)
+{
+    size_t begin, end;
+    lmc_layout_unit(l, unit, &begin, &end);
+    *out = (const float *)ctx + begin;
+    return LMC_OK;
+}
+
+/* Units [ub, ue) from the source into one file at path. */
 static lmc_status write_units(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
-                              const float *params, int ub, int ue, const float *bias)
+                              const lmc_unit_source *src, int ub, int ue, const float *bias)
 {
     lmc_weights_writer *w;
     LMC_TRY(lmc_weights_writer_open_moe(&w, path, cfg, l, ub, ue, bias));
     for (int u = ub; u < ue; u++) {
-        size_t begin, end;
-        lmc_layout_unit(l, u, &begin, &end);
-        lmc_status s = lmc_weights_writer_unit(w, u, params + begin);
+        const float *unit = NULL;
+        lmc_status s = src->next(src->ctx, l, u, &unit);
+        if (s == LMC_OK)
+            s = lmc_weights_writer_unit(w, u, unit);
         if (s != LMC_OK) {
             lmc_weights_writer_abort(w);
             return s;
@@ -238,15 +248,22 @@ lmc_status lmc_weights_save(const char *path, const lmc_model_config *cfg, const
 lmc_status lmc_weights_save_moe(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
                                 const float *params, const float *moe_bias)
 {
+    lmc_unit_source src = {from_buffer, (void *)params};
+    return lmc_weights_save_from(path, cfg, l, &src, moe_bias);
+}
+
+lmc_status lmc_weights_save_from(const char *path, const lmc_model_config *cfg, const lmc_layout *l,
+                                 const lmc_unit_source *src, const float *moe_bias)
+{
     int U = lmc_layout_num_units(l), dir = lmc_is_dir(path) || (*path && path[strlen(path) - 1] == '/');
     if (!dir)
-        return write_units(path, cfg, l, params, 0, U, moe_bias);
+        return write_units(path, cfg, l, src, 0, U, moe_bias);
     lmc_sb file;
     lmc_sb_init(&file);
     lmc_sb_printf(&file, "%s/model.safetensors", path);
     lmc_status s = file.oom ? LMC_ENOMEM : lmc_mkdir_p(path);
     if (s == LMC_OK)
-        s = write_units(file.s, cfg, l, params, 0, U, moe_bias);
+        s = write_units(file.s, cfg, l, src, 0, U, moe_bias);
     if (s == LMC_OK)
         s = lmc_weights_write_config(path, cfg);
     if (s == LMC_OK)
@@ -256,7 +273,7 @@ lmc_status lmc_weights_save_moe(const char *path, const lmc_model_config *cfg, c
 }
 
 static lmc_status write_shards(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
-                               const float *params, int n, const int *unit_first, const float *bias)
+                               const lmc_unit_source *src, int n, const int *unit_first, const float *bias)
 {
     lmc_status s = LMC_OK;
     for (int k = 0; k < n && s == LMC_OK; k++) {
@@ -265,7 +282,7 @@ static lmc_status write_shards(const char *dir, const lmc_model_config *cfg, con
         lmc_sb file;
         lmc_sb_init(&file);
         lmc_sb_printf(&file, "%s/%s", dir, name);
-        s = file.oom ? LMC_ENOMEM : write_units(file.s, cfg, l, params, unit_first[k], unit_first[k + 1], bias);
+        s = file.oom ? LMC_ENOMEM : write_units(file.s, cfg, l, src, unit_first[k], unit_first[k + 1], bias);
         lmc_sb_free(&file);
     }
     return s;
@@ -280,6 +297,13 @@ lmc_status lmc_weights_save_sharded(const char *dir, const lmc_model_config *cfg
 lmc_status lmc_weights_save_sharded_moe(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
                                         const float *params, size_t max_file_bytes, const float *moe_bias)
 {
+    lmc_unit_source src = {from_buffer, (void *)params};
+    return lmc_weights_save_sharded_from(dir, cfg, l, &src, max_file_bytes, moe_bias);
+}
+
+lmc_status lmc_weights_save_sharded_from(const char *dir, const lmc_model_config *cfg, const lmc_layout *l,
+                                         const lmc_unit_source *src, size_t max_file_bytes, const float *moe_bias)
+{
     int n = lmc_weights_files_for(l, max_file_bytes);
     int *unit_first = calloc((size_t)n + 1, sizeof *unit_first);
     if (!unit_first)
@@ -291,7 +315,7 @@ lmc_status lmc_weights_save_sharded_moe(const char *dir, const lmc_model_config 
     if (s == LMC_OK)
         s = remove_file(dir, "model.safetensors.index.json");
     if (s == LMC_OK)
-        s = write_shards(dir, cfg, l, params, n, unit_first, moe_bias);
+        s = write_shards(dir, cfg, l, src, n, unit_first, moe_bias);
     if (s == LMC_OK)
         s = lmc_weights_write_index_moe(dir, cfg, l, n, unit_first, moe_bias);
     if (s == LMC_OK)

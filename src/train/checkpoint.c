@@ -44,6 +44,40 @@ static lmc_status write_optim(const char *path, size_t total, size_t begin, size
     return lmc_st_write(path, e, 2, meta);
 }
 
+lmc_status lmc_ckpt_optim_open(lmc_ckpt_optim_out *o, const char *dir, size_t total)
+{
+    char file[4200], t[32];
+    snprintf(file, sizeof file, "%s/optim.safetensors", dir);
+    snprintf(t, sizeof t, "%zu", total);
+    lmc_st_entry e[2] = {
+        {.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {(int64_t)total}},
+        {.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {(int64_t)total}},
+    };
+    const char *meta[] = {"format", "lmc-optimizer", "begin", "0", "end", t, "total", t, NULL};
+    lmc_sb h;
+    lmc_sb_init(&h);
+    size_t data_len;
+    o->total = total;
+    lmc_status s = lmc_st_header(e, 2, meta, &h, &data_len);
+    if (s == LMC_OK && (s = lmc_afile_open(&o->af, file)) == LMC_OK) {
+        s = lmc_afile_write(&o->af, h.s, h.len);
+        if (s != LMC_OK)
+            lmc_afile_abort(&o->af);
+    }
+    o->data_at = h.len;
+    lmc_sb_free(&h);
+    return s;
+}
+
+lmc_status lmc_ckpt_optim_put(lmc_ckpt_optim_out *o, size_t begin, const float *m, const float *v, size_t n)
+{
+    if (begin > o->total || n > o->total - begin)
+        return lmc_err(LMC_EINVAL, "%s: elements [%zu, %zu) are outside the %zu-float state", o->af.path, begin,
+                       begin + n, o->total);
+    LMC_TRY(lmc_afile_write_at(&o->af, o->data_at + begin * sizeof(float), m, n * sizeof(float)));
+    return lmc_afile_write_at(&o->af, o->data_at + (o->total + begin) * sizeof(float), v, n * sizeof(float));
+}
+
 static int step_of(const char *name)
 {
     int step;

@@ -42,6 +42,16 @@ lmc_status lmc_ckpt_write_optim_shard(const char *tmp, int k, int n, size_t tota
                                       const float *m, const float *v);
 lmc_status lmc_ckpt_commit(const char *out_dir, const char *tmp, const lmc_ckpt_state *st, int keep, char *saved,
                            size_t saved_len);
+/* optim.safetensors of a total-float model written in pieces in any order
+ * (the parts of a --tp/--pp/--ep job): open writes the header into a temp
+ * file in dir, put the elements [begin, begin + n) of m and v; every
+ * element must be put before lmc_afile_commit(&o->af) (or lmc_afile_abort). */
+typedef struct {
+    lmc_afile af;
+    size_t total, data_at;
+} lmc_ckpt_optim_out;
+lmc_status lmc_ckpt_optim_open(lmc_ckpt_optim_out *o, const char *dir, size_t total);
+lmc_status lmc_ckpt_optim_put(lmc_ckpt_optim_out *o, size_t begin, const float *m, const float *v, size_t n);
 /* state.json: writes st, or reads text (file names it in messages). */
 void lmc_ckpt_state_json(const lmc_ckpt_state *st, lmc_sb *sb);
 lmc_status lmc_ckpt_state_parse(const char *text, size_t len, const char *file, lmc_ckpt_state *st);

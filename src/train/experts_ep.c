@@ -211,15 +211,3 @@ lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr)
     return LMC_OK;
 }
 
-lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full)
-{
-    for (int i = 0; i < tr->dp.pieces.n; i++) {
-        const lmc_shard_piece *p = &tr->dp.pieces.p[i];
-        float *full = host_full ? host_full + p->b : NULL; /* on the piece's root: a rank holding a part */
-        if (p->g && p->g->size > 1)
-            LMC_TRY(p->g->ops->gather(p->g, dev + p->at, full, p->n, 0));
-        else if (full)
-            tr->be->ops->download(tr->be, full, dev + p->at, p->n * sizeof(float));
-    }
-    return LMC_OK;
-}

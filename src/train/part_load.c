@@ -67,12 +67,26 @@ static void done(const lmc_trainer *tr, float *dev, float *host, size_t n, lmc_s
     lmc_free(host);
 }
 
+lmc_status lmc_trainer_params_map(const lmc_trainer *tr, lmc_part_map *m)
+{
+    if (tr->dp.zero == 3) /* its shards, packed as own_params packs them */
+        return pieces_map(tr, m);
+    return lmc_part_map_build(&tr->cfg, &tr->m->layout, tr->tp_rank, NULL, 0, m);
+}
+
+lmc_status lmc_trainer_optim_map(const lmc_trainer *tr, lmc_part_map *m)
+{
+    lmc_part_window own = {tr->dp.own_begin, tr->dp.own_end, 0}; /* ZeRO-1/2/3: a range of the part */
+    if (tr->ex.ep_zero)
+        return pieces_map(tr, m);
+    return lmc_part_map_build(&tr->cfg, &tr->m->layout, tr->tp_rank, &own, 1, m);
+}
+
 lmc_status lmc_trainer_part_params(lmc_trainer *tr, const char *ckpt)
 {
     lmc_part_map m;
-    int z3 = tr->dp.zero == 3; /* its shards, packed as own_params packs them */
-    LMC_TRY(z3 ? pieces_map(tr, &m) : lmc_part_map_build(&tr->cfg, &tr->m->layout, tr->tp_rank, NULL, 0, &m));
-    float *dev = z3 ? tr->dp.sh->own_params : tr->m->params;
+    LMC_TRY(lmc_trainer_params_map(tr, &m));
+    float *dev = tr->dp.zero == 3 ? tr->dp.sh->own_params : tr->m->params;
     float *buf = host_view(tr, dev, m.floats, "this rank's part of the model");
     lmc_status s = buf ? read_params(tr, ckpt, &m, buf) : LMC_ENOMEM;
     done(tr, dev, buf, m.floats, s);
@@ -85,14 +99,12 @@ lmc_status lmc_trainer_load_optim(lmc_trainer *tr, const char *ckpt)
     lmc_layout g;
     lmc_part_map m;
     lmc_part_run run;
-    lmc_part_window own = {tr->dp.own_begin, tr->dp.own_end, 0}; /* ZeRO-1/2/3: a range of the part */
     size_t n = tr->dp.own_end - tr->dp.own_begin, total = tr->m->layout.total;
     if (lmc_trainer_holds_part(tr)) {
         LMC_TRY(lmc_layout_build(&tr->cfg, &g));
         total = g.total;
         lmc_layout_free(&g);
-        LMC_TRY(tr->ex.ep_zero ? pieces_map(tr, &m)
-                               : lmc_part_map_build(&tr->cfg, &tr->m->layout, tr->tp_rank, &own, 1, &m));
+        LMC_TRY(lmc_trainer_optim_map(tr, &m));
     } else {
         m = lmc_part_map_range(&run, tr->dp.own_begin, tr->dp.own_end);
     }

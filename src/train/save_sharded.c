@@ -113,21 +113,8 @@ static lmc_status write_optim(lmc_trainer *tr, const char *tmp)
     return s;
 }
 
-lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len)
+lmc_status lmc_trainer_write_sharded(lmc_trainer *tr, const char *tmp)
 {
-    char tmp[4096];
-    int root = tr->comm->rank == 0;
-    lmc_status s = root ? lmc_ckpt_start(tr->o->out_dir, tr->step, tmp, sizeof tmp) : LMC_OK;
-    if (!root)
-        snprintf(tmp, sizeof tmp, "%s/.partial_step_%08d", tr->o->out_dir, tr->step);
-    LMC_TRY(lmc_trainer_agree(tr, s, "creating the checkpoint folder"));
     LMC_TRY(lmc_trainer_agree(tr, write_optim(tr, tmp), "writing the optimizer shard"));
-    LMC_TRY(lmc_trainer_write_weights(tr, tmp, 1));
-    if (root) {
-        lmc_ckpt_state st = {.step = tr->step, .consumed = tr->data.consumed, .seed = tr->data.seed, .shuffle = tr->data.shuffle,
-                             .seq = tr->o->seq, .world = tr->comm->size, .adam_t = tr->opt.t, .loss = tr->log.last_loss};
-        lmc_trainer_experts_state(tr, &st);
-        s = lmc_ckpt_commit(tr->o->out_dir, tmp, &st, tr->o->keep, saved, saved_len);
-    }
-    return lmc_trainer_agree(tr, s, "saving the checkpoint");
+    return lmc_trainer_write_weights(tr, tmp, 1);
 }

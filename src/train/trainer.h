@@ -171,15 +171,25 @@ lmc_status lmc_trainer_save_final(lmc_trainer *tr);
 lmc_status lmc_trainer_check_same(lmc_trainer *tr);
 /* agree.c: the ranks compare the model and the flags that shape the numbers */
 lmc_status lmc_trainer_check_job(lmc_trainer *tr);
-/* save_sharded.c: under ZeRO-2/3 every rank writes its part */
-lmc_status lmc_trainer_save_sharded(lmc_trainer *tr, char *saved, size_t saved_len);
+/* save_sharded.c: under ZeRO-2/3 every rank writes its part (of the
+ * checkpoint folder tmp, or the weights) */
+lmc_status lmc_trainer_write_sharded(lmc_trainer *tr, const char *tmp);
 lmc_status lmc_trainer_write_weights(lmc_trainer *tr, const char *path, int sharded);
+/* save_joined.c: under --tp, --pp or --ep the parts stream to rank 0, a
+ * unit of the whole model at a time, into a checkpoint (folder tmp) or the
+ * final weights (path); collectives of the whole job */
+lmc_status lmc_trainer_save_joined(lmc_trainer *tr, const char *tmp);
+lmc_status lmc_trainer_write_joined(lmc_trainer *tr, const char *path);
 /* part_load.c: under --tp, --pp or --ep a rank reads only its part at
  * start-up. holds_part: whether this rank's model is a part; params: its
  * parameters (ZeRO-3: its shards of them) from the checkpoint ckpt, else
  * --init's weights, else a fresh init, into the model; load_optim (any
- * layout): AdamW's m and v of its optimizer range from ckpt into tr->opt. */
+ * layout): AdamW's m and v of its optimizer range from ckpt into tr->opt;
+ * params_map, optim_map: where in the whole model the elements of the
+ * parameters and of m and v this rank holds lie (what a save sends). */
 int lmc_trainer_holds_part(const lmc_trainer *tr);
+lmc_status lmc_trainer_params_map(const lmc_trainer *tr, lmc_part_map *m);
+lmc_status lmc_trainer_optim_map(const lmc_trainer *tr, lmc_part_map *m);
 lmc_status lmc_trainer_part_params(lmc_trainer *tr, const char *ckpt);
 lmc_status lmc_trainer_load_optim(lmc_trainer *tr, const char *ckpt);
 /* experts.c: a mixture of experts' loads and balancing biases (nothing for a dense model) */
@@ -211,15 +221,11 @@ lmc_status lmc_trainer_ep_bcast(lmc_trainer *tr);
  * pieces and this rank's shards (*count floats of AdamW state, packed);
  * grads: this rank's gradient shard of piece i (*n floats; NULL past the
  * last: ZeRO-1 in the model's buffer, ZeRO-2/3 packed); adamw: the
- * step on the shards; allgather: the updated shards to their groups;
- * gather: a packed buffer dev (AdamW state, ZeRO-3's parameters) whole
- * into host_full (the model's layout) on the ranks holding the parts
- * (lmc_trainer_save's). */
+ * step on the shards; allgather: the updated shards to their groups. */
 lmc_status lmc_trainer_ep_zero_open(lmc_trainer *tr, size_t *count);
 const float *lmc_trainer_ep_grads(const lmc_trainer *tr, int i, size_t *n);
 void lmc_trainer_ep_adamw(lmc_trainer *tr, float lr, float scale);
 lmc_status lmc_trainer_ep_allgather(lmc_trainer *tr);
-lmc_status lmc_trainer_ep_gather(lmc_trainer *tr, const float *dev, float *host_full);
 /* balance.c */
 lmc_status lmc_balance_open(lmc_trainer *tr);
 void lmc_balance_close(lmc_trainer *tr);

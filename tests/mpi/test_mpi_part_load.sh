@@ -14,7 +14,11 @@
 # bytes (params_local), which reading the whole model exceeded before (it
 # held the whole model, the part cut from it and the model's own weights at
 # once: 424 MB from --init and 1205 MB from --resume, the whole m and v
-# too, against 146 and 181 MB now on the development machine).
+# too, against 146 and 181 MB now on the development machine). Saving a
+# checkpoint and the final weights from there: no rank above that bound but
+# rank 0, which writes, by at most the largest unit of the model (before,
+# rank 0 joined the whole weights, m and v: 784 MB against 287 now, the
+# others 218 against 177).
 # generate --tp 2 (and serve --tp, the same engine open) reads only its part
 # too: on a Llama of 35.7 MB of fp32 weights each rank's peak RSS above a
 # tiny model's under the same launch stays within 1.25 x (its part (its
@@ -55,6 +59,15 @@ equivalent "tp 2 x pp 2 from --resume" "--resume $T/ck $RUN --steps 5" 4 "--batc
 # memory: a rank never holds the whole model, nor its m and v
 d=$T/mem
 mkdir -p "$d"
+cat >"$T/peak.py" <<'PYEOF'
+# peak.py OUT CMD...: runs CMD, then writes its peak RSS in MB (getrusage's
+# ru_maxrss, as lmc_peak_rss reads it) to OUT.<MPI rank>
+import os, resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+with open("%s.%s" % (sys.argv[1], os.environ.get("OMPI_COMM_WORLD_RANK", "0")), "w") as f:
+    f.write("%.1f\n" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3))
+sys.exit(rc)
+PYEOF
 cat >"$d/big.json" <<EOF
 {"model_type": "mixtral", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
  "hidden_size": 128, "intermediate_size": 4096, "max_position_embeddings": 32, "vocab_size": 64,
@@ -89,27 +102,47 @@ for run in ("init", "res"):
 sys.exit(0 if ok else 1)
 PYEOF
 
+# saving: the parts stream to rank 0 a unit of the whole model at a time
+expect_ok "ep 8 from --resume, a checkpoint and the final weights" $MPIRUN -np 8 $PY "$T/peak.py" "$d/save" $LMC train \
+    $B --resume "$d/ck" --steps 2 --ep 8 --out "$d/ck8" --save-every 2 --save "$d/at2.st" --log "$d/save.jsonl"
+check "ep 8: the checkpoint's weights = the final weights" $CMP weights "$d/ck8/step_00000002/model.safetensors" \
+    "$d/at2.st" 0
+$PY - "$(dirname "$0")/../oracle" "$d" <<'PYEOF' || fails=$((fails + 1))
+import json, re, sys
+sys.path.insert(0, sys.argv[1])
+from lmc_util import st_read
+d = sys.argv[2]
+tensors, _ = st_read(d + "/at2.st")
+units = {}
+for name, t in tensors.items():  # a layer's tensors are one unit, the rest go with the embeddings or the head
+    m = re.match(r"model\.layers\.(\d+)\.", name)
+    units[m[1] if m else name] = units.get(m[1] if m else name, 0) + 4 * t.size / 1e6
+whole, unit = sum(units.values()), max(units.values())
+held = [json.loads(x) for x in open(d + "/save.jsonl")][0]["run"]["params_local"]
+ok = True
+for r, n in enumerate(held):
+    peak, part = float(open("%s/save.%d" % (d, r)).read()), 4 * n / 1e6
+    limit = whole + part + (unit if r == 0 else 0)
+    good = peak < limit
+    ok &= good
+    print("%s saving under ep 8, rank %d: peak RSS %.1f MB < whole model %.1f MB + its part %.1f MB%s = %.1f MB" %
+          ("ok  " if good else "FAIL", r, peak, whole, part, " + the largest unit %.1f MB" % unit if r == 0 else "",
+           limit))
+sys.exit(0 if ok else 1)
+PYEOF
+
 # generate --tp 2: a rank reads only its part of the weights file
 g=$T/gen
 mkdir -p "$g"
-cat >"$g/peak.py" <<'PYEOF'
-# peak.py OUT CMD...: runs CMD, then writes its peak RSS in MB (getrusage's
-# ru_maxrss, as lmc_peak_rss reads it) to OUT.<MPI rank>
-import os, resource, subprocess, sys
-rc = subprocess.call(sys.argv[2:])
-with open("%s.%s" % (sys.argv[1], os.environ.get("OMPI_COMM_WORLD_RANK", "0")), "w") as f:
-    f.write("%.1f\n" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3))
-sys.exit(rc)
-PYEOF
 GL="--model llama-15m --layers 2 --heads 8 --kv-heads 4 --vocab 2048 --max-seq 16 --seq 8 --batch 1 --steps 0"
 GL="$GL --data $T/train.bin --threads 1 --quiet"
 expect_ok "generate: a Llama of 35.7 MB" $LMC train $GL --dim 512 --ffn 2048 --save "$g/big.st"
 expect_ok "generate: a tiny Llama (the launch's own memory)" $LMC train $GL --dim 32 --ffn 64 --save "$g/tiny.st"
 G=(generate --prompt-ids "1 2 3" --max-tokens 8 --temperature 0 --quiet --ignore-eos --threads 1)
-$PY "$g/peak.py" "$g/one" $LMC "${G[@]}" --model "$g/big.st" >"$g/one.txt" 2>&1 || fails=$((fails + 1))
-$MPIRUN -np 2 $PY "$g/peak.py" "$g/tp2" $LMC "${G[@]}" --model "$g/big.st" --tp 2 >"$g/tp2.txt" 2>&1 ||
+$PY "$T/peak.py" "$g/one" $LMC "${G[@]}" --model "$g/big.st" >"$g/one.txt" 2>&1 || fails=$((fails + 1))
+$MPIRUN -np 2 $PY "$T/peak.py" "$g/tp2" $LMC "${G[@]}" --model "$g/big.st" --tp 2 >"$g/tp2.txt" 2>&1 ||
     fails=$((fails + 1))
-$MPIRUN -np 2 $PY "$g/peak.py" "$g/base" $LMC "${G[@]}" --model "$g/tiny.st" --tp 2 >/dev/null 2>&1 ||
+$MPIRUN -np 2 $PY "$T/peak.py" "$g/base" $LMC "${G[@]}" --model "$g/tiny.st" --tp 2 >/dev/null 2>&1 ||
     fails=$((fails + 1))
 [ -s "$g/one.txt" ] && cmp -s "$g/one.txt" "$g/tp2.txt" &&
     echo "ok   generate --tp 2 = one process: $(cat "$g/one.txt")" ||
