@@ -156,9 +156,16 @@ const char *lmc_gguf_ftype_name(int ftype);
 lmc_status lmc_gguf_load_range(const char *path, lmc_model_config *cfg, lmc_layout *layout, size_t begin,
                                size_t end, float *dst);
 lmc_status lmc_gguf_load(const char *path, lmc_model_config *cfg, lmc_layout *layout, float **params);
-/* The whole model from a parsed file (what lmc_gguf_load does after
- * opening it; the fuzz target's entry point). */
+/* What lmc_weights_load_part does for a .gguf file: only the rows the part
+ * map's runs meet are decoded, each run into dst at its offset. */
+lmc_status lmc_gguf_load_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
+                              float *dst);
+/* The whole model, or a part map's runs, from a parsed file (what
+ * lmc_gguf_load and lmc_gguf_load_part do after opening it; the fuzz
+ * target's entry points). */
 lmc_status lmc_gguf_model_from(const lmc_gguf *g, lmc_model_config *cfg, lmc_layout *layout, float **params);
+lmc_status lmc_gguf_model_part_from(const lmc_gguf *g, lmc_model_config *cfg, lmc_layout *layout,
+                                    const lmc_part_map *m, float *dst);
 /* general.file_type of a GGUF file (LMC_GGUF_FTYPE_*), for picking the
  * engine's weight type; -1 when absent. */
 lmc_status lmc_gguf_file_type(const char *path, int *ftype);

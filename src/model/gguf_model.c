@@ -316,10 +316,10 @@ typedef struct {
     size_t cap;
 } rowbuf;
 
-/* The part of one tensor in [begin, end) into dst (which starts at
- * begin), a row at a time (rows are whole q8_0 blocks). */
-static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, size_t begin, size_t end, float *dst,
-                             rowbuf *row)
+/* The elements of one tensor that the runs of m list, into dst (each run's
+ * at), a row at a time (rows are whole q8_0 blocks); rows no run meets are
+ * not decoded. */
+static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, const lmc_part_map *m, float *dst, rowbuf *row)
 {
     const lmc_gguf_tensor *t = NULL;
     LMC_TRY(check_piece(s, p, &t));
@@ -334,19 +334,48 @@ static lmc_status read_piece(const gsrc *s, const lmc_gguf_piece *p, size_t begi
     for (size_t i = 0; i < nrows * p->n3; i++) { /* matrix x = i / nrows, its row r */
         size_t x = i / nrows, r = i % nrows;
         size_t a = p->at + x * p->stride3 + r * len, b = a + len; /* this row's buffer range */
-        if (b <= begin || a >= end)
+        size_t k = lmc_part_map_find(m, a);
+        if (k >= m->n || m->r[k].whole >= b)
             continue;
         size_t fr = x * nrows + lmc_gguf_file_row(p, r);
         lmc_ggml_decode((lmc_ggml_type)t->type, t->data, fr * len, len, row->p);
-        size_t lo = a > begin ? a : begin, hi = b < end ? b : end;
-        for (size_t k = lo; k < hi; k++) {
-            if (!isfinite(row->p[k - a]))
+        for (size_t j = 0; j < len; j++)
+            if (!isfinite(row->p[j]))
                 return lmc_err(LMC_EFORMAT, "%s: tensor '%s' holds a non-finite value in row %zu", s->g->what, t->name,
                                fr);
-            dst[k - begin] = row->p[k - a];
+        for (; k < m->n && m->r[k].whole < b; k++) {
+            const lmc_part_run *run = &m->r[k];
+            size_t lo = run->whole > a ? run->whole : a, hi = run->whole + run->n < b ? run->whole + run->n : b;
+            memcpy(dst + run->at + (lo - run->whole), row->p + (lo - a), (hi - lo) * sizeof(float));
         }
     }
     return LMC_OK;
+}
+
+/* The runs of m into dst (m->floats; what no tensor covers, padding, stays 0). */
+static lmc_status read_map(const gsrc *s, const lmc_model_config *cfg, const lmc_layout *l, const lmc_part_map *m,
+                           float *dst)
+{
+    if (m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > l->total)
+        return lmc_err(LMC_ERANGE, "%s: elements up to %zu are asked for, past the model's %zu parameters", s->g->what,
+                       m->r[m->n - 1].whole + m->r[m->n - 1].n, l->total);
+    if (!m->n)
+        return LMC_OK;
+    memset(dst, 0, m->floats * sizeof(float));
+    rowbuf row = {0};
+    lmc_status st = LMC_OK;
+    for (int u = 0; u < lmc_layout_num_units(l) && st == LMC_OK; u++) {
+        size_t ub, ue;
+        lmc_layout_unit(l, u, &ub, &ue);
+        if (!lmc_part_map_meets(m, ub, ue))
+            continue;
+        lmc_gguf_piece p[LMC_GGUF_UNIT_MAX_PIECES];
+        int n = lmc_gguf_unit_pieces(cfg, l, u, p);
+        for (int i = 0; i < n && st == LMC_OK; i++)
+            st = read_piece(s, &p[i], m, dst, &row);
+    }
+    free(row.p);
+    return st;
 }
 
 static lmc_status read_range(const gsrc *s, const lmc_model_config *cfg, const lmc_layout *l, size_t begin,
@@ -355,23 +384,9 @@ static lmc_status read_range(const gsrc *s, const lmc_model_config *cfg, const l
     if (begin > end || end > l->total)
         return lmc_err(LMC_ERANGE, "%s: elements [%zu, %zu) are not a range of the model's %zu parameters",
                        s->g->what, begin, end, l->total);
-    if (end == begin)
-        return LMC_OK;
-    memset(dst, 0, (end - begin) * sizeof(float)); /* padding stays zero */
-    rowbuf row = {0};
-    lmc_status st = LMC_OK;
-    for (int u = 0; u < lmc_layout_num_units(l) && st == LMC_OK; u++) {
-        size_t ub, ue;
-        lmc_layout_unit(l, u, &ub, &ue);
-        if (ub >= end || ue <= begin)
-            continue;
-        lmc_gguf_piece p[LMC_GGUF_UNIT_MAX_PIECES];
-        int n = lmc_gguf_unit_pieces(cfg, l, u, p);
-        for (int i = 0; i < n && st == LMC_OK; i++)
-            st = read_piece(s, &p[i], begin, end, dst, &row);
-    }
-    free(row.p);
-    return st;
+    lmc_part_run run;
+    lmc_part_map m = lmc_part_map_range(&run, begin, end);
+    return read_map(s, cfg, l, &m, dst);
 }
 
 /* The config, the layout, and every tensor checked: what each load starts with. */
@@ -412,6 +427,27 @@ lmc_status lmc_gguf_load_range(const char *path, lmc_model_config *cfg, lmc_layo
     lmc_status st = prepare(&s, &g, cfg, layout);
     if (st == LMC_OK && (st = read_range(&s, cfg, layout, begin, end, dst)) != LMC_OK)
         lmc_layout_free(layout);
+    lmc_gguf_close(&g);
+    return st;
+}
+
+lmc_status lmc_gguf_model_part_from(const lmc_gguf *g, lmc_model_config *cfg, lmc_layout *layout,
+                                    const lmc_part_map *m, float *dst)
+{
+    gsrc s;
+    LMC_TRY(prepare(&s, g, cfg, layout));
+    lmc_status st = read_map(&s, cfg, layout, m, dst);
+    if (st != LMC_OK)
+        lmc_layout_free(layout);
+    return st;
+}
+
+lmc_status lmc_gguf_load_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
+                              float *dst)
+{
+    lmc_gguf g;
+    LMC_TRY(lmc_gguf_open(&g, path));
+    lmc_status st = lmc_gguf_model_part_from(&g, cfg, layout, m, dst);
     lmc_gguf_close(&g);
     return st;
 }

@@ -417,6 +417,7 @@ static lmc_status open_model(wsrc *src, const char *path, lmc_model_config *cfg,
  * of this file without the GGUF reader (a fuzz target) still links. */
 #pragma weak lmc_gguf_load_range
 #pragma weak lmc_gguf_load
+#pragma weak lmc_gguf_load_part
 
 static int is_gguf(const char *path) { return ends_with(path, ".gguf") && !lmc_is_dir(path); }
 
@@ -443,32 +444,11 @@ lmc_status lmc_weights_load_range(const char *path, lmc_model_config *cfg, lmc_l
     return s;
 }
 
-/* A GGUF file whole, its part map's runs cut from it. */
-static lmc_status gguf_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
-                            float *dst)
-{
-    float *whole;
-    if (!lmc_gguf_load)
-        return no_gguf(path);
-    LMC_TRY(lmc_gguf_load(path, cfg, layout, &whole));
-    memset(dst, 0, m->floats * sizeof(float));
-    lmc_status s = m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > layout->total
-                       ? lmc_err(LMC_ERANGE, "%s: this rank's part lies outside the model's %zu parameters", path,
-                                 layout->total)
-                       : LMC_OK;
-    if (s == LMC_OK)
-        lmc_part_map_gather(m, whole, dst);
-    else
-        lmc_layout_free(layout);
-    lmc_free(whole);
-    return s;
-}
-
 lmc_status lmc_weights_load_part(const char *path, lmc_model_config *cfg, lmc_layout *layout, const lmc_part_map *m,
                                  float *dst)
 {
     if (is_gguf(path))
-        return gguf_part(path, cfg, layout, m, dst);
+        return lmc_gguf_load_part ? lmc_gguf_load_part(path, cfg, layout, m, dst) : no_gguf(path);
     wsrc src;
     LMC_TRY(open_model(&src, path, cfg, layout));
     lmc_status s = src_read(&src, cfg, layout, 0, layout->total, NULL); /* every tensor, as a whole load checks */

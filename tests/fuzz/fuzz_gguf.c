@@ -6,7 +6,8 @@
  * key and tensor is found by name, each typed getter either returns the
  * value or fails naming the key; a model that loads has finite parameters,
  * and one that does not, like a tokenizer that does not, fails with a
- * message naming the file. A refusal to parse names the file too.
+ * message naming the file; a model that loads reads the same as a part
+ * (what a --tp or --ep rank reads at start-up, lmc_gguf_load_part). A refusal to parse names the file too.
  * Seeds: tiny GPT-2, Llama and Mixtral files (fuzz_gguf_seeds.c). */
 #include "fuzz_common.h"
 #include "lmc/gguf.h"
@@ -45,6 +46,34 @@ static void check_kv(const lmc_gguf *g, const lmc_gguf_kv *kv)
         (void)lmc_gguf_arr_int(a, a->n - 1);
 }
 
+/* A model that loads, part-loaded as a --tp 2 rank 1 (and, a mixture of
+ * experts, an --ep 2 rank 1) reads it: the part's runs hold the whole
+ * load's bits, what no run lists stays 0, and the config is the same. */
+static void check_part(const lmc_gguf *g, const lmc_model_config *c, const float *whole)
+{
+    lmc_layout t[2];
+    int ok[2] = {lmc_layout_build_tp(c, 2, 1, &t[0]) == LMC_OK,
+                 c->n_expert > 0 && lmc_layout_build_ep(c, 2, 1, &t[1]) == LMC_OK};
+    for (int k = 0; k < 2; k++) {
+        lmc_part_map m;
+        if (!ok[k])
+            continue;
+        FUZZ_ASSERT(lmc_part_map_build(c, &t[k], k == 0, NULL, 0, &m) == LMC_OK);
+        float *ref = calloc(m.floats + 1, sizeof(float)), *got = malloc((m.floats + 1) * sizeof(float));
+        FUZZ_ASSERT(ref && got);
+        lmc_part_map_gather(&m, whole, ref);
+        lmc_model_config c2;
+        lmc_layout l2;
+        FUZZ_ASSERT(lmc_gguf_model_part_from(g, &c2, &l2, &m, got) == LMC_OK);
+        FUZZ_ASSERT(memcmp(ref, got, m.floats * sizeof(float)) == 0 && !memcmp(&c2, c, sizeof c2));
+        lmc_layout_free(&l2);
+        free(ref);
+        free(got);
+        lmc_part_map_free(&m);
+        lmc_layout_free(&t[k]);
+    }
+}
+
 static void check_model(const lmc_gguf *g)
 {
     lmc_model_config c;
@@ -56,6 +85,7 @@ static void check_model(const lmc_gguf *g)
     }
     for (size_t i = 0; i < l.total; i++)
         FUZZ_ASSERT(isfinite(p[i]));
+    check_part(g, &c, p);
     lmc_free(p);
     lmc_layout_free(&l);
 }
