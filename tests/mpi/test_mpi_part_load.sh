@@ -7,7 +7,10 @@
 # resumed with no steps saves its weights again, to the bit), and training
 # from --init or --resume on a part-loading layout (ep 4 with ZeRO-3, tp 2 x
 # pp 2) gives the weights and losses of one process running the same global
-# batch within that process's own float noise (lib.sh's equivalent).
+# batch within that process's own float noise (lib.sh's equivalent). A
+# tp 2 x pp 2 job's --save into a folder past --max-shard-mb writes the
+# sharded layout (the parts streamed to rank 0), which reads back as the
+# same weights as its single file.
 # Memory: a wide mixture of experts (16 experts, 201.5 MB of fp32 weights)
 # under --ep 8 on 8 ranks: each rank's peak RSS over a step started from
 # --init and from --resume stays below the whole model's bytes + its part's
@@ -56,6 +59,13 @@ check "ep 4, ZeRO-3: --init loads exactly" $CMP weights "$T/moe.st" "$T/moe-ep4.
 expect_ok "tp 2 x pp 2 from --resume, no steps" $MPIRUN -np 4 $LMC train $RUN --resume "$T/ck" --batch 1 --grad-accum 4 \
     --steps 2 --tp 2 --pp 2 --save "$T/ck-tp2pp2.st"
 check "tp 2 x pp 2: --resume loads exactly" $CMP weights "$T/ck/step_00000002/model.safetensors" "$T/ck-tp2pp2.st" 0
+expect_ok "tp 2 x pp 2, --save into a sharded folder" $MPIRUN -np 4 $LMC train $RUN --resume "$T/ck" --batch 1 \
+    --grad-accum 4 --steps 2 --tp 2 --pp 2 --save "$T/ck-sharded/" --max-shard-mb 0.05
+n=$(ls "$T/ck-sharded" | grep -c '^model-.*-of-.*\.safetensors$')
+[ "$n" -gt 1 ] && [ -f "$T/ck-sharded/model.safetensors.index.json" ] && echo "ok   the sharded folder: $n files and the index" ||
+    { echo "FAIL the sharded folder: $(ls "$T/ck-sharded" | tr '\n' ' ')"; fails=$((fails + 1)); }
+expect_ok "the sharded folder read back" $LMC train $RUN --init "$T/ck-sharded" --batch 4 --steps 0 --save "$T/ck-sh.st"
+check "tp 2 x pp 2: the sharded folder = the one file" $CMP weights "$T/ck-tp2pp2.st" "$T/ck-sh.st" 0
 
 # the trained result: one process's, within its own noise
 equivalent "ep 4, ZeRO-3 from --init" "--init $T/moe.st $RUN --steps 4" 4 "--batch 1 --grad-accum 1 --ep 4 --zero 3"
