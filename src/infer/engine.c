@@ -94,6 +94,22 @@ static void mat_shape(const lmc_engine *e, int i, int *layer, int *kind, size_t 
     *cols = *rows ? tslot(e, *layer, *kind)->cols : 0;
 }
 
+/* Under tensor parallelism the ranks agree on whether each built its part
+ * so far (a collective of the group), so that a failure on one rank (out of
+ * memory, say) fails them all at once instead of leaving the others in the
+ * next collective until the watchdog ends the job. */
+static lmc_status group_agree(const lmc_engine *e, lmc_status s)
+{
+    if (e->m->tp <= 1)
+        return s;
+    double bad = s != LMC_OK;
+    lmc_status c = e->tp_comm->ops->allreduce_host(e->tp_comm, &bad, 1, 1);
+    if (s != LMC_OK || c != LMC_OK)
+        return s != LMC_OK ? s : c;
+    return bad ? lmc_err(LMC_ENOMEM, "another tensor-parallel rank could not build its weights (its message says "
+                         "why)") : LMC_OK;
+}
+
 /* Under tensor parallelism the output projections hold some columns of
  * each row: the row maxima over the whole rows, the maxima of each rank's
  * columns' maxima (a max over the group: exact), so the int8 values equal
@@ -114,6 +130,7 @@ static float *whole_rowmax(const lmc_engine *e, const float *w, int kind, size_t
     *s = !mx || !out ? lmc_err(LMC_ENOMEM, "out of memory") : LMC_OK;
     if (*s == LMC_OK && rows > INT_MAX)
         *s = lmc_err(LMC_ERANGE, "a tensor-parallel matrix of %zu rows is too tall to reduce", rows);
+    *s = group_agree(e, *s);
     if (*s == LMC_OK)
         *s = e->tp_comm->ops->allreduce_host(e->tp_comm, mx, (int)rows, 1);
     for (size_t r = 0; *s == LMC_OK && r < rows; r++)
@@ -154,9 +171,12 @@ static lmc_status build_weights(lmc_engine *e, const float *host)
     size_t bytes = total + nscale * 4;
     e->qmem = be->ops->alloc(be, bytes);
     uint8_t *tmp = malloc(bytes ? bytes : 1);
-    if (!e->qmem || !tmp) {
+    lmc_status ok = e->qmem && tmp ? LMC_OK
+                                   : lmc_err(LMC_ENOMEM, "out of memory for %.1f MB of %s weights", bytes / 1e6,
+                                             lmc_quant_name(e->quant));
+    if ((ok = group_agree(e, ok)) != LMC_OK) {
         free(tmp);
-        return lmc_err(LMC_ENOMEM, "out of memory for %.1f MB of %s weights", bytes / 1e6, lmc_quant_name(e->quant));
+        return ok;
     }
     size_t off = 0, soff = total;
     for (int i = 0; i < nm; i++) {
