@@ -2,7 +2,7 @@
 # Installs the Debian packages lmc builds and tests with (skips what is there).
 set -euo pipefail
 PKGS="make gcc clang libomp-dev libopenblas-dev libmicrohttpd-dev openmpi-bin libopenmpi-dev
-      python3 python3-torch python3-numpy libclang-rt-14-dev time chromium"
+      python3 python3-torch python3-numpy libclang-rt-14-dev time chromium curl procps"
 missing=()
 # Node.js may come from elsewhere (nodesource); only install Debian's if absent
 command -v node >/dev/null || missing+=(nodejs)

@@ -35,7 +35,9 @@
 # its peak below one process's by more than half the model (83.5 MB per
 # rank before, when the whole file was decoded and cut, against 93.9 for
 # one process; 49.3 now), its tokens one process's, and train --init from
-# it under --tp 2 loads the weights one process loads, to the bit.
+# it under --tp 2 loads the weights one process loads, to the bit. serve
+# --tp 2 likewise: each rank's VmHWM after a completion 40.4 MB against
+# 77.4 MB for one process.
 . "$(dirname "$0")/lib.sh"
 need_mpi
 
@@ -224,6 +226,52 @@ for r in range(2):
     ok &= good
 sys.exit(0 if ok else 1)
 PYEOF
+# serve --tp 2 (generate's engine open): each rank's peak RSS (VmHWM) after a
+# completion below one process's by more than half the model (its answers
+# equal one process's: test_mpi_serve_tp.sh)
+serve_hwm() { # OUT CMD...: a serve until it listens, one completion, then its lmc processes' VmHWM (MB) into OUT
+    local out=$1 log=$g/serve.log i port= p
+    shift
+    "$@" >/dev/null 2>"$log" &
+    local pid=$!
+    for ((i = 0; i < 900; i++)); do
+        port=$(grep -o "listening on port [0-9]*" "$log" 2>/dev/null | grep -o "[0-9]*$")
+        [ -n "$port" ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$port" ] && curl -s --max-time 120 -H 'Content-Type: application/json' \
+        -d '{"model": "m", "prompt": "The cat", "max_tokens": 6, "temperature": 0}' \
+        "http://127.0.0.1:$port/v1/completions" | $PY -c 'import json, sys; c = json.load(sys.stdin)["choices"][0]
+print(c["finish_reason"], len(c["text"]))' >"$out.answer"
+    for p in $(pgrep -f "serve --model $g/big.st"); do
+        [ "$(cat /proc/$p/comm 2>/dev/null)" = lmc ] && awk '/VmHWM/ {print $2 / 1000}' /proc/$p/status
+    done >"$out"
+    kill $pid 2>/dev/null
+    wait $pid 2>/dev/null
+}
+SV=(serve --model "$g/big.st" --tokenizer "$g/tok" --name m --port 0 --threads 1)
+serve_hwm "$g/serve1" $LMC "${SV[@]}"
+serve_hwm "$g/serve2" $MPIRUN -np 2 $LMC "${SV[@]}" --tp 2
+[ "$(cat "$g/serve1.answer" 2>/dev/null)" = "length 0" ] && cmp -s "$g/serve1.answer" "$g/serve2.answer" &&
+    echo "ok   serve and serve --tp 2 complete the request (6 tokens, none in the small tokenizer's vocabulary)" ||
+    { echo "FAIL serve --tp 2: '$(cat "$g/serve2.answer" 2>/dev/null)' vs '$(cat "$g/serve1.answer" 2>/dev/null)'"
+      fails=$((fails + 1)); }
+$PY - "$g" <<'PYEOF' || fails=$((fails + 1))
+import sys
+g = sys.argv[1]
+one = [float(x) for x in open(g + "/serve1").read().split()]
+two = [float(x) for x in open(g + "/serve2").read().split()]
+whole, ok = 35.7, len(one) == 1 and len(two) == 2
+print("%s serve: %d process(es) of one, %d of --tp 2" % ("ok  " if ok else "FAIL", len(one), len(two)))
+for r, peak in enumerate(two if ok else []):
+    good = peak < one[0] - whole / 2
+    print("%s serve --tp 2 rank process %d: peak RSS %.1f MB < one process's %.1f MB - half the model %.1f MB = %.1f MB"
+          % ("ok  " if good else "FAIL", r, peak, one[0], whole / 2, one[0] - whole / 2))
+    ok &= good
+sys.exit(0 if ok else 1)
+PYEOF
+
 GI="--data $T/train.bin --seq 8 --batch 1 --steps 0 --threads 1 --quiet --init $g/big.gguf"
 expect_ok "train --init GGUF, 1 process" $LMC train $GI --save "$g/gguf-one.st"
 expect_ok "train --init GGUF, tp 2" $MPIRUN -np 2 $LMC train $GI --grad-accum 2 --tp 2 --save "$g/gguf-tp2.st"
