@@ -236,8 +236,8 @@ static lmc_status join_range(joiner *j, int b, size_t lo, size_t hi, float *dst)
     for (size_t i = 0; i < hi - lo; i++)
         missing += !j->seen[i];
     if (s == LMC_OK && missing)
-        s = lmc_err(LMC_EINVAL, "internal error: elements [%zu, %zu) of the %s: %zu came from no rank", lo, hi,
-                    buf_names[b], missing);
+        s = lmc_err(LMC_EINVAL, "elements [%zu, %zu) of the %s: %zu came from no rank (one failed to send its "
+                    "part, or a layout bug)", lo, hi, buf_names[b], missing);
     j->fail = j->fail ? j->fail : s;
     return LMC_OK;
 }
