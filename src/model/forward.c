@@ -46,7 +46,9 @@ static void row_parallel(lmc_model *m, float *out, const float *resid, const flo
 void lmc_model_tp_sum(lmc_model *m, float *buf, size_t n)
 {
     if (m->tp > 1 && !m->tp_status) {
+        double t0 = lmc_now();
         m->tp_status = m->tp_comm->ops->allreduce(m->tp_comm, buf, n);
+        m->tp_s += lmc_now() - t0;
         m->tp_values += (double)n;
     }
 }

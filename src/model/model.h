@@ -122,6 +122,7 @@ typedef struct {
     lmc_comm *tp_comm;
     int sp;                /* sequence parallelism (lmc_model_opts) */
     double tp_values;      /* values summed, gathered or scattered over the group so far (each collective's N x C) */
+    double tp_s;           /* seconds inside the group's collectives so far (waiting for the others included) */
     lmc_status tp_status;  /* the first failed collective in the passes (tensor-parallel sum, expert exchange); checked once */
     /* vocabulary parallelism: this rank's rows [v0, v0 + vrows) of the
      * embedding and head, vvalid of them real tokens (the rest padding) */

@@ -16,16 +16,20 @@ void lmc_model_sp_gather(lmc_model *m, float *full, const float *shard, int N)
     float *mine = own_rows(m, full, N);
     if (mine != shard)
         m->be->ops->copy(m->be, mine, shard, n * sizeof(float));
+    double t0 = lmc_now();
     if (!m->tp_status)
         m->tp_status = m->tp_comm->ops->allgather(m->tp_comm, full, (size_t)N * m->cfg.dim);
+    m->tp_s += lmc_now() - t0;
     m->tp_values += (double)N * m->cfg.dim;
 }
 
 void lmc_model_sp_scatter(lmc_model *m, float *full, float *shard, int N)
 {
     size_t n = (size_t)lmc_model_rows(m, N) * m->cfg.dim;
+    double t0 = lmc_now();
     if (!m->tp_status)
         m->tp_status = m->tp_comm->ops->reduce_scatter(m->tp_comm, full, (size_t)N * m->cfg.dim);
+    m->tp_s += lmc_now() - t0;
     m->tp_values += (double)N * m->cfg.dim;
     float *mine = own_rows(m, full, N);
     if (mine != shard)

@@ -14,7 +14,10 @@
 
 static lmc_status rows_over_group(lmc_model *m, double *x, int n, int op_max)
 {
-    return m->tp_comm->ops->allreduce_host(m->tp_comm, x, n, op_max);
+    double t0 = lmc_now();
+    lmc_status s = m->tp_comm->ops->allreduce_host(m->tp_comm, x, n, op_max);
+    m->tp_s += lmc_now() - t0;
+    return s;
 }
 
 /* stats column `col` of the device statistics into host doubles */

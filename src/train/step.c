@@ -363,7 +363,7 @@ static void log_step(lmc_trainer *tr, const lmc_train_event *ev, int has_val)
                   ev->ms, (unsigned long long)tr->data.consumed * (unsigned long long)tr->o->seq);
     lmc_sb_printf(&sb, ",\"comm_ms\":%.3f,\"comm_busy_ms\":%.3f", tr->me.comm_ms, tr->me.busy_ms);
     if (tr->tp > 1)
-        lmc_sb_printf(&sb, ",\"tp_values\":%.0f", tr->me.tp_values);
+        lmc_sb_printf(&sb, ",\"tp_values\":%.0f,\"tp_ms\":%.3f", tr->me.tp_values, tr->me.tp_ms);
     if (tr->cfg.n_expert > 0) { /* the load-balancing loss (unweighted), beside the language-model loss */
         double aux = 0;
         for (int r = 0; r < tr->comm->size; r++)
@@ -485,7 +485,8 @@ static lmc_status agree_stop(lmc_trainer *tr)
 lmc_status lmc_trainer_step(lmc_trainer *tr)
 {
     const lmc_train_opts *o = tr->o;
-    double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values, a2a0, vals0, a2a1, vals1;
+    double t0 = lmc_now(), busy0 = tr->comm->busy_s, tpv0 = tr->m->tp_values, tps0 = tr->m->tp_s, a2a0, vals0, a2a1,
+           vals1;
     double c0 = lmc_cpu_now();
     float norm = 0, lr = 0;
     memset(&tr->me, 0, sizeof tr->me);
@@ -507,6 +508,7 @@ lmc_status lmc_trainer_step(lmc_trainer *tr)
     tr->me.cpu_ms = (lmc_cpu_now() - c0) * 1e3;
     tr->me.busy_ms = (tr->comm->busy_s - busy0) * 1e3;
     tr->me.tp_values = tr->m->tp_values - tpv0;
+    tr->me.tp_ms = (tr->m->tp_s - tps0) * 1e3;
     lmc_moe_ep_stats(tr->m, &a2a1, &vals1);
     tr->me.a2a_ms = (a2a1 - a2a0) * 1e3;
     tr->me.a2a_values = vals1 - vals0;

@@ -29,6 +29,7 @@ typedef struct {
     double rss_mb;     /* peak resident memory so far */
     double pp_wait_ms; /* waiting for the neighbouring pipeline stages (the bubble) */
     double tp_values;  /* values through the tensor-parallel group's collectives (allreduce, gather, scatter: N x C each) */
+    double tp_ms;      /* time inside them (waiting for the group included) */
     double aux_sum;    /* sum of this rank's micro-batch load-balancing losses (mixtures of experts) */
     double a2a_ms;     /* expert parallelism: in the all-to-all exchanges (forward and backward) */
     double a2a_values; /* floats this rank sent to other ranks of its expert-parallel group */

@@ -7,7 +7,9 @@
 # ranks), sequence parallelism (--sp, also with ZeRO-1 and Llama) and bf16
 # (GPT-2 and Llama) each
 # give the weights and losses of one process running the same global batch,
-# within that process's own float noise (lib.sh's equivalent).
+# within that process's own float noise (lib.sh's equivalent). The log's
+# tp_values equal Megatron-LM's count of values through the group, with and
+# without --sp, and tp_ms (time inside the collectives) lies within the step.
 # A tp-2 checkpoint holds whole Hugging Face tensors and
 # resumes on 1 process and on tp 4. Bad layouts fail before step 1.
 . "$(dirname "$0")/lib.sh"
@@ -45,6 +47,24 @@ equivalent gpt2-tp2-bf16 "${GPT/--dim 32/--dim 128} --precision bf16 --eps 1e-4"
 equivalent llama-gqa-tp2-bf16 "${LLAMA/--dim 64 --heads 4 --kv-heads 2 --ffn 96/--dim 128 --heads 4 --kv-heads 2 --ffn 256} --precision bf16 --eps 1e-3" 2 "--batch 4 --tp 2"
 
 # checkpoints: whole tensors whatever the layout; tp 2 -> 1 process, -> tp 4
+# the log: each step's values through the group = Megatron-LM's count (per
+# micro-batch and layer 4 all-reduces of B x T x C, plus the vocabulary-
+# parallel embedding's and head's 2; with --sp 10 reduce-scatters and
+# all-gathers per layer + 5), and the time inside them within the step
+for sp in "" --sp; do
+    expect_ok "tp 2 $sp with a log" $MPIRUN -np 2 $LMC train $GPT --batch 4 --grad-accum 2 --tp 2 $sp --log "$T/tp$sp.jsonl"
+    $PY - "$T/tp$sp.jsonl" "${sp:-plain}" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"ms"' in l]
+per_layer, ends = (10, 5) if sys.argv[2] == "--sp" else (4, 2)
+want = (per_layer * 3 + ends) * 4 * 16 * 32 * 2  # 3 layers, B 4 x T 16 rows of C 32, 2 micro-batches
+ok = len(rows) == 6 and all(r["tp_values"] == want and 0 <= r["tp_ms"] <= r["ms"] for r in rows)
+print("%s tp 2 %s: tp_values %s = formula %d, tp_ms %s within each step's ms" % ("ok  " if ok else "FAIL", sys.argv[2],
+      sorted({r.get("tp_values") for r in rows}), want, [round(r.get("tp_ms", -1), 1) for r in rows]))
+sys.exit(0 if ok else 1)
+PYEOF
+done
+
 d=$T/ckpt
 expect_ok "tp 2 with checkpoints" $MPIRUN -np 2 $LMC train $GPT --batch 4 --tp 2 --out "$d/run" --save-every 3 \
     --keep 0 --save "$d/full.st"
