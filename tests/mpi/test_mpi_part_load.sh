@@ -247,7 +247,12 @@ print(c["finish_reason"], len(c["text"]))' >"$out.answer"
     for p in $(pgrep -f "serve --model $g/big.st"); do
         [ "$(cat /proc/$p/comm 2>/dev/null)" = lmc ] && awk '/VmHWM/ {print $2 / 1000}' /proc/$p/status
     done >"$out"
-    kill $pid 2>/dev/null
+    kill $pid 2>/dev/null # SIGTERM: the server drains and exits; killed outright if it has not in 30 s
+    for ((i = 0; i < 300; i++)); do
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
 }
 SV=(serve --model "$g/big.st" --tokenizer "$g/tok" --name m --port 0 --threads 1)
