@@ -45,6 +45,10 @@ const char *lmc_status_name(lmc_status s);
 void *lmc_alloc(size_t bytes, const char *what);
 void lmc_free(void *p);
 char *lmc_strdup(const char *s);
+/* A growing array (realloc'd, elements of `elem` bytes): room for at least
+ * `need` elements, the capacity doubling from 1024; 0 when out of memory
+ * (*p and *cap unchanged, no message set). */
+int lmc_reserve(void **p, size_t *cap, size_t need, size_t elem);
 
 /* ---------- files ---------- */
 

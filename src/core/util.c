@@ -25,6 +25,21 @@ void *lmc_alloc(size_t bytes, const char *what)
 
 void lmc_free(void *p) { free(p); }
 
+int lmc_reserve(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 1;
+    size_t ncap = *cap ? *cap : 1024;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return 0;
+    *p = np;
+    *cap = ncap;
+    return 1;
+}
+
 char *lmc_strdup(const char *s)
 {
     char *d = strdup(s ? s : "");

@@ -83,21 +83,6 @@ static const cache_slot *cache_find(const lmc_tok_encoder *e, const uint8_t *s, 
     }
 }
 
-static int reserve(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 1;
-    size_t ncap = *cap ? *cap : 1024;
-    while (ncap < need)
-        ncap *= 2;
-    void *np = realloc(*p, ncap * elem);
-    if (!np)
-        return 0;
-    *p = np;
-    *cap = ncap;
-    return 1;
-}
-
 /* Best effort: a failed insert only costs speed later. */
 static void cache_put(lmc_tok_encoder *e, const uint8_t *s, size_t n, uint64_t h, const int *ids, size_t nids)
 {
@@ -105,8 +90,8 @@ static void cache_put(lmc_tok_encoder *e, const uint8_t *s, size_t n, uint64_t h
         if (e->cap >= CACHE_MAX_SLOTS || !cache_grow(e))
             cache_clear(e);
     }
-    if (!reserve((void **)&e->keys, &e->keys_cap, e->keys_len + n, 1) ||
-        !reserve((void **)&e->vals, &e->vals_cap, e->vals_len + nids, sizeof *e->vals))
+    if (!lmc_reserve((void **)&e->keys, &e->keys_cap, e->keys_len + n, 1) ||
+        !lmc_reserve((void **)&e->vals, &e->vals_cap, e->vals_len + nids, sizeof *e->vals))
         return;
     uint32_t i = (uint32_t)h & (e->cap - 1);
     while (e->slots[i].hash)
@@ -239,7 +224,7 @@ static size_t bpe_large(lmc_tok_encoder *e, const uint8_t *s, size_t n, int *out
 {
     const lmc_tokenizer *t = e->tok;
     int *sym = e->sym, *nxt = e->nxt, *prv = e->prv, res = -1;
-    if (!reserve((void **)&e->heap, &e->heap_cap, 3 * n, sizeof *e->heap))
+    if (!lmc_reserve((void **)&e->heap, &e->heap_cap, 3 * n, sizeof *e->heap))
         return (size_t)-1;
     heap_ent *h = e->heap;
     size_t hn = 0;
@@ -347,7 +332,7 @@ lmc_status lmc_tok_encoder_encode(lmc_tok_encoder *e, const char *text, size_t n
     size_t p = 0;
     while (p < n) {
         size_t end = lmc_tok_piece_end(text, n, p), len = end - p, m = 0;
-        if (!reserve((void **)ids, cap, *nids + len, sizeof **ids))
+        if (!lmc_reserve((void **)ids, cap, *nids + len, sizeof **ids))
             return lmc_err(LMC_ENOMEM, "out of memory: %zu token ids", *nids + len);
         LMC_TRY(encode_piece(e, s + p, len, *ids + *nids, &m));
         *nids += m;
@@ -414,7 +399,7 @@ static lmc_status encode_with(const lmc_tokenizer *tok, const char *text, size_t
         size_t len = 0, at = na ? next_special(tok, allowed, na, text, n, p, &id, &len) : n;
         s = lmc_tok_encoder_encode(e, text + p, at - p, ids, nids, &cap);
         if (s == LMC_OK && id >= 0) {
-            if (!reserve((void **)ids, &cap, *nids + 1, sizeof **ids))
+            if (!lmc_reserve((void **)ids, &cap, *nids + 1, sizeof **ids))
                 s = lmc_err(LMC_ENOMEM, "out of memory");
             else
                 (*ids)[(*nids)++] = id;

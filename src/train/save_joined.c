@@ -110,20 +110,6 @@ static lmc_status open_sources(joiner *j)
     return LMC_OK;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 1;
-    size_t n = *cap ? *cap : 1024;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return 0;
-    *p = q, *cap = n;
-    return 1;
-}
-
 /* The runs of buffer s inside the whole model's [ub, ue) into j->runs
  * (offsets from ub) and j->floats. */
 static lmc_status pack(joiner *j, const source *s, size_t ub, size_t ue, uint64_t hdr[2])
@@ -134,8 +120,8 @@ static lmc_status pack(joiner *j, const source *s, size_t ub, size_t ue, uint64_
     for (size_t r = s->sends ? lmc_part_map_find(m, ub) : m->n; r < m->n && m->r[r].whole < ue; r++) {
         const lmc_part_run *run = &m->r[r];
         size_t lo = run->whole > ub ? run->whole : ub, hi = run->whole + run->n < ue ? run->whole + run->n : ue;
-        if (!grow((void **)&j->runs, &j->runs_cap, 2 * (hdr[0] + 1), sizeof *j->runs) ||
-            !grow((void **)&j->floats, &j->floats_cap, hdr[1] + (hi - lo), sizeof *j->floats))
+        if (!lmc_reserve((void **)&j->runs, &j->runs_cap, 2 * (hdr[0] + 1), sizeof *j->runs) ||
+            !lmc_reserve((void **)&j->floats, &j->floats_cap, hdr[1] + (hi - lo), sizeof *j->floats))
             return lmc_err(LMC_ENOMEM, "out of memory sending a unit of the model to rank 0");
         j->runs[2 * hdr[0]] = lo - ub;
         j->runs[2 * hdr[0] + 1] = hi - lo;
@@ -192,8 +178,8 @@ static lmc_status receive(joiner *j, int q, size_t len, uint64_t hdr[2])
     if (hdr[1] > len || hdr[0] > len)
         return lmc_err(LMC_EINVAL, "internal error: rank %d sent %llu floats in %llu runs for a unit of %zu", q,
                        (unsigned long long)hdr[1], (unsigned long long)hdr[0], len);
-    if (!grow((void **)&j->runs, &j->runs_cap, 2 * hdr[0], sizeof *j->runs) ||
-        !grow((void **)&j->floats, &j->floats_cap, hdr[1], sizeof *j->floats))
+    if (!lmc_reserve((void **)&j->runs, &j->runs_cap, 2 * hdr[0], sizeof *j->runs) ||
+        !lmc_reserve((void **)&j->floats, &j->floats_cap, hdr[1], sizeof *j->floats))
         return lmc_err(LMC_ENOMEM, "out of memory receiving %llu floats of a unit from rank %d",
                        (unsigned long long)hdr[1], q);
     LMC_TRY(message(j->tr, j->runs, 2 * hdr[0] * sizeof *j->runs, q, 0));
