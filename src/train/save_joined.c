@@ -32,16 +32,18 @@ enum { PARAMS, MOM_M, MOM_V };
 #define MOMENT_CHUNK ((size_t)1 << 20) /* floats of m and v joined at a time */
 static const char *const buf_names[] = {"parameters", "AdamW m", "AdamW v"};
 
+/* The elements of one kind of buffer this rank sends: its runs of the
+ * whole model (at: offsets into the buffer), or none. */
 typedef struct {
-    lmc_part_map map; /* its runs of the whole model (at: offsets into dev) */
-    const float *dev;
+    lmc_part_map map;
     int sends;
-} source;
+} holding;
 
 typedef struct {
     lmc_trainer *tr;
     lmc_layout g; /* the whole model's */
-    source src[3];
+    const float *dev[3]; /* this rank's parameters, m, v */
+    holding held[2];     /* of the parameters; of m and v (which lie alike) */
     float *unit;         /* rank 0: a unit of the parameters */
     float *chunk[2];     /* rank 0: MOMENT_CHUNK floats of m and of v */
     unsigned char *seen; /* rank 0: which of its elements arrived */
@@ -74,50 +76,43 @@ static lmc_status experts_only(const lmc_trainer *tr, lmc_part_map *m)
     return s;
 }
 
-/* The ranks holding the part whole (ZeRO-0 parameters and moments,
- * ZeRO-1/2 parameters): the data-parallel group's first (under --ep its
- * first expert-parallel group, see save.c). */
-static lmc_status whole_part_source(const lmc_trainer *tr, source *s, const float *dev, int moments)
+/* A buffer every data-parallel rank holds whole for its part (ZeRO-0
+ * parameters and moments, ZeRO-1/2 parameters): the data-parallel group's
+ * first rank sends it (under --ep its first expert-parallel group, see
+ * save.c). */
+static lmc_status whole_part(const lmc_trainer *tr, holding *h, int moments)
 {
-    s->dev = dev;
-    s->sends = tr->comm->rank < tr->ex.ep;
-    if (!s->sends)
+    h->sends = tr->comm->rank < tr->ex.ep;
+    if (!h->sends)
         return LMC_OK;
     if (tr->ex.ep > 1 && tr->comm->rank > 0)
-        return experts_only(tr, &s->map);
-    return moments ? lmc_trainer_optim_map(tr, &s->map) : lmc_trainer_params_map(tr, &s->map);
+        return experts_only(tr, &h->map);
+    return moments ? lmc_trainer_optim_map(tr, &h->map) : lmc_trainer_params_map(tr, &h->map);
 }
 
+/* Sharded buffers (ZeRO-3 parameters, ZeRO-1/2/3 moments): every rank
+ * sends its own shards. */
 static lmc_status open_sources(joiner *j)
 {
     lmc_trainer *tr = j->tr;
-    source *s = j->src;
-    if (tr->dp.zero == 3) { /* each rank its own shards */
-        s[PARAMS] = (source){.dev = tr->dp.sh->own_params, .sends = 1};
-        LMC_TRY(lmc_trainer_params_map(tr, &s[PARAMS].map));
-    } else {
-        LMC_TRY(whole_part_source(tr, &s[PARAMS], tr->m->params, 0));
-    }
-    const float *mom[2] = {tr->opt.m, tr->opt.v};
-    for (int i = 0; i < 2; i++) {
-        if (tr->dp.zero >= 1) { /* each rank its own range or pieces' shards */
-            s[MOM_M + i] = (source){.dev = mom[i], .sends = 1};
-            LMC_TRY(lmc_trainer_optim_map(tr, &s[MOM_M + i].map));
-        } else {
-            LMC_TRY(whole_part_source(tr, &s[MOM_M + i], mom[i], 1));
-        }
-    }
-    return LMC_OK;
+    j->dev[PARAMS] = tr->dp.zero == 3 ? tr->dp.sh->own_params : tr->m->params;
+    j->dev[MOM_M] = tr->opt.m;
+    j->dev[MOM_V] = tr->opt.v;
+    j->held[0].sends = tr->dp.zero == 3;
+    LMC_TRY(tr->dp.zero == 3 ? lmc_trainer_params_map(tr, &j->held[0].map) : whole_part(tr, &j->held[0], 0));
+    j->held[1].sends = tr->dp.zero >= 1;
+    return tr->dp.zero >= 1 ? lmc_trainer_optim_map(tr, &j->held[1].map) : whole_part(tr, &j->held[1], 1);
 }
 
-/* The runs of buffer s inside the whole model's [ub, ue) into j->runs
- * (offsets from ub) and j->floats. */
-static lmc_status pack(joiner *j, const source *s, size_t ub, size_t ue, uint64_t hdr[2])
+/* This rank's runs of buffer b inside the whole model's [ub, ue) into
+ * j->runs (offsets from ub) and j->floats. */
+static lmc_status pack(joiner *j, int b, size_t ub, size_t ue, uint64_t hdr[2])
 {
     lmc_backend *be = j->tr->be;
-    const lmc_part_map *m = &s->map;
+    const holding *h = &j->held[b != PARAMS];
+    const lmc_part_map *m = &h->map;
     hdr[0] = hdr[1] = 0;
-    for (size_t r = s->sends ? lmc_part_map_find(m, ub) : m->n; r < m->n && m->r[r].whole < ue; r++) {
+    for (size_t r = h->sends ? lmc_part_map_find(m, ub) : m->n; r < m->n && m->r[r].whole < ue; r++) {
         const lmc_part_run *run = &m->r[r];
         size_t lo = run->whole > ub ? run->whole : ub, hi = run->whole + run->n < ue ? run->whole + run->n : ue;
         if (!lmc_reserve((void **)&j->runs, &j->runs_cap, 2 * (hdr[0] + 1), sizeof *j->runs) ||
@@ -125,7 +120,7 @@ static lmc_status pack(joiner *j, const source *s, size_t ub, size_t ue, uint64_
             return lmc_err(LMC_ENOMEM, "out of memory sending a unit of the model to rank 0");
         j->runs[2 * hdr[0]] = lo - ub;
         j->runs[2 * hdr[0] + 1] = hi - lo;
-        be->ops->download(be, j->floats + hdr[1], s->dev + run->at + (lo - run->whole), (hi - lo) * sizeof(float));
+        be->ops->download(be, j->floats + hdr[1], j->dev[b] + run->at + (lo - run->whole), (hi - lo) * sizeof(float));
         hdr[0]++;
         hdr[1] += hi - lo;
     }
@@ -199,7 +194,7 @@ static lmc_status join_range(joiner *j, int b, size_t lo, size_t hi, float *dst)
 {
     lmc_comm *c = j->tr->world;
     uint64_t hdr[2];
-    lmc_status s = pack(j, &j->src[b], lo, hi, hdr);
+    lmc_status s = pack(j, b, lo, hi, hdr);
     if (c->rank > 0) {
         if (s != LMC_OK)
             hdr[0] = hdr[1] = 0; /* rank 0 finds the elements missing; agreement reports this rank's error */
@@ -262,8 +257,8 @@ static lmc_status joiner_open(joiner *j, lmc_trainer *tr)
 
 static void joiner_close(joiner *j)
 {
-    for (int i = 0; i < 3; i++)
-        lmc_part_map_free(&j->src[i].map);
+    for (int i = 0; i < 2; i++)
+        lmc_part_map_free(&j->held[i].map);
     lmc_free(j->unit);
     lmc_free(j->chunk[0]);
     lmc_free(j->chunk[1]);
