@@ -27,38 +27,47 @@ void lmc_ckpt_state_json(const lmc_ckpt_state *st, lmc_sb *sb)
     lmc_sb_puts(sb, st->moe_bias_n ? "]\n}\n" : "\n}\n");
 }
 
-/* AdamW's m and v for the elements [begin, end) of a total-float model
- * (the whole state, or one rank's shard with the range in the metadata). */
+/* What describes AdamW's m and v for the elements [begin, end) of a
+ * total-float model (the whole state, or one rank's shard with the range
+ * in the metadata): the two tensors and the metadata, num keeping its
+ * numbers' text. */
+typedef struct {
+    lmc_st_entry e[2];
+    char num[3][32];
+    const char *meta[9];
+} optim_desc;
+
+static void optim_desc_make(optim_desc *d, size_t total, size_t begin, size_t end, const float *m, const float *v)
+{
+    int64_t n = (int64_t)(end - begin);
+    d->e[0] = (lmc_st_entry){.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {n}, .data = m};
+    d->e[1] = (lmc_st_entry){.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {n}, .data = v};
+    snprintf(d->num[0], sizeof d->num[0], "%zu", begin);
+    snprintf(d->num[1], sizeof d->num[1], "%zu", end);
+    snprintf(d->num[2], sizeof d->num[2], "%zu", total);
+    const char *meta[] = {"format", "lmc-optimizer", "begin", d->num[0], "end", d->num[1], "total", d->num[2], NULL};
+    memcpy(d->meta, meta, sizeof meta);
+}
+
 static lmc_status write_optim(const char *path, size_t total, size_t begin, size_t end, const float *m,
                               const float *v)
 {
-    lmc_st_entry e[2] = {
-        {.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {(int64_t)(end - begin)}, .data = m},
-        {.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {(int64_t)(end - begin)}, .data = v},
-    };
-    char b[32], en[32], t[32];
-    snprintf(b, sizeof b, "%zu", begin);
-    snprintf(en, sizeof en, "%zu", end);
-    snprintf(t, sizeof t, "%zu", total);
-    const char *meta[] = {"format", "lmc-optimizer", "begin", b, "end", en, "total", t, NULL};
-    return lmc_st_write(path, e, 2, meta);
+    optim_desc d;
+    optim_desc_make(&d, total, begin, end, m, v);
+    return lmc_st_write(path, d.e, 2, d.meta);
 }
 
 lmc_status lmc_ckpt_optim_open(lmc_ckpt_optim_out *o, const char *dir, size_t total)
 {
-    char file[4200], t[32];
+    char file[4200];
     snprintf(file, sizeof file, "%s/optim.safetensors", dir);
-    snprintf(t, sizeof t, "%zu", total);
-    lmc_st_entry e[2] = {
-        {.name = "adamw.m", .dtype = "F32", .ndim = 1, .shape = {(int64_t)total}},
-        {.name = "adamw.v", .dtype = "F32", .ndim = 1, .shape = {(int64_t)total}},
-    };
-    const char *meta[] = {"format", "lmc-optimizer", "begin", "0", "end", t, "total", t, NULL};
+    optim_desc d;
+    optim_desc_make(&d, total, 0, total, NULL, NULL);
     lmc_sb h;
     lmc_sb_init(&h);
     size_t data_len;
     o->total = total;
-    lmc_status s = lmc_st_header(e, 2, meta, &h, &data_len);
+    lmc_status s = lmc_st_header(d.e, 2, d.meta, &h, &data_len);
     if (s == LMC_OK && (s = lmc_afile_open(&o->af, file)) == LMC_OK) {
         s = lmc_afile_write(&o->af, h.s, h.len);
         if (s != LMC_OK)

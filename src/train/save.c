@@ -5,11 +5,12 @@
  * and any layout, each reading only its part. Three writers: data parallel
  * under ZeRO-0/1 gathers to rank 0, which writes; under ZeRO-2/3 every rank
  * writes its units and optimizer shard (save_sharded.c); under --tp, --pp
- * or --ep the parts stream to rank 0 a unit at a time (save_joined.c). Before a checkpoint is written every rank proves it holds
- * bit-identical weights (a hash), the promise data parallelism makes. The
- * ranks then agree on whether rank 0 succeeded, so that a failed write
- * (disk full) ends every rank with the same message instead of one rank
- * failing while the others wait.
+ * or --ep the parts stream to rank 0 a unit at a time (save_joined.c).
+ * Before a checkpoint is written every rank proves it holds bit-identical
+ * weights (a hash), the promise data parallelism makes. The ranks then
+ * agree on whether the writing succeeded, so that a failed write (disk
+ * full) ends every rank with the same message instead of one rank failing
+ * while the others wait.
  */
 #include "model/moe.h"
 #include "train/checkpoint.h"
