@@ -28,8 +28,8 @@
 #include "dist/mpi_internal.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -359,9 +359,10 @@ static lmc_status read_map(const gsrc *s, const lmc_model_config *cfg, const lmc
     if (m->n && m->r[m->n - 1].whole + m->r[m->n - 1].n > l->total)
         return lmc_err(LMC_ERANGE, "%s: elements up to %zu are asked for, past the model's %zu parameters", s->g->what,
                        m->r[m->n - 1].whole + m->r[m->n - 1].n, l->total);
+    if (m->floats)
+        memset(dst, 0, m->floats * sizeof(float));
     if (!m->n)
         return LMC_OK;
-    memset(dst, 0, m->floats * sizeof(float));
     rowbuf row = {0};
     lmc_status st = LMC_OK;
     for (int u = 0; u < lmc_layout_num_units(l) && st == LMC_OK; u++) {
