@@ -30,6 +30,19 @@ rank_pid() {
     done
 }
 
+# listen_port LOG PID: the port a server (process PID, writing LOG) listens
+# on, once its log says so (90 s at most); empty when PID ended first
+listen_port() {
+    local i port
+    for ((i = 0; i < 900; i++)); do
+        port=$(grep -o "listening on port [0-9]*" "$1" 2>/dev/null | grep -o "[0-9]*$")
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
 # wait_file PATH SECONDS: waits until PATH exists
 wait_file() {
     local i

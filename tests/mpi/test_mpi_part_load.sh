@@ -229,23 +229,19 @@ PYEOF
 # serve --tp 2 (generate's engine open): each rank's peak RSS (VmHWM) after a
 # completion below one process's by more than half the model (its answers
 # equal one process's: test_mpi_serve_tp.sh)
-serve_hwm() { # OUT CMD...: a serve until it listens, one completion, then its lmc processes' VmHWM (MB) into OUT
-    local out=$1 log=$g/serve.log i port= p
-    shift
+serve_hwm() { # OUT RANKS CMD...: a serve until it listens, one completion, then the VmHWM (MB) of its process
+    # (RANKS 0) or of each of its RANKS MPI ranks into OUT
+    local out=$1 ranks=$2 log=$g/serve.log i port r p
+    shift 2
     "$@" >/dev/null 2>"$log" &
     local pid=$!
-    for ((i = 0; i < 900; i++)); do
-        port=$(grep -o "listening on port [0-9]*" "$log" 2>/dev/null | grep -o "[0-9]*$")
-        [ -n "$port" ] && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.1
-    done
-    [ -n "$port" ] && curl -s --max-time 120 -H 'Content-Type: application/json' \
+    port=$(listen_port "$log" "$pid") && curl -s --max-time 120 -H 'Content-Type: application/json' \
         -d '{"model": "m", "prompt": "The cat", "max_tokens": 6, "temperature": 0}' \
         "http://127.0.0.1:$port/v1/completions" | $PY -c 'import json, sys; c = json.load(sys.stdin)["choices"][0]
 print(c["finish_reason"], len(c["text"]))' >"$out.answer"
-    for p in $(pgrep -f "serve --model $g/big.st"); do
-        [ "$(cat /proc/$p/comm 2>/dev/null)" = lmc ] && awk '/VmHWM/ {print $2 / 1000}' /proc/$p/status
+    for ((r = 0; r < (ranks ? ranks : 1); r++)); do
+        p=$([ "$ranks" = 0 ] && echo "$pid" || rank_pid "$pid" "$r")
+        awk '/VmHWM/ {print $2 / 1000}' "/proc/$p/status"
     done >"$out"
     kill $pid 2>/dev/null # SIGTERM: the server drains and exits; killed outright if it has not in 30 s
     for ((i = 0; i < 300; i++)); do
@@ -256,8 +252,8 @@ print(c["finish_reason"], len(c["text"]))' >"$out.answer"
     wait $pid 2>/dev/null
 }
 SV=(serve --model "$g/big.st" --tokenizer "$g/tok" --name m --port 0 --threads 1)
-serve_hwm "$g/serve1" $LMC "${SV[@]}"
-serve_hwm "$g/serve2" $MPIRUN -np 2 $LMC "${SV[@]}" --tp 2
+serve_hwm "$g/serve1" 0 $LMC "${SV[@]}"
+serve_hwm "$g/serve2" 2 $MPIRUN -np 2 $LMC "${SV[@]}" --tp 2
 [ "$(cat "$g/serve1.answer" 2>/dev/null)" = "length 0" ] && cmp -s "$g/serve1.answer" "$g/serve2.answer" &&
     echo "ok   serve and serve --tp 2 complete the request (6 tokens, none in the small tokenizer's vocabulary)" ||
     { echo "FAIL serve --tp 2: '$(cat "$g/serve2.answer" 2>/dev/null)' vs '$(cat "$g/serve1.answer" 2>/dev/null)'"

@@ -40,16 +40,11 @@ SERVE=(serve --model "$T/m.st" --tokenizer "$TOK" --name tiny --port 0 --threads
 # start NAME CMD...: CMD in the background (stderr to $T/NAME.log) until it
 # listens; sets PID and PORT
 start() {
-    local name=$1 i; shift
+    local name=$1; shift
     "$@" >/dev/null 2>"$T/$name.log" &
-    PID=$! PORT=
+    PID=$!
     pids+=("$PID")
-    for ((i = 0; i < 900; i++)); do
-        PORT=$(grep -o "listening on port [0-9]*" "$T/$name.log" | grep -o "[0-9]*$")
-        [ -n "$PORT" ] && { echo "ok   $name listens on port $PORT"; return 0; }
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    PORT=$(listen_port "$T/$name.log" "$PID") && { echo "ok   $name listens on port $PORT"; return 0; }
     echo "FAIL $name did not start: $(cat "$T/$name.log")"; fails=$((fails + 1)); return 1
 }
 
