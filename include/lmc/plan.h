@@ -42,6 +42,8 @@ typedef struct {
     double attn_eff;       /* fraction of the bf16 peak fused (flash) attention reaches */
     double matmul_eff_fp32, attn_eff_fp32; /* the same at fp32 */
     double latency_us;     /* per-hop collective latency between nodes */
+    double intra_latency_us; /* per-hop collective latency inside a node (a measured cpu chip:
+                              * with the wait for the partner rank, host.c) */
     double kernel_us;      /* fixed cost of one kernel launch (or parallel region) */
     double gemm_m0;        /* GEMM efficiency halves when its smallest dimension is this */
     double sfu_gops;       /* exp/tanh evaluations per second (1e9); 0: never the limit */
@@ -56,8 +58,12 @@ typedef struct {
      * caches and memory; 1 or 0: none), and with comm_on_cores every core
      * computes, so gradient sums in shared memory run on them and hide
      * behind nothing */
+    /* and, measured with GEMMs between barriers (host.c), the slowest
+     * rank's pace against the average (host_pace, in host_contention) and
+     * what a rank waits for its partner at each collective beyond that
+     * (host_wait_us, in intra_latency_us) */
     int host_ranks;
-    double host_share, host_bw_share, rank_bw_gbs, host_contention;
+    double host_share, host_bw_share, rank_bw_gbs, host_contention, host_pace, host_wait_us;
     int comm_on_cores;
 } lmc_plan_chip;
 

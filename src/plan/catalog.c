@@ -1,7 +1,7 @@
 /* catalog.c: the chip catalogue. share/chips.json is compiled into the
  * binary (Makefile, planner section) so `lmc plan` works from any
  * directory; --chips FILE adds or replaces chips in the same format. */
-#include "lmc/plan.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -117,7 +117,7 @@ static const char *const chip_fields[] = {
     "name", "vendor", "aliases", "bf16_tflops", "fp32_tflops", "tf32_tflops", "fp8_tflops", "memory_gb",
     "memory_bw_gbs", "intra_node_gbs",
     "network_gbs", "chips_per_node", "matmul_efficiency", "attention_efficiency", "fp32_matmul_efficiency",
-    "fp32_attention_efficiency", "latency_us", "kernel_us", "gemm_half_rows", "transcendental_gops", "measure", "sources", "notes", NULL,
+    "fp32_attention_efficiency", "latency_us", "intra_latency_us", "kernel_us", "gemm_half_rows", "transcendental_gops", "measure", "sources", "notes", NULL,
 };
 
 static int known(const char *const *list, const char *key)
@@ -214,6 +214,8 @@ static lmc_status parse_chip_fields(const chip_ctx *x, lmc_plan_chip *c)
     LMC_TRY(num(x, "fp32_attention_efficiency", 0, 0, 1, &c->attn_eff_fp32));
     c->latency_us = 10;
     LMC_TRY(num(x, "latency_us", 0, 0, 1e6, &c->latency_us));
+    c->intra_latency_us = LMC_PLAN_INTRA_LAT_US;
+    LMC_TRY(num(x, "intra_latency_us", 0, 0, 1e6, &c->intra_latency_us));
     c->kernel_us = 4;
     LMC_TRY(num(x, "kernel_us", 0, 0, 1e6, &c->kernel_us));
     c->gemm_m0 = 64;

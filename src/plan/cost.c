@@ -196,7 +196,7 @@ double lmc_plan_collective_s(const lmc_plan_chip *chip, int cpn, double factor, 
     int nodes = (n + per - 1) / per;
     double t = 0;
     if (per > 1)
-        t += factor * lmc_plan_reduce_scatter_s(bytes, per, chip->intra_node_gbs * 1e9, LMC_PLAN_INTRA_LAT);
+        t += factor * lmc_plan_reduce_scatter_s(bytes, per, chip->intra_node_gbs * 1e9, lmc_plan_intra_lat_s(chip));
     if (nodes > 1) {
         /* bandwidth as a ring; latency as NCCL's trees once rings get long */
         double bw = factor * (nodes - 1.0) / nodes * (bytes / per) / (chip->network_gbs * 1e9);
@@ -321,7 +321,7 @@ void lmc_plan_microbatch_time_cut(const lmc_plan_job *job, const lmc_plan_chip *
         double tsp = job->seq_parallel && l->tp > 1 ? l->tp : 1;
         int intra = (long long)l->tp * l->dp * l->pp <= cpn;
         double bw = (intra ? chip->intra_node_gbs : chip->network_gbs) * 1e9;
-        double lat = intra ? LMC_PLAN_INTRA_LAT : chip->latency_us * 1e-6;
+        double lat = intra ? lmc_plan_intra_lat_s(chip) : chip->latency_us * 1e-6;
         t->pp_comm = 2.0 * cut->vpp * (msg / tsp / bw + lat);
     }
     /* ZeRO-3 gathers weights forward and backward and scatters grads each

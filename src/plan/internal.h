@@ -5,8 +5,16 @@
 #include "lmc/plan.h"
 #include "backend/backend.h"
 
-/* Latency of one hop inside a node (NVLink/HCCS plus a kernel launch). */
-#define LMC_PLAN_INTRA_LAT 3e-6
+/* Latency of one hop inside a node (NVLink/HCCS plus a kernel launch), us,
+ * for a chip whose entry gives no intra_latency_us. */
+#define LMC_PLAN_INTRA_LAT_US 3.0
+
+/* A chip's latency of one hop inside a node, seconds (a chip built by
+ * hand with none: LMC_PLAN_INTRA_LAT_US). */
+static inline double lmc_plan_intra_lat_s(const lmc_plan_chip *c)
+{
+    return (c->intra_latency_us > 0 ? c->intra_latency_us : LMC_PLAN_INTRA_LAT_US) * 1e-6;
+}
 /* Fraction of the datasheet memory bandwidth streaming kernels reach
  * (STREAM-like copies reach 80-90% on HBM parts). */
 #define LMC_PLAN_MEM_EFF 0.8

@@ -81,7 +81,7 @@ double lmc_plan_a2a_s(const lmc_plan_job *job, const lmc_plan_chip *chip, int cp
     /* an expert group's ep data-parallel ranks sit tp x pp chips apart */
     int ep = job->ep, intra = (long long)l->tp * l->pp * ep <= cpn;
     double bw = (intra ? chip->intra_node_gbs : chip->network_gbs) * 1e9;
-    double lat = intra ? LMC_PLAN_INTRA_LAT : chip->latency_us * 1e-6;
+    double lat = intra ? lmc_plan_intra_lat_s(chip) : chip->latency_us * 1e-6;
     double calls = moe_layers(&job->model) * (l->recompute == LMC_RECOMPUTE_FULL ? 6.0 : 4.0);
     return bytes / bw + calls * (ep - 1) * lat;
 }

@@ -114,8 +114,11 @@ static void host_text(lmc_sb *o, const lmc_plan_chip *c)
     if (c->host_ranks <= 1 || c->rank_bw_gbs <= 0)
         return;
     lmc_sb_printf(o, "\n           %d ranks on this host: memory %.3g GB/s each, shared-memory sums %.3g GB/s, "
-                  "%.0f%% of the compute each (GEMMs at %.0f%% of their speed alone)%s", c->host_ranks,
-                  c->rank_bw_gbs * c->host_bw_share, c->intra_node_gbs, c->host_share * 100, c->host_contention * 100, c->comm_on_cores ? ", gradient sums on the computing cores (not hidden)" : "");
+                  "%.0f%% of the compute each (GEMMs at %.0f%% of their speed alone, the slowest rank's pace "
+                  "%.0f%% of the average), a collective waits %.0f us for the partner%s", c->host_ranks,
+                  c->rank_bw_gbs * c->host_bw_share, c->intra_node_gbs, c->host_share * 100,
+                  c->host_contention / (c->host_pace > 0 ? c->host_pace : 1) * 100, c->host_pace * 100, c->host_wait_us,
+                  c->comm_on_cores ? ", gradient sums on the computing cores (not hidden)" : "");
 }
 
 static void fleet_text(lmc_sb *o, const lmc_plan_fleet *f)
@@ -406,6 +409,9 @@ static void fleet_json(lmc_sb *o, const lmc_plan_fleet *fl)
             knum(o, "shared_memory_sum_gbs", p->chip.intra_node_gbs, &f);
             knum(o, "compute_share", p->chip.host_share, &f);
             knum(o, "gemm_contention", p->chip.host_contention, &f);
+            knum(o, "slowest_rank_pace", p->chip.host_pace, &f);
+            knum(o, "collective_wait_us", p->chip.host_wait_us, &f);
+            knum(o, "intra_latency_us", p->chip.intra_latency_us, &f);
             key(o, "sums_on_compute_cores", &f);
             lmc_sb_puts(o, p->chip.comm_on_cores ? "true" : "false");
         }

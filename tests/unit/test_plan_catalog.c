@@ -138,6 +138,9 @@ static void test_catalog_bad_input(void)
         {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5, \"memory_gb\": 8, \"memory_bw_gbs\": 1, "
          "\"intra_node_gbs\": 1, \"network_gbs\": 1, \"chips_per_node\": 2, \"matmul_efficiency\": 1.5}]}",
          "field 'matmul_efficiency' = 1.5 must be in (0, 1]"},
+        {"{\"chips\": [{\"name\": \"X\", \"bf16_tflops\": 5, \"memory_gb\": 8, \"memory_bw_gbs\": 1, "
+         "\"intra_node_gbs\": 1, \"network_gbs\": 1, \"chips_per_node\": 2, \"intra_latency_us\": -1}]}",
+         "my.json: chips[0] (X): field 'intra_latency_us' = -1 must be in (0"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         lmc_status s = lmc_plan_catalog_add_json(&cat, bad[i][0], strlen(bad[i][0]), "my.json");

@@ -120,6 +120,10 @@ static void test_collectives(void)
     /* members 8 apart (tp = 8 fills a node): network only */
     double net = 2 * (15.0 / 16 * B / 25e9) + 2 * 8 * 10e-6;
     CHECK(close_rel(lmc_plan_collective_s(&c, 8, 2, B, 16, 8), net, 1e-12));
+    /* a chip's own hop latency inside the node (chips.json intra_latency_us) */
+    c.intra_latency_us = 50;
+    want += 2 * 7 * (50e-6 - 3e-6);
+    CHECK(close_rel(lmc_plan_collective_s(&c, 8, 2, B, 16, 1), want, 1e-12));
 }
 
 static void test_gemm_roofline(void)

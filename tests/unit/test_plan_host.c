@@ -88,14 +88,17 @@ static void test_measure(void)
 {
     lmc_plan_catalog cat;
     lmc_plan_chip c = *cpu_chip(&cat);
-    double link = c.intra_node_gbs;
+    double link = c.intra_node_gbs, hop = c.intra_latency_us;
     CHECK_OK(lmc_plan_chip_measure_host(&c, 1, 1)); /* one rank: nothing to measure */
     CHECK(c.rank_bw_gbs == 0 && c.intra_node_gbs == link && c.chips_per_node == 1);
     CHECK_OK(lmc_plan_chip_measure_host(&c, 1, 3));
     CHECK_MSG(c.rank_bw_gbs > 0.1 && c.intra_node_gbs > 0.05 && c.chips_per_node == 3 && c.host_ranks == 3 &&
-                  c.host_contention > 0 && c.host_contention <= 1,
-              "3 ranks: %g GB/s each, shared-memory sums %g GB/s, GEMMs at %g", c.rank_bw_gbs, c.intra_node_gbs,
-              c.host_contention);
+                  c.host_contention > 0 && c.host_contention <= c.host_pace && c.host_pace <= 1,
+              "3 ranks: %g GB/s each, shared-memory sums %g GB/s, GEMMs at %g, the slowest at %g of the average",
+              c.rank_bw_gbs, c.intra_node_gbs, c.host_contention, c.host_pace);
+    /* the wait for the partner at a collective is part of the hop */
+    CHECK_MSG(hop == 3 && c.host_wait_us >= 0 && c.host_wait_us < 1e5 && c.intra_latency_us == hop + c.host_wait_us,
+              "hop %g us, wait %g us, now %g us", hop, c.host_wait_us, c.intra_latency_us);
     lmc_plan_catalog_free(&cat);
 }
 

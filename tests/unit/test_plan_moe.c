@@ -83,7 +83,7 @@ static void test_layout(void)
     /* the same rows in all (E / ep experts, ep times the rows each): no more compute */
     CHECK(t4.compute <= t1.compute * (1 + 1e-12) && close_rel(t4.total, t4.compute + t4.memory + t4.ep_comm, 1e-12));
     /* the 8 ranks of one node: NVLink carries the bytes, plus a latency per exchange */
-    double want = 402653184.0 / (h100->intra_node_gbs * 1e9) + 8 * 4 * 3 * LMC_PLAN_INTRA_LAT;
+    double want = 402653184.0 / (h100->intra_node_gbs * 1e9) + 8 * 4 * 3 * h100->intra_latency_us * 1e-6;
     CHECK_MSG(close_rel(t4.ep_comm, want, 1e-9), "%g vs %g", t4.ep_comm, want);
     /* --ep must divide the data-parallel ranks */
     lmc_plan_layout odd = l;
