@@ -19,6 +19,7 @@ typedef enum { OP_ALLREDUCE, OP_RSCATTER, OP_ALLGATHER, OP_AGRANGE, OP_GATHER, O
 typedef struct {
     op_kind op;
     int id, done, root, op_max;
+    int blocking; /* run by the caller (run_now): MPI's blocking call where there is one */
     void *buf;
     const void *in;
     size_t n, begin, end, bytes;
@@ -39,6 +40,9 @@ typedef struct {
     MPI_Comm comm;
     int own_init, threaded, stop, faulted, sigterm, provided;
     int waiters; /* callers blocked in wait (atomic): the thread then polls without sleeping */
+    int inline_run;        /* the queue's request inline_seq runs on the caller's thread (run_now) */
+    unsigned inline_seq;
+    double inline_deadline; /* when that one gives up (lmc_now() seconds; 0: never) */
     pthread_t thread;
     pthread_mutex_t mu; /* the queue and the fault */
     pthread_cond_t work, done;
