@@ -21,9 +21,9 @@
 #define _GNU_SOURCE /* pthread_setaffinity_np */
 #include "internal.h"
 
-#include <sched.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,7 +81,7 @@ static double sum_rate(lane *x)
     return LANE_FLOATS * sizeof(float) / (lmc_now() - t0) / 1e9;
 }
 
-/* The GEMMs of a training step's linear layer on 256 rows, as measure.c
+/* The GEMMs of a training step's linear layer on T rows, as measure.c
  * times them, operands from a different quarter of the buffer each time. */
 static double gemm_time(lane *x, int T)
 {
