@@ -147,12 +147,22 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* A fresh connection, from 127.0.0.2-251 in turn: each closed connection
+ * holds its local port for a minute (TIME_WAIT), and at 500 or more
+ * inputs a second one source address runs out of ports. */
 static int connect_to(const lmc_server *s)
 {
+    static unsigned turn;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)lmc_server_port(s))};
+    struct sockaddr_in from = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_ASSERT(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + turn++ % 250);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof from) != 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        fprintf(stderr, "connection %u from 127.0.0.%u: %s\n", turn, 2 + (turn - 1) % 250, strerror(errno));
+        FUZZ_ASSERT(!"a connection to the server opens");
+    }
     return fd;
 }
 
