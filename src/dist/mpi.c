@@ -316,6 +316,9 @@ static void finished(lmc_comm *c, mpi_req *r, double dt)
 
 static void mpi_abort(lmc_comm *c, const char *why);
 
+/* A wait that outlived the watchdog: the collective's name, the seconds. */
+#define WATCHDOG_FMT "%s waited %.0f s for the other ranks (the communication watchdog): a rank is stuck or unreachable"
+
 /* With the lock held, the idle thread's wait: for work, and as the
  * watchdog of a request the caller runs inline (run_now), checked every
  * second. A blocking MPI call cannot be left, so when it outlives its
@@ -331,8 +334,7 @@ static void idle_wait(lmc_comm *c)
     if (!p->inline_run || p->inline_deadline <= 0 || lmc_now() < p->inline_deadline)
         return;
     char why[256];
-    snprintf(why, sizeof why, "%s waited %.0f s for the other ranks (the communication watchdog): a rank is stuck "
-             "or unreachable", op_names[p->q[p->inline_seq % QCAP].op], lmc_mpi_timeout(c));
+    snprintf(why, sizeof why, WATCHDOG_FMT, op_names[p->q[p->inline_seq % QCAP].op], lmc_mpi_timeout(c));
     pthread_mutex_unlock(&p->mu);
     mpi_abort(c, why);
 }
@@ -428,8 +430,7 @@ static lmc_status wait_for(lmc_comm *c, int id)
             snprintf(p->fault, sizeof p->fault, "%s timed out after %.0f s (the communication watchdog)", what, limit);
             p->faulted = 1;
             pthread_mutex_unlock(&p->mu);
-            return lmc_err(LMC_ECOMM, "%s waited %.0f s for the other ranks (the communication watchdog): a rank "
-                           "is stuck or unreachable", what, limit);
+            return lmc_err(LMC_ECOMM, WATCHDOG_FMT, what, limit);
         }
     }
     /* a slot reused by a newer request means this one finished long ago; a
