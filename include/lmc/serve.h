@@ -29,6 +29,9 @@ typedef struct lmc_server lmc_server;
  * must outlive the server. */
 lmc_status lmc_server_start(lmc_server **out, lmc_engine *e, const lmc_tokenizer *tok, const lmc_serve_opts *o);
 int lmc_server_port(const lmc_server *s);
+/* Connections the HTTP daemon holds now: accepted and not yet closed and
+ * cleaned up (their threads joined, their responses freed). */
+int lmc_server_connections(const lmc_server *s);
 /* Graceful stop: no new connections or requests (503), in-flight requests
  * finish for up to grace seconds, then the rest are cancelled; returns once
  * every connection is closed and the engine thread has ended. */

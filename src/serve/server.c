@@ -553,6 +553,13 @@ lmc_status srv_http_start(lmc_server *sv)
     return LMC_OK;
 }
 
+int lmc_server_connections(const lmc_server *sv)
+{
+    const union MHD_DaemonInfo *di =
+        sv->daemon ? MHD_get_daemon_info(sv->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+    return di ? (int)di->num_connections : 0;
+}
+
 void srv_http_stop(lmc_server *sv, double grace)
 {
     pthread_mutex_lock(&sv->mu);

@@ -22,6 +22,13 @@
  * No response within the wait (the head or body is incomplete, or the
  * request is still being served) is not a failure, but the server must
  * then still answer GET /health within 10 s (a hang is a failure).
+ * After each input, once the client has closed its connections, the server
+ * must close and clean up every one of them within 10 s: then no server
+ * thread is still working on the input, so libFuzzer's leak check, made
+ * when the input returns, sees a quiet process. Without this wait it once
+ * reported an error response that a server thread was still building (its
+ * text and its MHD_Response) as leaked, at 14,575 executions; that input
+ * run alone 500 times left nothing behind at exit.
  * Seeds: requests to every endpoint, in the three framings. */
 #define _GNU_SOURCE /* memmem */
 #include "fuzz_common.h"
@@ -403,6 +410,16 @@ static void frame(lmc_sb *out, const char *in, size_t n, int chunked)
     lmc_sb_puts(out, "0\r\n\r\n");
 }
 
+/* Every connection closed and cleaned up within 10 s. */
+static void settle(const lmc_server *s)
+{
+    double deadline = now() + 10;
+    while (lmc_server_connections(s) > 0) {
+        FUZZ_ASSERT(now() < deadline && "the server cleans up closed connections within 10 s");
+        nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -436,6 +453,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         health_check(s);
     }
+    settle(s);
     lmc_sb_free(&req);
     return 0;
 }
