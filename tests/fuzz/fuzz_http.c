@@ -147,13 +147,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---------- the connection ---------- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* connect(), finished when a signal interrupts it: libFuzzer's timer
  * (SIGALRM every 11 s with -timeout=20) stopped a connect() that was
  * waiting, at the 208,686th connection of a run (EINTR; an earlier stop
@@ -162,21 +155,21 @@ static double now(void)
 static int connect_wait(int fd, const struct sockaddr_in *a)
 {
     static unsigned slow;
-    double t0 = now();
+    double t0 = lmc_now();
     int ok = connect(fd, (const struct sockaddr *)a, sizeof *a) == 0;
     if (!ok && errno == EINTR) {
         struct pollfd pf = {.fd = fd, .events = POLLOUT};
         int r, err = 0;
         socklen_t n = sizeof err;
         while ((r = poll(&pf, 1, 100)) == 0 || (r < 0 && errno == EINTR))
-            if (now() - t0 > 10) {
+            if (lmc_now() - t0 > 10) {
                 errno = ETIMEDOUT;
                 return 0;
             }
         if (r > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) == 0)
             errno = err, ok = err == 0;
     }
-    double took = now() - t0;
+    double took = lmc_now() - t0;
     if (took > 0.2) {
         slow++;
         if ((slow & (slow - 1)) == 0)
@@ -222,7 +215,7 @@ static void send_all(int fd, const void *p, size_t n)
 static int read_until(int fd, size_t *len, size_t want, double deadline, int *eof)
 {
     while (*len < want && *len < RESP_MAX) {
-        double left = deadline - now();
+        double left = deadline - lmc_now();
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (left <= 0)
             return 0;
@@ -300,7 +293,7 @@ static int read_response(int fd, double wait, response *r)
 {
     size_t len = 0, start = 0;
     int eof = 0;
-    double deadline = now() + wait;
+    double deadline = lmc_now() + wait;
     resp[0] = 0;
     for (;;) {
         char *end;
@@ -405,18 +398,18 @@ static void request_path(const char *req, size_t n, char *out, size_t cap)
 static void health_check(const lmc_server *s)
 {
     const char get[] = "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n";
-    double deadline = now() + 10;
+    double deadline = lmc_now() + 10;
     for (;;) {
         int fd = connect_to(s);
         send_all(fd, get, sizeof get - 1);
         response r;
-        int got = read_response(fd, deadline - now(), &r);
+        int got = read_response(fd, deadline - lmc_now(), &r);
         close(fd);
         if (got) {
             FUZZ_ASSERT(r.status == 200);
             return;
         }
-        if (now() > deadline)
+        if (lmc_now() > deadline)
             FUZZ_ASSERT(!"the server answers GET /health within 10 s");
         usleep(10000);
     }
@@ -452,9 +445,9 @@ static void frame(lmc_sb *out, const char *in, size_t n, int chunked)
 /* Every connection closed and cleaned up within 10 s. */
 static void settle(const lmc_server *s)
 {
-    double deadline = now() + 10;
+    double deadline = lmc_now() + 10;
     while (lmc_server_connections(s) > 0) {
-        FUZZ_ASSERT(now() < deadline && "the server cleans up closed connections within 10 s");
+        FUZZ_ASSERT(lmc_now() < deadline && "the server cleans up closed connections within 10 s");
         nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
     }
 }
